@@ -1,0 +1,1 @@
+//! The procedural macros of cachet. Use them through the `cachet` crate.

@@ -1,0 +1,476 @@
+//! The Redis backend, on deadpool-redis.
+//!
+//! The pool creates, health-checks and replaces connections; the hot path
+//! does not check one out per call (a checkout costs a round trip of its own).
+//! Instead the backend holds a few *lanes*, each a connection taken from the
+//! pool and kept, and clones its `MultiplexedConnection` for every command:
+//! concurrent commands pipeline on it. A lane whose connection breaks is
+//! emptied, its connection taken out of the pool for good, and the next call
+//! that finds it empty takes a fresh one from the pool.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use deadpool_redis::redis::aio::MultiplexedConnection;
+use deadpool_redis::redis::{self, RedisError, RedisResult, Script};
+use deadpool_redis::{Connection, Manager, Pool, Runtime};
+
+use super::Expiry;
+use crate::{BackendError, Error};
+
+/// How long calls fail at once after a failed connect, before one tries again.
+const RECONNECT_INTERVAL_MS: u64 = 500;
+
+/// Keys deleted per `UNLINK` while clearing.
+const CLEAR_BATCH: usize = 500;
+
+/// Deletes a key only while it still holds the given bytes.
+const DELETE_IF_EQUAL: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// The timeouts and sizes of a Redis backend.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) pool_size: usize,
+    pub(crate) connections: usize,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+    pub(crate) pool_wait_timeout: Duration,
+}
+
+/// One held connection and its replacement state.
+struct Lane {
+    /// The connection and its generation, bumped on every replacement.
+    conn: Mutex<(u64, Option<Connection>)>,
+    /// Serialises replacing the connection.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+pub(crate) struct RedisBackend {
+    pool: Pool,
+    lanes: Box<[Lane]>,
+    next_lane: AtomicUsize,
+    /// When the last connect failed, in ms since `started`, or `u64::MAX`.
+    failed_connect_ms: AtomicU64,
+    started: Instant,
+    command_timeout: Duration,
+    delete_if_equal: Script,
+    redacted_url: String,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redis")
+            .field("url", &self.redacted_url)
+            .field("connections", &self.lanes.len())
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBackend {
+    /// Sets up the pool; connects nothing yet.
+    pub(crate) fn new(url: &str, settings: &Settings) -> Result<Self, Error> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.command_timeout));
+        let manager = Manager::new_with_config(url, config).map_err(|source| Error::Config {
+            reason: format!("invalid Redis URL `{}`", redact(url)),
+            source: Some(source.into()),
+        })?;
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .wait_timeout(Some(settings.pool_wait_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .recycle_timeout(Some(settings.command_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| Error::Config {
+                reason: format!("cannot build the Redis pool: {e}"),
+                source: None,
+            })?;
+        let lanes = (0..settings.connections)
+            .map(|_| Lane {
+                conn: Mutex::new((0, None)),
+                connecting: tokio::sync::Mutex::new(()),
+            })
+            .collect();
+        Ok(Self {
+            pool,
+            lanes,
+            next_lane: AtomicUsize::new(0),
+            failed_connect_ms: AtomicU64::new(u64::MAX),
+            started: Instant::now(),
+            command_timeout: settings.command_timeout,
+            delete_if_equal: Script::new(DELETE_IF_EQUAL),
+            redacted_url: redact(url),
+        })
+    }
+
+    /// Connects every lane now, returning the first error.
+    pub(crate) async fn connect_all(&self) -> Result<(), Error> {
+        for lane in &*self.lanes {
+            self.connect(lane, "connect").await?;
+        }
+        Ok(())
+    }
+
+    /// A connection for one command, and where it came from.
+    async fn checkout(
+        &self,
+        op: &'static str,
+    ) -> Result<(&Lane, u64, MultiplexedConnection), Error> {
+        let start = self.next_lane.fetch_add(1, Relaxed);
+        let count = self.lanes.len();
+        for i in 0..count {
+            let lane = &self.lanes[(start + i) % count];
+            if let Some(found) = lane.current() {
+                return Ok((lane, found.0, found.1));
+            }
+        }
+        let lane = &self.lanes[start % count];
+        let (generation, conn) = self.connect(lane, op).await?;
+        Ok((lane, generation, conn))
+    }
+
+    /// Fills an empty lane from the pool (one caller at a time; the others wait for it).
+    async fn connect(
+        &self,
+        lane: &Lane,
+        op: &'static str,
+    ) -> Result<(u64, MultiplexedConnection), Error> {
+        let _connecting = lane.connecting.lock().await;
+        if let Some(found) = lane.current() {
+            return Ok(found);
+        }
+        let failed = self.failed_connect_ms.load(Relaxed);
+        if failed != u64::MAX && self.now_ms().saturating_sub(failed) < RECONNECT_INTERVAL_MS {
+            return Err(Error::Unavailable {
+                reason: format!("cannot connect to {}; retrying shortly", self.redacted_url),
+            });
+        }
+        match self.pool.get().await {
+            Ok(conn) => {
+                self.failed_connect_ms.store(u64::MAX, Relaxed);
+                let multiplexed = (*conn).clone();
+                let mut slot = lane
+                    .conn
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                slot.0 += 1;
+                slot.1 = Some(conn);
+                Ok((slot.0, multiplexed))
+            }
+            Err(source) => {
+                self.failed_connect_ms.store(self.now_ms(), Relaxed);
+                Err(Error::Backend {
+                    op,
+                    source: source.into(),
+                })
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Runs one request on a lane under the command deadline.
+    async fn run<T, F, Fut>(&self, op: &'static str, request: F) -> Result<T, Error>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let (lane, generation, conn) = self.checkout(op).await?;
+        match tokio::time::timeout(self.command_timeout, request(conn)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => {
+                if is_broken(&error) {
+                    lane.discard(generation);
+                }
+                Err(Error::Backend {
+                    op,
+                    source: BackendError::Redis(error),
+                })
+            }
+            Err(_) => Err(Error::Timeout {
+                op,
+                after: self.command_timeout,
+            }),
+        }
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.run("get", |mut c| async move {
+            redis::cmd("GET").arg(key).query_async(&mut c).await
+        })
+        .await
+    }
+
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, Error> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run("get_many", |mut c| async move {
+            redis::cmd("MGET").arg(keys).query_async(&mut c).await
+        })
+        .await
+    }
+
+    pub(crate) async fn set(&self, key: &str, bytes: &[u8], expiry: Expiry) -> Result<(), Error> {
+        self.run("set", |mut c| async move {
+            set_cmd(key, bytes, expiry).query_async(&mut c).await
+        })
+        .await
+    }
+
+    pub(crate) async fn set_many(
+        &self,
+        entries: &[(String, Vec<u8>)],
+        expiry: Expiry,
+    ) -> Result<(), Error> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.run("set_many", |mut c| async move {
+            let mut pipe = redis::pipe();
+            for (key, bytes) in entries {
+                pipe.add_command(set_cmd(key, bytes, expiry)).ignore();
+            }
+            pipe.query_async(&mut c).await
+        })
+        .await
+    }
+
+    pub(crate) async fn add(&self, key: &str, bytes: &[u8], expiry: Expiry) -> Result<bool, Error> {
+        self.run("add", |mut c| async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(bytes).arg("NX");
+            if let Expiry::After(d) = expiry {
+                cmd.arg("PX").arg(Expiry::millis(d));
+            }
+            let reply: Option<String> = cmd.query_async(&mut c).await?;
+            Ok(reply.is_some())
+        })
+        .await
+    }
+
+    pub(crate) async fn delete_many(&self, keys: &[String]) -> Result<u64, Error> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        self.run("delete", |mut c| async move {
+            redis::cmd("DEL").arg(keys).query_async(&mut c).await
+        })
+        .await
+    }
+
+    pub(crate) async fn touch(&self, key: &str, expiry: Expiry) -> Result<bool, Error> {
+        self.run("touch", |mut c| async move {
+            match expiry {
+                Expiry::After(d) => {
+                    redis::cmd("PEXPIRE")
+                        .arg(key)
+                        .arg(Expiry::millis(d))
+                        .query_async(&mut c)
+                        .await
+                }
+                Expiry::Never => {
+                    let (exists,): (bool,) = redis::pipe()
+                        .cmd("PERSIST")
+                        .arg(key)
+                        .ignore()
+                        .cmd("EXISTS")
+                        .arg(key)
+                        .query_async(&mut c)
+                        .await?;
+                    Ok(exists)
+                }
+                Expiry::Now => redis::cmd("DEL").arg(key).query_async(&mut c).await,
+            }
+        })
+        .await
+    }
+
+    /// `Ok(None)` when the stored value is not a counter or the sum overflows.
+    pub(crate) async fn incr(
+        &self,
+        key: &str,
+        delta: i64,
+        expiry: Expiry,
+    ) -> Result<Option<i64>, Error> {
+        let result = self
+            .run("incr", |mut c| async move {
+                let mut pipe = redis::pipe();
+                if let Expiry::After(d) = expiry {
+                    pipe.cmd("SET")
+                        .arg(key)
+                        .arg(0)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(Expiry::millis(d))
+                        .ignore();
+                }
+                let (value,): (i64,) = pipe
+                    .cmd("INCRBY")
+                    .arg(key)
+                    .arg(delta)
+                    .query_async(&mut c)
+                    .await?;
+                Ok(value)
+            })
+            .await;
+        match result {
+            Ok(value) => Ok(Some(value)),
+            Err(Error::Backend {
+                source: BackendError::Redis(e),
+                ..
+            }) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes `key` if it still holds exactly `bytes`.
+    pub(crate) async fn delete_if_equal(&self, key: &str, bytes: &[u8]) -> Result<(), Error> {
+        let script = &self.delete_if_equal;
+        self.run("delete", |mut c| async move {
+            let _: i64 = script.key(key).arg(bytes).invoke_async(&mut c).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Deletes every key matching `pattern`, SCAN by SCAN.
+    pub(crate) async fn clear(&self, pattern: &str) -> Result<u64, Error> {
+        let mut cursor = 0_u64;
+        let mut removed = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self
+                .run("clear", |mut c| async move {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(CLEAR_BATCH)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            if !keys.is_empty() {
+                let n: u64 = self
+                    .run("clear", |mut c| async move {
+                        redis::cmd("UNLINK").arg(&keys).query_async(&mut c).await
+                    })
+                    .await?;
+                removed += n;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+}
+
+impl Lane {
+    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
+        let slot = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.1.as_ref().map(|conn| (slot.0, (**conn).clone()))
+    }
+
+    /// Empties the lane if it still holds the broken connection of `generation`,
+    /// and takes that connection out of the pool so nobody gets it again.
+    fn discard(&self, generation: u64) {
+        let broken = {
+            let mut slot = self
+                .conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slot.0 == generation {
+                slot.1.take()
+            } else {
+                None
+            }
+        };
+        if let Some(conn) = broken {
+            drop(Connection::take(conn));
+        }
+    }
+}
+
+fn set_cmd(key: &str, bytes: &[u8], expiry: Expiry) -> redis::Cmd {
+    match expiry {
+        Expiry::Now => {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(key);
+            cmd
+        }
+        Expiry::Never => {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(bytes);
+            cmd
+        }
+        Expiry::After(d) => {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(bytes).arg("PX").arg(Expiry::millis(d));
+            cmd
+        }
+    }
+}
+
+/// Whether an error means the connection itself is gone.
+fn is_broken(error: &RedisError) -> bool {
+    error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error()
+}
+
+/// The URL with its password, if any, replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find('/')
+        .map_or(url.len(), |i| scheme_end + i);
+    let Some(at) = url[scheme_end..authority_end]
+        .rfind('@')
+        .map(|i| scheme_end + i)
+    else {
+        return url.to_owned();
+    };
+    match url[scheme_end..at].find(':').map(|i| scheme_end + i) {
+        Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("redis://127.0.0.1:6379/2"),
+            "redis://127.0.0.1:6379/2"
+        );
+        assert_eq!(
+            redact("redis://:secret@host:6379"),
+            "redis://:***@host:6379"
+        );
+        assert_eq!(
+            redact("rediss://app:p%40ss@host/1"),
+            "rediss://app:***@host/1"
+        );
+        assert_eq!(redact("redis://app@host"), "redis://app@host");
+    }
+}

@@ -1,0 +1,230 @@
+//! The one format of stored values.
+//!
+//! An entry is an envelope:
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 1 | format version, [`FORMAT_V1`] |
+//! | 1 | flags, reserved (0) |
+//! | 8 | write time, Unix milliseconds, little-endian |
+//! | 1 | number `n` of version stamps |
+//! | 8 × n | version stamps, little-endian |
+//! | rest | the value, `MessagePack` (rmp-serde, structs as maps) |
+//!
+//! Integers are the exception: they are stored as decimal text, as Redis
+//! keeps counters, so that `incr` and `decr` work on them atomically.
+//!
+//! Decoding never panics: anything that is not a well-formed envelope or
+//! counter, or that does not decode into the requested type, is
+//! [`Undecodable`], which the cache treats as a miss.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// The first byte of every envelope written by this version of cachet.
+pub(crate) const FORMAT_V1: u8 = 1;
+
+const HEADER_LEN: usize = 1 + 1 + 8 + 1;
+
+/// Bytes that are not a value of the requested type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Undecodable;
+
+/// The metadata an envelope carries besides its value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Meta<'a> {
+    /// When the entry was written, in Unix milliseconds.
+    pub(crate) written_at_ms: u64,
+    /// The raw version stamps, 8 bytes each.
+    pub(crate) versions: &'a [u8],
+}
+
+/// Encodes `value` as an envelope, or as decimal text when it is an integer.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&[FORMAT_V1, 0]);
+    out.extend_from_slice(&now_ms().to_le_bytes());
+    out.push(0);
+    let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
+    value.serialize(&mut ser).map_err(|source| Error::Encode {
+        type_name: std::any::type_name::<T>(),
+        source,
+    })?;
+    if let Some(n) = msgpack_int(&out[HEADER_LEN..]) {
+        return Ok(n.to_string().into_bytes());
+    }
+    Ok(out)
+}
+
+/// Splits an envelope into its metadata and its `MessagePack` payload.
+pub(crate) fn open(bytes: &[u8]) -> Result<(Meta<'_>, &[u8]), Undecodable> {
+    let (&format, rest) = bytes.split_first().ok_or(Undecodable)?;
+    if format != FORMAT_V1 {
+        return Err(Undecodable);
+    }
+    let (&_flags, rest) = rest.split_first().ok_or(Undecodable)?;
+    let (written, rest) = rest.split_first_chunk::<8>().ok_or(Undecodable)?;
+    let (&count, rest) = rest.split_first().ok_or(Undecodable)?;
+    let stamps_len = usize::from(count) * 8;
+    if rest.len() < stamps_len {
+        return Err(Undecodable);
+    }
+    let (versions, payload) = rest.split_at(stamps_len);
+    let meta = Meta {
+        written_at_ms: u64::from_le_bytes(*written),
+        versions,
+    };
+    Ok((meta, payload))
+}
+
+/// Decodes stored bytes (an envelope or a counter) into a `T`.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Undecodable> {
+    if let Some(n) = parse_counter(bytes) {
+        let mut buf = Vec::with_capacity(9);
+        rmp::encode::write_sint(&mut buf, n).map_err(|_| Undecodable)?;
+        return decode_payload(&buf);
+    }
+    let (_, payload) = open(bytes)?;
+    decode_payload(payload)
+}
+
+/// Decodes a `MessagePack` payload that must be consumed whole.
+fn decode_payload<T: DeserializeOwned>(mut payload: &[u8]) -> Result<T, Undecodable> {
+    let mut de = rmp_serde::Deserializer::new(&mut payload);
+    let value = T::deserialize(&mut de).map_err(|_| Undecodable)?;
+    if payload.is_empty() {
+        Ok(value)
+    } else {
+        Err(Undecodable)
+    }
+}
+
+/// Reads a counter: optional `-` and 1 to 19 decimal digits, as Redis writes them.
+pub(crate) fn parse_counter(bytes: &[u8]) -> Option<i64> {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// The value of a `MessagePack` payload that is exactly one integer fitting an `i64`.
+fn msgpack_int(payload: &[u8]) -> Option<i64> {
+    let mut rest = payload;
+    let n: i64 = rmp::decode::read_int(&mut rest).ok()?;
+    rest.is_empty().then_some(n)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Stats {
+        order_count: u32,
+        total_spent: f64,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Other {
+        name: String,
+    }
+
+    #[test]
+    fn values_round_trip() {
+        let stats = Stats {
+            order_count: 3,
+            total_spent: 99.5,
+        };
+        let bytes = encode(&stats).unwrap();
+        assert_eq!(bytes[0], FORMAT_V1);
+        assert_eq!(decode::<Stats>(&bytes), Ok(stats));
+        assert_eq!(
+            decode::<String>(&encode("text").unwrap()),
+            Ok("text".to_owned())
+        );
+        assert_eq!(
+            decode::<Option<u8>>(&encode(&None::<u8>).unwrap()),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn integers_are_counters() {
+        assert_eq!(encode(&42_u8).unwrap(), b"42");
+        assert_eq!(encode(&-7_i64).unwrap(), b"-7");
+        assert_eq!(decode::<u16>(b"42"), Ok(42));
+        assert_eq!(decode::<Option<i64>>(b"-7"), Ok(Some(-7)));
+        assert_eq!(decode::<u8>(b"300"), Err(Undecodable));
+        // Too big for a counter: stays an envelope.
+        assert_eq!(decode::<u64>(&encode(&u64::MAX).unwrap()), Ok(u64::MAX));
+    }
+
+    #[test]
+    fn another_type_is_undecodable() {
+        let bytes = encode(&Stats {
+            order_count: 1,
+            total_spent: 2.0,
+        })
+        .unwrap();
+        assert_eq!(decode::<Other>(&bytes), Err(Undecodable));
+        assert_eq!(decode::<String>(&bytes), Err(Undecodable));
+        assert_eq!(decode::<Stats>(&encode("text").unwrap()), Err(Undecodable));
+    }
+
+    #[test]
+    fn garbage_is_undecodable() {
+        for bytes in [
+            &b""[..],
+            b"\x01",
+            b"\x02\x00",
+            b"hello",
+            b"\x01\x00\x00",
+            b"--1",
+            b"-",
+        ] {
+            assert_eq!(decode::<String>(bytes), Err(Undecodable), "{bytes:?}");
+        }
+        let mut bytes = encode("text").unwrap();
+        bytes.push(0xc0);
+        assert_eq!(decode::<String>(&bytes), Err(Undecodable), "trailing bytes");
+        bytes[0] = 2;
+        assert_eq!(
+            decode::<String>(&bytes[..bytes.len() - 1]),
+            Err(Undecodable),
+            "future format"
+        );
+    }
+
+    #[test]
+    fn every_truncation_is_undecodable_and_none_panics() {
+        let bytes = encode(&Stats {
+            order_count: 1,
+            total_spent: 2.0,
+        })
+        .unwrap();
+        for len in 0..bytes.len() {
+            assert!(decode::<Stats>(&bytes[..len]).is_err());
+        }
+    }
+
+    #[test]
+    fn the_envelope_carries_the_write_time() {
+        let before = now_ms();
+        let bytes = encode("x").unwrap();
+        let (meta, _) = open(&bytes).unwrap();
+        assert!(meta.written_at_ms >= before);
+        assert!(meta.versions.is_empty());
+    }
+}

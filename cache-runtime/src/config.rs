@@ -1,0 +1,319 @@
+//! Timeouts and the builder of a [`Cache`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::memory::Memory;
+use crate::backend::redis::{RedisBackend, Settings, redact};
+use crate::backend::{Backend, Expiry};
+use crate::cache::{Cache, Inner};
+use crate::key::{DEFAULT_MAX_KEY_LENGTH, KeySpace};
+use crate::stats::Counters;
+use crate::{BackendError, Error};
+
+/// How long a written entry lives.
+///
+/// Every method that writes takes `impl Into<Timeout>`, so a [`Duration`],
+/// `None` (never expire) or [`Timeout::Default`] (the cache's default timeout,
+/// 15 minutes unless configured) can be passed. A zero duration expires the
+/// entry at once: the write removes it, as in Django.
+///
+/// ```
+/// # extern crate cache_runtime as cachet;
+/// use cachet::Timeout;
+/// use std::time::Duration;
+///
+/// assert_eq!(Timeout::from(Duration::from_secs(60)), Timeout::After(Duration::from_secs(60)));
+/// assert_eq!(Timeout::from(None), Timeout::Never);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Timeout {
+    /// The cache's default timeout ([`CacheBuilder::default_timeout`]).
+    #[default]
+    Default,
+    /// Expire after this long.
+    After(Duration),
+    /// Never expire.
+    Never,
+}
+
+impl From<Duration> for Timeout {
+    fn from(d: Duration) -> Self {
+        Self::After(d)
+    }
+}
+
+impl From<Option<Duration>> for Timeout {
+    fn from(d: Option<Duration>) -> Self {
+        d.map_or(Self::Never, Self::After)
+    }
+}
+
+impl Timeout {
+    pub(crate) fn resolve(self, default: Option<Duration>) -> Expiry {
+        match self {
+            Self::Default => Self::from(default).resolve(None),
+            Self::After(d) if d.is_zero() => Expiry::Now,
+            Self::After(d) => Expiry::After(d),
+            Self::Never => Expiry::Never,
+        }
+    }
+}
+
+/// The default timeout of entries: 15 minutes, as `CACHE_TTL` in the guide.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Configures and builds a [`Cache`]; from [`Cache::builder`].
+///
+/// Without [`redis_url`](Self::redis_url) the cache keeps its entries in
+/// memory. Redis deadlines default to values suited to a cache, far below a
+/// second, so that a slow or absent Redis costs little.
+///
+/// ```
+/// # extern crate cache_runtime as cachet;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cachet::Error> {
+/// use std::time::Duration;
+///
+/// let cache = cachet::Cache::builder()
+///     .key_prefix("shop")
+///     .default_timeout(Duration::from_secs(3600))
+///     .memory_capacity(50_000)
+///     .build()
+///     .await?;
+/// assert_eq!(cache.key_for("user:7"), "shop:user:7");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct CacheBuilder {
+    redis_url: Option<String>,
+    prefix: String,
+    default_timeout: Option<Duration>,
+    max_key_length: usize,
+    memory_capacity: u64,
+    fail_open: bool,
+    redis: Settings,
+}
+
+impl std::fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("redis_url", &self.redis_url.as_deref().map(redact))
+            .field("prefix", &self.prefix)
+            .field("default_timeout", &self.default_timeout)
+            .field("max_key_length", &self.max_key_length)
+            .field("memory_capacity", &self.memory_capacity)
+            .field("fail_open", &self.fail_open)
+            .field("redis", &self.redis)
+            .finish()
+    }
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            prefix: "cachet".to_owned(),
+            default_timeout: Some(DEFAULT_TIMEOUT),
+            max_key_length: DEFAULT_MAX_KEY_LENGTH,
+            memory_capacity: 10_000,
+            fail_open: true,
+            redis: Settings {
+                pool_size: 50,
+                connections: 2,
+                connect_timeout: Duration::from_millis(250),
+                command_timeout: Duration::from_millis(250),
+                pool_wait_timeout: Duration::from_millis(100),
+            },
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// Reads the environment: `REDIS_URL`, when set and not empty, selects Redis.
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// let builder = cachet::Cache::builder().from_env();
+    /// # drop(builder);
+    /// ```
+    pub fn from_env(self) -> Self {
+        match std::env::var("REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => self.redis_url(url.trim()),
+            _ => self,
+        }
+    }
+
+    /// Stores entries in Redis at `url`: `redis://[user][:password@]host[:port][/db]`,
+    /// or `rediss://` for TLS (with the `tls` feature).
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Stores entries in this process's memory (the default).
+    pub fn memory(mut self) -> Self {
+        self.redis_url = None;
+        self
+    }
+
+    /// The prefix of every key of this cache (default `cachet`). Caches with
+    /// different prefixes never see each other's entries.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The timeout of entries written with [`Timeout::Default`] (default 15
+    /// minutes); `None` keeps them until they are deleted or evicted.
+    pub fn default_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.default_timeout = timeout.into();
+        self
+    }
+
+    /// The bound on stored key length in bytes (default 250); longer keys
+    /// are shortened with a digest.
+    pub fn max_key_length(mut self, bytes: usize) -> Self {
+        self.max_key_length = bytes;
+        self
+    }
+
+    /// How many entries the memory backend holds before evicting the least
+    /// useful ones (default 10 000).
+    pub fn memory_capacity(mut self, entries: u64) -> Self {
+        self.memory_capacity = entries;
+        self
+    }
+
+    /// Whether backend failures are misses and no-ops (`true`, the default)
+    /// or errors returned to the caller.
+    pub fn fail_open(mut self, fail_open: bool) -> Self {
+        self.fail_open = fail_open;
+        self
+    }
+
+    /// The most Redis connections the pool opens (default 50).
+    pub fn pool_size(mut self, connections: usize) -> Self {
+        self.redis.pool_size = connections;
+        self
+    }
+
+    /// How many pooled connections the cache keeps for its commands (default
+    /// 2). Each is multiplexed: concurrent commands pipeline on it.
+    pub fn connections(mut self, connections: usize) -> Self {
+        self.redis.connections = connections;
+        self
+    }
+
+    /// The deadline to open a Redis connection (default 250 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.redis.connect_timeout = timeout;
+        self
+    }
+
+    /// The deadline of each Redis command (default 250 ms).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.redis.command_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for a free pool connection (default 100 ms).
+    pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
+        self.redis.pool_wait_timeout = timeout;
+        self
+    }
+
+    /// Builds the cache. With Redis, it connects at once: a refused password
+    /// or an invalid URL is an error here; an unreachable server is an error
+    /// only without fail-open, otherwise it is logged and the cache starts
+    /// with every call a miss until the server answers.
+    pub async fn build(self) -> Result<Cache, Error> {
+        let fail_open = self.fail_open;
+        let cache = self.build_lazy()?;
+        if let Backend::Redis(redis) = &cache.inner.backend
+            && let Err(error) = redis.connect_all().await
+        {
+            if is_refusal(&error) || !fail_open {
+                return Err(error);
+            }
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "cache backend not reachable at start; calls are misses until it answers"
+            );
+        }
+        Ok(cache)
+    }
+
+    /// Builds the cache without connecting: Redis connections open on first use.
+    pub(crate) fn build_lazy(self) -> Result<Cache, Error> {
+        let keys =
+            KeySpace::new(&self.prefix, self.max_key_length).map_err(|reason| Error::Config {
+                reason,
+                source: None,
+            })?;
+        let settings = &self.redis;
+        if settings.connections == 0 || settings.connections > settings.pool_size {
+            return Err(Error::Config {
+                reason: format!(
+                    "connections ({}) must be between 1 and pool_size ({})",
+                    settings.connections, settings.pool_size
+                ),
+                source: None,
+            });
+        }
+        let backend = match &self.redis_url {
+            Some(url) => Backend::Redis(RedisBackend::new(url, settings)?),
+            None => Backend::Memory(Memory::new(self.memory_capacity)),
+        };
+        Ok(Cache {
+            inner: Arc::new(Inner {
+                backend,
+                keys,
+                default_timeout: self.default_timeout,
+                fail_open: self.fail_open,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// The cache of the environment, for the global cache: an invalid
+    /// `REDIS_URL` gives a cache whose every call fails (a miss when failing
+    /// open), never a silent fallback to memory.
+    pub(crate) fn build_from_env() -> Cache {
+        let builder = Self::default().from_env();
+        let fallback = builder.clone();
+        builder.build_lazy().unwrap_or_else(|error| {
+            tracing::error!(
+                error = &error as &dyn std::error::Error,
+                "cannot build the cache from the environment; every call is a miss"
+            );
+            let mut cache = fallback
+                .memory()
+                .build_lazy()
+                .expect("the default memory cache is valid");
+            let inner = Arc::get_mut(&mut cache.inner).expect("the cache was just built");
+            inner.backend = Backend::Unavailable(error.to_string());
+            cache
+        })
+    }
+}
+
+/// Whether Redis answered and refused (bad password, unknown user), as opposed to not answering.
+fn is_refusal(error: &Error) -> bool {
+    let Error::Backend { source, .. } = error else {
+        return false;
+    };
+    let redis = match source {
+        BackendError::Redis(e) | BackendError::Pool(deadpool_redis::PoolError::Backend(e)) => e,
+        BackendError::Pool(_) => return false,
+    };
+    matches!(
+        redis.kind(),
+        redis::ErrorKind::AuthenticationFailed
+            | redis::ErrorKind::Server(
+                redis::ServerErrorKind::NoPerm | redis::ServerErrorKind::ResponseError
+            )
+    ) || redis.to_string().contains("WRONGPASS")
+}

@@ -1,0 +1,121 @@
+//! The one error type of cachet.
+
+use std::time::Duration;
+
+/// Everything that can go wrong in a cache call.
+///
+/// With fail-open on (the default), backend failures ([`Error::Backend`],
+/// [`Error::Timeout`], [`Error::Unavailable`]) never reach the caller: reads
+/// become misses and writes become no-ops, and the failure is logged and
+/// counted in [`Stats`](crate::Stats). The other variants describe mistakes in
+/// the calling code and are always returned.
+///
+/// ```
+/// # extern crate cache_runtime as cachet;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use cachet::{Cache, Error};
+/// use std::collections::HashMap;
+/// use std::time::Duration;
+///
+/// // A type whose `Serialize` impl fails cannot be stored.
+/// struct Broken;
+/// impl serde::Serialize for Broken {
+///     fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+///         Err(serde::ser::Error::custom("not today"))
+///     }
+/// }
+/// let cache = Cache::memory();
+/// let err = cache.set("k", &Broken, Duration::from_secs(60)).await.unwrap_err();
+/// assert!(matches!(err, Error::Encode { .. }));
+/// assert!(err.to_string().contains("Broken"));
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The value could not be encoded; `type_name` names its type.
+    #[error("cannot encode a value of type `{type_name}` for the cache")]
+    Encode {
+        /// The Rust type of the value.
+        type_name: &'static str,
+        /// What the encoder reported.
+        #[source]
+        source: rmp_serde::encode::Error,
+    },
+    /// The backend reported an error while running `op`.
+    #[error("cache backend failed during {op}")]
+    Backend {
+        /// The cache operation, such as `get` or `set`.
+        op: &'static str,
+        /// The error from Redis or from the connection pool.
+        #[source]
+        source: BackendError,
+    },
+    /// The backend did not answer `op` within its deadline.
+    #[error("cache backend did not answer {op} within {after:?}")]
+    Timeout {
+        /// The cache operation, such as `get` or `set`.
+        op: &'static str,
+        /// The deadline that passed.
+        after: Duration,
+    },
+    /// The backend cannot be used at all (for example an invalid `REDIS_URL`
+    /// found when the global cache was built from the environment).
+    #[error("cache backend unavailable: {reason}")]
+    Unavailable {
+        /// Why the backend cannot be used.
+        reason: String,
+    },
+    /// The configuration given to the builder is invalid.
+    #[error("invalid cache configuration: {reason}")]
+    Config {
+        /// What is wrong.
+        reason: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BackendError>,
+    },
+    /// `incr`/`decr` met a value that is not an integer counter, or would overflow.
+    #[error("cache entry `{key}` is not an integer counter or would overflow")]
+    NotACounter {
+        /// The key as the caller gave it.
+        key: String,
+    },
+}
+
+/// The error of a backend: Redis itself or the connection pool in front of it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// An error reported by Redis or by the connection to it.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    /// No connection could be taken from the pool.
+    #[error(transparent)]
+    Pool(#[from] deadpool_redis::PoolError),
+}
+
+impl Error {
+    /// Whether this error comes from the backend (and so is swallowed when
+    /// the cache fails open) rather than from the calling code.
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// use cachet::Error;
+    /// use std::time::Duration;
+    ///
+    /// assert!(Error::Timeout { op: "get", after: Duration::from_millis(5) }.is_backend());
+    /// assert!(!Error::NotACounter { key: "k".into() }.is_backend());
+    /// ```
+    #[must_use]
+    pub fn is_backend(&self) -> bool {
+        matches!(
+            self,
+            Self::Backend { .. } | Self::Timeout { .. } | Self::Unavailable { .. }
+        )
+    }
+}
+
+/// `Result` with the cache's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

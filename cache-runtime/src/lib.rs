@@ -1,0 +1,36 @@
+//! The runtime of [cachet](https://docs.rs/cachet): the [`Cache`] handle, its
+//! memory and Redis backends, the value format and fail-open error handling.
+//!
+//! Applications depend on `cachet`, which re-exports everything here.
+//!
+//! ```
+//! # extern crate cache_runtime as cachet;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), cache_runtime::Error> {
+//! use std::time::Duration;
+//!
+//! let cache = cache_runtime::Cache::memory();
+//! let answer = cache.get_or_set("answer", || async { 42 }, Duration::from_secs(60)).await?;
+//! assert_eq!(answer, 42);
+//! # Ok(())
+//! # }
+//! ```
+
+mod backend;
+mod cache;
+mod codec;
+mod config;
+mod error;
+mod global;
+mod key;
+mod stats;
+
+pub use cache::{Cache, Cacheable};
+pub use config::{CacheBuilder, DEFAULT_TIMEOUT, Timeout};
+pub use error::{BackendError, Error, Result};
+pub use global::cache;
+pub use key::DEFAULT_MAX_KEY_LENGTH;
+pub use stats::Stats;
+
+/// The Redis client crate, for the types that appear in errors.
+pub use redis;

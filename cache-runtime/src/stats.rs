@@ -1,0 +1,138 @@
+//! Counters of what the cache did, and the rate-limited log of ignored errors.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use crate::Error;
+
+/// How often, in milliseconds, a backend error is logged at most.
+const LOG_INTERVAL_MS: u64 = 10_000;
+
+/// A snapshot of a cache's counters, from [`Cache::stats`](crate::Cache::stats).
+///
+/// The counters are shared by every clone of a [`Cache`](crate::Cache) and
+/// only grow.
+///
+/// ```
+/// # extern crate cache_runtime as cachet;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cachet::Error> {
+/// use std::time::Duration;
+///
+/// let cache = cachet::Cache::memory();
+/// assert_eq!(cache.get::<String>("k").await?, None);
+/// cache.set("k", "v", Duration::from_secs(60)).await?;
+/// assert_eq!(cache.get::<String>("k").await?.as_deref(), Some("v"));
+/// let stats = cache.stats();
+/// assert_eq!((stats.hits, stats.misses, stats.writes), (1, 1, 1));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Reads that found a value.
+    pub hits: u64,
+    /// Reads that found nothing usable (absent, expired, undecodable, or a backend failure).
+    pub misses: u64,
+    /// Values written.
+    pub writes: u64,
+    /// Stored values that could not be decoded and were removed.
+    pub undecodable: u64,
+    /// Backend errors and timeouts, returned or ignored.
+    pub errors: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    writes: AtomicU64,
+    undecodable: AtomicU64,
+    errors: AtomicU64,
+    /// Errors ignored since the last log line.
+    unlogged: AtomicU64,
+    /// When the last log line was written, in ms since `started`; `u64::MAX` before the first.
+    last_log_ms: AtomicU64,
+    started: Instant,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            undecodable: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            unlogged: AtomicU64::new(0),
+            last_log_ms: AtomicU64::new(u64::MAX),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Counters {
+    pub(crate) fn hit(&self) {
+        self.hits.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn miss(&self) {
+        self.misses.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn hits_and_misses(&self, hits: usize, misses: usize) {
+        self.hits.fetch_add(hits as u64, Relaxed);
+        self.misses.fetch_add(misses as u64, Relaxed);
+    }
+
+    pub(crate) fn writes(&self, n: usize) {
+        self.writes.fetch_add(n as u64, Relaxed);
+    }
+
+    pub(crate) fn undecodable(&self, key: &str) {
+        self.undecodable.fetch_add(1, Relaxed);
+        tracing::debug!(
+            key,
+            "cache entry could not be decoded; treated as a miss and removed"
+        );
+    }
+
+    /// Counts a backend error and logs it, at most once per [`LOG_INTERVAL_MS`]
+    /// with the number of errors ignored in between.
+    pub(crate) fn backend_error(&self, error: &Error, ignored: bool) {
+        self.errors.fetch_add(1, Relaxed);
+        self.unlogged.fetch_add(1, Relaxed);
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let last = self.last_log_ms.load(Relaxed);
+        let due = last == u64::MAX || now.saturating_sub(last) >= LOG_INTERVAL_MS;
+        if due
+            && self
+                .last_log_ms
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            let since_last = self.unlogged.swap(0, Relaxed);
+            let error: &dyn std::error::Error = error;
+            if ignored {
+                tracing::warn!(
+                    error,
+                    errors = since_last,
+                    "cache backend failing; calls are treated as misses"
+                );
+            } else {
+                tracing::warn!(error, errors = since_last, "cache backend failing");
+            }
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            writes: self.writes.load(Relaxed),
+            undecodable: self.undecodable.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+        }
+    }
+}
