@@ -60,7 +60,7 @@ pub struct Cache {
 }
 
 pub(crate) struct Inner {
-    pub(crate) backend: Backend,
+    pub(crate) backend: Arc<Backend>,
     pub(crate) keys: KeySpace,
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) fail_open: bool,
@@ -111,6 +111,41 @@ impl Cache {
             .expect("the default memory cache is valid")
     }
 
+    /// A handle on the same store (the same memory or the same Redis
+    /// connections) under another key prefix, with its own counters.
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachet::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let shop = cachet::Cache::memory();
+    /// let admin = shop.with_prefix("admin")?;
+    /// admin.set("k", "admin's", Duration::from_secs(60)).await?;
+    /// assert_eq!(shop.get::<String>("k").await?, None);
+    /// shop.clear().await?;
+    /// assert!(admin.get::<String>("k").await?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_prefix(&self, prefix: &str) -> Result<Self, Error> {
+        let inner = &*self.inner;
+        let keys = KeySpace::new(prefix, inner.keys.max_len()).map_err(|reason| Error::Config {
+            reason,
+            source: None,
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend: Arc::clone(&inner.backend),
+                keys,
+                default_timeout: inner.default_timeout,
+                fail_open: inner.fail_open,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
     /// The key under which `key` is stored: the escaped prefix, `:`, the
     /// key — or, for a key too long, a shortened form with a digest.
     ///
@@ -152,7 +187,7 @@ impl Cache {
     pub async fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>, Error> {
         let inner = &*self.inner;
         let full = inner.keys.entry(key);
-        let found = match &inner.backend {
+        let found = match &*inner.backend {
             Backend::Memory(memory) => match memory.get(&full).await {
                 Some(slot) => self.typed_or_decode(full, slot).await,
                 None => None,
@@ -234,7 +269,7 @@ impl Cache {
             return Ok(false);
         }
         let full = inner.keys.entry(key);
-        let added = match &inner.backend {
+        let added = match &*inner.backend {
             Backend::Memory(memory) => Ok(memory.add(full, Slot::new(bytes, None, expiry)).await),
             Backend::Redis(redis) => redis.add(&full, &bytes, expiry).await,
             Backend::Unavailable(reason) => Err(unavailable(reason)),
@@ -282,7 +317,7 @@ impl Cache {
         let inner = &*self.inner;
         let expiry = timeout.into().resolve(inner.default_timeout);
         let full = inner.keys.entry(key);
-        let touched = match &inner.backend {
+        let touched = match &*inner.backend {
             Backend::Memory(memory) => Ok(memory.touch(full, expiry).await),
             Backend::Redis(redis) => redis.touch(&full, expiry).await,
             Backend::Unavailable(reason) => Err(unavailable(reason)),
@@ -313,7 +348,7 @@ impl Cache {
         let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
         let full: Vec<String> = keys.iter().map(|k| inner.keys.entry(k)).collect();
         let mut found = HashMap::with_capacity(keys.len());
-        match &inner.backend {
+        match &*inner.backend {
             Backend::Memory(memory) => {
                 for (key, full) in keys.iter().zip(full) {
                     if let Some(slot) = memory.get(&full).await
@@ -370,7 +405,7 @@ impl Cache {
             encoded.push((inner.keys.entry(key.as_ref()), codec::encode(&value)?));
         }
         let count = encoded.len();
-        let written = match &inner.backend {
+        let written = match &*inner.backend {
             Backend::Memory(memory) => {
                 for (full, bytes) in encoded {
                     memory.set(full, Slot::new(bytes, None, expiry)).await;
@@ -412,7 +447,7 @@ impl Cache {
             .into_iter()
             .map(|k| inner.keys.entry(k.as_ref()))
             .collect();
-        let deleted = match &inner.backend {
+        let deleted = match &*inner.backend {
             Backend::Memory(memory) => {
                 let mut n = 0;
                 for key in &full {
@@ -451,7 +486,7 @@ impl Cache {
         let inner = &*self.inner;
         let expiry = Timeout::Default.resolve(inner.default_timeout);
         let full = inner.keys.entry(key);
-        let result = match &inner.backend {
+        let result = match &*inner.backend {
             Backend::Memory(memory) => Ok(memory.incr(full, delta, expiry).await),
             Backend::Redis(redis) => redis.incr(&full, delta, expiry).await,
             Backend::Unavailable(reason) => Err(unavailable(reason)),
@@ -589,9 +624,10 @@ impl Cache {
     /// ```
     pub async fn clear(&self) -> Result<(), Error> {
         let inner = &*self.inner;
-        let cleared = match &inner.backend {
+        let cleared = match &*inner.backend {
             Backend::Memory(memory) => {
-                memory.clear().await;
+                let keys = inner.keys.clone();
+                memory.clear(move |stored| keys.owns(stored)).await;
                 Ok(())
             }
             Backend::Redis(redis) => redis.clear(&inner.keys.scan_pattern()).await.map(drop),
@@ -608,7 +644,7 @@ impl Cache {
         timeout: Timeout,
     ) -> Result<(), Error> {
         let bytes = codec::encode(value)?;
-        let typed: Option<Arc<dyn Any + Send + Sync>> = match self.inner.backend {
+        let typed: Option<Arc<dyn Any + Send + Sync>> = match *self.inner.backend {
             Backend::Memory(_) => Some(Arc::new(value.clone())),
             _ => None,
         };
@@ -626,7 +662,7 @@ impl Cache {
         let inner = &*self.inner;
         let expiry = timeout.resolve(inner.default_timeout);
         let full = inner.keys.entry(key);
-        let written = match &inner.backend {
+        let written = match &*inner.backend {
             Backend::Memory(memory) => {
                 memory.set(full, Slot::new(bytes, typed, expiry)).await;
                 Ok(())
@@ -654,7 +690,7 @@ impl Cache {
         {
             return Some(value.clone());
         }
-        let Backend::Memory(memory) = &self.inner.backend else {
+        let Backend::Memory(memory) = &*self.inner.backend else {
             return None;
         };
         if let Ok(value) = codec::decode::<T>(&slot.bytes) {
@@ -675,7 +711,7 @@ impl Cache {
             return Some(value);
         }
         self.inner.counters.undecodable(full);
-        if let Backend::Redis(redis) = &self.inner.backend
+        if let Backend::Redis(redis) = &*self.inner.backend
             && let Err(error) = redis.delete_if_equal(full, bytes).await
         {
             self.inner.counters.backend_error(&error, true);

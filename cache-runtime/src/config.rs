@@ -232,7 +232,7 @@ impl CacheBuilder {
     pub async fn build(self) -> Result<Cache, Error> {
         let fail_open = self.fail_open;
         let cache = self.build_lazy()?;
-        if let Backend::Redis(redis) = &cache.inner.backend
+        if let Backend::Redis(redis) = &*cache.inner.backend
             && let Err(error) = redis.connect_all().await
         {
             if is_refusal(&error) || !fail_open {
@@ -269,7 +269,7 @@ impl CacheBuilder {
         };
         Ok(Cache {
             inner: Arc::new(Inner {
-                backend,
+                backend: Arc::new(backend),
                 keys,
                 default_timeout: self.default_timeout,
                 fail_open: self.fail_open,
@@ -294,7 +294,7 @@ impl CacheBuilder {
                 .build_lazy()
                 .expect("the default memory cache is valid");
             let inner = Arc::get_mut(&mut cache.inner).expect("the cache was just built");
-            inner.backend = Backend::Unavailable(error.to_string());
+            inner.backend = Arc::new(Backend::Unavailable(error.to_string()));
             cache
         })
     }

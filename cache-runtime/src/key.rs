@@ -42,6 +42,18 @@ impl KeySpace {
         &self.prefix
     }
 
+    /// The bound on stored key length.
+    pub(crate) fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    /// Whether `stored` is a key of this key space (an entry or an internal key).
+    pub(crate) fn owns(&self, stored: &str) -> bool {
+        stored
+            .strip_prefix(self.prefix.as_str())
+            .is_some_and(|rest| rest.starts_with([':', '#']))
+    }
+
     /// The stored key of the user key `key`.
     pub(crate) fn entry(&self, key: &str) -> String {
         let len = self.prefix.len() + 1 + key.len();

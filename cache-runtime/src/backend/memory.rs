@@ -203,8 +203,16 @@ impl Memory {
             .await;
     }
 
-    pub(crate) async fn clear(&self) {
-        self.store.invalidate_all();
-        self.store.run_pending_tasks().await;
+    /// Removes every entry whose key `owned` accepts.
+    pub(crate) async fn clear(&self, owned: impl Fn(&str) -> bool) {
+        let keys: Vec<Arc<String>> = self
+            .store
+            .iter()
+            .map(|(key, _)| key)
+            .filter(|key| owned(key))
+            .collect();
+        for key in keys {
+            self.store.invalidate(key.as_str()).await;
+        }
     }
 }

@@ -1,0 +1,97 @@
+//! The quickstart example, run as a user runs it: on memory, on a Redis the
+//! test starts, and with `REDIS_URL` pointing at a closed port.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use support::{RedisServer, free_port};
+
+/// The example's binary, built beside this test by `cargo test` / `cargo nextest run`.
+fn quickstart() -> Command {
+    let mut path: PathBuf = std::env::current_exe().unwrap();
+    path.pop(); // the test binary
+    if path.ends_with("deps") {
+        path.pop();
+    }
+    let binary = path
+        .join("examples")
+        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build --examples`",
+        binary.display()
+    );
+    let mut command = Command::new(binary);
+    command.env_remove("REDIS_URL").env("NO_COLOR", "1");
+    command
+}
+
+fn run(command: &mut Command) -> String {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().unwrap();
+    let stdout = String::from_utf8(stdout).unwrap();
+    assert!(
+        status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&stderr)
+    );
+    stdout
+}
+
+#[test]
+fn runs_on_memory_with_a_miss_then_a_hit() {
+    let out = run(&mut quickstart());
+    assert!(out.contains("backend: Memory"), "{out}");
+    assert!(out.contains("get my_key -> Some(\"my_value\")"), "{out}");
+    assert!(out.contains("after delete -> None"), "{out}");
+    assert!(out.contains("first call (miss)"), "{out}");
+    assert!(out.contains("second call (hit)"), "{out}");
+}
+
+#[tokio::test]
+async fn runs_on_redis_from_redis_url_and_leaves_its_entry_there() {
+    let server = RedisServer::start();
+    let out = run(quickstart().env("REDIS_URL", server.url(2)));
+    assert!(out.contains("backend: Redis"), "{out}");
+    assert!(out.contains("second call (hit)"), "{out}");
+    let mut conn = server.connect(2).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys, ["cachet:user_order_stats:42"]);
+}
+
+#[test]
+fn completes_with_every_call_a_miss_when_redis_is_unreachable() {
+    let out = run(quickstart().env("REDIS_URL", format!("redis://127.0.0.1:{}/0", free_port())));
+    assert!(out.contains("get my_key -> None"), "{out}");
+    assert!(out.contains("first call (miss)"), "{out}");
+    assert!(out.contains("second call (miss)"), "{out}");
+    assert!(out.contains("hits: 0, misses: 4"), "{out}");
+}
+
+#[test]
+fn the_installed_cache_is_the_global_one() {
+    let cache = cachet::Cache::builder().key_prefix("installed");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        cache.build().await.unwrap().install();
+        assert_eq!(cachet::cache().key_for("k"), "installed:k");
+        cachet::cache().set("k", "v", None).await.unwrap();
+        let again = cachet::cache();
+        assert_eq!(
+            again.get::<String>("k").await.unwrap().as_deref(),
+            Some("v")
+        );
+    });
+}

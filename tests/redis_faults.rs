@@ -1,0 +1,221 @@
+//! What only Redis can do to the cache: hold foreign bytes, refuse a
+//! password, go away and come back.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use cachet::{Cache, Error};
+use support::{RedisServer, free_port};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+async fn redis_cache(server: &RedisServer) -> Cache {
+    Cache::builder()
+        .redis_url(server.url(0))
+        .key_prefix("faults")
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn entries_are_stored_under_the_prefix() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(2))
+        .key_prefix("shop")
+        .build()
+        .await
+        .unwrap();
+    cache
+        .set("user_order_stats:42", &[1, 2, 3], MINUTE)
+        .await
+        .unwrap();
+    let mut conn = server.connect(2).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys, ["shop:user_order_stats:42"]);
+    assert_eq!(
+        cache.key_for("user_order_stats:42"),
+        "shop:user_order_stats:42"
+    );
+}
+
+#[tokio::test]
+async fn garbage_bytes_are_a_miss_and_are_removed() {
+    let server = RedisServer::start();
+    let cache = redis_cache(&server).await;
+    let mut conn = server.connect(0).await;
+    let garbage: [&[u8]; 6] = [
+        b"",
+        b"\x01",
+        b"\xff\xfe\x00garbage",
+        b"\x01\x00\x00\x00",
+        b"not msgpack",
+        b"\x09future format",
+    ];
+    for (i, bytes) in garbage.iter().enumerate() {
+        let key = format!("g{i}");
+        let () = redis::cmd("SET")
+            .arg(cache.key_for(&key))
+            .arg(*bytes)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(cache.get::<String>(&key).await.unwrap(), None, "{bytes:?}");
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(cache.key_for(&key))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(!exists, "garbage {bytes:?} was removed");
+    }
+    assert_eq!(cache.stats().undecodable, garbage.len() as u64);
+    assert_eq!(cache.stats().errors, 0);
+    // A key of another Redis type (a list) is a miss too.
+    let () = redis::cmd("RPUSH")
+        .arg(cache.key_for("list"))
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(cache.get::<String>("list").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn every_call_returns_while_the_server_is_down_and_hits_come_back() {
+    let mut server = RedisServer::start();
+    let cache = redis_cache(&server).await;
+    cache.set("k", "before", MINUTE).await.unwrap();
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("before")
+    );
+
+    server.stop();
+    assert_eq!(cache.get::<String>("k").await.unwrap(), None);
+    cache.set("k", "during", MINUTE).await.unwrap();
+    assert!(!cache.add("k", "during", MINUTE).await.unwrap());
+    assert!(!cache.delete("k").await.unwrap());
+    assert!(!cache.touch("k", MINUTE).await.unwrap());
+    assert!(
+        cache
+            .get_many::<String>(["k", "j"])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    cache.set_many([("k", 1)], MINUTE).await.unwrap();
+    assert_eq!(cache.incr("n", 2).await.unwrap(), 2);
+    cache.clear().await.unwrap();
+    let computed = cache
+        .get_or_set("k", || async { "computed".to_owned() }, MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(computed, "computed");
+    assert!(cache.stats().errors >= 10, "{:?}", cache.stats());
+
+    server.restart();
+    cache.set("k", "after", MINUTE).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut recovered = None;
+    while Instant::now() < deadline {
+        cache.set("k", "after", MINUTE).await.unwrap();
+        recovered = cache.get::<String>("k").await.unwrap();
+        if recovered.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        recovered.as_deref(),
+        Some("after"),
+        "the cache reconnects on its own"
+    );
+}
+
+#[derive(Debug)]
+enum AppError {
+    Cache(Error),
+}
+
+impl From<Error> for AppError {
+    fn from(e: Error) -> Self {
+        Self::Cache(e)
+    }
+}
+
+#[tokio::test]
+async fn without_fail_open_backend_errors_are_returned() {
+    let mut server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .fail_open(false)
+        .build()
+        .await
+        .unwrap();
+    server.stop();
+    let err = cache.get::<String>("k").await.unwrap_err();
+    assert!(err.is_backend(), "{err}");
+    assert!(cache.set("k", "v", MINUTE).await.unwrap_err().is_backend());
+    let failed = cache
+        .try_get_or_set("k", || async { Ok::<_, AppError>(1) }, MINUTE)
+        .await;
+    assert!(matches!(failed, Err(AppError::Cache(e)) if e.is_backend()));
+}
+
+#[tokio::test]
+async fn an_unreachable_server_at_start_is_a_miss_or_an_error_without_fail_open() {
+    let url = format!("redis://127.0.0.1:{}/0", free_port());
+    let cache = Cache::builder()
+        .redis_url(&url)
+        .build()
+        .await
+        .expect("fail-open starts without Redis");
+    assert_eq!(cache.get::<String>("k").await.unwrap(), None);
+    let err = Cache::builder()
+        .redis_url(&url)
+        .fail_open(false)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(err.is_backend(), "{err}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_build_error_and_never_printed() {
+    let server = RedisServer::start_with(&["--requirepass", "right-secret"]);
+    let url = format!("redis://:wrong-secret@127.0.0.1:{}/0", server.port());
+    let builder = Cache::builder().redis_url(&url);
+    assert!(!format!("{builder:?}").contains("wrong-secret"));
+    let err = builder.build().await.unwrap_err();
+    let chain = format!("{err} / {:?}", std::error::Error::source(&err));
+    assert!(!format!("{err}").contains("wrong-secret"), "{err}");
+    assert!(
+        chain.to_lowercase().contains("auth") || chain.contains("WRONGPASS"),
+        "{chain}"
+    );
+
+    let good = format!("redis://:right-secret@127.0.0.1:{}/0", server.port());
+    let cache = Cache::builder().redis_url(&good).build().await.unwrap();
+    assert!(!format!("{cache:?}").contains("right-secret"));
+    cache.set("k", "v", MINUTE).await.unwrap();
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_url_is_a_configuration_error() {
+    let err = Cache::builder()
+        .redis_url("http://not-redis")
+        .build()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Config { .. }), "{err}");
+}
