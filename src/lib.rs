@@ -2,5 +2,12 @@
 
 pub use cache_runtime::{
     BackendError, Cache, CacheBuilder, Cacheable, DEFAULT_MAX_KEY_LENGTH, DEFAULT_TIMEOUT, Error,
-    Result, Stats, Timeout, cache, redis,
+    MAX_SCOPE, Namespace, Result, Scope, Stats, Timeout, cache, redis,
 };
+
+pub use cache_macros::{cached, invalidate};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use cache_runtime::__private::*;
+}

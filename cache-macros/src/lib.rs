@@ -1,1 +1,24 @@
-//! The procedural macros of cachet. Use them through the `cachet` crate.
+//! The procedural macros of cachet: `#[cached]` and `invalidate!`.
+//!
+//! Use them through the `cachet` crate, which documents them; this crate
+//! only parses, checks and generates code that calls `cachet::__private`.
+
+mod attr;
+mod expand;
+mod invalidate;
+mod template;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Caches the results of an `async fn`; see `cachet::cached`.
+#[proc_macro_attribute]
+pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::cached(args.into(), &item.into()).into()
+}
+
+/// Drops cached entries; see `cachet::invalidate`.
+#[proc_macro]
+pub fn invalidate(input: TokenStream) -> TokenStream {
+    invalidate::expand(input.into()).into()
+}

@@ -10,9 +10,11 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::memory::Slot;
 use crate::backend::{Backend, Expiry};
+use crate::codec::Stored;
 use crate::config::{CacheBuilder, Timeout};
 use crate::key::KeySpace;
 use crate::stats::{Counters, Stats};
+use crate::version::{Expected, Guard, Scope};
 use crate::{Error, codec};
 
 /// What a value must be to go through the cache: serializable both ways,
@@ -64,7 +66,31 @@ pub(crate) struct Inner {
     pub(crate) keys: KeySpace,
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) fail_open: bool,
+    pub(crate) tombstone_ttl: Duration,
     pub(crate) counters: Counters,
+}
+
+/// What a read found: a value, or what the key held instead.
+pub(crate) struct Read<T> {
+    pub(crate) value: Option<T>,
+    pub(crate) expected: Expected,
+    /// The current versions of the scope, `None` where a version key is missing.
+    pub(crate) versions: Vec<Option<u64>>,
+}
+
+/// The outcome of a read made to be followed by a write.
+pub(crate) enum Lookup<T> {
+    Hit(T),
+    /// A miss, with what the write of the computed value must hold to;
+    /// `None` when the backend failed and nothing should be written.
+    Miss(Option<Guard>),
+}
+
+/// A judgement of stored bytes against the versions of the reader's scope.
+enum Judged<T> {
+    Hit(T),
+    Miss(Expected),
+    Undecodable,
 }
 
 impl std::fmt::Debug for Cache {
@@ -141,6 +167,7 @@ impl Cache {
                 keys,
                 default_timeout: inner.default_timeout,
                 fail_open: inner.fail_open,
+                tombstone_ttl: inner.tombstone_ttl,
                 counters: Counters::default(),
             }),
         })
@@ -185,23 +212,37 @@ impl Cache {
     /// # }
     /// ```
     pub async fn get<T: Cacheable>(&self, key: &str) -> Result<Option<T>, Error> {
+        self.get_in(key, &Scope::new()).await
+    }
+
+    /// Like [`get`](Self::get), for an entry written in `scope`: a value
+    /// written before a bump of the scope's namespace or of one of its tags
+    /// is a miss. The entry and the versions are read in one round trip.
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachet::Error> {
+    /// use cachet::Scope;
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachet::Cache::memory();
+    /// let scope = Scope::new().namespace("product").tag("category:books");
+    /// cache.set_in("products:books", &vec!["Dune"], Duration::from_secs(60), &scope).await?;
+    /// assert!(cache.get_in::<Vec<String>>("products:books", &scope).await?.is_some());
+    /// cache.invalidate_tag("category:books").await?;
+    /// assert!(cache.get_in::<Vec<String>>("products:books", &scope).await?.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_in<T: Cacheable>(&self, key: &str, scope: &Scope) -> Result<Option<T>, Error> {
         let inner = &*self.inner;
         let full = inner.keys.entry(key);
-        let found = match &*inner.backend {
-            Backend::Memory(memory) => match memory.get(&full).await {
-                Some(slot) => self.typed_or_decode(full, slot).await,
-                None => None,
-            },
-            Backend::Redis(redis) => match redis.get(&full).await {
-                Ok(Some(bytes)) => self.decode_or_remove(&full, &bytes).await,
-                Ok(None) => None,
-                Err(error) => {
-                    self.backend_failed(error)?;
-                    None
-                }
-            },
-            Backend::Unavailable(reason) => {
-                self.backend_failed(unavailable(reason))?;
+        let vkeys = scope.version_keys(&inner.keys)?;
+        let found = match self.read::<T>(&full, &vkeys).await {
+            Ok(read) => read.value,
+            Err(error) => {
+                self.backend_failed(error)?;
                 None
             }
         };
@@ -211,6 +252,44 @@ impl Cache {
             inner.counters.miss();
         }
         Ok(found)
+    }
+
+    /// Stores `value` at `key` in `scope`, stamped with the scope's current
+    /// versions (read first: two round trips with Redis).
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachet::Error> {
+    /// use cachet::Scope;
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachet::Cache::memory();
+    /// let scope = Scope::new().namespace("product");
+    /// cache.set_in("products:all", &3, Duration::from_secs(60), &scope).await?;
+    /// cache.invalidate_namespace("product").await?;
+    /// assert_eq!(cache.get_in::<i32>("products:all", &scope).await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn set_in<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        timeout: impl Into<Timeout>,
+        scope: &Scope,
+    ) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let vkeys = scope.version_keys(&inner.keys)?;
+        if vkeys.is_empty() {
+            return self.set(key, value, timeout).await;
+        }
+        let current = match self.current_versions(&vkeys).await {
+            Ok(current) => current,
+            Err(error) => return self.backend_failed(error),
+        };
+        let bytes = codec::encode_stamped(value, &current)?;
+        self.store(key, bytes, None, timeout.into()).await
     }
 
     /// Stores `value` at `key` for `timeout`: a [`Duration`], `None` for no
@@ -352,7 +431,7 @@ impl Cache {
             Backend::Memory(memory) => {
                 for (key, full) in keys.iter().zip(full) {
                     if let Some(slot) = memory.get(&full).await
-                        && let Some(value) = self.typed_or_decode(full, slot).await
+                        && let Judged::Hit(value) = self.judge_slot(&full, &slot, &[]).await
                     {
                         found.insert(key.clone(), value);
                     }
@@ -362,7 +441,7 @@ impl Cache {
                 Ok(values) => {
                     for ((key, full), bytes) in keys.iter().zip(&full).zip(values) {
                         if let Some(bytes) = bytes
-                            && let Some(value) = self.decode_or_remove(full, &bytes).await
+                            && let Judged::Hit(value) = self.judge_bytes(full, &bytes, &[]).await
                         {
                             found.insert(key.clone(), value);
                         }
@@ -552,11 +631,51 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        if let Some(value) = self.get(key).await? {
-            return Ok(value);
-        }
+        self.get_or_set_in(key, &Scope::new(), compute, timeout)
+            .await
+    }
+
+    /// [`get_or_set`](Self::get_or_set) for an entry in `scope` (see
+    /// [`get_in`](Self::get_in)). The versions are read with the entry, before
+    /// `compute` runs, and the value is stamped with them: an invalidation
+    /// that lands while `compute` runs wins over the value it returns.
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachet::Error> {
+    /// use cachet::Scope;
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachet::Cache::memory();
+    /// let scope = Scope::new().tag("user:42");
+    /// let perms = cache
+    ///     .get_or_set_in("user_permissions:42", &scope, || async { vec!["read".to_owned()] }, Duration::from_secs(3600))
+    ///     .await?;
+    /// assert_eq!(perms, ["read"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_or_set_in<T, F, Fut>(
+        &self,
+        key: &str,
+        scope: &Scope,
+        compute: F,
+        timeout: impl Into<Timeout>,
+    ) -> Result<T, Error>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let guard = match self.read_for_write(key, scope).await? {
+            Lookup::Hit(value) => return Ok(value),
+            Lookup::Miss(guard) => guard,
+        };
         let value = compute().await;
-        self.set_typed(key, &value, timeout.into()).await?;
+        if let Some(guard) = guard {
+            self.write_guarded(guard, &value, timeout.into()).await?;
+        }
         Ok(value)
     }
 
@@ -600,12 +719,124 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        if let Some(value) = self.get(key).await? {
-            return Ok(value);
-        }
+        let guard = match self.read_for_write(key, &Scope::new()).await? {
+            Lookup::Hit(value) => return Ok(value),
+            Lookup::Miss(guard) => guard,
+        };
         let value = compute().await?;
-        self.set_typed(key, &value, timeout.into()).await?;
+        if let Some(guard) = guard {
+            self.write_guarded(guard, &value, timeout.into()).await?;
+        }
         Ok(value)
+    }
+
+    /// Drops the entry at `key` so that nothing computed before this call can
+    /// be served after it: the key holds a short-lived tombstone (for the
+    /// cache's tombstone TTL, 10 minutes by default) that a computation which
+    /// read the key before the invalidation cannot overwrite. Use it from
+    /// update code; [`delete`](Self::delete) is the plain delete.
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachet::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachet::Cache::memory();
+    /// cache.set("user_permissions:42", &["read"], Duration::from_secs(3600)).await?;
+    /// cache.invalidate("user_permissions:42").await?;
+    /// assert_eq!(cache.get::<Vec<String>>("user_permissions:42").await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn invalidate(&self, key: &str) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let full = inner.keys.entry(key);
+        let expiry = Expiry::After(inner.tombstone_ttl);
+        let done = match &*inner.backend {
+            Backend::Memory(memory) => {
+                memory
+                    .set(full, Slot::new(codec::tombstone(), None, expiry))
+                    .await;
+                Ok(())
+            }
+            Backend::Redis(redis) => redis.set(&full, &codec::tombstone(), expiry).await,
+            Backend::Unavailable(reason) => Err(unavailable(reason)),
+        };
+        done.or_else(|error| self.backend_failed(error))
+    }
+
+    /// Drops every entry of `namespace` at once, in one atomic command;
+    /// returns the namespace's new version.
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachet::Error> {
+    /// use cachet::Scope;
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachet::Cache::memory();
+    /// let product = Scope::new().namespace("product");
+    /// cache.set_in("products:all", &["Dune"], Duration::from_secs(3600), &product).await?;
+    /// cache.invalidate_namespace("product").await?;
+    /// assert_eq!(cache.get_in::<Vec<String>>("products:all", &product).await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn invalidate_namespace(&self, namespace: &str) -> Result<u64, Error> {
+        self.bump(&self.inner.keys.internal("ns", namespace)).await
+    }
+
+    /// Drops every entry tagged `tag` at once; returns the tag's new version.
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachet::Error> {
+    /// use cachet::Scope;
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachet::Cache::memory();
+    /// let tagged = Scope::new().tag("user:42");
+    /// cache.set_in("orders:42", &3, Duration::from_secs(3600), &tagged).await?;
+    /// cache.invalidate_tag("user:42").await?;
+    /// assert_eq!(cache.get_in::<i32>("orders:42", &tagged).await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<u64, Error> {
+        self.bump(&self.inner.keys.internal("tag", tag)).await
+    }
+
+    /// A namespace of this cache, to read or bump its version.
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachet::Error> {
+    /// let cache = cachet::Cache::memory();
+    /// let product = cache.namespace("product");
+    /// let before = product.version().await?;
+    /// assert_eq!(product.bump().await?, before + 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn namespace(&self, name: &str) -> Namespace {
+        Namespace {
+            cache: self.clone(),
+            key: self.inner.keys.internal("ns", name),
+        }
+    }
+
+    async fn bump(&self, vkey: &str) -> Result<u64, Error> {
+        let bumped = match &*self.inner.backend {
+            Backend::Memory(memory) => Ok(memory.bump(vkey)),
+            Backend::Redis(redis) => redis.bump(vkey, codec::fresh_version()).await,
+            Backend::Unavailable(reason) => Err(unavailable(reason)),
+        };
+        bumped.or_else(|error| self.backend_failed(error).map(|()| 0))
     }
 
     /// Removes every entry under this cache's prefix (with Redis, found by
@@ -634,21 +865,6 @@ impl Cache {
             Backend::Unavailable(reason) => Err(unavailable(reason)),
         };
         cleared.or_else(|error| self.backend_failed(error))
-    }
-
-    /// Stores a computed value, keeping it typed in memory so hits skip decoding.
-    async fn set_typed<T: Cacheable>(
-        &self,
-        key: &str,
-        value: &T,
-        timeout: Timeout,
-    ) -> Result<(), Error> {
-        let bytes = codec::encode(value)?;
-        let typed: Option<Arc<dyn Any + Send + Sync>> = match *self.inner.backend {
-            Backend::Memory(_) => Some(Arc::new(value.clone())),
-            _ => None,
-        };
-        self.store(key, bytes, typed, timeout).await
     }
 
     /// Writes encoded bytes at `key`, failing open as configured.
@@ -681,42 +897,224 @@ impl Cache {
         }
     }
 
-    /// A memory hit: the typed value when it is a `T`, else the decoded bytes.
-    async fn typed_or_decode<T: Cacheable>(&self, full: String, slot: Slot) -> Option<T> {
+    /// Reads the entry at `full` and the versions at `vkeys`, in one round trip.
+    pub(crate) async fn read<T: Cacheable>(
+        &self,
+        full: &str,
+        vkeys: &[String],
+    ) -> Result<Read<T>, Error> {
+        let (judged, versions) = match &*self.inner.backend {
+            Backend::Memory(memory) => {
+                let versions = memory.versions(vkeys);
+                let judged = match memory.get(full).await {
+                    Some(slot) => self.judge_slot(full, &slot, &versions).await,
+                    None => Judged::Miss(Expected::Absent),
+                };
+                (judged, versions)
+            }
+            Backend::Redis(redis) => {
+                let (bytes, versions) = redis.read(full, vkeys).await?;
+                let judged = match bytes {
+                    Some(bytes) => self.judge_bytes(full, &bytes, &versions).await,
+                    None => Judged::Miss(Expected::Absent),
+                };
+                (judged, versions)
+            }
+            Backend::Unavailable(reason) => return Err(unavailable(reason)),
+        };
+        let (value, expected) = match judged {
+            Judged::Hit(value) => (Some(value), Expected::Absent),
+            Judged::Miss(expected) => (None, expected),
+            Judged::Undecodable => (None, Expected::Absent),
+        };
+        Ok(Read {
+            value,
+            expected,
+            versions,
+        })
+    }
+
+    /// A read to be followed by the write of a computed value. On a miss the
+    /// scope's missing version keys are created, so the value can be stamped.
+    pub(crate) async fn read_for_write<T: Cacheable>(
+        &self,
+        key: &str,
+        scope: &Scope,
+    ) -> Result<Lookup<T>, Error> {
+        let inner = &*self.inner;
+        let full = inner.keys.entry(key);
+        let vkeys = scope.version_keys(&inner.keys)?;
+        let read = match self.read::<T>(&full, &vkeys).await {
+            Ok(read) => read,
+            Err(error) => {
+                inner.counters.miss();
+                self.backend_failed(error)?;
+                return Ok(Lookup::Miss(None));
+            }
+        };
+        if let Some(value) = read.value {
+            inner.counters.hit();
+            return Ok(Lookup::Hit(value));
+        }
+        inner.counters.miss();
+        let stamps = match self.settle_versions(&vkeys, read.versions).await {
+            Ok(stamps) => stamps,
+            Err(error) => {
+                self.backend_failed(error)?;
+                return Ok(Lookup::Miss(None));
+            }
+        };
+        Ok(Lookup::Miss(Some(Guard {
+            full_key: full,
+            expected: read.expected,
+            stamps: Some(stamps),
+        })))
+    }
+
+    /// Stores a computed value unless the key changed since the read that
+    /// made `guard` (an invalidation, or another write). In memory the value
+    /// is kept typed, so hits skip decoding.
+    pub(crate) async fn write_guarded<T: Cacheable>(
+        &self,
+        guard: Guard,
+        value: &T,
+        timeout: Timeout,
+    ) -> Result<(), Error> {
+        let inner = &*self.inner;
+        let expiry = timeout.resolve(inner.default_timeout);
+        let Some(stamps) = guard.stamps else {
+            return Ok(());
+        };
+        if expiry == Expiry::Now {
+            return Ok(());
+        }
+        let bytes = codec::encode_stamped(value, &stamps)?;
+        let written = match &*inner.backend {
+            Backend::Memory(memory) => {
+                let typed: Arc<dyn Any + Send + Sync> = Arc::new(value.clone());
+                Ok(memory
+                    .write_guarded(
+                        guard.full_key,
+                        Slot::new(bytes, Some(typed), expiry),
+                        guard.expected,
+                    )
+                    .await)
+            }
+            Backend::Redis(redis) => {
+                redis
+                    .write_guarded(&guard.full_key, &bytes, expiry, guard.expected)
+                    .await
+            }
+            Backend::Unavailable(reason) => Err(unavailable(reason)),
+        };
+        match written {
+            Ok(stored) => {
+                if stored {
+                    inner.counters.writes(1);
+                }
+                Ok(())
+            }
+            Err(error) => self.backend_failed(error),
+        }
+    }
+
+    /// The current versions at `vkeys`, creating the missing ones.
+    async fn current_versions(&self, vkeys: &[String]) -> Result<Vec<u64>, Error> {
+        let versions = match &*self.inner.backend {
+            Backend::Memory(memory) => memory.versions(vkeys),
+            Backend::Redis(redis) => redis.read_versions(vkeys).await?,
+            Backend::Unavailable(reason) => return Err(unavailable(reason)),
+        };
+        self.settle_versions(vkeys, versions).await
+    }
+
+    /// Fills the versions that were missing by creating their keys (with
+    /// Redis; in memory no version is ever missing).
+    async fn settle_versions(
+        &self,
+        vkeys: &[String],
+        versions: Vec<Option<u64>>,
+    ) -> Result<Vec<u64>, Error> {
+        if versions.iter().all(Option::is_some) {
+            return Ok(versions.into_iter().flatten().collect());
+        }
+        let Backend::Redis(redis) = &*self.inner.backend else {
+            return Ok(versions
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect());
+        };
+        let missing: Vec<String> = vkeys
+            .iter()
+            .zip(&versions)
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut created = redis.create_versions(&missing).await?.into_iter();
+        Ok(versions
+            .into_iter()
+            .map(|v| v.or_else(|| created.next()).unwrap_or_default())
+            .collect())
+    }
+
+    /// Judges a memory entry: its typed value when it is a `T`, else its bytes.
+    async fn judge_slot<T: Cacheable>(
+        &self,
+        full: &str,
+        slot: &Slot,
+        versions: &[Option<u64>],
+    ) -> Judged<T> {
+        let Backend::Memory(memory) = &*self.inner.backend else {
+            return Judged::Undecodable;
+        };
         if let Some(value) = slot
             .typed
             .as_ref()
             .and_then(|typed| typed.downcast_ref::<T>())
         {
-            return Some(value.clone());
+            return match codec::inspect(&slot.bytes) {
+                Ok(Stored::Value(meta, _)) if stamped(&meta, versions) => {
+                    Judged::Hit(value.clone())
+                }
+                Ok(Stored::Counter(_)) if versions.is_empty() => Judged::Hit(value.clone()),
+                Ok(Stored::Value(meta, _)) => Judged::Miss(Expected::WriteId(meta.write_id)),
+                _ => Judged::Miss(Expected::Nothing),
+            };
         }
-        let Backend::Memory(memory) = &*self.inner.backend else {
-            return None;
-        };
-        if let Ok(value) = codec::decode::<T>(&slot.bytes) {
-            memory
-                .remember_typed(full, &slot.bytes, Arc::new(value.clone()))
-                .await;
-            Some(value)
-        } else {
-            self.inner.counters.undecodable(&full);
-            memory.remove_if_same(full, &slot.bytes).await;
-            None
+        let judged = judge(&slot.bytes, versions);
+        match &judged {
+            Judged::Hit(value) => {
+                let typed: Arc<dyn Any + Send + Sync> = Arc::new(T::clone(value));
+                memory
+                    .remember_typed(full.to_owned(), &slot.bytes, typed)
+                    .await;
+            }
+            Judged::Undecodable => {
+                self.inner.counters.undecodable(full);
+                memory.remove_if_same(full.to_owned(), &slot.bytes).await;
+            }
+            Judged::Miss(_) => {}
         }
+        judged
     }
 
-    /// Decodes bytes read from Redis; undecodable ones are removed (if unchanged).
-    async fn decode_or_remove<T: DeserializeOwned>(&self, full: &str, bytes: &[u8]) -> Option<T> {
-        if let Ok(value) = codec::decode(bytes) {
-            return Some(value);
+    /// Judges bytes read from Redis; undecodable ones are removed (if unchanged).
+    async fn judge_bytes<T: Cacheable>(
+        &self,
+        full: &str,
+        bytes: &[u8],
+        versions: &[Option<u64>],
+    ) -> Judged<T> {
+        let judged = judge(bytes, versions);
+        if let Judged::Undecodable = judged {
+            self.inner.counters.undecodable(full);
+            if let Backend::Redis(redis) = &*self.inner.backend
+                && let Err(error) = redis.delete_if_equal(full, bytes).await
+            {
+                self.inner.counters.backend_error(&error, true);
+            }
         }
-        self.inner.counters.undecodable(full);
-        if let Backend::Redis(redis) = &*self.inner.backend
-            && let Err(error) = redis.delete_if_equal(full, bytes).await
-        {
-            self.inner.counters.backend_error(&error, true);
-        }
-        None
+        judged
     }
 
     /// Counts and logs a backend error; swallows it when failing open.
@@ -727,6 +1125,78 @@ impl Cache {
         }
         if ignore { Ok(()) } else { Err(error) }
     }
+}
+
+/// A namespace of a cache, from [`Cache::namespace`].
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    cache: Cache,
+    key: String,
+}
+
+impl Namespace {
+    /// The current version (0 before the namespace is first used).
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachet::Error> {
+    /// assert_eq!(cachet::Cache::memory().namespace("fresh").version().await?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn version(&self) -> Result<u64, Error> {
+        let version = match &*self.cache.inner.backend {
+            Backend::Memory(memory) => Ok(memory.versions(std::slice::from_ref(&self.key))[0]),
+            Backend::Redis(redis) => redis
+                .read_versions(std::slice::from_ref(&self.key))
+                .await
+                .map(|v| v[0]),
+            Backend::Unavailable(reason) => Err(unavailable(reason)),
+        };
+        version
+            .map(Option::unwrap_or_default)
+            .or_else(|error| self.cache.backend_failed(error).map(|()| 0))
+    }
+
+    /// Bumps the version: every entry of the namespace becomes a miss.
+    /// One atomic command, whatever the number of entries.
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachet::Error> {
+    /// let product = cachet::Cache::memory().namespace("product");
+    /// assert_eq!(product.bump().await?, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn bump(&self) -> Result<u64, Error> {
+        self.cache.bump(&self.key).await
+    }
+}
+
+/// Judges stored bytes against the reader's versions, without side effects.
+fn judge<T: Cacheable>(bytes: &[u8], versions: &[Option<u64>]) -> Judged<T> {
+    match codec::inspect(bytes) {
+        Err(_) => Judged::Undecodable,
+        Ok(Stored::Tombstone(meta)) => Judged::Miss(Expected::WriteId(meta.write_id)),
+        Ok(Stored::Counter(n)) if versions.is_empty() => {
+            codec::decode_counter(n).map_or(Judged::Undecodable, Judged::Hit)
+        }
+        Ok(Stored::Counter(_)) => Judged::Miss(Expected::Nothing),
+        Ok(Stored::Value(meta, _)) if !stamped(&meta, versions) => {
+            Judged::Miss(Expected::WriteId(meta.write_id))
+        }
+        Ok(Stored::Value(_, payload)) => {
+            codec::decode_payload(payload).map_or(Judged::Undecodable, Judged::Hit)
+        }
+    }
+}
+
+/// Whether an entry's stamps are the reader's current versions, all known.
+fn stamped(meta: &codec::Meta<'_>, versions: &[Option<u64>]) -> bool {
+    meta.stamped(versions)
 }
 
 fn unavailable(reason: &str) -> Error {

@@ -28,7 +28,13 @@ use crate::Error;
 /// The first byte of every envelope written by this version of cachet.
 pub(crate) const FORMAT_V1: u8 = 1;
 
-const HEADER_LEN: usize = 1 + 1 + 8 + 1;
+/// The flag of a tombstone.
+pub(crate) const TOMBSTONE: u8 = 1;
+
+/// Where the write id starts.
+pub(crate) const WRITE_ID_AT: usize = 1 + 1 + 8;
+
+const HEADER_LEN: usize = WRITE_ID_AT + 8 + 1;
 
 /// Bytes that are not a value of the requested type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,27 +43,69 @@ pub(crate) struct Undecodable;
 /// The metadata an envelope carries besides its value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Meta<'a> {
+    pub(crate) flags: u8,
     /// When the entry was written, in Unix milliseconds.
     pub(crate) written_at_ms: u64,
+    /// The random id of the write, compared by guarded writes.
+    pub(crate) write_id: u64,
     /// The raw version stamps, 8 bytes each.
     pub(crate) versions: &'a [u8],
 }
 
+impl Meta<'_> {
+    /// Whether the stamps are exactly `current`, every one of them known.
+    pub(crate) fn stamped(&self, current: &[Option<u64>]) -> bool {
+        self.versions.len() == current.len() * 8
+            && self
+                .versions
+                .chunks_exact(8)
+                .zip(current)
+                .all(|(stamp, v)| v.is_some_and(|v| stamp == v.to_le_bytes()))
+    }
+}
+
 /// Encodes `value` as an envelope, or as decimal text when it is an integer.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::with_capacity(64);
-    out.extend_from_slice(&[FORMAT_V1, 0]);
-    out.extend_from_slice(&now_ms().to_le_bytes());
-    out.push(0);
+    encode_stamped(value, &[])
+}
+
+/// Encodes `value` as an envelope stamped with `versions` (the versions of
+/// its namespace and tags when its computation began).
+pub(crate) fn encode_stamped<T: Serialize + ?Sized>(
+    value: &T,
+    versions: &[u64],
+) -> Result<Vec<u8>, Error> {
+    let mut out = header(0, versions);
+    let start = out.len();
     let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
     value.serialize(&mut ser).map_err(|source| Error::Encode {
         type_name: std::any::type_name::<T>(),
         source,
     })?;
-    if let Some(n) = msgpack_int(&out[HEADER_LEN..]) {
+    if versions.is_empty()
+        && let Some(n) = msgpack_int(&out[start..])
+    {
         return Ok(n.to_string().into_bytes());
     }
     Ok(out)
+}
+
+/// A tombstone: the mark of an invalidated key.
+pub(crate) fn tombstone() -> Vec<u8> {
+    header(TOMBSTONE, &[])
+}
+
+fn header(flags: u8, versions: &[u64]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + versions.len() * 8 + 64);
+    out.extend_from_slice(&[FORMAT_V1, flags]);
+    out.extend_from_slice(&now_ms().to_le_bytes());
+    out.extend_from_slice(&random_id().to_le_bytes());
+    // `Scope` refuses more than `MAX_SCOPE` (255) versions.
+    out.push(u8::try_from(versions.len()).unwrap_or(u8::MAX));
+    for v in versions {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
 }
 
 /// Splits an envelope into its metadata and its `MessagePack` payload.
@@ -66,8 +114,12 @@ pub(crate) fn open(bytes: &[u8]) -> Result<(Meta<'_>, &[u8]), Undecodable> {
     if format != FORMAT_V1 {
         return Err(Undecodable);
     }
-    let (&_flags, rest) = rest.split_first().ok_or(Undecodable)?;
+    let (&flags, rest) = rest.split_first().ok_or(Undecodable)?;
+    if flags & !TOMBSTONE != 0 {
+        return Err(Undecodable);
+    }
     let (written, rest) = rest.split_first_chunk::<8>().ok_or(Undecodable)?;
+    let (write_id, rest) = rest.split_first_chunk::<8>().ok_or(Undecodable)?;
     let (&count, rest) = rest.split_first().ok_or(Undecodable)?;
     let stamps_len = usize::from(count) * 8;
     if rest.len() < stamps_len {
@@ -75,25 +127,60 @@ pub(crate) fn open(bytes: &[u8]) -> Result<(Meta<'_>, &[u8]), Undecodable> {
     }
     let (versions, payload) = rest.split_at(stamps_len);
     let meta = Meta {
+        flags,
         written_at_ms: u64::from_le_bytes(*written),
+        write_id: u64::from_le_bytes(*write_id),
         versions,
     };
     Ok((meta, payload))
 }
 
-/// Decodes stored bytes (an envelope or a counter) into a `T`.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Undecodable> {
+/// What stored bytes hold.
+pub(crate) enum Stored<'a> {
+    /// A counter (decimal text).
+    Counter(i64),
+    /// An envelope with a value.
+    Value(Meta<'a>, &'a [u8]),
+    /// The mark of an invalidated key.
+    Tombstone(Meta<'a>),
+}
+
+/// Tells what stored bytes hold, without decoding the value.
+pub(crate) fn inspect(bytes: &[u8]) -> Result<Stored<'_>, Undecodable> {
     if let Some(n) = parse_counter(bytes) {
-        let mut buf = Vec::with_capacity(9);
-        rmp::encode::write_sint(&mut buf, n).map_err(|_| Undecodable)?;
-        return decode_payload(&buf);
+        return Ok(Stored::Counter(n));
     }
-    let (_, payload) = open(bytes)?;
-    decode_payload(payload)
+    let (meta, payload) = open(bytes)?;
+    if meta.flags & TOMBSTONE != 0 {
+        return if payload.is_empty() {
+            Ok(Stored::Tombstone(meta))
+        } else {
+            Err(Undecodable)
+        };
+    }
+    Ok(Stored::Value(meta, payload))
+}
+
+/// Decodes stored bytes (an envelope or a counter) into a `T`. A tombstone
+/// is [`Undecodable`] here; callers that care look with [`inspect`] first.
+#[cfg(test)]
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Undecodable> {
+    match inspect(bytes)? {
+        Stored::Counter(n) => decode_counter(n),
+        Stored::Value(_, payload) => decode_payload(payload),
+        Stored::Tombstone(_) => Err(Undecodable),
+    }
+}
+
+/// Decodes a counter into a `T` (any integer type, or a newtype of one).
+pub(crate) fn decode_counter<T: DeserializeOwned>(n: i64) -> Result<T, Undecodable> {
+    let mut buf = Vec::with_capacity(9);
+    rmp::encode::write_sint(&mut buf, n).map_err(|_| Undecodable)?;
+    decode_payload(&buf)
 }
 
 /// Decodes a `MessagePack` payload that must be consumed whole.
-fn decode_payload<T: DeserializeOwned>(mut payload: &[u8]) -> Result<T, Undecodable> {
+pub(crate) fn decode_payload<T: DeserializeOwned>(mut payload: &[u8]) -> Result<T, Undecodable> {
     let mut de = rmp_serde::Deserializer::new(&mut payload);
     let value = T::deserialize(&mut de).map_err(|_| Undecodable)?;
     if payload.is_empty() {
@@ -117,6 +204,28 @@ fn msgpack_int(payload: &[u8]) -> Option<i64> {
     let mut rest = payload;
     let n: i64 = rmp::decode::read_int(&mut rest).ok()?;
     rest.is_empty().then_some(n)
+}
+
+/// A random 64-bit id: the std hasher's random keys, mixed with a counter
+/// and the clock, so that ids differ across calls, processes and machines.
+fn random_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Relaxed));
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
+/// A random version for a version key that does not exist yet.
+pub(crate) fn fresh_version() -> u64 {
+    // 53 bits: exact in a Lua number, and far from overflowing under `INCR`.
+    random_id() >> 11
 }
 
 fn now_ms() -> u64 {
@@ -226,5 +335,27 @@ mod tests {
         let (meta, _) = open(&bytes).unwrap();
         assert!(meta.written_at_ms >= before);
         assert!(meta.versions.is_empty());
+    }
+
+    #[test]
+    fn stamps_and_tombstones() {
+        let bytes = encode_stamped(&5_u32, &[7, 9]).unwrap();
+        assert_eq!(bytes[0], FORMAT_V1, "a stamped integer stays an envelope");
+        let Ok(Stored::Value(meta, _)) = inspect(&bytes) else {
+            panic!("a value")
+        };
+        assert!(meta.stamped(&[Some(7), Some(9)]));
+        assert!(!meta.stamped(&[Some(7), Some(10)]));
+        assert!(!meta.stamped(&[Some(7), None]));
+        assert!(!meta.stamped(&[Some(7)]));
+        assert_eq!(decode::<u32>(&bytes), Ok(5));
+        let dead = tombstone();
+        assert!(matches!(inspect(&dead), Ok(Stored::Tombstone(_))));
+        assert_eq!(decode::<String>(&dead), Err(Undecodable));
+        let (a, b) = (
+            open(&dead).unwrap().0.write_id,
+            open(&tombstone()).unwrap().0.write_id,
+        );
+        assert_ne!(a, b, "every write has its own id");
     }
 }

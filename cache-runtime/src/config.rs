@@ -94,6 +94,7 @@ pub struct CacheBuilder {
     max_key_length: usize,
     memory_capacity: u64,
     fail_open: bool,
+    tombstone_ttl: Duration,
     redis: Settings,
 }
 
@@ -106,6 +107,7 @@ impl std::fmt::Debug for CacheBuilder {
             .field("max_key_length", &self.max_key_length)
             .field("memory_capacity", &self.memory_capacity)
             .field("fail_open", &self.fail_open)
+            .field("tombstone_ttl", &self.tombstone_ttl)
             .field("redis", &self.redis)
             .finish()
     }
@@ -120,6 +122,7 @@ impl Default for CacheBuilder {
             max_key_length: DEFAULT_MAX_KEY_LENGTH,
             memory_capacity: 10_000,
             fail_open: true,
+            tombstone_ttl: Duration::from_secs(600),
             redis: Settings {
                 pool_size: 50,
                 connections: 2,
@@ -191,6 +194,14 @@ impl CacheBuilder {
     /// or errors returned to the caller.
     pub fn fail_open(mut self, fail_open: bool) -> Self {
         self.fail_open = fail_open;
+        self
+    }
+
+    /// How long [`Cache::invalidate`] keeps its tombstone (default 10
+    /// minutes): a computation that read the key before the invalidation and
+    /// finishes within this time cannot store its older value.
+    pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
+        self.tombstone_ttl = ttl;
         self
     }
 
@@ -273,6 +284,7 @@ impl CacheBuilder {
                 keys,
                 default_timeout: self.default_timeout,
                 fail_open: self.fail_open,
+                tombstone_ttl: self.tombstone_ttl,
                 counters: Counters::default(),
             }),
         })

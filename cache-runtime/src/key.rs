@@ -84,6 +84,17 @@ impl KeySpace {
         out
     }
 
+    /// An internal key, `{prefix}#{kind}:{name}`, out of reach of every user key.
+    pub(crate) fn internal(&self, kind: &str, name: &str) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + kind.len() + name.len() + 2);
+        out.push_str(&self.prefix);
+        out.push('#');
+        out.push_str(kind);
+        out.push(':');
+        out.push_str(name);
+        out
+    }
+
     /// The SCAN pattern matching every key of this cache, entries and internal keys.
     pub(crate) fn scan_pattern(&self) -> String {
         format!("{}[:#]*", self.prefix)

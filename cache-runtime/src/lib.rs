@@ -24,13 +24,19 @@ mod error;
 mod global;
 mod key;
 mod stats;
+mod version;
 
-pub use cache::{Cache, Cacheable};
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+
+pub use cache::{Cache, Cacheable, Namespace};
 pub use config::{CacheBuilder, DEFAULT_TIMEOUT, Timeout};
 pub use error::{BackendError, Error, Result};
 pub use global::cache;
 pub use key::DEFAULT_MAX_KEY_LENGTH;
 pub use stats::Stats;
+pub use version::{MAX_SCOPE, Scope};
 
 /// The Redis client crate, for the types that appear in errors.
 pub use redis;

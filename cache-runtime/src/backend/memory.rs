@@ -6,7 +6,8 @@
 //! lookup and a clone, with no decoding.
 
 use std::any::Any;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use moka::Expiry as MokaExpiry;
@@ -14,7 +15,8 @@ use moka::future::Cache as Moka;
 use moka::ops::compute::{CompResult, Op};
 
 use super::Expiry;
-use crate::codec;
+use crate::codec::{self, Stored};
+use crate::version::Expected;
 
 /// A stored entry.
 #[derive(Clone)]
@@ -65,15 +67,33 @@ impl MokaExpiry<String, Slot> for PerEntry {
     }
 }
 
+impl Slot {
+    /// Whether the slot holds a live value (not a tombstone).
+    fn is_value(&self) -> bool {
+        !matches!(codec::inspect(&self.bytes), Ok(Stored::Tombstone(_)))
+    }
+
+    /// Whether a guarded write that saw `expected` may replace this slot.
+    fn is_expected(&self, expected: Expected) -> bool {
+        match (expected, codec::open(&self.bytes)) {
+            (Expected::WriteId(id), Ok((meta, _))) => meta.write_id == id,
+            _ => false,
+        }
+    }
+}
+
 /// The memory store of one cache.
 pub(crate) struct Memory {
     store: Moka<String, Slot>,
+    /// Namespace and tag versions. Never evicted: a missing version is 0.
+    versions: Mutex<HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for Memory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Memory")
             .field("entries", &self.store.entry_count())
+            .field("versions", &self.versions.lock().map_or(0, |v| v.len()))
             .finish()
     }
 }
@@ -84,7 +104,10 @@ impl Memory {
             .max_capacity(capacity)
             .expire_after(PerEntry)
             .build();
-        Self { store }
+        Self {
+            store,
+            versions: Mutex::default(),
+        }
     }
 
     pub(crate) async fn get(&self, key: &str) -> Option<Slot> {
@@ -99,13 +122,68 @@ impl Memory {
         }
     }
 
-    /// Stores `slot` unless the key holds a live entry; whether it stored it.
+    /// Stores `slot` unless the key holds a live value; whether it stored it.
     pub(crate) async fn add(&self, key: String, slot: Slot) -> bool {
-        self.store.entry(key).or_insert(slot).await.is_fresh()
+        let result = self
+            .store
+            .entry(key)
+            .and_compute_with(|entry| async move {
+                match entry {
+                    Some(entry) if entry.value().is_value() => Op::Nop,
+                    _ => Op::Put(slot),
+                }
+            })
+            .await;
+        matches!(
+            result,
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+        )
+    }
+
+    /// Stores `slot` if the key still holds what a read saw; whether it did.
+    pub(crate) async fn write_guarded(&self, key: String, slot: Slot, expected: Expected) -> bool {
+        let result = self
+            .store
+            .entry(key)
+            .and_compute_with(|entry| async move {
+                let current = entry.map(moka::Entry::into_value);
+                match (current, expected) {
+                    (None, Expected::Absent) => Op::Put(slot),
+                    (Some(current), expected) if current.is_expected(expected) => Op::Put(slot),
+                    _ => Op::Nop,
+                }
+            })
+            .await;
+        matches!(
+            result,
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+        )
+    }
+
+    /// The versions at `keys`; 0 for those never bumped.
+    pub(crate) fn versions(&self, keys: &[String]) -> Vec<Option<u64>> {
+        if keys.is_empty() {
+            return Vec::new();
+        }
+        let versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.iter()
+            .map(|k| Some(versions.get(k).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    /// Adds one to the version at `key`; the new version.
+    pub(crate) fn bump(&self, key: &str) -> u64 {
+        let mut versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+        let version = versions.entry(key.to_owned()).or_insert(0);
+        *version += 1;
+        *version
     }
 
     pub(crate) async fn delete(&self, key: &str) -> bool {
-        self.store.remove(key).await.is_some()
+        self.store
+            .remove(key)
+            .await
+            .is_some_and(|slot| slot.is_value())
     }
 
     /// Gives a live entry a new expiry; whether there was one.
@@ -115,6 +193,7 @@ impl Memory {
             .entry(key)
             .and_compute_with(|entry| async move {
                 match entry {
+                    Some(entry) if !entry.value().is_value() => Op::Nop,
                     Some(entry) if expiry == Expiry::Now => {
                         drop(entry);
                         Op::Remove
@@ -139,14 +218,14 @@ impl Memory {
             .entry(key)
             .and_try_compute_with(|entry| async move {
                 let (current, expires_at) = match entry {
-                    Some(entry) => {
+                    Some(entry) if entry.value().is_value() => {
                         let slot = entry.into_value();
                         (
                             codec::parse_counter(&slot.bytes).ok_or(())?,
                             slot.expires_at,
                         )
                     }
-                    None => (0, deadline(expiry)),
+                    _ => (0, deadline(expiry)),
                 };
                 let next = current.checked_add(delta).ok_or(())?;
                 let slot = Slot {

@@ -17,7 +17,9 @@ use deadpool_redis::redis::{self, RedisError, RedisResult, Script};
 use deadpool_redis::{Connection, Manager, Pool, Runtime};
 
 use super::Expiry;
-use crate::{BackendError, Error};
+use crate::codec::WRITE_ID_AT;
+use crate::version::Expected;
+use crate::{BackendError, Error, codec};
 
 /// How long calls fail at once after a failed connect, before one tries again.
 const RECONNECT_INTERVAL_MS: u64 = 500;
@@ -31,6 +33,47 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
 end
 return 0";
+
+/// Sets the key to ARGV[2] (with ARGV[3] ms of life, or none for 0) if it
+/// still holds what the read saw: nothing (ARGV[1] empty) or the envelope or
+/// tombstone whose write id is ARGV[1].
+const WRITE_GUARDED: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+    if #ARGV[1] ~= 8 or string.sub(current, WRITE_ID_FROM, WRITE_ID_TO) ~= ARGV[1] then
+        return 0
+    end
+elseif #ARGV[1] ~= 0 then
+    return 0
+end
+if ARGV[3] == '0' then
+    redis.call('SET', KEYS[1], ARGV[2])
+else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1";
+
+/// Sets the key unless it holds a live value (a tombstone counts as absent).
+const ADD: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current and not (string.byte(current, 1) == FORMAT and string.byte(current, 2) == TOMBSTONE) then
+    return 0
+end
+if ARGV[2] == '0' then
+    redis.call('SET', KEYS[1], ARGV[1])
+else
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 1";
+
+/// Bumps a version: `INCR` when it exists, else a fresh random version, so
+/// that a version key lost to eviction never comes back at an old value.
+const BUMP: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    return tostring(redis.call('INCR', KEYS[1]))
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]";
 
 /// The timeouts and sizes of a Redis backend.
 #[derive(Debug, Clone)]
@@ -59,6 +102,9 @@ pub(crate) struct RedisBackend {
     started: Instant,
     command_timeout: Duration,
     delete_if_equal: Script,
+    write_guarded: Script,
+    add: Script,
+    bump: Script,
     redacted_url: String,
 }
 
@@ -107,6 +153,16 @@ impl RedisBackend {
             started: Instant::now(),
             command_timeout: settings.command_timeout,
             delete_if_equal: Script::new(DELETE_IF_EQUAL),
+            write_guarded: Script::new(
+                &WRITE_GUARDED
+                    .replace("WRITE_ID_FROM", &(WRITE_ID_AT + 1).to_string())
+                    .replace("WRITE_ID_TO", &(WRITE_ID_AT + 8).to_string()),
+            ),
+            add: Script::new(
+                &ADD.replace("FORMAT", &codec::FORMAT_V1.to_string())
+                    .replace("TOMBSTONE", &codec::TOMBSTONE.to_string()),
+            ),
+            bump: Script::new(BUMP),
             redacted_url: redact(url),
         })
     }
@@ -247,14 +303,115 @@ impl RedisBackend {
     }
 
     pub(crate) async fn add(&self, key: &str, bytes: &[u8], expiry: Expiry) -> Result<bool, Error> {
+        let script = &self.add;
         self.run("add", |mut c| async move {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(bytes).arg("NX");
-            if let Expiry::After(d) = expiry {
-                cmd.arg("PX").arg(Expiry::millis(d));
-            }
-            let reply: Option<String> = cmd.query_async(&mut c).await?;
-            Ok(reply.is_some())
+            script
+                .key(key)
+                .arg(bytes)
+                .arg(ttl_arg(expiry))
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// The entry at `key` and the versions at `vkeys`, in one round trip.
+    pub(crate) async fn read(
+        &self,
+        key: &str,
+        vkeys: &[String],
+    ) -> Result<(Option<Vec<u8>>, Vec<Option<u64>>), Error> {
+        if vkeys.is_empty() {
+            return Ok((self.get(key).await?, Vec::new()));
+        }
+        let mut values: Vec<Option<Vec<u8>>> = self
+            .run("get", |mut c| async move {
+                redis::cmd("MGET")
+                    .arg(key)
+                    .arg(vkeys)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let versions = values
+            .drain(1..)
+            .map(|v| v.as_deref().and_then(parse_version))
+            .collect();
+        Ok((values.pop().flatten(), versions))
+    }
+
+    /// The versions at `vkeys` (`None` where missing or unreadable).
+    pub(crate) async fn read_versions(&self, vkeys: &[String]) -> Result<Vec<Option<u64>>, Error> {
+        if vkeys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<Vec<u8>>> = self
+            .run("version", |mut c| async move {
+                redis::cmd("MGET").arg(vkeys).query_async(&mut c).await
+            })
+            .await?;
+        Ok(values
+            .iter()
+            .map(|v| v.as_deref().and_then(parse_version))
+            .collect())
+    }
+
+    /// Creates the version keys `vkeys` at fresh random versions where they
+    /// are still missing; the versions they hold afterwards.
+    pub(crate) async fn create_versions(&self, vkeys: &[String]) -> Result<Vec<u64>, Error> {
+        let values: Vec<Option<Vec<u8>>> = self
+            .run("version", |mut c| async move {
+                let mut pipe = redis::pipe();
+                for vkey in vkeys {
+                    pipe.cmd("SET")
+                        .arg(vkey)
+                        .arg(codec::fresh_version())
+                        .arg("NX")
+                        .ignore();
+                    pipe.cmd("GET").arg(vkey);
+                }
+                pipe.query_async(&mut c).await
+            })
+            .await?;
+        Ok(values
+            .iter()
+            .map(|v| v.as_deref().and_then(parse_version).unwrap_or_default())
+            .collect())
+    }
+
+    /// Bumps the version at `vkey`; the new version.
+    pub(crate) async fn bump(&self, vkey: &str, fresh: u64) -> Result<u64, Error> {
+        let script = &self.bump;
+        let version: String = self
+            .run("invalidate", |mut c| async move {
+                script.key(vkey).arg(fresh).invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(version.parse().unwrap_or_default())
+    }
+
+    /// Sets `key` if it still holds what a read saw; whether it did.
+    pub(crate) async fn write_guarded(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        expiry: Expiry,
+        expected: Expected,
+    ) -> Result<bool, Error> {
+        let expected: &[u8] = match expected {
+            Expected::Absent => &[],
+            Expected::WriteId(id) => &id.to_le_bytes(),
+            Expected::Nothing => b"-",
+        };
+        let script = &self.write_guarded;
+        self.run("set", |mut c| async move {
+            script
+                .key(key)
+                .arg(expected)
+                .arg(bytes)
+                .arg(ttl_arg(expiry))
+                .invoke_async(&mut c)
+                .await
         })
         .await
     }
@@ -406,6 +563,19 @@ impl Lane {
             drop(Connection::take(conn));
         }
     }
+}
+
+/// A time to live for a script: milliseconds, or 0 for none.
+fn ttl_arg(expiry: Expiry) -> u64 {
+    match expiry {
+        Expiry::After(d) => Expiry::millis(d),
+        Expiry::Never | Expiry::Now => 0,
+    }
+}
+
+/// A version as Redis stores it: decimal text.
+fn parse_version(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 fn set_cmd(key: &str, bytes: &[u8], expiry: Expiry) -> redis::Cmd {

@@ -1,0 +1,313 @@
+//! Generating the code of `#[cached]`.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, FnArg, Ident, ItemFn, Lit, Pat, ReturnType};
+
+use crate::attr::{Attr, Errors};
+use crate::template::Template;
+use crate::valid::{self, Returns, Signature};
+
+/// Expands `#[cached(args)] item`. On any error the function is emitted
+/// unchanged beside the errors, so the rest of the crate still compiles.
+pub(crate) fn cached(args: TokenStream, item: &TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let attr = Attr::parse(args, &mut errors);
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(func) => func,
+        Err(_) => {
+            errors.push(syn::Error::new(
+                Span::call_site(),
+                "`#[cached]` applies to an `async fn` with a body",
+            ));
+            return with_errors(item, errors);
+        }
+    };
+    let key = attr
+        .key
+        .as_ref()
+        .and_then(|lit| Template::parse(lit, &mut errors));
+    let tags: Vec<Template> = attr
+        .tags
+        .iter()
+        .filter_map(|lit| Template::parse(lit, &mut errors))
+        .collect();
+    let sig = valid::signature(&func);
+    let templates: Vec<&Template> = key.iter().chain(&tags).collect();
+    valid::check(&func, &attr, &sig, &templates, &mut errors);
+    if let Err(error) = std::mem::take(&mut errors).into_result() {
+        let mut errors = Errors::default();
+        errors.push(error);
+        return with_errors(item, errors);
+    }
+    Expansion {
+        attr: &attr,
+        func: &func,
+        sig: &sig,
+        key: key.as_ref(),
+        tags: &tags,
+    }
+    .generate()
+}
+
+fn with_errors(item: &TokenStream, errors: Errors) -> TokenStream {
+    let errors = errors.into_result().err().map(|e| e.to_compile_error());
+    quote!(#item #errors)
+}
+
+struct Expansion<'a> {
+    attr: &'a Attr,
+    func: &'a ItemFn,
+    sig: &'a Signature,
+    key: Option<&'a Template>,
+    tags: &'a [Template],
+}
+
+impl Expansion<'_> {
+    fn generate(&self) -> TokenStream {
+        let private = self.private();
+        let func = self.func;
+        let attrs = &func.attrs;
+        let vis = &func.vis;
+        let mut sig = func.sig.clone();
+        let mut unpack = Vec::new();
+        // Destructuring parameters get a name, so the key can read them whole.
+        for (input, param) in sig
+            .inputs
+            .iter_mut()
+            .filter(|i| matches!(i, FnArg::Typed(_)))
+            .zip(&self.sig.params)
+        {
+            if let FnArg::Typed(typed) = input
+                && !param.named
+            {
+                let pat = std::mem::replace(&mut *typed.pat, ident_pat(&param.name));
+                let name = &param.name;
+                unpack.push(quote!(let #pat = #name;));
+            }
+        }
+        let key_block = self.key_block();
+        let refs = self.refs();
+        let fake_return = self.fake_return();
+        let body = &func.block.stmts;
+        let companion = (!self.attr.trait_impl).then(|| self.companion());
+        let key_var = key_var();
+        let call = self.call(
+            &key_var,
+            &quote! {
+                async move {
+                    #(#unpack)*
+                    #fake_return
+                    #(#body)*
+                }
+            },
+        );
+        quote! {
+            #companion
+            #(#attrs)*
+            #vis #sig {
+                let #key_var: #private::CallKey = {
+                    #refs
+                    #key_block
+                };
+                #call.await
+            }
+        }
+    }
+
+    /// `::cachet::__private`, or the same under `crate = path`.
+    fn private(&self) -> TokenStream {
+        let krate = self.attr.krate();
+        quote!(#krate::__private)
+    }
+
+    /// The runtime call, up to its last argument (the computation), chosen by
+    /// the return type and spanned at it so an uncacheable type is reported there.
+    fn call(&self, key: &Ident, compute: &TokenStream) -> TokenStream {
+        let private = self.private();
+        let span = match &self.func.sig.output {
+            ReturnType::Type(_, ty) => ty.span(),
+            ReturnType::Default => self.func.sig.ident.span(),
+        };
+        let timeout = self.timeout();
+        let unless = match &self.attr.unless {
+            Some(unless) => quote!(#unless),
+            None => quote!(|_| false),
+        };
+        match valid::returns(self.func) {
+            Returns::Value => {
+                let call = quote_spanned!(span=> #private::call);
+                quote!(#call(#key, #timeout, #unless, #compute))
+            }
+            Returns::Result => {
+                let call = quote_spanned!(span=> #private::call_result);
+                quote!(#call(#key, #timeout, #unless, #compute))
+            }
+            Returns::Option => {
+                let call = quote_spanned!(span=> #private::call_option);
+                let cache_none = self.attr.cache_none.as_ref().is_some_and(|b| b.value);
+                quote!(#call(#key, #timeout, #cache_none, #unless, #compute))
+            }
+        }
+    }
+
+    fn timeout(&self) -> TokenStream {
+        let private = self.private();
+        match &self.attr.timeout {
+            None => quote!(#private::Timeout::Default),
+            Some(Expr::Lit(ExprLit {
+                lit: Lit::Int(secs),
+                ..
+            })) => {
+                quote!(#private::Timeout::After(#private::Duration::from_secs(#secs)))
+            }
+            Some(expr) => quote_spanned!(expr.span()=> #private::IntoTimeout::into_timeout(#expr)),
+        }
+    }
+
+    /// The expression computing the call's `CallKey`, with every parameter
+    /// bound to a reference under its own name.
+    fn key_block(&self) -> TokenStream {
+        let private = self.private();
+        let cache = match &self.attr.cache {
+            Some(cache) => quote_spanned!(cache.span()=> #private::IntoCache::into_cache(#cache)),
+            None => quote!(#private::cache()),
+        };
+        let krate = self.attr.krate();
+        let key = match self.key {
+            Some(template) => template.render(&krate),
+            None => self.derived_key(),
+        };
+        let namespace = match &self.attr.namespace {
+            Some(ns) => quote!(#private::Option::Some(#ns)),
+            None => quote!(#private::Option::None),
+        };
+        let tags = self.tags.iter().map(|t| t.render(&krate));
+        quote! {
+            #private::CallKey {
+                cache: #cache,
+                key: #key,
+                namespace: #namespace,
+                tags: #private::vec![#(#tags),*],
+            }
+        }
+    }
+
+    /// The function's path and a digest of its key arguments.
+    fn derived_key(&self) -> TokenStream {
+        let private = self.private();
+        let builder = format_ident!("__cachet_key_builder", span = Span::mixed_site());
+        let start = if self.in_impl() {
+            quote!(#private::KeyBuilder::method::<Self>(#private::module_path!()))
+        } else {
+            quote!(#private::KeyBuilder::new(#private::module_path!()))
+        };
+        let args = self
+            .sig
+            .params
+            .iter()
+            .filter(|p| !self.attr.skip.contains(&p.name))
+            .map(|p| {
+                let name = &p.name;
+                quote_spanned!(p.ty.span()=> #builder.arg(#name);)
+            });
+        let name = self.func.sig.ident.to_string();
+        let name = name.trim_start_matches("r#");
+        quote!({
+            let mut #builder = #start;
+            #(#args)*
+            #builder.finish(#name)
+        })
+    }
+
+    /// Whether the function is certainly in an `impl` (it names `self` or `Self`).
+    fn in_impl(&self) -> bool {
+        fn mentions_self(tokens: TokenStream) -> bool {
+            tokens.into_iter().any(|tt| match tt {
+                TokenTree::Ident(ident) => ident == "Self",
+                TokenTree::Group(group) => mentions_self(group.stream()),
+                _ => false,
+            })
+        }
+        self.sig.receiver || mentions_self(self.func.sig.to_token_stream())
+    }
+
+    /// Rebinds every parameter to a reference under its own name, as the key block expects.
+    fn refs(&self) -> TokenStream {
+        let refs = self.sig.params.iter().map(|p| {
+            let name = &p.name;
+            quote!(#[allow(unused_variables)] let #name = &#name;)
+        });
+        quote!(#(#refs)*)
+    }
+
+    /// The hidden function `invalidate!` calls: the same parameters as the
+    /// function (so it takes the same arguments, with the same coercions),
+    /// returning the call's key.
+    fn companion(&self) -> TokenStream {
+        let private = self.private();
+        let func = self.func;
+        let vis = &func.vis;
+        let name = companion_name(&func.sig.ident);
+        let generics = &func.sig.generics;
+        let where_clause = &generics.where_clause;
+        let receiver = self.sig.receiver.then(|| quote!(&self,));
+        let params = self.sig.params.iter().map(|p| {
+            let (name, ty) = (&p.name, &p.ty);
+            quote!(#name: #ty)
+        });
+        let refs = self.refs();
+        let key_block = self.key_block();
+        quote! {
+            #[doc(hidden)]
+            #[allow(clippy::all, clippy::pedantic, non_snake_case, unused_variables)]
+            #vis fn #name #generics (#receiver #(#params),*) -> #private::CallKey #where_clause {
+                #refs
+                #key_block
+            }
+        }
+    }
+
+    /// Pins the type of the computation to the function's return type, so
+    /// type errors in the body are reported as they would be without `#[cached]`.
+    fn fake_return(&self) -> TokenStream {
+        let (ty, span) = match &self.func.sig.output {
+            ReturnType::Type(_, ty) => (quote!(#ty), ty.span()),
+            ReturnType::Default => (quote!(()), self.func.sig.ident.span()),
+        };
+        let fake = format_ident!("__cachet_fake_return", span = Span::mixed_site());
+        quote_spanned! {span=>
+            #[allow(
+                unreachable_code,
+                clippy::diverging_sub_expression,
+                clippy::empty_loop,
+                clippy::let_unit_value,
+                clippy::needless_return,
+                clippy::unreachable
+            )]
+            if false {
+                let #fake: #ty = loop {};
+                return #fake;
+            }
+        }
+    }
+}
+
+/// `__cachet_key_{name}`: the companion `invalidate!` calls for `name`.
+pub(crate) fn companion_name(name: &Ident) -> Ident {
+    let plain = name.to_string();
+    format_ident!(
+        "__cachet_key_{}",
+        plain.trim_start_matches("r#"),
+        span = name.span()
+    )
+}
+
+fn key_var() -> Ident {
+    Ident::new("__cachet_call_key", Span::mixed_site())
+}
+
+fn ident_pat(name: &Ident) -> Pat {
+    syn::parse_quote!(#name)
+}
