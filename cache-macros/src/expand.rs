@@ -137,17 +137,17 @@ impl Expansion<'_> {
         };
         match valid::returns(self.func) {
             Returns::Value => {
-                let call = quote_spanned!(span=> #private::call);
-                quote!(#call(#key, #timeout, #unless, #compute))
+                let call = respan(quote!(#private::call), span);
+                quote_spanned!(span=> #call(#key, #timeout, #unless, #compute))
             }
             Returns::Result => {
-                let call = quote_spanned!(span=> #private::call_result);
-                quote!(#call(#key, #timeout, #unless, #compute))
+                let call = respan(quote!(#private::call_result), span);
+                quote_spanned!(span=> #call(#key, #timeout, #unless, #compute))
             }
             Returns::Option => {
-                let call = quote_spanned!(span=> #private::call_option);
+                let call = respan(quote!(#private::call_option), span);
                 let cache_none = self.attr.cache_none.as_ref().is_some_and(|b| b.value);
-                quote!(#call(#key, #timeout, #cache_none, #unless, #compute))
+                quote_spanned!(span=> #call(#key, #timeout, #cache_none, #unless, #compute))
             }
         }
     }
@@ -302,6 +302,24 @@ pub(crate) fn companion_name(name: &Ident) -> Ident {
         plain.trim_start_matches("r#"),
         span = name.span()
     )
+}
+
+/// The same tokens, every one at `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut token| {
+            if let TokenTree::Group(group) = &token {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                token = TokenTree::Group(inner);
+            } else {
+                token.set_span(span);
+            }
+            token
+        })
+        .collect()
 }
 
 fn key_var() -> Ident {

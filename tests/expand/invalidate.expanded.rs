@@ -1,0 +1,74 @@
+use cachet::{cached, invalidate};
+#[doc(hidden)]
+#[allow(clippy::all, clippy::pedantic, non_snake_case, unused_variables)]
+pub fn __cachet_key_user_permissions(user_id: i64) -> ::cachet::__private::CallKey {
+    #[allow(unused_variables)]
+    let user_id = &user_id;
+    ::cachet::__private::CallKey {
+        cache: ::cachet::__private::cache(),
+        key: ::alloc::__export::must_use({
+            ::alloc::fmt::format(format_args!("user_permissions:{0}", user_id))
+        }),
+        namespace: ::cachet::__private::Option::None,
+        tags: ::alloc::vec::Vec::new(),
+    }
+}
+pub async fn user_permissions(user_id: i64) -> Vec<String> {
+    let __cachet_call_key: ::cachet::__private::CallKey = {
+        #[allow(unused_variables)]
+        let user_id = &user_id;
+        ::cachet::__private::CallKey {
+            cache: ::cachet::__private::cache(),
+            key: ::alloc::__export::must_use({
+                ::alloc::fmt::format(format_args!("user_permissions:{0}", user_id))
+            }),
+            namespace: ::cachet::__private::Option::None,
+            tags: ::alloc::vec::Vec::new(),
+        }
+    };
+    ::cachet::__private::call(
+            __cachet_call_key,
+            ::cachet::__private::Timeout::Default,
+            |_| false,
+            async move {
+                #[allow(
+                    unreachable_code,
+                    clippy::diverging_sub_expression,
+                    clippy::empty_loop,
+                    clippy::let_unit_value,
+                    clippy::needless_return,
+                    clippy::unreachable
+                )]
+                if false {
+                    let __cachet_fake_return: Vec<String> = loop {};
+                    return __cachet_fake_return;
+                }
+                ::alloc::boxed::box_assume_init_into_vec_unsafe(
+                    ::alloc::intrinsics::write_box_via_move(
+                        ::alloc::boxed::Box::new_uninit(),
+                        [user_id.to_string()],
+                    ),
+                )
+            },
+        )
+        .await
+}
+pub async fn update(user_id: i64) {
+    let _ = ::cachet::__private::invalidate_key(
+            __cachet_key_user_permissions(user_id),
+            ::cachet::__private::Option::None,
+        )
+        .await;
+    let _ = ::cachet::__private::invalidate_namespace(
+            ::cachet::__private::cache_or_global(::cachet::__private::Option::None),
+            "product",
+        )
+        .await;
+    let _ = ::cachet::__private::invalidate_tag(
+            ::cachet::__private::cache_or_global(::cachet::__private::Option::None),
+            ::alloc::__export::must_use({
+                ::alloc::fmt::format(format_args!("user:{0}", user_id))
+            }),
+        )
+        .await;
+}

@@ -1,0 +1,69 @@
+use cachet::cached;
+#[doc(hidden)]
+#[allow(clippy::all, clippy::pedantic, non_snake_case, unused_variables)]
+pub fn __cachet_key_first_product(category: String) -> ::cachet::__private::CallKey {
+    #[allow(unused_variables)]
+    let category = &category;
+    ::cachet::__private::CallKey {
+        cache: ::cachet::__private::cache(),
+        key: ::alloc::__export::must_use({
+            ::alloc::fmt::format(format_args!("products:{0}", category))
+        }),
+        namespace: ::cachet::__private::Option::Some("product"),
+        tags: ::alloc::boxed::box_assume_init_into_vec_unsafe(
+            ::alloc::intrinsics::write_box_via_move(
+                ::alloc::boxed::Box::new_uninit(),
+                [
+                    ::alloc::__export::must_use({
+                        ::alloc::fmt::format(format_args!("category:{0}", category))
+                    }),
+                ],
+            ),
+        ),
+    }
+}
+pub async fn first_product(category: String) -> Option<String> {
+    let __cachet_call_key: ::cachet::__private::CallKey = {
+        #[allow(unused_variables)]
+        let category = &category;
+        ::cachet::__private::CallKey {
+            cache: ::cachet::__private::cache(),
+            key: ::alloc::__export::must_use({
+                ::alloc::fmt::format(format_args!("products:{0}", category))
+            }),
+            namespace: ::cachet::__private::Option::Some("product"),
+            tags: ::alloc::boxed::box_assume_init_into_vec_unsafe(
+                ::alloc::intrinsics::write_box_via_move(
+                    ::alloc::boxed::Box::new_uninit(),
+                    [
+                        ::alloc::__export::must_use({
+                            ::alloc::fmt::format(format_args!("category:{0}", category))
+                        }),
+                    ],
+                ),
+            ),
+        }
+    };
+    ::cachet::__private::call_option(
+            __cachet_call_key,
+            ::cachet::__private::Timeout::Default,
+            true,
+            |_| false,
+            async move {
+                #[allow(
+                    unreachable_code,
+                    clippy::diverging_sub_expression,
+                    clippy::empty_loop,
+                    clippy::let_unit_value,
+                    clippy::needless_return,
+                    clippy::unreachable
+                )]
+                if false {
+                    let __cachet_fake_return: Option<String> = loop {};
+                    return __cachet_fake_return;
+                }
+                Some(category)
+            },
+        )
+        .await
+}
