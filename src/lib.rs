@@ -5,7 +5,157 @@ pub use cache_runtime::{
     MAX_SCOPE, Namespace, Result, Scope, Stats, Timeout, cache, redis,
 };
 
-pub use cache_macros::{cached, invalidate};
+/// Caches the results of an `async fn`.
+///
+/// The arguments become a key, the result is stored under it, and the next
+/// call with equal arguments returns the stored value without running the
+/// body. The function keeps its signature.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use cachet::{cached, invalidate};
+/// use serde::{Deserialize, Serialize};
+///
+/// # struct Db;
+/// # #[derive(Debug)] struct DbError;
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// struct OrderStats { order_count: u32, total_spent: f64 }
+///
+/// #[cached(timeout = 3600, key = "user_order_stats:{user_id}", skip(db))]
+/// async fn user_order_stats(db: &Db, user_id: i64) -> Result<OrderStats, DbError> {
+///     // a slow aggregation query
+///     Ok(OrderStats { order_count: 3, total_spent: 99.5 })
+/// }
+///
+/// let db = Db;
+/// let stats = user_order_stats(&db, 42).await.unwrap(); // runs the query
+/// let again = user_order_stats(&db, 42).await.unwrap(); // from the cache
+/// # assert_eq!(stats.order_count, again.order_count);
+///
+/// // In update code: drop exactly the entry that call made.
+/// invalidate!(user_order_stats(&db, 42)).await.unwrap();
+/// # }
+/// ```
+///
+/// # Options
+///
+/// | option | meaning |
+/// |---|---|
+/// | `timeout = 900` | seconds, or any expression giving a `Duration`, `Option<Duration>` or [`Timeout`]; default: the cache's default timeout (15 minutes) |
+/// | `key = "user:{user_id}"` | the key, from a template: `{name}` (`Display`), `{name.field}`, `{name:?}` (`Debug`); every name is checked at compile time against the parameters |
+/// | `namespace = "product"` | puts the entries in a namespace that [`invalidate!`]`(namespace = "product")` drops at once |
+/// | `tags = ["user:{user_id}", "orders"]` | tags (templates like `key`) that [`invalidate!`]`(tag = ...)` drops at once |
+/// | `skip(db, client)` | parameters left out of the derived key (pools, clients, contexts) |
+/// | `cache = expr` | a [`Cache`] (or `&Cache`) to use instead of the global [`cache()`]; may use the parameters, as in `cache = &self.cache` |
+/// | `cache_none = true` | for an `Option` return: cache `None` too (by default only `Some` is cached) |
+/// | `unless = \|result\| ...` | a predicate on the result: when it holds, the result is returned but not cached |
+/// | `crate = path` | where `cachet` is, when it is renamed or re-exported |
+/// | `trait_impl` | the function is in a trait impl (see below) |
+///
+/// # Keys
+///
+/// Without `key`, the key is the function's module path and name (for
+/// methods, the `Self` type and name) followed by a 128-bit digest of the
+/// arguments that are not skipped, each encoded with serde: the same call
+/// gives the same key in every process and on every machine, and two
+/// functions never share keys. Every key argument must implement
+/// `serde::Serialize`; `HashMap` and `HashSet` arguments serialize in an
+/// order that differs between processes, so prefer `BTreeMap`/`BTreeSet` or
+/// a `key` template for them. `self` is never part of a derived key; name it
+/// in a template (`key = "repo:{self.id}:{id}"`) when it matters.
+///
+/// With `key`, the rendered template is the key exactly as [`Cache::get`] or
+/// [`Cache::delete`] take it.
+///
+/// # What is cached
+///
+/// A function returning `Result<T, E>` (any type named `Result`) caches only
+/// `Ok` values: an `Err` goes back to the caller and the next call runs
+/// again. One returning `Option<T>` caches `Some` values, and `None` too with
+/// `cache_none = true`. Any other return type is cached whatever its value.
+/// The cached type must implement `Serialize`, `DeserializeOwned` and
+/// `Clone`; a compile error at the return type says so otherwise.
+///
+/// A cached function cannot return the cache's own errors: when the cache
+/// fails (Redis down, a value that refuses to encode), the failure is
+/// logged and the function runs uncached.
+///
+/// # Invalidation wins
+///
+/// A value computed from data read before an invalidation and stored after
+/// it is never served: the read records what the key held and the versions
+/// of the namespace and tags, and the write is refused or marked stale if
+/// any of them changed meanwhile.
+///
+/// # Methods and trait impls
+///
+/// Methods work like free functions. Beside each function, `#[cached]`
+/// defines a hidden `__cachet_key_{name}` function, with the function's
+/// visibility, that [`invalidate!`] calls. A trait impl cannot hold such an
+/// extra item: mark functions there with `trait_impl`, and invalidate their
+/// entries with a namespace, a tag, or [`Cache::invalidate`] on the
+/// template's key.
+///
+/// ```
+/// use cachet::{Cache, cached};
+///
+/// trait Store {
+///     async fn total(&self, id: u64) -> u64;
+/// }
+///
+/// struct Db { cache: Cache }
+///
+/// impl Store for Db {
+///     #[cached(trait_impl, cache = &self.cache, namespace = "totals")]
+///     async fn total(&self, id: u64) -> u64 {
+///         id * 2
+///     }
+/// }
+/// ```
+#[doc(inline)]
+pub use cache_macros::cached;
+
+/// Drops cached entries, from update code; awaited.
+///
+/// - `invalidate!(f(args))`: the entry of that call of the `#[cached]`
+///   function `f` (a path, `Type::method(&value, args)` or
+///   `value.method(args)` work too). The key comes from the same generated
+///   code the call uses. Returns `Result<(), Error>`.
+/// - `invalidate!(namespace = "product")`: every entry of the namespace, in
+///   one atomic command. Returns the namespace's new version.
+/// - `invalidate!(tag = format!("user:{id}"))`: every entry carrying the tag.
+/// - `, cache = expr` after any of them: the cache to act on, when it is not
+///   the one the function or the global [`cache()`] uses.
+///
+/// With fail-open (the default) a backend failure is logged and the result
+/// is `Ok`; the entries then expire with their timeout.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cachet::Error> {
+/// use cachet::{cached, invalidate};
+///
+/// #[cached(namespace = "product", key = "products:{category:?}")]
+/// async fn products(category: Option<String>) -> Vec<String> {
+///     vec!["Dune".to_owned()]
+/// }
+///
+/// #[cached(tags = ["user:{user_id}"], key = "user_permissions:{user_id}")]
+/// async fn user_permissions(user_id: i64) -> Vec<String> {
+///     vec!["read".to_owned()]
+/// }
+///
+/// products(None).await;
+/// user_permissions(7).await;
+/// invalidate!(products(None)).await?;          // that one entry
+/// invalidate!(namespace = "product").await?;   // every product entry
+/// invalidate!(tag = "user:7").await?;          // everything tagged user:7
+/// # Ok(())
+/// # }
+/// ```
+#[doc(inline)]
+pub use cache_macros::invalidate;
 
 #[doc(hidden)]
 pub mod __private {

@@ -11,13 +11,17 @@ mod valid;
 
 use proc_macro::TokenStream;
 
-/// Caches the results of an `async fn`; see `cachet::cached`.
+/// Caches the results of an `async fn`.
+///
+/// Documented, with examples, where applications use it: `cachet::cached`.
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(args.into(), &item.into()).into()
 }
 
-/// Drops cached entries; see `cachet::invalidate`.
+/// Drops cached entries: one call's, a namespace's or a tag's.
+///
+/// Documented, with examples, where applications use it: `cachet::invalidate`.
 #[proc_macro]
 pub fn invalidate(input: TokenStream) -> TokenStream {
     invalidate::expand(input.into()).into()

@@ -114,12 +114,17 @@ impl Memory {
         self.store.get(key).await
     }
 
+    /// Stores `slot` (or removes the key when it has already expired).
+    ///
+    /// Every write goes through moka's per-key compute lock, as guarded
+    /// writes do, so a write never slips between a guarded write's check
+    /// and its store.
     pub(crate) async fn set(&self, key: String, slot: Slot) {
-        if slot.expires_at.is_some_and(|at| at <= Instant::now()) {
-            self.store.invalidate(&key).await;
-        } else {
-            self.store.insert(key, slot).await;
-        }
+        let expired = slot.expires_at.is_some_and(|at| at <= Instant::now());
+        self.store
+            .entry(key)
+            .and_compute_with(|_| async move { if expired { Op::Remove } else { Op::Put(slot) } })
+            .await;
     }
 
     /// Stores `slot` unless the key holds a live value; whether it stored it.
