@@ -83,6 +83,7 @@ suite!(
     try_get_or_set_caches_only_ok,
     unencodable_value_is_an_error_naming_its_type,
     long_keys_are_distinct,
+    invalidated_keys_read_as_absent,
 );
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -466,4 +467,29 @@ async fn long_keys_are_distinct(f: Fixture) {
     assert_eq!(cache.get::<String>(&a).await.unwrap().as_deref(), Some("A"));
     assert_eq!(cache.get::<String>(&b).await.unwrap().as_deref(), Some("B"));
     assert!(cache.key_for(&a).len() <= cachet::DEFAULT_MAX_KEY_LENGTH);
+}
+
+async fn invalidated_keys_read_as_absent(f: Fixture) {
+    let cache = &f.cache;
+    for key in ["a", "b", "c", "d", "e"] {
+        cache.set(key, "v", MINUTE).await.unwrap();
+        cache.invalidate(key).await.unwrap();
+    }
+    assert_eq!(cache.get::<String>("a").await.unwrap(), None);
+    assert!(
+        cache
+            .get_many::<String>(["a", "b"])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!cache.touch("b", MINUTE).await.unwrap());
+    assert!(!cache.delete("c").await.unwrap());
+    assert_eq!(cache.incr("d", 5).await.unwrap(), 5);
+    assert!(cache.add("e", "new", MINUTE).await.unwrap());
+    assert_eq!(
+        cache.get::<String>("e").await.unwrap().as_deref(),
+        Some("new")
+    );
+    assert_eq!(cache.stats().undecodable, 0, "a tombstone is not garbage");
 }

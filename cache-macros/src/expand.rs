@@ -259,7 +259,10 @@ impl Expansion<'_> {
         });
         let refs = self.refs();
         let key_block = self.key_block();
+        // The companion exists exactly when the function does.
+        let cfgs = func.attrs.iter().filter(|a| a.path().is_ident("cfg"));
         quote! {
+            #(#cfgs)*
             #[doc(hidden)]
             #[allow(clippy::all, clippy::pedantic, non_snake_case, unused_variables)]
             #vis fn #name #generics (#receiver #(#params),*) -> #private::CallKey #where_clause {

@@ -25,6 +25,7 @@ impl Expiry {
 
 /// The store of one cache.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per cache, behind an `Arc`
 pub(crate) enum Backend {
     Memory(memory::Memory),
     Redis(redis::RedisBackend),

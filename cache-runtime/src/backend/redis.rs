@@ -53,10 +53,16 @@ else
 end
 return 1";
 
+/// What every script that must see tombstones as absent starts with.
+const PRELUDE: &str = r"
+local function is_tombstone(value)
+    return string.byte(value, 1) == FORMAT and string.byte(value, 2) == TOMBSTONE
+end";
+
 /// Sets the key unless it holds a live value (a tombstone counts as absent).
 const ADD: &str = r"
 local current = redis.call('GET', KEYS[1])
-if current and not (string.byte(current, 1) == FORMAT and string.byte(current, 2) == TOMBSTONE) then
+if current and not is_tombstone(current) then
     return 0
 end
 if ARGV[2] == '0' then
@@ -65,6 +71,45 @@ else
     redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 end
 return 1";
+
+/// Gives a live value a new expiry: ARGV[1] ms, `0` for none, `now` to delete it.
+const TOUCH: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current or is_tombstone(current) then
+    return 0
+end
+if ARGV[1] == 'now' then
+    redis.call('DEL', KEYS[1])
+elseif ARGV[1] == '0' then
+    redis.call('PERSIST', KEYS[1])
+else
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1";
+
+/// Adds ARGV[1] to a counter; a missing (or invalidated) counter starts at
+/// 0 with ARGV[2] ms of life (none for `0`).
+const INCR: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current and is_tombstone(current) then
+    redis.call('DEL', KEYS[1])
+end
+if ARGV[2] ~= '0' then
+    redis.call('SET', KEYS[1], 0, 'NX', 'PX', ARGV[2])
+end
+return redis.call('INCRBY', KEYS[1], ARGV[1])";
+
+/// Deletes every key of KEYS; returns how many held a live value.
+const DELETE: &str = r"
+local live = 0
+for _, key in ipairs(KEYS) do
+    local current = redis.call('GET', key)
+    if current and not is_tombstone(current) then
+        live = live + 1
+    end
+end
+redis.call('DEL', unpack(KEYS))
+return live";
 
 /// Bumps a version: `INCR` when it exists, else a fresh random version, so
 /// that a version key lost to eviction never comes back at an old value.
@@ -104,6 +149,9 @@ pub(crate) struct RedisBackend {
     delete_if_equal: Script,
     write_guarded: Script,
     add: Script,
+    touch: Script,
+    incr: Script,
+    delete: Script,
     bump: Script,
     redacted_url: String,
 }
@@ -158,10 +206,10 @@ impl RedisBackend {
                     .replace("WRITE_ID_FROM", &(WRITE_ID_AT + 1).to_string())
                     .replace("WRITE_ID_TO", &(WRITE_ID_AT + 8).to_string()),
             ),
-            add: Script::new(
-                &ADD.replace("FORMAT", &codec::FORMAT_V1.to_string())
-                    .replace("TOMBSTONE", &codec::TOMBSTONE.to_string()),
-            ),
+            add: with_prelude(ADD),
+            touch: with_prelude(TOUCH),
+            incr: with_prelude(INCR),
+            delete: with_prelude(DELETE),
             bump: Script::new(BUMP),
             redacted_url: redact(url),
         })
@@ -416,39 +464,30 @@ impl RedisBackend {
         .await
     }
 
+    /// Deletes `keys`; how many held a live value (not a tombstone).
     pub(crate) async fn delete_many(&self, keys: &[String]) -> Result<u64, Error> {
         if keys.is_empty() {
             return Ok(0);
         }
+        let script = &self.delete;
         self.run("delete", |mut c| async move {
-            redis::cmd("DEL").arg(keys).query_async(&mut c).await
+            let mut invocation = script.prepare_invoke();
+            for key in keys {
+                invocation.key(key);
+            }
+            invocation.invoke_async(&mut c).await
         })
         .await
     }
 
     pub(crate) async fn touch(&self, key: &str, expiry: Expiry) -> Result<bool, Error> {
+        let ttl = match expiry {
+            Expiry::Now => "now".to_owned(),
+            expiry => ttl_arg(expiry).to_string(),
+        };
+        let script = &self.touch;
         self.run("touch", |mut c| async move {
-            match expiry {
-                Expiry::After(d) => {
-                    redis::cmd("PEXPIRE")
-                        .arg(key)
-                        .arg(Expiry::millis(d))
-                        .query_async(&mut c)
-                        .await
-                }
-                Expiry::Never => {
-                    let (exists,): (bool,) = redis::pipe()
-                        .cmd("PERSIST")
-                        .arg(key)
-                        .ignore()
-                        .cmd("EXISTS")
-                        .arg(key)
-                        .query_async(&mut c)
-                        .await?;
-                    Ok(exists)
-                }
-                Expiry::Now => redis::cmd("DEL").arg(key).query_async(&mut c).await,
-            }
+            script.key(key).arg(ttl).invoke_async(&mut c).await
         })
         .await
     }
@@ -460,25 +499,15 @@ impl RedisBackend {
         delta: i64,
         expiry: Expiry,
     ) -> Result<Option<i64>, Error> {
+        let script = &self.incr;
         let result = self
             .run("incr", |mut c| async move {
-                let mut pipe = redis::pipe();
-                if let Expiry::After(d) = expiry {
-                    pipe.cmd("SET")
-                        .arg(key)
-                        .arg(0)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(Expiry::millis(d))
-                        .ignore();
-                }
-                let (value,): (i64,) = pipe
-                    .cmd("INCRBY")
-                    .arg(key)
+                script
+                    .key(key)
                     .arg(delta)
-                    .query_async(&mut c)
-                    .await?;
-                Ok(value)
+                    .arg(ttl_arg(expiry))
+                    .invoke_async(&mut c)
+                    .await
             })
             .await;
         match result {
@@ -563,6 +592,14 @@ impl Lane {
             drop(Connection::take(conn));
         }
     }
+}
+
+/// A script that sees tombstones as absent.
+fn with_prelude(body: &str) -> Script {
+    let prelude = PRELUDE
+        .replace("FORMAT", &codec::FORMAT_V1.to_string())
+        .replace("TOMBSTONE", &codec::TOMBSTONE.to_string());
+    Script::new(&format!("{prelude}\n{body}"))
 }
 
 /// A time to live for a script: milliseconds, or 0 for none.
