@@ -13,6 +13,14 @@ use support::RedisServer;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+async fn reset_stats(conn: &mut MultiplexedConnection) {
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
 /// Calls of each command since the last `CONFIG RESETSTAT`, except the test's own `INFO` and `CONFIG`.
 async fn commands(conn: &mut MultiplexedConnection) -> Vec<(String, u64)> {
     let info: String = redis::cmd("INFO")
@@ -52,11 +60,7 @@ async fn a_hit_with_a_namespace_and_two_tags_is_one_command() {
         .unwrap();
 
     let mut conn = server.connect(0).await;
-    let () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    reset_stats(&mut conn).await;
     let hit = cache
         .get_or_set_in("products:books", &scope, compute, HOUR)
         .await
@@ -81,11 +85,7 @@ async fn a_plain_hit_is_one_get() {
         .unwrap();
     cache.get_or_set("k", || async { 1 }, HOUR).await.unwrap();
     let mut conn = server.connect(0).await;
-    let () = redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    reset_stats(&mut conn).await;
     assert_eq!(
         cache.get_or_set("k", || async { 2 }, HOUR).await.unwrap(),
         1

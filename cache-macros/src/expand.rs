@@ -188,8 +188,7 @@ impl Expansion<'_> {
             #private::CallKey {
                 cache: #cache,
                 key: #key,
-                namespace: #namespace,
-                tags: #private::vec![#(#tags),*],
+                scope: #private::scope(#namespace, #private::vec![#(#tags),*]),
             }
         }
     }

@@ -19,8 +19,13 @@ pub use std::{format, vec};
 pub struct CallKey {
     pub cache: Cache,
     pub key: String,
-    pub namespace: Option<&'static str>,
-    pub tags: Vec<String>,
+    pub scope: Scope,
+}
+
+/// The scope of a call: its namespace and its rendered tags.
+#[must_use]
+pub fn scope(namespace: Option<&'static str>, tags: Vec<String>) -> Scope {
+    Scope::from_parts(namespace, tags)
 }
 
 /// Builds a derived key: the function's path, then a digest of its
@@ -256,8 +261,7 @@ pub fn cache_or_global(given: Option<Cache>) -> Cache {
 }
 
 async fn lookup<T: Cacheable>(key: &CallKey) -> Lookup<T> {
-    let scope = Scope::from_parts(key.namespace, key.tags.clone());
-    match key.cache.read_for_write::<T>(&key.key, &scope).await {
+    match key.cache.read_for_write::<T>(&key.key, &key.scope).await {
         Ok(lookup) => lookup,
         Err(error) => {
             report(&key.key, &error);

@@ -19,8 +19,10 @@ pub fn __cachet_key_fetch_external(
             __cachet_key_builder.arg(page);
             __cachet_key_builder.finish("fetch_external")
         },
-        namespace: ::cachet::__private::Option::None,
-        tags: ::alloc::vec::Vec::new(),
+        scope: ::cachet::__private::scope(
+            ::cachet::__private::Option::None,
+            ::alloc::vec::Vec::new(),
+        ),
     }
 }
 pub async fn fetch_external(endpoint: String, page: u32) -> Vec<u8> {
@@ -39,8 +41,10 @@ pub async fn fetch_external(endpoint: String, page: u32) -> Vec<u8> {
                 __cachet_key_builder.arg(page);
                 __cachet_key_builder.finish("fetch_external")
             },
-            namespace: ::cachet::__private::Option::None,
-            tags: ::alloc::vec::Vec::new(),
+            scope: ::cachet::__private::scope(
+                ::cachet::__private::Option::None,
+                ::alloc::vec::Vec::new(),
+            ),
         }
     };
     ::cachet::__private::call(

@@ -9,8 +9,10 @@ pub fn __cachet_key_user_permissions(user_id: i64) -> ::cachet::__private::CallK
         key: ::alloc::__export::must_use({
             ::alloc::fmt::format(format_args!("user_permissions:{0}", user_id))
         }),
-        namespace: ::cachet::__private::Option::None,
-        tags: ::alloc::vec::Vec::new(),
+        scope: ::cachet::__private::scope(
+            ::cachet::__private::Option::None,
+            ::alloc::vec::Vec::new(),
+        ),
     }
 }
 pub async fn user_permissions(user_id: i64) -> Vec<String> {
@@ -22,8 +24,10 @@ pub async fn user_permissions(user_id: i64) -> Vec<String> {
             key: ::alloc::__export::must_use({
                 ::alloc::fmt::format(format_args!("user_permissions:{0}", user_id))
             }),
-            namespace: ::cachet::__private::Option::None,
-            tags: ::alloc::vec::Vec::new(),
+            scope: ::cachet::__private::scope(
+                ::cachet::__private::Option::None,
+                ::alloc::vec::Vec::new(),
+            ),
         }
     };
     ::cachet::__private::call(

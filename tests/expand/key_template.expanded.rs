@@ -23,8 +23,10 @@ pub fn __cachet_key_user_order_stats(
         key: ::alloc::__export::must_use({
             ::alloc::fmt::format(format_args!("user_order_stats:{0}", user_id))
         }),
-        namespace: ::cachet::__private::Option::None,
-        tags: ::alloc::vec::Vec::new(),
+        scope: ::cachet::__private::scope(
+            ::cachet::__private::Option::None,
+            ::alloc::vec::Vec::new(),
+        ),
     }
 }
 pub async fn user_order_stats(db: &Db, user_id: i64) -> Result<u64, DbError> {
@@ -38,8 +40,10 @@ pub async fn user_order_stats(db: &Db, user_id: i64) -> Result<u64, DbError> {
             key: ::alloc::__export::must_use({
                 ::alloc::fmt::format(format_args!("user_order_stats:{0}", user_id))
             }),
-            namespace: ::cachet::__private::Option::None,
-            tags: ::alloc::vec::Vec::new(),
+            scope: ::cachet::__private::scope(
+                ::cachet::__private::Option::None,
+                ::alloc::vec::Vec::new(),
+            ),
         }
     };
     ::cachet::__private::call_result(

@@ -17,8 +17,10 @@ impl Repo {
                 __cachet_key_builder.arg(id);
                 __cachet_key_builder.finish("name_of")
             },
-            namespace: ::cachet::__private::Option::None,
-            tags: ::alloc::vec::Vec::new(),
+            scope: ::cachet::__private::scope(
+                ::cachet::__private::Option::None,
+                ::alloc::vec::Vec::new(),
+            ),
         }
     }
     pub async fn name_of(&self, id: u64) -> String {
@@ -34,8 +36,10 @@ impl Repo {
                     __cachet_key_builder.arg(id);
                     __cachet_key_builder.finish("name_of")
                 },
-                namespace: ::cachet::__private::Option::None,
-                tags: ::alloc::vec::Vec::new(),
+                scope: ::cachet::__private::scope(
+                    ::cachet::__private::Option::None,
+                    ::alloc::vec::Vec::new(),
+                ),
             }
         };
         ::cachet::__private::call(

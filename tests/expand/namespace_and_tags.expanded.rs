@@ -9,15 +9,17 @@ pub fn __cachet_key_first_product(category: String) -> ::cachet::__private::Call
         key: ::alloc::__export::must_use({
             ::alloc::fmt::format(format_args!("products:{0}", category))
         }),
-        namespace: ::cachet::__private::Option::Some("product"),
-        tags: ::alloc::boxed::box_assume_init_into_vec_unsafe(
-            ::alloc::intrinsics::write_box_via_move(
-                ::alloc::boxed::Box::new_uninit(),
-                [
-                    ::alloc::__export::must_use({
-                        ::alloc::fmt::format(format_args!("category:{0}", category))
-                    }),
-                ],
+        scope: ::cachet::__private::scope(
+            ::cachet::__private::Option::Some("product"),
+            ::alloc::boxed::box_assume_init_into_vec_unsafe(
+                ::alloc::intrinsics::write_box_via_move(
+                    ::alloc::boxed::Box::new_uninit(),
+                    [
+                        ::alloc::__export::must_use({
+                            ::alloc::fmt::format(format_args!("category:{0}", category))
+                        }),
+                    ],
+                ),
             ),
         ),
     }
@@ -31,15 +33,17 @@ pub async fn first_product(category: String) -> Option<String> {
             key: ::alloc::__export::must_use({
                 ::alloc::fmt::format(format_args!("products:{0}", category))
             }),
-            namespace: ::cachet::__private::Option::Some("product"),
-            tags: ::alloc::boxed::box_assume_init_into_vec_unsafe(
-                ::alloc::intrinsics::write_box_via_move(
-                    ::alloc::boxed::Box::new_uninit(),
-                    [
-                        ::alloc::__export::must_use({
-                            ::alloc::fmt::format(format_args!("category:{0}", category))
-                        }),
-                    ],
+            scope: ::cachet::__private::scope(
+                ::cachet::__private::Option::Some("product"),
+                ::alloc::boxed::box_assume_init_into_vec_unsafe(
+                    ::alloc::intrinsics::write_box_via_move(
+                        ::alloc::boxed::Box::new_uninit(),
+                        [
+                            ::alloc::__export::must_use({
+                                ::alloc::fmt::format(format_args!("category:{0}", category))
+                            }),
+                        ],
+                    ),
                 ),
             ),
         }

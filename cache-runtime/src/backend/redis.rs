@@ -46,17 +46,21 @@ if current then
 elseif #ARGV[1] ~= 0 then
     return 0
 end
-if ARGV[3] == '0' then
-    redis.call('SET', KEYS[1], ARGV[2])
-else
-    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
+set_with_ttl(KEYS[1], ARGV[2], ARGV[3])
 return 1";
 
-/// What every script that must see tombstones as absent starts with.
+/// What every script starts with: the tombstone test, and `SET` with a
+/// time to live in ms (`0` for none).
 const PRELUDE: &str = r"
 local function is_tombstone(value)
     return string.byte(value, 1) == FORMAT and string.byte(value, 2) == TOMBSTONE
+end
+local function set_with_ttl(key, value, ttl)
+    if ttl == '0' then
+        redis.call('SET', key, value)
+    else
+        redis.call('SET', key, value, 'PX', ttl)
+    end
 end";
 
 /// Sets the key unless it holds a live value (a tombstone counts as absent).
@@ -65,11 +69,7 @@ local current = redis.call('GET', KEYS[1])
 if current and not is_tombstone(current) then
     return 0
 end
-if ARGV[2] == '0' then
-    redis.call('SET', KEYS[1], ARGV[1])
-else
-    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-end
+set_with_ttl(KEYS[1], ARGV[1], ARGV[2])
 return 1";
 
 /// Gives a live value a new expiry: ARGV[1] ms, `0` for none, `now` to delete it.
@@ -201,7 +201,7 @@ impl RedisBackend {
             started: Instant::now(),
             command_timeout: settings.command_timeout,
             delete_if_equal: Script::new(DELETE_IF_EQUAL),
-            write_guarded: Script::new(
+            write_guarded: with_prelude(
                 &WRITE_GUARDED
                     .replace("WRITE_ID_FROM", &(WRITE_ID_AT + 1).to_string())
                     .replace("WRITE_ID_TO", &(WRITE_ID_AT + 8).to_string()),
