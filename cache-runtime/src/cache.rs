@@ -12,6 +12,7 @@ use crate::backend::memory::Slot;
 use crate::backend::{Backend, Expiry};
 use crate::codec::Stored;
 use crate::config::{CacheBuilder, Timeout};
+use crate::flight::{FlightState, Flights, Role, follow};
 use crate::key::KeySpace;
 use crate::stats::{Counters, Stats};
 use crate::version::{Expected, Guard, Scope};
@@ -68,6 +69,14 @@ pub(crate) struct Inner {
     pub(crate) fail_open: bool,
     pub(crate) tombstone_ttl: Duration,
     pub(crate) counters: Counters,
+    pub(crate) flights: Flights,
+}
+
+/// What [`Cache::load`] came back with: the outcome, when there is one, and
+/// the cache's error, when there is one.
+pub(crate) struct Loaded<O> {
+    pub(crate) outcome: Option<O>,
+    pub(crate) error: Option<Error>,
 }
 
 /// What a read found: a value, or what the key held instead.
@@ -86,6 +95,41 @@ pub(crate) enum Lookup<T> {
     Miss(Option<Guard>),
 }
 
+/// What a miss read of a key, as a flight compares it.
+fn state_of(guard: Option<&Guard>) -> FlightState {
+    guard.map(|g| (g.expected, g.stamps.clone()))
+}
+
+/// The value to cache of an outcome that is the value. (`load` takes one
+/// signature for every kind of outcome.)
+#[allow(clippy::unnecessary_wraps)]
+pub(crate) fn itself<T>(value: &T) -> Option<&T> {
+    Some(value)
+}
+
+/// The value to cache of a `Result`: its `Ok`.
+pub(crate) fn ok_of<T, E>(result: &Result<T, E>) -> Option<&T> {
+    result.as_ref().ok()
+}
+
+/// The value to cache of an `Option`: its `Some`.
+#[allow(clippy::ref_option)] // `load` picks values out of `&O`
+pub(crate) fn some_of<T>(option: &Option<T>) -> Option<&T> {
+    option.as_ref()
+}
+
+impl<O> Loaded<O> {
+    /// The outcome, or the cache's error when there is one (a value that
+    /// cannot be encoded, or any failure without fail-open).
+    pub(crate) fn into_result(self) -> Result<O, Error> {
+        match (self.outcome, self.error) {
+            (_, Some(error)) => Err(error),
+            (Some(outcome), None) => Ok(outcome),
+            (None, None) => unreachable!("a load ends with an outcome or an error"),
+        }
+    }
+}
+
 /// A judgement of stored bytes against the versions of the reader's scope.
 enum Judged<T> {
     Hit(T),
@@ -101,6 +145,7 @@ impl std::fmt::Debug for Cache {
             .field("prefix", &inner.keys.prefix())
             .field("default_timeout", &inner.default_timeout)
             .field("fail_open", &inner.fail_open)
+            .field("flights", &inner.flights.len())
             .finish()
     }
 }
@@ -169,6 +214,7 @@ impl Cache {
                 fail_open: inner.fail_open,
                 tombstone_ttl: inner.tombstone_ttl,
                 counters: Counters::default(),
+                flights: Flights::default(),
             }),
         })
     }
@@ -668,15 +714,19 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        let guard = match self.read_for_write(key, scope).await? {
-            Lookup::Hit(value) => return Ok(value),
-            Lookup::Miss(guard) => guard,
-        };
-        let value = compute().await;
-        if let Some(guard) = guard {
-            self.write_guarded(guard, &value, timeout.into()).await?;
-        }
-        Ok(value)
+        let loaded = self
+            .load(
+                key,
+                scope,
+                timeout.into(),
+                false,
+                async move { compute().await },
+                |_| true,
+                itself,
+                |v| v,
+            )
+            .await;
+        loaded.into_result()
     }
 
     /// Like [`get_or_set`](Self::get_or_set) for a fallible computation: only
@@ -719,15 +769,22 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let guard = match self.read_for_write(key, &Scope::new()).await? {
-            Lookup::Hit(value) => return Ok(value),
-            Lookup::Miss(guard) => guard,
-        };
-        let value = compute().await?;
-        if let Some(guard) = guard {
-            self.write_guarded(guard, &value, timeout.into()).await?;
+        let loaded = self
+            .load(
+                key,
+                &Scope::new(),
+                timeout.into(),
+                false,
+                async move { compute().await },
+                |_| true,
+                ok_of,
+                Ok,
+            )
+            .await;
+        match loaded.into_result() {
+            Ok(outcome) => outcome,
+            Err(error) => Err(error.into()),
         }
-        Ok(value)
     }
 
     /// Drops the entry at `key` so that nothing computed before this call can
@@ -940,23 +997,29 @@ impl Cache {
         &self,
         key: &str,
         scope: &Scope,
+        count: bool,
     ) -> Result<Lookup<T>, Error> {
         let inner = &*self.inner;
+        let count = |counter: fn(&Counters)| {
+            if count {
+                counter(&inner.counters);
+            }
+        };
         let full = inner.keys.entry(key);
         let vkeys = scope.version_keys(&inner.keys)?;
         let read = match self.read::<T>(&full, &vkeys).await {
             Ok(read) => read,
             Err(error) => {
-                inner.counters.miss();
+                count(Counters::miss);
                 self.backend_failed(error)?;
                 return Ok(Lookup::Miss(None));
             }
         };
         if let Some(value) = read.value {
-            inner.counters.hit();
+            count(Counters::hit);
             return Ok(Lookup::Hit(value));
         }
-        inner.counters.miss();
+        count(Counters::miss);
         let stamps = match self.settle_versions(&vkeys, read.versions).await {
             Ok(stamps) => stamps,
             Err(error) => {
@@ -969,6 +1032,117 @@ impl Cache {
             expected: read.expected,
             stamps: Some(stamps),
         })))
+    }
+
+    /// The heart of every cached computation: a hit returns the stored
+    /// value; on a miss the first caller in this process computes (single
+    /// flight), stores what `value_of` picks from the outcome when `store_if`
+    /// agrees, and hands it to the callers that waited; `wrap` makes an
+    /// outcome of a value found or handed over. `compute_on_error` says what
+    /// a failing read (without fail-open) does: compute uncached and report
+    /// the error beside the outcome, or return the error alone.
+    #[allow(clippy::too_many_arguments)] // the one generic core behind four entry points
+    pub(crate) async fn load<T, O, Fut>(
+        &self,
+        key: &str,
+        scope: &Scope,
+        timeout: Timeout,
+        compute_on_error: bool,
+        compute: Fut,
+        store_if: impl FnOnce(&O) -> bool,
+        value_of: for<'o> fn(&'o O) -> Option<&'o T>,
+        wrap: fn(T) -> O,
+    ) -> Loaded<O>
+    where
+        T: Cacheable,
+        Fut: Future<Output = O>,
+    {
+        let uncached = |compute: Fut, error: Error| async move {
+            if compute_on_error {
+                Loaded {
+                    outcome: Some(compute.await),
+                    error: Some(error),
+                }
+            } else {
+                Loaded {
+                    outcome: None,
+                    error: Some(error),
+                }
+            }
+        };
+        let full = self.inner.keys.entry(key);
+        let mut first = true;
+        loop {
+            let guard = match self
+                .read_for_write::<T>(key, scope, std::mem::take(&mut first))
+                .await
+            {
+                Ok(Lookup::Hit(value)) => {
+                    return Loaded {
+                        outcome: Some(wrap(value)),
+                        error: None,
+                    };
+                }
+                Ok(Lookup::Miss(guard)) => guard,
+                Err(error) => return uncached(compute, error).await,
+            };
+            // Only a flight that read the key as this call did may serve it:
+            // one that read it before an invalidation this call saw may not.
+            let leader = match self.inner.flights.join(&full, state_of(guard.as_ref())) {
+                Role::Leader(leader) => leader,
+                Role::Follower(landing) => match follow(landing).await {
+                    Some(value) => match value.downcast_ref::<T>() {
+                        Some(value) => {
+                            return Loaded {
+                                outcome: Some(wrap(value.clone())),
+                                error: None,
+                            };
+                        }
+                        // Another type under the same key: compute for ourselves, store nothing.
+                        None => {
+                            return Loaded {
+                                outcome: Some(compute.await),
+                                error: None,
+                            };
+                        }
+                    },
+                    // The leader landed nothing: read again, and lead if still a miss.
+                    None => continue,
+                },
+            };
+            // A flight that landed between our read and our join may have stored the value.
+            let guard = match self.read_for_write::<T>(key, scope, false).await {
+                Ok(Lookup::Hit(value)) => {
+                    leader.land(Some(Arc::new(value.clone())));
+                    return Loaded {
+                        outcome: Some(wrap(value)),
+                        error: None,
+                    };
+                }
+                Ok(Lookup::Miss(again)) => {
+                    leader.restate(state_of(again.as_ref()));
+                    again
+                }
+                Err(_) => guard,
+            };
+            let outcome = compute.await;
+            let Some(value) = value_of(&outcome).filter(|_| store_if(&outcome)) else {
+                leader.land(None);
+                return Loaded {
+                    outcome: Some(outcome),
+                    error: None,
+                };
+            };
+            let error = match guard {
+                Some(guard) => self.write_guarded(guard, value, timeout).await.err(),
+                None => None,
+            };
+            leader.land(Some(Arc::new(value.clone())));
+            return Loaded {
+                outcome: Some(outcome),
+                error,
+            };
+        }
     }
 
     /// Stores a computed value unless the key changed since the read that

@@ -286,6 +286,7 @@ impl CacheBuilder {
                 fail_open: self.fail_open,
                 tombstone_ttl: self.tombstone_ttl,
                 counters: Counters::default(),
+                flights: crate::flight::Flights::default(),
             }),
         })
     }

@@ -21,6 +21,7 @@ mod cache;
 mod codec;
 mod config;
 mod error;
+mod flight;
 mod global;
 mod key;
 mod stats;

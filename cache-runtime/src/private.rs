@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::cache::Lookup;
-use crate::version::{Guard, Scope};
+use crate::cache::{Loaded, itself, ok_of, some_of};
+use crate::version::Scope;
 use crate::{Cache, Cacheable, Error};
 
 pub use crate::Timeout;
@@ -166,15 +166,21 @@ where
     U: FnOnce(&T) -> bool,
     Fut: Future<Output = T>,
 {
-    let guard = match lookup(&key).await {
-        Lookup::Hit(hit) => return hit,
-        Lookup::Miss(guard) => guard,
-    };
-    let value = compute.await;
-    if !unless(&value) {
-        store(&key, guard, &value, timeout).await;
-    }
-    value
+    let store_if = |value: &T| !unless(value);
+    let loaded = key
+        .cache
+        .load(
+            &key.key,
+            &key.scope,
+            timeout,
+            true,
+            compute,
+            store_if,
+            itself,
+            |v| v,
+        )
+        .await;
+    outcome(&key, loaded)
 }
 
 /// Runs a call returning `Result`: only `Ok` values are cached.
@@ -189,17 +195,14 @@ where
     U: FnOnce(&Result<T, E>) -> bool,
     Fut: Future<Output = Result<T, E>>,
 {
-    let guard = match lookup(&key).await {
-        Lookup::Hit(hit) => return Ok(hit),
-        Lookup::Miss(guard) => guard,
-    };
-    let result = compute.await;
-    if let Ok(value) = &result
-        && !unless(&result)
-    {
-        store(&key, guard, value, timeout).await;
-    }
-    result
+    let store_if = |result: &Result<T, E>| !unless(result);
+    let loaded = key
+        .cache
+        .load(
+            &key.key, &key.scope, timeout, true, compute, store_if, ok_of, Ok,
+        )
+        .await;
+    outcome(&key, loaded)
 }
 
 /// Runs a call returning `Option`: `Some` values are cached, and `None`
@@ -216,28 +219,38 @@ where
     U: FnOnce(&Option<T>) -> bool,
     Fut: Future<Output = Option<T>>,
 {
-    if cache_none {
-        let guard = match lookup::<Option<T>>(&key).await {
-            Lookup::Hit(hit) => return hit,
-            Lookup::Miss(guard) => guard,
-        };
-        let result = compute.await;
-        if !unless(&result) {
-            store(&key, guard, &result, timeout).await;
-        }
-        return result;
-    }
-    let guard = match lookup::<T>(&key).await {
-        Lookup::Hit(hit) => return Some(hit),
-        Lookup::Miss(guard) => guard,
+    let store_if = |option: &Option<T>| !unless(option);
+    let loaded = if cache_none {
+        key.cache
+            .load(
+                &key.key,
+                &key.scope,
+                timeout,
+                true,
+                compute,
+                store_if,
+                itself,
+                |v| v,
+            )
+            .await
+    } else {
+        key.cache
+            .load(
+                &key.key, &key.scope, timeout, true, compute, store_if, some_of, Some,
+            )
+            .await
     };
-    let result = compute.await;
-    if let Some(value) = &result
-        && !unless(&result)
-    {
-        store(&key, guard, value, timeout).await;
+    outcome(&key, loaded)
+}
+
+/// The outcome of a cached call; the cache's error, if any, is logged.
+fn outcome<O>(key: &CallKey, loaded: Loaded<O>) -> O {
+    if let Some(error) = &loaded.error {
+        report(&key.key, error);
     }
-    result
+    loaded
+        .outcome
+        .expect("a call that computes on error always has an outcome")
 }
 
 /// Drops the entry of one call, with a tombstone (see `Cache::invalidate`).
@@ -258,23 +271,6 @@ pub async fn invalidate_tag(cache: Cache, tag: impl AsRef<str>) -> Result<u64, E
 /// The cache to use: the one given, or the global one.
 pub fn cache_or_global(given: Option<Cache>) -> Cache {
     given.unwrap_or_else(cache)
-}
-
-async fn lookup<T: Cacheable>(key: &CallKey) -> Lookup<T> {
-    match key.cache.read_for_write::<T>(&key.key, &key.scope).await {
-        Ok(lookup) => lookup,
-        Err(error) => {
-            report(&key.key, &error);
-            Lookup::Miss(None)
-        }
-    }
-}
-
-async fn store<T: Cacheable>(key: &CallKey, guard: Option<Guard>, value: &T, timeout: Timeout) {
-    let Some(guard) = guard else { return };
-    if let Err(error) = key.cache.write_guarded(guard, value, timeout).await {
-        report(&key.key, &error);
-    }
 }
 
 /// A cached function cannot return the cache's errors: they are logged, and

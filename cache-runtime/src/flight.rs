@@ -1,0 +1,147 @@
+//! Single flight: concurrent misses on one key in one process run one computation.
+//!
+//! The first miss on a key becomes the *leader* and computes; later misses
+//! on the same key *follow*: they wait for the leader's value instead of
+//! computing it again. A leader that fails, returns something not to cache,
+//! panics or is cancelled lands nothing, and one follower takes over. Each
+//! key has its own flight, so waiting on one key never holds up another, and
+//! a cached function calling cached functions (itself included, with other
+//! arguments) cannot deadlock.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::watch;
+
+use crate::version::Expected;
+
+/// What the read before a flight saw of its key: what the key held and the
+/// versions of its scope (`None` when the read failed). A flight serves
+/// only the callers whose read saw the same, so a caller that read the key
+/// after an invalidation never gets a value computed before it.
+pub(crate) type FlightState = Option<(Expected, Option<Vec<u64>>)>;
+
+/// What a flight ended with.
+#[derive(Clone)]
+pub(crate) enum Landing {
+    /// Still computing.
+    Pending,
+    /// The computed value, as stored.
+    Value(Arc<dyn Any + Send + Sync>),
+    /// Nothing to share: a follower must compute.
+    Failed,
+}
+
+/// The flights of one cache, by stored key.
+#[derive(Default)]
+pub(crate) struct Flights {
+    map: Mutex<HashMap<String, Flight>>,
+    next_id: AtomicU64,
+}
+
+struct Flight {
+    id: u64,
+    state: FlightState,
+    landing: watch::Receiver<Landing>,
+}
+
+/// A caller's part in the flight of a key.
+pub(crate) enum Role<'a> {
+    Leader(Leader<'a>),
+    Follower(watch::Receiver<Landing>),
+}
+
+impl Flights {
+    /// Follows the flight of `key` under way if it read what this caller
+    /// read (`state`), or leads a new one (which takes the older one's place
+    /// for later callers; the older one still serves its own followers).
+    pub(crate) fn join(&self, key: &str, state: FlightState) -> Role<'_> {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(flight) = map.get(key)
+            && flight.state == state
+        {
+            return Role::Follower(flight.landing.clone());
+        }
+        let (sender, landing) = watch::channel(Landing::Pending);
+        let id = self.next_id.fetch_add(1, Relaxed);
+        map.insert(key.to_owned(), Flight { id, state, landing });
+        Role::Leader(Leader {
+            flights: self,
+            key: key.to_owned(),
+            id,
+            sender,
+        })
+    }
+
+    /// How many flights are under way (for tests and `Debug`).
+    pub(crate) fn len(&self) -> usize {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// The leader of a flight. Dropping it without [`land`](Self::land) (an
+/// error, a panic, a cancelled future) lets a follower take over.
+pub(crate) struct Leader<'a> {
+    flights: &'a Flights,
+    key: String,
+    id: u64,
+    sender: watch::Sender<Landing>,
+}
+
+impl Leader<'_> {
+    /// Records a later read of the key by the leader, which its computation uses.
+    pub(crate) fn restate(&self, state: FlightState) {
+        let mut map = self
+            .flights
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(flight) = map.get_mut(&self.key)
+            && flight.id == self.id
+        {
+            flight.state = state;
+        }
+    }
+
+    /// Hands the value to the followers, or tells them to compute (`None`).
+    pub(crate) fn land(self, value: Option<Arc<dyn Any + Send + Sync>>) {
+        self.sender
+            .send_replace(value.map_or(Landing::Failed, Landing::Value));
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        let mut map = self
+            .flights
+            .map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if map
+            .get(&self.key)
+            .is_some_and(|flight| flight.id == self.id)
+        {
+            map.remove(&self.key);
+        }
+        // Followers still waiting see the flight end when `sender` drops.
+    }
+}
+
+/// Waits for the end of a flight: the leader's value, or `None` when a
+/// follower must compute.
+pub(crate) async fn follow(
+    mut landing: watch::Receiver<Landing>,
+) -> Option<Arc<dyn Any + Send + Sync>> {
+    match landing.wait_for(|l| !matches!(l, Landing::Pending)).await {
+        Ok(landed) => match &*landed {
+            Landing::Value(value) => Some(Arc::clone(value)),
+            Landing::Pending | Landing::Failed => None,
+        },
+        Err(_) => None,
+    }
+}

@@ -1,0 +1,230 @@
+//! Single flight: concurrent misses on one key run the computation once,
+//! whatever happens to the caller that runs it.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cachet::{Cache, cached};
+use support::RedisServer;
+
+/// A cache under test, the server behind it, and a count of computations.
+struct Fx {
+    cache: Cache,
+    runs: AtomicUsize,
+    _server: Option<RedisServer>,
+}
+
+impl Fx {
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    /// Counts a run, then takes as long as a slow query.
+    async fn work(&self) -> usize {
+        let run = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        run
+    }
+}
+
+#[allow(clippy::unused_async)] // one signature for both fixtures
+async fn memory() -> Arc<Fx> {
+    Arc::new(Fx {
+        cache: Cache::memory(),
+        runs: AtomicUsize::new(0),
+        _server: None,
+    })
+}
+
+async fn redis() -> Arc<Fx> {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap();
+    Arc::new(Fx {
+        cache,
+        runs: AtomicUsize::new(0),
+        _server: Some(server),
+    })
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod on_memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::memory().await).await })*
+        }
+        mod on_redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::redis().await).await })*
+        }
+    };
+}
+
+suite!(
+    a_thousand_cold_calls_run_the_body_once,
+    a_thousand_cold_get_or_set_calls_run_once,
+    a_failed_leader_hands_over_to_one_follower,
+    a_panicking_leader_hands_over,
+    a_cancelled_leader_hands_over,
+    recursive_and_mutually_recursive_functions_complete,
+);
+
+#[cached(key = "report:{id}", skip(fx), cache = &fx.cache)]
+async fn report(fx: &Fx, id: u32) -> usize {
+    fx.work().await
+}
+
+/// Runs `n` concurrent calls of `call` and returns their results.
+async fn concurrently<F, Fut, T>(n: usize, call: F) -> Vec<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(call())).collect();
+    let mut out = Vec::with_capacity(n);
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
+
+async fn a_thousand_cold_calls_run_the_body_once(fx: Arc<Fx>) {
+    let results = concurrently(1000, || {
+        let fx = Arc::clone(&fx);
+        async move { report(&fx, 1).await }
+    })
+    .await;
+    assert_eq!(fx.runs(), 1);
+    assert!(
+        results.iter().all(|&r| r == 1),
+        "every caller got the one computed value"
+    );
+}
+
+async fn a_thousand_cold_get_or_set_calls_run_once(fx: Arc<Fx>) {
+    let results = concurrently(1000, || {
+        let fx = Arc::clone(&fx);
+        async move {
+            fx.cache
+                .get_or_set("stats", || fx.work(), Duration::from_secs(60))
+                .await
+                .unwrap()
+        }
+    })
+    .await;
+    assert_eq!(fx.runs(), 1);
+    assert!(results.iter().all(|&r| r == 1));
+}
+
+#[cached(key = "flaky", skip(fx), cache = &fx.cache)]
+async fn flaky(fx: &Fx) -> Result<usize, String> {
+    let run = fx.work().await;
+    if run == 1 {
+        Err("the first run fails".to_owned())
+    } else {
+        Ok(run)
+    }
+}
+
+async fn a_failed_leader_hands_over_to_one_follower(fx: Arc<Fx>) {
+    let results = concurrently(100, || {
+        let fx = Arc::clone(&fx);
+        async move { flaky(&fx).await }
+    })
+    .await;
+    assert_eq!(fx.runs(), 2, "the body ran once more after the failure");
+    assert_eq!(
+        results.iter().filter(|r| r.is_err()).count(),
+        1,
+        "only the leader saw its error"
+    );
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .all(|&r| r == 2)
+    );
+}
+
+#[cached(key = "panicky", skip(fx), cache = &fx.cache)]
+async fn panicky(fx: &Fx) -> usize {
+    let run = fx.work().await;
+    assert!(run != 1, "the first run panics");
+    run
+}
+
+async fn a_panicking_leader_hands_over(fx: Arc<Fx>) {
+    let leader = tokio::spawn({
+        let fx = Arc::clone(&fx);
+        async move { panicky(&fx).await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let results = concurrently(100, || {
+        let fx = Arc::clone(&fx);
+        async move { panicky(&fx).await }
+    })
+    .await;
+    assert!(leader.await.is_err(), "the leader panicked");
+    assert_eq!(fx.runs(), 2);
+    assert!(results.iter().all(|&r| r == 2));
+}
+
+async fn a_cancelled_leader_hands_over(fx: Arc<Fx>) {
+    let leader = tokio::time::timeout(Duration::from_millis(10), report(&fx, 7));
+    let followers = concurrently(100, || {
+        let fx = Arc::clone(&fx);
+        async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            report(&fx, 7).await
+        }
+    });
+    let (cancelled, results) = tokio::join!(leader, followers);
+    assert!(cancelled.is_err(), "the leader was cancelled");
+    assert_eq!(fx.runs(), 2, "one follower took over");
+    assert!(results.iter().all(|&r| r == 2));
+}
+
+#[cached(key = "fib:{n}", skip(fx), cache = &fx.cache)]
+async fn fib(fx: &Fx, n: u64) -> u64 {
+    fx.runs.fetch_add(1, Ordering::SeqCst);
+    if n < 2 {
+        n
+    } else {
+        Box::pin(fib(fx, n - 1)).await + Box::pin(fib(fx, n - 2)).await
+    }
+}
+
+#[cached(key = "even:{n}", skip(fx), cache = &fx.cache)]
+async fn is_even(fx: &Fx, n: u64) -> bool {
+    if n == 0 {
+        true
+    } else {
+        Box::pin(is_odd(fx, n - 1)).await
+    }
+}
+
+#[cached(key = "odd:{n}", skip(fx), cache = &fx.cache)]
+async fn is_odd(fx: &Fx, n: u64) -> bool {
+    if n == 0 {
+        false
+    } else {
+        Box::pin(is_even(fx, n - 1)).await
+    }
+}
+
+async fn recursive_and_mutually_recursive_functions_complete(fx: Arc<Fx>) {
+    let results = concurrently(8, || {
+        let fx = Arc::clone(&fx);
+        async move { (fib(&fx, 15).await, is_even(&fx, 15).await) }
+    })
+    .await;
+    assert!(results.iter().all(|&r| r == (610, false)));
+    assert_eq!(fx.runs(), 16, "each fib(n) ran once");
+}
