@@ -15,6 +15,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "cache",
     "cache_none",
     "unless",
+    "lock",
     "crate",
     "trait_impl",
 ];
@@ -30,6 +31,7 @@ pub(crate) struct Attr {
     pub(crate) cache: Option<Expr>,
     pub(crate) cache_none: Option<LitBool>,
     pub(crate) unless: Option<Expr>,
+    pub(crate) lock: Option<Expr>,
     pub(crate) krate: Option<Path>,
     pub(crate) trait_impl: bool,
 }
@@ -96,6 +98,7 @@ impl Attr {
                 "cache" => attr.cache = Some(meta.value()?.parse()?),
                 "cache_none" => attr.cache_none = Some(meta.value()?.parse()?),
                 "unless" => attr.unless = Some(meta.value()?.parse()?),
+                "lock" => attr.lock = Some(meta.value()?.parse()?),
                 "crate" => attr.krate = Some(meta.value()?.parse()?),
                 "trait_impl" => attr.trait_impl = true,
                 _ => {

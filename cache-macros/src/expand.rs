@@ -131,6 +131,8 @@ impl Expansion<'_> {
             ReturnType::Default => self.func.sig.ident.span(),
         };
         let timeout = self.timeout();
+        let lease = self.lease();
+        let plan = quote!(#private::plan(#timeout, #lease));
         let unless = match &self.attr.unless {
             Some(unless) => quote!(#unless),
             None => quote!(|_| false),
@@ -138,17 +140,35 @@ impl Expansion<'_> {
         match valid::returns(self.func) {
             Returns::Value => {
                 let call = respan(quote!(#private::call), span);
-                quote_spanned!(span=> #call(#key, #timeout, #unless, #compute))
+                quote_spanned!(span=> #call(#key, #plan, #unless, #compute))
             }
             Returns::Result => {
                 let call = respan(quote!(#private::call_result), span);
-                quote_spanned!(span=> #call(#key, #timeout, #unless, #compute))
+                quote_spanned!(span=> #call(#key, #plan, #unless, #compute))
             }
             Returns::Option => {
                 let call = respan(quote!(#private::call_option), span);
                 let cache_none = self.attr.cache_none.as_ref().is_some_and(|b| b.value);
-                quote_spanned!(span=> #call(#key, #timeout, #cache_none, #unless, #compute))
+                quote_spanned!(span=> #call(#key, #plan, #cache_none, #unless, #compute))
             }
+        }
+    }
+
+    /// `lock = true` (the default lease), `lock = false`, or `lock = <Duration>`.
+    fn lease(&self) -> TokenStream {
+        let private = self.private();
+        match &self.attr.lock {
+            Some(Expr::Lit(ExprLit {
+                lit: Lit::Bool(flag),
+                ..
+            })) if flag.value => {
+                quote!(#private::Option::Some(#private::DEFAULT_LEASE))
+            }
+            None
+            | Some(Expr::Lit(ExprLit {
+                lit: Lit::Bool(_), ..
+            })) => quote!(#private::Option::None),
+            Some(lease) => quote_spanned!(lease.span()=> #private::Option::Some(#lease)),
         }
     }
 

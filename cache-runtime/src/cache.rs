@@ -68,8 +68,22 @@ pub(crate) struct Inner {
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) fail_open: bool,
     pub(crate) tombstone_ttl: Duration,
+    /// The lease every computation takes unless it says otherwise.
+    pub(crate) default_lease: Option<Duration>,
     pub(crate) counters: Counters,
     pub(crate) flights: Flights,
+}
+
+/// How [`Cache::load`] runs a computation.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub(crate) timeout: Timeout,
+    /// Compute across the fleet under a Redis lease of this length.
+    pub(crate) lease: Option<Duration>,
+    /// On a failing read (without fail-open): compute uncached and report
+    /// the error beside the outcome, or return the error alone.
+    pub(crate) compute_on_error: bool,
 }
 
 /// What [`Cache::load`] came back with: the outcome, when there is one, and
@@ -93,6 +107,14 @@ pub(crate) enum Lookup<T> {
     /// A miss, with what the write of the computed value must hold to;
     /// `None` when the backend failed and nothing should be written.
     Miss(Option<Guard>),
+}
+
+/// The fleet's lease on a key: held by this process (with its lock key and
+/// token; `None` when there is no lease to hold), or not needed any more
+/// because the holder stored the value.
+enum Lease<T> {
+    Held(Option<(String, String)>),
+    Found(T),
 }
 
 /// What a miss read of a key, as a flight compares it.
@@ -213,8 +235,9 @@ impl Cache {
                 default_timeout: inner.default_timeout,
                 fail_open: inner.fail_open,
                 tombstone_ttl: inner.tombstone_ttl,
+                default_lease: inner.default_lease,
                 counters: Counters::default(),
-                flights: Flights::default(),
+                flights: Flights::new(inner.flights.enabled()),
             }),
         })
     }
@@ -718,8 +741,7 @@ impl Cache {
             .load(
                 key,
                 scope,
-                timeout.into(),
-                false,
+                Self::plan(timeout.into()),
                 async move { compute().await },
                 |_| true,
                 itself,
@@ -773,8 +795,7 @@ impl Cache {
             .load(
                 key,
                 &Scope::new(),
-                timeout.into(),
-                false,
+                Self::plan(timeout.into()),
                 async move { compute().await },
                 |_| true,
                 ok_of,
@@ -954,6 +975,15 @@ impl Cache {
         }
     }
 
+    /// How the direct API computes: the cache's default lease, and errors returned.
+    fn plan(timeout: Timeout) -> Plan {
+        Plan {
+            timeout,
+            lease: None,
+            compute_on_error: false,
+        }
+    }
+
     /// Reads the entry at `full` and the versions at `vkeys`, in one round trip.
     pub(crate) async fn read<T: Cacheable>(
         &self,
@@ -1020,7 +1050,7 @@ impl Cache {
             return Ok(Lookup::Hit(value));
         }
         count(Counters::miss);
-        let stamps = match self.settle_versions(&vkeys, read.versions).await {
+        let stamps = match Box::pin(self.settle_versions(&vkeys, read.versions)).await {
             Ok(stamps) => stamps,
             Err(error) => {
                 self.backend_failed(error)?;
@@ -1036,18 +1066,44 @@ impl Cache {
 
     /// The heart of every cached computation: a hit returns the stored
     /// value; on a miss the first caller in this process computes (single
-    /// flight), stores what `value_of` picks from the outcome when `store_if`
-    /// agrees, and hands it to the callers that waited; `wrap` makes an
-    /// outcome of a value found or handed over. `compute_on_error` says what
-    /// a failing read (without fail-open) does: compute uncached and report
-    /// the error beside the outcome, or return the error alone.
-    #[allow(clippy::too_many_arguments)] // the one generic core behind four entry points
+    /// flight) — with a lease, the first in the fleet — stores what
+    /// `value_of` picks from the outcome when `store_if` agrees, and hands it
+    /// to the callers that waited; `wrap` makes an outcome of a value found
+    /// or handed over.
+    #[allow(clippy::too_many_arguments)] // the one generic core behind every entry point
     pub(crate) async fn load<T, O, Fut>(
         &self,
         key: &str,
         scope: &Scope,
-        timeout: Timeout,
-        compute_on_error: bool,
+        plan: Plan,
+        compute: Fut,
+        store_if: impl FnOnce(&O) -> bool,
+        value_of: for<'o> fn(&'o O) -> Option<&'o T>,
+        wrap: fn(T) -> O,
+    ) -> Loaded<O>
+    where
+        T: Cacheable,
+        Fut: Future<Output = O>,
+    {
+        let first = self.read_for_write::<T>(key, scope, true).await;
+        if let Ok(Lookup::Hit(value)) = first {
+            return Loaded {
+                outcome: Some(wrap(value)),
+                error: None,
+            };
+        }
+        // A miss: the rest lives on the heap, so a hit's future stays small.
+        Box::pin(self.load_miss(key, scope, plan, first, compute, store_if, value_of, wrap)).await
+    }
+
+    /// [`load`](Self::load) after its first read missed (or failed).
+    #[allow(clippy::too_many_arguments)]
+    async fn load_miss<T, O, Fut>(
+        &self,
+        key: &str,
+        scope: &Scope,
+        plan: Plan,
+        first: Result<Lookup<T>, Error>,
         compute: Fut,
         store_if: impl FnOnce(&O) -> bool,
         value_of: for<'o> fn(&'o O) -> Option<&'o T>,
@@ -1058,7 +1114,7 @@ impl Cache {
         Fut: Future<Output = O>,
     {
         let uncached = |compute: Fut, error: Error| async move {
-            if compute_on_error {
+            if plan.compute_on_error {
                 Loaded {
                     outcome: Some(compute.await),
                     error: Some(error),
@@ -1071,12 +1127,13 @@ impl Cache {
             }
         };
         let full = self.inner.keys.entry(key);
-        let mut first = true;
+        let mut first = Some(first);
         loop {
-            let guard = match self
-                .read_for_write::<T>(key, scope, std::mem::take(&mut first))
-                .await
-            {
+            let read = match first.take() {
+                Some(read) => read,
+                None => self.read_for_write::<T>(key, scope, false).await,
+            };
+            let guard = match read {
                 Ok(Lookup::Hit(value)) => {
                     return Loaded {
                         outcome: Some(wrap(value)),
@@ -1125,23 +1182,81 @@ impl Cache {
                 }
                 Err(_) => guard,
             };
+            let lease = match self.lease::<T>(key, scope, plan.lease).await {
+                Lease::Found(value) => {
+                    leader.land(Some(Arc::new(value.clone())));
+                    return Loaded {
+                        outcome: Some(wrap(value)),
+                        error: None,
+                    };
+                }
+                Lease::Held(lease) => lease,
+            };
             let outcome = compute.await;
-            let Some(value) = value_of(&outcome).filter(|_| store_if(&outcome)) else {
-                leader.land(None);
-                return Loaded {
-                    outcome: Some(outcome),
-                    error: None,
-                };
+            let stored = value_of(&outcome).filter(|_| store_if(&outcome));
+            let error = match (stored, guard) {
+                (Some(value), Some(guard)) => {
+                    self.write_guarded(guard, value, plan.timeout).await.err()
+                }
+                _ => None,
             };
-            let error = match guard {
-                Some(guard) => self.write_guarded(guard, value, timeout).await.err(),
-                None => None,
-            };
-            leader.land(Some(Arc::new(value.clone())));
+            if let Some((lock_key, token)) = lease {
+                self.release_lease(&lock_key, &token).await;
+            }
+            leader.land(stored.map(|value| Arc::new(value.clone()) as Arc<dyn Any + Send + Sync>));
             return Loaded {
                 outcome: Some(outcome),
                 error,
             };
+        }
+    }
+
+    /// With a lease (and Redis), makes this process the one in the fleet
+    /// that computes `key`: takes the lease, or waits for the holder's value
+    /// (polling with backoff) and takes the lease over if it is released or
+    /// expires — never longer than the lease, after which it computes anyway.
+    async fn lease<T: Cacheable>(
+        &self,
+        key: &str,
+        scope: &Scope,
+        lease: Option<Duration>,
+    ) -> Lease<T> {
+        let (Some(ttl), Backend::Redis(redis)) =
+            (lease.or(self.inner.default_lease), &*self.inner.backend)
+        else {
+            return Lease::Held(None);
+        };
+        let lock_key = self.inner.keys.internal("lock", key);
+        let token = format!("{:x}", codec::fresh_version());
+        let start = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match redis.acquire_lease(&lock_key, &token, ttl).await {
+                Ok(true) => return Lease::Held(Some((lock_key, token))),
+                Ok(false) => {}
+                Err(error) => {
+                    // Fail open: compute without the fleet's lease.
+                    self.inner.counters.backend_error(&error, true);
+                    return Lease::Held(None);
+                }
+            }
+            if start.elapsed() >= ttl {
+                return Lease::Held(None);
+            }
+            tokio::time::sleep(pause.min(ttl.saturating_sub(start.elapsed()))).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+            if let Ok(Lookup::Hit(value)) = self.read_for_write::<T>(key, scope, false).await {
+                return Lease::Found(value);
+            }
+        }
+    }
+
+    async fn release_lease(&self, lock_key: &str, token: &str) {
+        if let Backend::Redis(redis) = &*self.inner.backend
+            && let Err(error) = redis.delete_if_equal(lock_key, token.as_bytes()).await
+        {
+            // The lease expires on its own.
+            self.inner.counters.backend_error(&error, true);
         }
     }
 
@@ -1259,13 +1374,11 @@ impl Cache {
         match &judged {
             Judged::Hit(value) => {
                 let typed: Arc<dyn Any + Send + Sync> = Arc::new(T::clone(value));
-                memory
-                    .remember_typed(full.to_owned(), &slot.bytes, typed)
-                    .await;
+                Box::pin(memory.remember_typed(full.to_owned(), &slot.bytes, typed)).await;
             }
             Judged::Undecodable => {
                 self.inner.counters.undecodable(full);
-                memory.remove_if_same(full.to_owned(), &slot.bytes).await;
+                Box::pin(memory.remove_if_same(full.to_owned(), &slot.bytes)).await;
             }
             Judged::Miss(_) => {}
         }
@@ -1283,7 +1396,7 @@ impl Cache {
         if let Judged::Undecodable = judged {
             self.inner.counters.undecodable(full);
             if let Backend::Redis(redis) = &*self.inner.backend
-                && let Err(error) = redis.delete_if_equal(full, bytes).await
+                && let Err(error) = Box::pin(redis.delete_if_equal(full, bytes)).await
             {
                 self.inner.counters.backend_error(&error, true);
             }

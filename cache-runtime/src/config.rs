@@ -95,6 +95,8 @@ pub struct CacheBuilder {
     memory_capacity: u64,
     fail_open: bool,
     tombstone_ttl: Duration,
+    lease: Option<Duration>,
+    single_flight: bool,
     redis: Settings,
 }
 
@@ -108,6 +110,8 @@ impl std::fmt::Debug for CacheBuilder {
             .field("memory_capacity", &self.memory_capacity)
             .field("fail_open", &self.fail_open)
             .field("tombstone_ttl", &self.tombstone_ttl)
+            .field("lease", &self.lease)
+            .field("single_flight", &self.single_flight)
             .field("redis", &self.redis)
             .finish()
     }
@@ -123,6 +127,8 @@ impl Default for CacheBuilder {
             memory_capacity: 10_000,
             fail_open: true,
             tombstone_ttl: Duration::from_secs(600),
+            lease: None,
+            single_flight: true,
             redis: Settings {
                 pool_size: 50,
                 connections: 2,
@@ -202,6 +208,25 @@ impl CacheBuilder {
     /// finishes within this time cannot store its older value.
     pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
         self.tombstone_ttl = ttl;
+        self
+    }
+
+    /// Makes every miss of `get_or_set` and of `#[cached]` functions
+    /// compute once across the fleet, not once per process: the first
+    /// process takes a Redis lease of this length (`SET NX PX` with its own
+    /// token), the others wait for its value and never longer than the
+    /// lease. Off by default; `#[cached(lock = ...)]` sets it per function.
+    /// Hits never touch the lease.
+    pub fn lock_lease(mut self, lease: impl Into<Option<Duration>>) -> Self {
+        self.lease = lease.into();
+        self
+    }
+
+    /// Whether concurrent misses on one key in this process run one
+    /// computation and share its value (`true`, the default), or each run
+    /// their own.
+    pub fn single_flight(mut self, on: bool) -> Self {
+        self.single_flight = on;
         self
     }
 
@@ -285,8 +310,9 @@ impl CacheBuilder {
                 default_timeout: self.default_timeout,
                 fail_open: self.fail_open,
                 tombstone_ttl: self.tombstone_ttl,
+                default_lease: self.lease,
                 counters: Counters::default(),
-                flights: crate::flight::Flights::default(),
+                flights: crate::flight::Flights::new(self.single_flight),
             }),
         })
     }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+pub use crate::cache::Plan;
 use crate::cache::{Loaded, itself, ok_of, some_of};
 use crate::version::Scope;
 use crate::{Cache, Cacheable, Error};
@@ -142,6 +143,19 @@ pub trait CachedValue: Cacheable {}
 
 impl<T: Cacheable> CachedValue for T {}
 
+/// The lease of `#[cached(lock = true)]`.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// How a cached call computes: its timeout, and its fleet-wide lease (or the cache's).
+#[must_use]
+pub fn plan(timeout: Timeout, lease: Option<Duration>) -> Plan {
+    Plan {
+        timeout,
+        lease,
+        compute_on_error: true,
+    }
+}
+
 /// A `Cache`, or a reference to one, as `cache = ...` accepts.
 pub trait IntoCache {
     fn into_cache(self) -> Cache;
@@ -159,8 +173,15 @@ impl IntoCache for &Cache {
     }
 }
 
+/// A `&Cache` parameter, seen through the key's reference to it.
+impl IntoCache for &&Cache {
+    fn into_cache(self) -> Cache {
+        (*self).clone()
+    }
+}
+
 /// Runs a call whose every result is cached.
-pub async fn call<T, U, Fut>(key: CallKey, timeout: Timeout, unless: U, compute: Fut) -> T
+pub async fn call<T, U, Fut>(key: CallKey, plan: Plan, unless: U, compute: Fut) -> T
 where
     T: CachedValue,
     U: FnOnce(&T) -> bool,
@@ -169,16 +190,7 @@ where
     let store_if = |value: &T| !unless(value);
     let loaded = key
         .cache
-        .load(
-            &key.key,
-            &key.scope,
-            timeout,
-            true,
-            compute,
-            store_if,
-            itself,
-            |v| v,
-        )
+        .load(&key.key, &key.scope, plan, compute, store_if, itself, |v| v)
         .await;
     outcome(&key, loaded)
 }
@@ -186,7 +198,7 @@ where
 /// Runs a call returning `Result`: only `Ok` values are cached.
 pub async fn call_result<T, E, U, Fut>(
     key: CallKey,
-    timeout: Timeout,
+    plan: Plan,
     unless: U,
     compute: Fut,
 ) -> Result<T, E>
@@ -198,9 +210,7 @@ where
     let store_if = |result: &Result<T, E>| !unless(result);
     let loaded = key
         .cache
-        .load(
-            &key.key, &key.scope, timeout, true, compute, store_if, ok_of, Ok,
-        )
+        .load(&key.key, &key.scope, plan, compute, store_if, ok_of, Ok)
         .await;
     outcome(&key, loaded)
 }
@@ -209,7 +219,7 @@ where
 /// too when `cache_none` is set.
 pub async fn call_option<T, U, Fut>(
     key: CallKey,
-    timeout: Timeout,
+    plan: Plan,
     cache_none: bool,
     unless: U,
     compute: Fut,
@@ -222,22 +232,11 @@ where
     let store_if = |option: &Option<T>| !unless(option);
     let loaded = if cache_none {
         key.cache
-            .load(
-                &key.key,
-                &key.scope,
-                timeout,
-                true,
-                compute,
-                store_if,
-                itself,
-                |v| v,
-            )
+            .load(&key.key, &key.scope, plan, compute, store_if, itself, |v| v)
             .await
     } else {
         key.cache
-            .load(
-                &key.key, &key.scope, timeout, true, compute, store_if, some_of, Some,
-            )
+            .load(&key.key, &key.scope, plan, compute, store_if, some_of, Some)
             .await
     };
     outcome(&key, loaded)

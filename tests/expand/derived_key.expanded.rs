@@ -49,8 +49,11 @@ pub async fn fetch_external(endpoint: String, page: u32) -> Vec<u8> {
     };
     ::cachet::__private::call(
             __cachet_call_key,
-            ::cachet::__private::Timeout::After(
-                ::cachet::__private::Duration::from_secs(1800),
+            ::cachet::__private::plan(
+                ::cachet::__private::Timeout::After(
+                    ::cachet::__private::Duration::from_secs(1800),
+                ),
+                ::cachet::__private::Option::None,
             ),
             |_| false,
             async move {

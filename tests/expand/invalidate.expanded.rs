@@ -32,7 +32,10 @@ pub async fn user_permissions(user_id: i64) -> Vec<String> {
     };
     ::cachet::__private::call(
             __cachet_call_key,
-            ::cachet::__private::Timeout::Default,
+            ::cachet::__private::plan(
+                ::cachet::__private::Timeout::Default,
+                ::cachet::__private::Option::None,
+            ),
             |_| false,
             async move {
                 #[allow(

@@ -48,8 +48,11 @@ pub async fn user_order_stats(db: &Db, user_id: i64) -> Result<u64, DbError> {
     };
     ::cachet::__private::call_result(
             __cachet_call_key,
-            ::cachet::__private::Timeout::After(
-                ::cachet::__private::Duration::from_secs(3600),
+            ::cachet::__private::plan(
+                ::cachet::__private::Timeout::After(
+                    ::cachet::__private::Duration::from_secs(3600),
+                ),
+                ::cachet::__private::Option::None,
             ),
             |_| false,
             async move {

@@ -44,7 +44,10 @@ impl Repo {
         };
         ::cachet::__private::call(
                 __cachet_call_key,
-                ::cachet::__private::Timeout::Default,
+                ::cachet::__private::plan(
+                    ::cachet::__private::Timeout::Default,
+                    ::cachet::__private::Option::None,
+                ),
                 |name: &String| name.is_empty(),
                 async move {
                     #[allow(

@@ -50,7 +50,10 @@ pub async fn first_product(category: String) -> Option<String> {
     };
     ::cachet::__private::call_option(
             __cachet_call_key,
-            ::cachet::__private::Timeout::Default,
+            ::cachet::__private::plan(
+                ::cachet::__private::Timeout::Default,
+                ::cachet::__private::Option::None,
+            ),
             true,
             |_| false,
             async move {

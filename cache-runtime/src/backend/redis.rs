@@ -237,7 +237,8 @@ impl RedisBackend {
             }
         }
         let lane = &self.lanes[start % count];
-        let (generation, conn) = self.connect(lane, op).await?;
+        // Rare (a lane without a connection): boxed, to keep every command's future small.
+        let (generation, conn) = Box::pin(self.connect(lane, op)).await?;
         Ok((lane, generation, conn))
     }
 
@@ -520,6 +521,27 @@ impl RedisBackend {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Takes the lease at `key` for `ttl` with `token`, unless another holds it.
+    pub(crate) async fn acquire_lease(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        self.run("lock", |mut c| async move {
+            let reply: Option<String> = redis::cmd("SET")
+                .arg(key)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
+                .arg(Expiry::millis(ttl))
+                .query_async(&mut c)
+                .await?;
+            Ok(reply.is_some())
+        })
+        .await
     }
 
     /// Removes `key` if it still holds exactly `bytes`.

@@ -1,0 +1,130 @@
+//! Across processes: with a lease, one process in the fleet computes a
+//! cold key, and a crashed holder's lease expires.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use cachet::{Cache, cached};
+use support::RedisServer;
+
+const CHILD_URL: &str = "CACHET_TEST_LEASE_URL";
+const CHILD_ROLE: &str = "CACHET_TEST_LEASE_ROLE";
+const CHILD_TEST: &str = "one_process_in_the_fleet_computes_a_cold_key";
+
+/// Counts its runs in Redis, so that every process adds to one count.
+#[cached(key = "report", lock = Duration::from_secs(1))]
+async fn report(url: &str, pause_ms: u64) -> String {
+    let mut conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let run: u64 = redis::cmd("INCR")
+        .arg("runs")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+    format!("report #{run}")
+}
+
+/// What a child process does, told by its environment.
+async fn child(url: &str, role: &str) {
+    Cache::builder()
+        .redis_url(url)
+        .build()
+        .await
+        .unwrap()
+        .install();
+    let pause = if role == "stuck" { 60_000 } else { 300 };
+    println!("result={}", report(url, pause).await);
+}
+
+fn spawn(server: &RedisServer, role: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+        .env(CHILD_URL, server.url(0))
+        .env(CHILD_ROLE, role)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn runs(server: &RedisServer) -> u64 {
+    let mut conn = server.connect(0).await;
+    let runs: Option<u64> = redis::cmd("GET")
+        .arg("runs")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    runs.unwrap_or(0)
+}
+
+#[tokio::test]
+async fn one_process_in_the_fleet_computes_a_cold_key() {
+    if let (Ok(url), Ok(role)) = (std::env::var(CHILD_URL), std::env::var(CHILD_ROLE)) {
+        child(&url, &role).await;
+        return;
+    }
+    let server = RedisServer::start();
+    let children: Vec<Child> = (0..4).map(|_| spawn(&server, "compute")).collect();
+    let mut results = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let result = stdout
+            .split("result=")
+            .nth(1)
+            .and_then(|r| r.lines().next())
+            .map(str::to_owned);
+        results.push(result.expect(&stdout));
+    }
+    assert_eq!(runs(&server).await, 1, "four processes, one computation");
+    assert!(results.iter().all(|r| r == "report #1"), "{results:?}");
+}
+
+#[tokio::test]
+async fn a_killed_holder_s_lease_expires_and_the_others_complete() {
+    let server = RedisServer::start();
+    let mut holder = spawn(&server, "stuck");
+    let mut conn = server.connect(0).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let held: bool = redis::cmd("EXISTS")
+            .arg("cachet#lock:report")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if held {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the holder never took the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+
+    Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap()
+        .install();
+    let result = report(&server.url(0), 0).await;
+    assert_eq!(
+        result, "report #2",
+        "computed here once the dead holder's lease expired"
+    );
+    assert_eq!(runs(&server).await, 2);
+}
