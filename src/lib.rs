@@ -50,6 +50,11 @@ pub use cache_runtime::{
 /// | `cache = expr` | a [`Cache`] (or `&Cache`) to use instead of the global [`cache()`]; may use the parameters, as in `cache = &self.cache` |
 /// | `cache_none = true` | for an `Option` return: cache `None` too (by default only `Some` is cached) |
 /// | `unless = \|result\| ...` | a predicate on the result: when it holds, the result is returned but not cached |
+/// | `lock = true` / `lock = Duration` | compute a cold key once across the fleet, under a Redis lease (default 30 s); the others wait for its value, never longer than the lease |
+/// | `stale = 30` | stale-while-revalidate: for this long past the timeout, every caller but one gets the stale value at once while that one recomputes |
+/// | `failover = 600` | keep values this long past the timeout, and serve the last good one when the recomputation returns `Err` (or `None`) |
+/// | `early = true` / `early = 2.0` | refresh hot values shortly before the timeout with the probabilistic `XFetch` rule (the number is its beta) |
+/// | `jitter = 0.1` | shorten each timeout by a random part up to this fraction, so entries written together do not expire together |
 /// | `crate = path` | where `cachet` is, when it is renamed or re-exported |
 /// | `trait_impl` | the function is in a trait impl (see below) |
 ///
@@ -80,6 +85,14 @@ pub use cache_runtime::{
 /// A cached function cannot return the cache's own errors: when the cache
 /// fails (Redis down, a value that refuses to encode), the failure is
 /// logged and the function runs uncached.
+///
+/// # One computation per key
+///
+/// Concurrent misses on one key in a process run the body once: the others
+/// wait for its value. If that call fails, panics or is dropped, one of the
+/// waiting calls takes over; waiting on one key never holds up another, and
+/// cached functions calling cached functions do not deadlock. With `lock`,
+/// the same holds across processes.
 ///
 /// # Invalidation wins
 ///

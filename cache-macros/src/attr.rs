@@ -16,6 +16,10 @@ pub(crate) const OPTIONS: &[&str] = &[
     "cache_none",
     "unless",
     "lock",
+    "stale",
+    "failover",
+    "early",
+    "jitter",
     "crate",
     "trait_impl",
 ];
@@ -32,6 +36,10 @@ pub(crate) struct Attr {
     pub(crate) cache_none: Option<LitBool>,
     pub(crate) unless: Option<Expr>,
     pub(crate) lock: Option<Expr>,
+    pub(crate) stale: Option<Expr>,
+    pub(crate) failover: Option<Expr>,
+    pub(crate) early: Option<Expr>,
+    pub(crate) jitter: Option<Expr>,
     pub(crate) krate: Option<Path>,
     pub(crate) trait_impl: bool,
 }
@@ -99,6 +107,10 @@ impl Attr {
                 "cache_none" => attr.cache_none = Some(meta.value()?.parse()?),
                 "unless" => attr.unless = Some(meta.value()?.parse()?),
                 "lock" => attr.lock = Some(meta.value()?.parse()?),
+                "stale" => attr.stale = Some(meta.value()?.parse()?),
+                "failover" => attr.failover = Some(meta.value()?.parse()?),
+                "early" => attr.early = Some(meta.value()?.parse()?),
+                "jitter" => attr.jitter = Some(meta.value()?.parse()?),
                 "crate" => attr.krate = Some(meta.value()?.parse()?),
                 "trait_impl" => attr.trait_impl = true,
                 _ => {

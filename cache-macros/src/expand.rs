@@ -132,7 +132,8 @@ impl Expansion<'_> {
         };
         let timeout = self.timeout();
         let lease = self.lease();
-        let plan = quote!(#private::plan(#timeout, #lease));
+        let policy = self.policy();
+        let plan = quote!(#private::plan(#timeout, #lease) #policy);
         let unless = match &self.attr.unless {
             Some(unless) => quote!(#unless),
             None => quote!(|_| false),
@@ -152,6 +153,34 @@ impl Expansion<'_> {
                 quote_spanned!(span=> #call(#key, #plan, #cache_none, #unless, #compute))
             }
         }
+    }
+
+    /// The freshness options, as calls on the plan: `.stale(..)`, `.failover(..)`, ...
+    fn policy(&self) -> TokenStream {
+        let attr = self.attr;
+        let stale = attr
+            .stale
+            .as_ref()
+            .map(|e| quote_spanned!(e.span()=> .stale(#e)));
+        let failover = attr
+            .failover
+            .as_ref()
+            .map(|e| quote_spanned!(e.span()=> .failover(#e)));
+        let early = attr.early.as_ref().map(|e| match e {
+            Expr::Lit(ExprLit {
+                lit: Lit::Bool(flag),
+                ..
+            }) if flag.value => quote!(.early(1.0)),
+            Expr::Lit(ExprLit {
+                lit: Lit::Bool(_), ..
+            }) => quote!(),
+            e => quote_spanned!(e.span()=> .early(#e)),
+        });
+        let jitter = attr
+            .jitter
+            .as_ref()
+            .map(|e| quote_spanned!(e.span()=> .jitter(#e)));
+        quote!(#stale #failover #early #jitter)
     }
 
     /// `lock = true` (the default lease), `lock = false`, or `lock = <Duration>`.

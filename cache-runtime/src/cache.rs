@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backend::memory::Slot;
 use crate::backend::{Backend, Expiry};
-use crate::codec::Stored;
+use crate::codec::{Freshness, Stored};
 use crate::config::{CacheBuilder, Timeout};
 use crate::flight::{FlightState, Flights, Role, follow};
 use crate::key::KeySpace;
@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     pub(crate) tombstone_ttl: Duration,
     /// The lease every computation takes unless it says otherwise.
     pub(crate) default_lease: Option<Duration>,
+    /// The freshness settings every computation uses unless it says otherwise.
+    pub(crate) default_policy: Policy,
     pub(crate) counters: Counters,
     pub(crate) flights: Flights,
 }
@@ -84,6 +86,21 @@ pub struct Plan {
     /// On a failing read (without fail-open): compute uncached and report
     /// the error beside the outcome, or return the error alone.
     pub(crate) compute_on_error: bool,
+    /// Freshness settings; those left `None` come from the cache.
+    pub(crate) policy: Policy,
+}
+
+/// How long values stay usable past their timeout, and how expiries spread.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Policy {
+    /// Stale-while-revalidate: served this long past the timeout while one caller refreshes.
+    pub(crate) stale: Option<Duration>,
+    /// Failover: kept this long past the timeout, served when a refresh fails.
+    pub(crate) failover: Option<Duration>,
+    /// Early refresh (`XFetch`) with this beta.
+    pub(crate) early: Option<f64>,
+    /// Each timeout shortened by a random part up to this fraction.
+    pub(crate) jitter: Option<f64>,
 }
 
 /// What [`Cache::load`] came back with: the outcome, when there is one, and
@@ -96,6 +113,8 @@ pub(crate) struct Loaded<O> {
 /// What a read found: a value, or what the key held instead.
 pub(crate) struct Read<T> {
     pub(crate) value: Option<T>,
+    /// For a value past its freshness: how long ago it went stale (ms).
+    pub(crate) stale: Option<u64>,
     pub(crate) expected: Expected,
     /// The current versions of the scope, `None` where a version key is missing.
     pub(crate) versions: Vec<Option<u64>>,
@@ -104,6 +123,9 @@ pub(crate) struct Read<T> {
 /// The outcome of a read made to be followed by a write.
 pub(crate) enum Lookup<T> {
     Hit(T),
+    /// A value past its freshness (or picked for early refresh), the guard
+    /// for its recomputation, and how long ago it went stale (ms).
+    Stale(T, Option<Guard>, u64),
     /// A miss, with what the write of the computed value must hold to;
     /// `None` when the backend failed and nothing should be written.
     Miss(Option<Guard>),
@@ -155,6 +177,8 @@ impl<O> Loaded<O> {
 /// A judgement of stored bytes against the versions of the reader's scope.
 enum Judged<T> {
     Hit(T),
+    /// A value past its freshness: its write id and how long ago it went stale (ms).
+    Stale(T, u64, u64),
     Miss(Expected),
     Undecodable,
 }
@@ -236,6 +260,7 @@ impl Cache {
                 fail_open: inner.fail_open,
                 tombstone_ttl: inner.tombstone_ttl,
                 default_lease: inner.default_lease,
+                default_policy: inner.default_policy,
                 counters: Counters::default(),
                 flights: Flights::new(inner.flights.enabled()),
             }),
@@ -308,8 +333,9 @@ impl Cache {
         let inner = &*self.inner;
         let full = inner.keys.entry(key);
         let vkeys = scope.version_keys(&inner.keys)?;
-        let found = match self.read::<T>(&full, &vkeys).await {
-            Ok(read) => read.value,
+        let found = match self.read::<T>(&full, &vkeys, None).await {
+            // A value past its freshness is kept only for the computations that refresh it.
+            Ok(read) => read.value.filter(|_| read.stale.is_none()),
             Err(error) => {
                 self.backend_failed(error)?;
                 None
@@ -357,7 +383,7 @@ impl Cache {
             Ok(current) => current,
             Err(error) => return self.backend_failed(error),
         };
-        let bytes = codec::encode_stamped(value, &current)?;
+        let bytes = codec::encode_stamped(value, &current, Freshness::default())?;
         self.store(key, bytes, None, timeout.into()).await
     }
 
@@ -500,7 +526,7 @@ impl Cache {
             Backend::Memory(memory) => {
                 for (key, full) in keys.iter().zip(full) {
                     if let Some(slot) = memory.get(&full).await
-                        && let Judged::Hit(value) = self.judge_slot(&full, &slot, &[]).await
+                        && let Judged::Hit(value) = self.judge_slot(&full, &slot, &[], None).await
                     {
                         found.insert(key.clone(), value);
                     }
@@ -510,7 +536,8 @@ impl Cache {
                 Ok(values) => {
                     for ((key, full), bytes) in keys.iter().zip(&full).zip(values) {
                         if let Some(bytes) = bytes
-                            && let Judged::Hit(value) = self.judge_bytes(full, &bytes, &[]).await
+                            && let Judged::Hit(value) =
+                                self.judge_bytes(full, &bytes, &[], None).await
                         {
                             found.insert(key.clone(), value);
                         }
@@ -975,12 +1002,59 @@ impl Cache {
         }
     }
 
+    fn stale(&self, plan: &Plan) -> u64 {
+        let stale = plan.policy.stale.or(self.inner.default_policy.stale);
+        stale.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn failover(&self, plan: &Plan) -> u64 {
+        let failover = plan.policy.failover.or(self.inner.default_policy.failover);
+        failover.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn early(&self, plan: &Plan) -> Option<f64> {
+        plan.policy.early.or(self.inner.default_policy.early)
+    }
+
+    /// How long a computed value lives in the store, and how long of that it is fresh.
+    fn lifetime(&self, plan: &Plan, compute_ms: u32) -> (Expiry, Freshness) {
+        let expiry = plan.timeout.resolve(self.inner.default_timeout);
+        let Expiry::After(timeout) = expiry else {
+            return (expiry, Freshness::default());
+        };
+        let jitter = plan
+            .policy
+            .jitter
+            .or(self.inner.default_policy.jitter)
+            .unwrap_or(0.0);
+        #[allow(clippy::cast_precision_loss)] // 53 random bits are exact in an f64
+        let draw = (codec::random_id() >> 11) as f64 / (1_u64 << 53) as f64;
+        let fresh = timeout
+            .mul_f64(1.0 - jitter.clamp(0.0, 1.0) * draw)
+            .max(Duration::from_millis(1));
+        let extra = self.stale(plan).max(self.failover(plan));
+        if extra == 0 && self.early(plan).is_none() {
+            return (Expiry::After(fresh), Freshness::default());
+        }
+        let fresh_until_ms =
+            codec::now_ms() + u64::try_from(fresh.as_millis()).unwrap_or(u64::MAX / 2);
+        let freshness = Freshness {
+            fresh_until_ms,
+            compute_ms,
+        };
+        (
+            Expiry::After(fresh + Duration::from_millis(extra)),
+            freshness,
+        )
+    }
+
     /// How the direct API computes: the cache's default lease, and errors returned.
     fn plan(timeout: Timeout) -> Plan {
         Plan {
             timeout,
             lease: None,
             compute_on_error: false,
+            policy: Policy::default(),
         }
     }
 
@@ -989,12 +1063,13 @@ impl Cache {
         &self,
         full: &str,
         vkeys: &[String],
+        early: Option<f64>,
     ) -> Result<Read<T>, Error> {
         let (judged, versions) = match &*self.inner.backend {
             Backend::Memory(memory) => {
                 let versions = memory.versions(vkeys);
                 let judged = match memory.get(full).await {
-                    Some(slot) => self.judge_slot(full, &slot, &versions).await,
+                    Some(slot) => self.judge_slot(full, &slot, &versions, early).await,
                     None => Judged::Miss(Expected::Absent),
                 };
                 (judged, versions)
@@ -1002,20 +1077,22 @@ impl Cache {
             Backend::Redis(redis) => {
                 let (bytes, versions) = redis.read(full, vkeys).await?;
                 let judged = match bytes {
-                    Some(bytes) => self.judge_bytes(full, &bytes, &versions).await,
+                    Some(bytes) => self.judge_bytes(full, &bytes, &versions, early).await,
                     None => Judged::Miss(Expected::Absent),
                 };
                 (judged, versions)
             }
             Backend::Unavailable(reason) => return Err(unavailable(reason)),
         };
-        let (value, expected) = match judged {
-            Judged::Hit(value) => (Some(value), Expected::Absent),
-            Judged::Miss(expected) => (None, expected),
-            Judged::Undecodable => (None, Expected::Absent),
+        let (value, expected, stale) = match judged {
+            Judged::Hit(value) => (Some(value), Expected::Absent, None),
+            Judged::Stale(value, id, past) => (Some(value), Expected::WriteId(id), Some(past)),
+            Judged::Miss(expected) => (None, expected, None),
+            Judged::Undecodable => (None, Expected::Absent, None),
         };
         Ok(Read {
             value,
+            stale,
             expected,
             versions,
         })
@@ -1028,6 +1105,7 @@ impl Cache {
         key: &str,
         scope: &Scope,
         count: bool,
+        early: Option<f64>,
     ) -> Result<Lookup<T>, Error> {
         let inner = &*self.inner;
         let count = |counter: fn(&Counters)| {
@@ -1037,7 +1115,7 @@ impl Cache {
         };
         let full = inner.keys.entry(key);
         let vkeys = scope.version_keys(&inner.keys)?;
-        let read = match self.read::<T>(&full, &vkeys).await {
+        let read = match self.read::<T>(&full, &vkeys, early).await {
             Ok(read) => read,
             Err(error) => {
                 count(Counters::miss);
@@ -1045,10 +1123,14 @@ impl Cache {
                 return Ok(Lookup::Miss(None));
             }
         };
-        if let Some(value) = read.value {
-            count(Counters::hit);
-            return Ok(Lookup::Hit(value));
-        }
+        let stale = match (read.value, read.stale) {
+            (Some(value), None) => {
+                count(Counters::hit);
+                return Ok(Lookup::Hit(value));
+            }
+            (Some(value), Some(past)) => Some((value, past)),
+            (None, _) => None,
+        };
         count(Counters::miss);
         let stamps = match Box::pin(self.settle_versions(&vkeys, read.versions)).await {
             Ok(stamps) => stamps,
@@ -1057,11 +1139,15 @@ impl Cache {
                 return Ok(Lookup::Miss(None));
             }
         };
-        Ok(Lookup::Miss(Some(Guard {
+        let guard = Some(Guard {
             full_key: full,
             expected: read.expected,
             stamps: Some(stamps),
-        })))
+        });
+        Ok(match stale {
+            Some((value, past)) => Lookup::Stale(value, guard, past),
+            None => Lookup::Miss(guard),
+        })
     }
 
     /// The heart of every cached computation: a hit returns the stored
@@ -1085,7 +1171,9 @@ impl Cache {
         T: Cacheable,
         Fut: Future<Output = O>,
     {
-        let first = self.read_for_write::<T>(key, scope, true).await;
+        let first = self
+            .read_for_write::<T>(key, scope, true, self.early(&plan))
+            .await;
         if let Ok(Lookup::Hit(value)) = first {
             return Loaded {
                 outcome: Some(wrap(value)),
@@ -1097,7 +1185,7 @@ impl Cache {
     }
 
     /// [`load`](Self::load) after its first read missed (or failed).
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments, clippy::too_many_lines)] // one miss, step by step
     async fn load_miss<T, O, Fut>(
         &self,
         key: &str,
@@ -1128,10 +1216,16 @@ impl Cache {
         };
         let full = self.inner.keys.entry(key);
         let mut first = Some(first);
+        // The last good value (stale or refreshed early), for stale-while-revalidate and failover.
+        let mut kept: Option<T> = None;
+        let mut past_fresh_ms = 0;
         loop {
             let read = match first.take() {
                 Some(read) => read,
-                None => self.read_for_write::<T>(key, scope, false).await,
+                None => {
+                    self.read_for_write::<T>(key, scope, false, self.early(&plan))
+                        .await
+                }
             };
             let guard = match read {
                 Ok(Lookup::Hit(value)) => {
@@ -1140,13 +1234,30 @@ impl Cache {
                         error: None,
                     };
                 }
+                Ok(Lookup::Stale(value, guard, past)) => {
+                    kept = Some(value);
+                    past_fresh_ms = past;
+                    guard
+                }
                 Ok(Lookup::Miss(guard)) => guard,
                 Err(error) => return uncached(compute, error).await,
             };
+            // Stale-while-revalidate: while one caller recomputes, the others
+            // are served the stale value at once.
+            // (`past_fresh_ms` is 0 for a value still fresh but picked for early refresh.)
+            let serve_stale =
+                kept.is_some() && (past_fresh_ms == 0 || past_fresh_ms < self.stale(&plan));
             // Only a flight that read the key as this call did may serve it:
             // one that read it before an invalidation this call saw may not.
             let leader = match self.inner.flights.join(&full, state_of(guard.as_ref())) {
                 Role::Leader(leader) => leader,
+                Role::Follower(_) if serve_stale => {
+                    let stale = kept.expect("serve_stale implies a kept value");
+                    return Loaded {
+                        outcome: Some(wrap(stale)),
+                        error: None,
+                    };
+                }
                 Role::Follower(landing) => match follow(landing).await {
                     Some(value) => match value.downcast_ref::<T>() {
                         Some(value) => {
@@ -1168,7 +1279,13 @@ impl Cache {
                 },
             };
             // A flight that landed between our read and our join may have stored the value.
-            let guard = match self.read_for_write::<T>(key, scope, false).await {
+            // With a value kept for refresh, only a fresher one counts as a hit: an
+            // infinite beta makes any value with a freshness stale again.
+            let recheck_early = kept.as_ref().map(|_| f64::INFINITY);
+            let guard = match self
+                .read_for_write::<T>(key, scope, false, recheck_early)
+                .await
+            {
                 Ok(Lookup::Hit(value)) => {
                     leader.land(Some(Arc::new(value.clone())));
                     return Loaded {
@@ -1176,7 +1293,7 @@ impl Cache {
                         error: None,
                     };
                 }
-                Ok(Lookup::Miss(again)) => {
+                Ok(Lookup::Miss(again) | Lookup::Stale(_, again, _)) => {
                     leader.restate(state_of(again.as_ref()));
                     again
                 }
@@ -1192,12 +1309,29 @@ impl Cache {
                 }
                 Lease::Held(lease) => lease,
             };
+            let started = std::time::Instant::now();
             let outcome = compute.await;
+            let compute_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+            if value_of(&outcome).is_none()
+                && let Some(kept) = kept.filter(|_| past_fresh_ms < self.failover(&plan))
+            {
+                // Failover: the computation gave nothing to cache; serve the last good value.
+                tracing::warn!(key, "computation failed; serving the last good value");
+                if let Some((lock_key, token)) = lease {
+                    self.release_lease(&lock_key, &token).await;
+                }
+                leader.land(Some(Arc::new(kept.clone())));
+                return Loaded {
+                    outcome: Some(wrap(kept)),
+                    error: None,
+                };
+            }
             let stored = value_of(&outcome).filter(|_| store_if(&outcome));
             let error = match (stored, guard) {
-                (Some(value), Some(guard)) => {
-                    self.write_guarded(guard, value, plan.timeout).await.err()
-                }
+                (Some(value), Some(guard)) => self
+                    .write_guarded(guard, value, &plan, compute_ms)
+                    .await
+                    .err(),
                 _ => None,
             };
             if let Some((lock_key, token)) = lease {
@@ -1245,7 +1379,8 @@ impl Cache {
             }
             tokio::time::sleep(pause.min(ttl.saturating_sub(start.elapsed()))).await;
             pause = (pause * 2).min(Duration::from_millis(100));
-            if let Ok(Lookup::Hit(value)) = self.read_for_write::<T>(key, scope, false).await {
+            if let Ok(Lookup::Hit(value)) = self.read_for_write::<T>(key, scope, false, None).await
+            {
                 return Lease::Found(value);
             }
         }
@@ -1267,17 +1402,18 @@ impl Cache {
         &self,
         guard: Guard,
         value: &T,
-        timeout: Timeout,
+        plan: &Plan,
+        compute_ms: u32,
     ) -> Result<(), Error> {
         let inner = &*self.inner;
-        let expiry = timeout.resolve(inner.default_timeout);
         let Some(stamps) = guard.stamps else {
             return Ok(());
         };
+        let (expiry, freshness) = self.lifetime(plan, compute_ms);
         if expiry == Expiry::Now {
             return Ok(());
         }
-        let bytes = codec::encode_stamped(value, &stamps)?;
+        let bytes = codec::encode_stamped(value, &stamps, freshness)?;
         let written = match &*inner.backend {
             Backend::Memory(memory) => {
                 let typed: Arc<dyn Any + Send + Sync> = Arc::new(value.clone());
@@ -1352,6 +1488,7 @@ impl Cache {
         full: &str,
         slot: &Slot,
         versions: &[Option<u64>],
+        early: Option<f64>,
     ) -> Judged<T> {
         let Backend::Memory(memory) = &*self.inner.backend else {
             return Judged::Undecodable;
@@ -1363,16 +1500,16 @@ impl Cache {
         {
             return match codec::inspect(&slot.bytes) {
                 Ok(Stored::Value(meta, _)) if stamped(&meta, versions) => {
-                    Judged::Hit(value.clone())
+                    freshen(value.clone(), &meta, early)
                 }
                 Ok(Stored::Counter(_)) if versions.is_empty() => Judged::Hit(value.clone()),
                 Ok(Stored::Value(meta, _)) => Judged::Miss(Expected::WriteId(meta.write_id)),
                 _ => Judged::Miss(Expected::Nothing),
             };
         }
-        let judged = judge(&slot.bytes, versions);
+        let judged = judge(&slot.bytes, versions, early);
         match &judged {
-            Judged::Hit(value) => {
+            Judged::Hit(value) | Judged::Stale(value, ..) => {
                 let typed: Arc<dyn Any + Send + Sync> = Arc::new(T::clone(value));
                 Box::pin(memory.remember_typed(full.to_owned(), &slot.bytes, typed)).await;
             }
@@ -1391,8 +1528,9 @@ impl Cache {
         full: &str,
         bytes: &[u8],
         versions: &[Option<u64>],
+        early: Option<f64>,
     ) -> Judged<T> {
-        let judged = judge(bytes, versions);
+        let judged = judge(bytes, versions, early);
         if let Judged::Undecodable = judged {
             self.inner.counters.undecodable(full);
             if let Backend::Redis(redis) = &*self.inner.backend
@@ -1464,7 +1602,7 @@ impl Namespace {
 }
 
 /// Judges stored bytes against the reader's versions, without side effects.
-fn judge<T: Cacheable>(bytes: &[u8], versions: &[Option<u64>]) -> Judged<T> {
+fn judge<T: Cacheable>(bytes: &[u8], versions: &[Option<u64>], early: Option<f64>) -> Judged<T> {
     match codec::inspect(bytes) {
         Err(_) => Judged::Undecodable,
         Ok(Stored::Tombstone(meta)) => Judged::Miss(Expected::WriteId(meta.write_id)),
@@ -1475,10 +1613,41 @@ fn judge<T: Cacheable>(bytes: &[u8], versions: &[Option<u64>]) -> Judged<T> {
         Ok(Stored::Value(meta, _)) if !stamped(&meta, versions) => {
             Judged::Miss(Expected::WriteId(meta.write_id))
         }
-        Ok(Stored::Value(_, payload)) => {
-            codec::decode_payload(payload).map_or(Judged::Undecodable, Judged::Hit)
+        Ok(Stored::Value(meta, payload)) => match codec::decode_payload(payload) {
+            Ok(value) => freshen(value, &meta, early),
+            Err(_) => Judged::Undecodable,
+        },
+    }
+}
+
+/// A decoded value as its freshness makes it: a hit, or stale once past its
+/// freshness — or before, with early refresh (the `XFetch` rule of Vattani,
+/// Chierichetti and Lowenstein: recompute when `now - compute time × beta ×
+/// ln(random)` reaches the expiry, so hot entries refresh one at a time
+/// before they expire).
+fn freshen<T>(value: T, meta: &codec::Meta<'_>, early: Option<f64>) -> Judged<T> {
+    let freshness = meta.freshness;
+    if freshness.fresh_until_ms == 0 {
+        return Judged::Hit(value);
+    }
+    let now = codec::now_ms();
+    if now >= freshness.fresh_until_ms {
+        return Judged::Stale(value, meta.write_id, now - freshness.fresh_until_ms);
+    }
+    if let Some(beta) = early
+        && freshness.compute_ms > 0
+    {
+        // A uniform draw in (0, 1] from 53 random bits.
+        #[allow(clippy::cast_precision_loss)] // 53 bits are exact in an f64
+        let draw = ((codec::random_id() >> 11) + 1) as f64 / (1_u64 << 53) as f64;
+        let ahead = -(f64::from(freshness.compute_ms) * beta * draw.ln());
+        #[allow(clippy::cast_precision_loss)] // milliseconds since 1970 fit 53 bits
+        let due = now as f64 + ahead >= freshness.fresh_until_ms as f64;
+        if due {
+            return Judged::Stale(value, meta.write_id, 0);
         }
     }
+    Judged::Hit(value)
 }
 
 /// Whether an entry's stamps are the reader's current versions, all known.

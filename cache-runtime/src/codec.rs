@@ -34,7 +34,15 @@ pub(crate) const TOMBSTONE: u8 = 1;
 /// Where the write id starts.
 pub(crate) const WRITE_ID_AT: usize = 1 + 1 + 8;
 
-const HEADER_LEN: usize = WRITE_ID_AT + 8 + 1;
+const HEADER_LEN: usize = WRITE_ID_AT + 8 + 8 + 4 + 1;
+
+/// When a value goes stale, and what it cost: for stale-while-revalidate,
+/// failover and early refresh. The default (zeros) never goes stale.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Freshness {
+    pub(crate) fresh_until_ms: u64,
+    pub(crate) compute_ms: u32,
+}
 
 /// Bytes that are not a value of the requested type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +56,7 @@ pub(crate) struct Meta<'a> {
     pub(crate) written_at_ms: u64,
     /// The random id of the write, compared by guarded writes.
     pub(crate) write_id: u64,
+    pub(crate) freshness: Freshness,
     /// The raw version stamps, 8 bytes each.
     pub(crate) versions: &'a [u8],
 }
@@ -66,7 +75,7 @@ impl Meta<'_> {
 
 /// Encodes `value` as an envelope, or as decimal text when it is an integer.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    encode_stamped(value, &[])
+    encode_stamped(value, &[], Freshness::default())
 }
 
 /// Encodes `value` as an envelope stamped with `versions` (the versions of
@@ -74,8 +83,9 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error>
 pub(crate) fn encode_stamped<T: Serialize + ?Sized>(
     value: &T,
     versions: &[u64],
+    freshness: Freshness,
 ) -> Result<Vec<u8>, Error> {
-    let mut out = header(0, versions);
+    let mut out = header(0, versions, freshness);
     let start = out.len();
     let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
     value.serialize(&mut ser).map_err(|source| Error::Encode {
@@ -83,6 +93,7 @@ pub(crate) fn encode_stamped<T: Serialize + ?Sized>(
         source,
     })?;
     if versions.is_empty()
+        && freshness == Freshness::default()
         && let Some(n) = msgpack_int(&out[start..])
     {
         return Ok(n.to_string().into_bytes());
@@ -92,14 +103,16 @@ pub(crate) fn encode_stamped<T: Serialize + ?Sized>(
 
 /// A tombstone: the mark of an invalidated key.
 pub(crate) fn tombstone() -> Vec<u8> {
-    header(TOMBSTONE, &[])
+    header(TOMBSTONE, &[], Freshness::default())
 }
 
-fn header(flags: u8, versions: &[u64]) -> Vec<u8> {
+fn header(flags: u8, versions: &[u64], freshness: Freshness) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + versions.len() * 8 + 64);
     out.extend_from_slice(&[FORMAT_V1, flags]);
     out.extend_from_slice(&now_ms().to_le_bytes());
     out.extend_from_slice(&random_id().to_le_bytes());
+    out.extend_from_slice(&freshness.fresh_until_ms.to_le_bytes());
+    out.extend_from_slice(&freshness.compute_ms.to_le_bytes());
     // `Scope` refuses more than `MAX_SCOPE` (255) versions.
     out.push(u8::try_from(versions.len()).unwrap_or(u8::MAX));
     for v in versions {
@@ -120,6 +133,8 @@ pub(crate) fn open(bytes: &[u8]) -> Result<(Meta<'_>, &[u8]), Undecodable> {
     }
     let (written, rest) = rest.split_first_chunk::<8>().ok_or(Undecodable)?;
     let (write_id, rest) = rest.split_first_chunk::<8>().ok_or(Undecodable)?;
+    let (fresh_until, rest) = rest.split_first_chunk::<8>().ok_or(Undecodable)?;
+    let (compute, rest) = rest.split_first_chunk::<4>().ok_or(Undecodable)?;
     let (&count, rest) = rest.split_first().ok_or(Undecodable)?;
     let stamps_len = usize::from(count) * 8;
     if rest.len() < stamps_len {
@@ -130,6 +145,10 @@ pub(crate) fn open(bytes: &[u8]) -> Result<(Meta<'_>, &[u8]), Undecodable> {
         flags,
         written_at_ms: u64::from_le_bytes(*written),
         write_id: u64::from_le_bytes(*write_id),
+        freshness: Freshness {
+            fresh_until_ms: u64::from_le_bytes(*fresh_until),
+            compute_ms: u32::from_le_bytes(*compute),
+        },
         versions,
     };
     Ok((meta, payload))
@@ -208,7 +227,7 @@ fn msgpack_int(payload: &[u8]) -> Option<i64> {
 
 /// A random 64-bit id: the std hasher's random keys, mixed with a counter
 /// and the clock, so that ids differ across calls, processes and machines.
-fn random_id() -> u64 {
+pub(crate) fn random_id() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -228,7 +247,7 @@ pub(crate) fn fresh_version() -> u64 {
     random_id() >> 11
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -338,8 +357,23 @@ mod tests {
     }
 
     #[test]
+    fn freshness_round_trips() {
+        let freshness = Freshness {
+            fresh_until_ms: 1_700_000_000_000,
+            compute_ms: 42,
+        };
+        let bytes = encode_stamped(&7_u8, &[], freshness).unwrap();
+        assert_eq!(
+            bytes[0], FORMAT_V1,
+            "an integer with a freshness stays an envelope"
+        );
+        assert_eq!(open(&bytes).unwrap().0.freshness, freshness);
+        assert_eq!(decode::<u8>(&bytes), Ok(7));
+    }
+
+    #[test]
     fn stamps_and_tombstones() {
-        let bytes = encode_stamped(&5_u32, &[7, 9]).unwrap();
+        let bytes = encode_stamped(&5_u32, &[7, 9], Freshness::default()).unwrap();
         assert_eq!(bytes[0], FORMAT_V1, "a stamped integer stays an envelope");
         let Ok(Stored::Value(meta, _)) = inspect(&bytes) else {
             panic!("a value")

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::backend::memory::Memory;
 use crate::backend::redis::{RedisBackend, Settings, redact};
 use crate::backend::{Backend, Expiry};
-use crate::cache::{Cache, Inner};
+use crate::cache::{Cache, Inner, Policy};
 use crate::key::{DEFAULT_MAX_KEY_LENGTH, KeySpace};
 use crate::stats::Counters;
 use crate::{BackendError, Error};
@@ -97,6 +97,7 @@ pub struct CacheBuilder {
     tombstone_ttl: Duration,
     lease: Option<Duration>,
     single_flight: bool,
+    policy: Policy,
     redis: Settings,
 }
 
@@ -112,6 +113,7 @@ impl std::fmt::Debug for CacheBuilder {
             .field("tombstone_ttl", &self.tombstone_ttl)
             .field("lease", &self.lease)
             .field("single_flight", &self.single_flight)
+            .field("policy", &self.policy)
             .field("redis", &self.redis)
             .finish()
     }
@@ -129,6 +131,7 @@ impl Default for CacheBuilder {
             tombstone_ttl: Duration::from_secs(600),
             lease: None,
             single_flight: true,
+            policy: Policy::default(),
             redis: Settings {
                 pool_size: 50,
                 connections: 2,
@@ -222,6 +225,35 @@ impl CacheBuilder {
         self
     }
 
+    /// Stale-while-revalidate: once a value's timeout passes, it is still
+    /// served for `stale` to every caller but one, which recomputes it.
+    pub fn stale_while_revalidate(mut self, stale: Duration) -> Self {
+        self.policy.stale = Some(stale);
+        self
+    }
+
+    /// Failover: values are kept `failover` past their timeout, and served
+    /// when their recomputation fails (an `Err`, or `None`).
+    pub fn failover(mut self, failover: Duration) -> Self {
+        self.policy.failover = Some(failover);
+        self
+    }
+
+    /// Early refresh: hot values are recomputed shortly before their timeout,
+    /// one caller at a time, with the probabilistic `XFetch` rule; `beta`
+    /// above 1.0 refreshes earlier (1.0 is the usual choice).
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        self.policy.early = Some(beta);
+        self
+    }
+
+    /// Shortens each timeout by a random part up to `fraction` (0.1: up to
+    /// 10%), so values written together do not expire together.
+    pub fn ttl_jitter(mut self, fraction: f64) -> Self {
+        self.policy.jitter = Some(fraction);
+        self
+    }
+
     /// Whether concurrent misses on one key in this process run one
     /// computation and share its value (`true`, the default), or each run
     /// their own.
@@ -311,6 +343,7 @@ impl CacheBuilder {
                 fail_open: self.fail_open,
                 tombstone_ttl: self.tombstone_ttl,
                 default_lease: self.lease,
+                default_policy: self.policy,
                 counters: Counters::default(),
                 flights: crate::flight::Flights::new(self.single_flight),
             }),

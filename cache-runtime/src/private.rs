@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 pub use crate::cache::Plan;
+use crate::cache::Policy;
 use crate::cache::{Loaded, itself, ok_of, some_of};
 use crate::version::Scope;
 use crate::{Cache, Cacheable, Error};
@@ -153,8 +154,65 @@ pub fn plan(timeout: Timeout, lease: Option<Duration>) -> Plan {
         timeout,
         lease,
         compute_on_error: true,
+        policy: Policy::default(),
     }
 }
+
+impl Plan {
+    /// `#[cached(stale = ...)]`.
+    #[must_use]
+    pub fn stale(mut self, stale: impl IntoDuration) -> Self {
+        self.policy.stale = Some(stale.into_duration());
+        self
+    }
+
+    /// `#[cached(failover = ...)]`.
+    #[must_use]
+    pub fn failover(mut self, failover: impl IntoDuration) -> Self {
+        self.policy.failover = Some(failover.into_duration());
+        self
+    }
+
+    /// `#[cached(early = ...)]`: the `XFetch` beta (`true` is 1.0).
+    #[must_use]
+    pub fn early(mut self, beta: f64) -> Self {
+        self.policy.early = Some(beta);
+        self
+    }
+
+    /// `#[cached(jitter = ...)]`: the fraction of the timeout to spread expiries over.
+    #[must_use]
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.policy.jitter = Some(fraction);
+        self
+    }
+}
+
+/// Seconds or a `Duration`, as `stale` and `failover` accept them.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a duration",
+    label = "expected seconds as an integer, or a `Duration`"
+)]
+pub trait IntoDuration {
+    fn into_duration(self) -> Duration;
+}
+
+impl IntoDuration for Duration {
+    fn into_duration(self) -> Duration {
+        self
+    }
+}
+
+macro_rules! duration_seconds {
+    ($($t:ty),*) => {$(
+        impl IntoDuration for $t {
+            fn into_duration(self) -> Duration {
+                Duration::from_secs(u64::try_from(self).unwrap_or(0))
+            }
+        }
+    )*};
+}
+duration_seconds!(u64, u32, i64, i32, usize);
 
 /// A `Cache`, or a reference to one, as `cache = ...` accepts.
 pub trait IntoCache {

@@ -1,0 +1,221 @@
+//! Past the timeout: stale-while-revalidate, failover, early refresh and
+//! spread expiries. Counts and states, not timings: waits only move past
+//! a timeout.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use cachet::{Cache, cached};
+use support::RedisServer;
+
+struct Fx {
+    cache: Cache,
+    runs: AtomicUsize,
+    failing: AtomicBool,
+    _server: Option<RedisServer>,
+}
+
+impl Fx {
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+}
+
+#[allow(clippy::unused_async)] // one signature for both fixtures
+async fn memory() -> Arc<Fx> {
+    fixture(Cache::memory(), None)
+}
+
+async fn redis() -> Arc<Fx> {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap();
+    fixture(cache, Some(server))
+}
+
+fn fixture(cache: Cache, server: Option<RedisServer>) -> Arc<Fx> {
+    Arc::new(Fx {
+        cache,
+        runs: AtomicUsize::new(0),
+        failing: AtomicBool::new(false),
+        _server: server,
+    })
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod on_memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::memory().await).await })*
+        }
+        mod on_redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::redis().await).await })*
+        }
+    };
+}
+
+suite!(
+    stale_values_are_served_while_one_caller_refreshes,
+    failover_serves_the_last_good_value_within_its_window,
+    early_refresh_recomputes_before_the_timeout,
+);
+
+const PAST_TIMEOUT: Duration = Duration::from_millis(400);
+
+#[cached(key = "stats", skip(fx), cache = &fx.cache, timeout = Duration::from_millis(200), stale = 30)]
+async fn stats(fx: &Fx) -> usize {
+    let run = fx.runs.fetch_add(1, Ordering::SeqCst) + 1;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    run
+}
+
+async fn stale_values_are_served_while_one_caller_refreshes(fx: Arc<Fx>) {
+    assert_eq!(stats(&fx).await, 1);
+    tokio::time::sleep(PAST_TIMEOUT).await;
+    let callers: Vec<_> = (0..20)
+        .map(|_| {
+            let fx = Arc::clone(&fx);
+            tokio::spawn(async move { stats(&fx).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for caller in callers {
+        results.push(caller.await.unwrap());
+    }
+    assert_eq!(fx.runs(), 2, "one refresh");
+    assert_eq!(
+        results.iter().filter(|&&r| r == 1).count(),
+        19,
+        "the others got the stale value: {results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|&&r| r == 2).count(),
+        1,
+        "the refreshing caller got the new one"
+    );
+    assert_eq!(stats(&fx).await, 2, "and the next calls see the new value");
+    assert_eq!(fx.runs(), 2);
+}
+
+#[cached(key = "rates", skip(fx), cache = &fx.cache, timeout = Duration::from_millis(200), failover = Duration::from_millis(1500))]
+async fn rates(fx: &Fx) -> Result<usize, String> {
+    let run = fx.runs.fetch_add(1, Ordering::SeqCst) + 1;
+    if fx.failing.load(Ordering::SeqCst) {
+        Err(format!("upstream down (run {run})"))
+    } else {
+        Ok(run)
+    }
+}
+
+async fn failover_serves_the_last_good_value_within_its_window(fx: Arc<Fx>) {
+    assert_eq!(rates(&fx).await, Ok(1));
+    fx.failing.store(true, Ordering::SeqCst);
+    tokio::time::sleep(PAST_TIMEOUT).await;
+    assert_eq!(
+        rates(&fx).await,
+        Ok(1),
+        "the refresh failed: the last good value"
+    );
+    assert_eq!(fx.runs(), 2);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        rates(&fx).await,
+        Err("upstream down (run 3)".to_owned()),
+        "past the window: the error"
+    );
+    fx.failing.store(false, Ordering::SeqCst);
+    assert_eq!(rates(&fx).await, Ok(4));
+}
+
+#[cached(key = "hot", skip(fx), cache = &fx.cache, timeout = 60, early = 1e9)]
+async fn hot(fx: &Fx) -> usize {
+    let run = fx.runs.fetch_add(1, Ordering::SeqCst) + 1;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    run
+}
+
+#[cached(key = "cold", skip(fx), cache = &fx.cache, timeout = 60)]
+async fn cold(fx: &Fx) -> usize {
+    let run = fx.runs.fetch_add(1, Ordering::SeqCst) + 1;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    run
+}
+
+async fn early_refresh_recomputes_before_the_timeout(fx: Arc<Fx>) {
+    // With a huge beta the XFetch rule all but always picks the next read
+    // for refresh, a minute before the timeout; without it, never.
+    assert_eq!(cold(&fx).await, 1);
+    assert_eq!(cold(&fx).await, 1);
+    assert_eq!(hot(&fx).await, 2);
+    assert_eq!(
+        hot(&fx).await,
+        3,
+        "refreshed early, by the caller that drew it"
+    );
+    assert_eq!(fx.runs(), 3);
+}
+
+#[tokio::test]
+async fn jitter_spreads_the_expiries_of_values_written_together() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .ttl_jitter(0.5)
+        .build()
+        .await
+        .unwrap();
+    for i in 0..100 {
+        cache
+            .get_or_set(&format!("k{i}"), || async { i }, Duration::from_secs(100))
+            .await
+            .unwrap();
+    }
+    let mut conn = server.connect(0).await;
+    let mut ttls = Vec::new();
+    for i in 0..100 {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(cache.key_for(&format!("k{i}")))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        ttls.push(ttl);
+    }
+    let (min, max) = (*ttls.iter().min().unwrap(), *ttls.iter().max().unwrap());
+    assert!(
+        min >= 49_000 && max <= 100_000,
+        "every timeout is cut by at most half: {min}..{max}"
+    );
+    assert!(max - min > 20_000, "expiries are spread: {min}..{max}");
+}
+
+#[tokio::test]
+async fn get_or_set_follows_the_cache_s_stale_setting() {
+    let cache = Cache::builder()
+        .stale_while_revalidate(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    let value = cache
+        .get_or_set("k", || async { 1 }, Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert_eq!(value, 1);
+    tokio::time::sleep(PAST_TIMEOUT).await;
+    assert_eq!(
+        cache.get::<i32>("k").await.unwrap(),
+        None,
+        "a plain read wants fresh values"
+    );
+    let refreshed = cache
+        .get_or_set("k", || async { 2 }, Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert_eq!(refreshed, 2, "the one caller refreshes");
+}
