@@ -1,6 +1,7 @@
 //! The direct cache API, one suite run against the memory backend and
 //! against a real `redis-server` the test starts.
 
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -15,6 +16,14 @@ use support::RedisServer;
 struct Fixture {
     cache: Cache,
     server: Option<RedisServer>,
+}
+
+async fn memory_fixture() -> Fixture {
+    Fixture::memory().await
+}
+
+async fn redis_fixture() -> Fixture {
+    Fixture::redis().await
 }
 
 impl Fixture {
@@ -53,19 +62,7 @@ impl Fixture {
     }
 }
 
-/// Runs each listed test against both backends.
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod on_memory {
-            $(#[tokio::test] async fn $name() { super::$name(super::Fixture::memory().await).await })*
-        }
-        mod on_redis {
-            $(#[tokio::test] async fn $name() { super::$name(super::Fixture::redis().await).await })*
-        }
-    };
-}
-
-suite!(
+on_both_backends!(memory_fixture, redis_fixture;
     hit_and_miss,
     entries_expire,
     zero_timeout_removes,

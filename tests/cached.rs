@@ -1,5 +1,6 @@
 //! `#[cached]` and `invalidate!` on the memory backend and on a real Redis.
 
+#[macro_use]
 mod support;
 
 use std::collections::HashMap;
@@ -63,18 +64,7 @@ async fn redis() -> Arc<Db> {
     })
 }
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod on_memory {
-            $(#[tokio::test] async fn $name() { super::$name(super::memory().await).await })*
-        }
-        mod on_redis {
-            $(#[tokio::test] async fn $name() { super::$name(super::redis().await).await })*
-        }
-    };
-}
-
-suite!(
+on_both_backends!(memory, redis;
     repeated_calls_run_the_body_once_and_invalidate_drops_the_entry,
     the_template_renders_the_key_a_user_would_delete,
     errors_are_not_cached,

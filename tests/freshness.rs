@@ -2,6 +2,7 @@
 //! spread expiries. Counts and states, not timings: waits only move past
 //! a timeout.
 
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -48,20 +49,7 @@ fn fixture(cache: Cache, server: Option<RedisServer>) -> Arc<Fx> {
     })
 }
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod on_memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::memory().await).await })*
-        }
-        mod on_redis {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::redis().await).await })*
-        }
-    };
-}
-
-suite!(
+on_both_backends!(memory, redis;
     stale_values_are_served_while_one_caller_refreshes,
     failover_serves_the_last_good_value_within_its_window,
     early_refresh_recomputes_before_the_timeout,

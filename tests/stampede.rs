@@ -1,6 +1,7 @@
 //! Single flight: concurrent misses on one key run the computation once,
 //! whatever happens to the caller that runs it.
 
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -53,20 +54,7 @@ async fn redis() -> Arc<Fx> {
     })
 }
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod on_memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::memory().await).await })*
-        }
-        mod on_redis {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::redis().await).await })*
-        }
-    };
-}
-
-suite!(
+on_both_backends!(memory, redis;
     a_thousand_cold_calls_run_the_body_once,
     a_thousand_cold_get_or_set_calls_run_once,
     a_failed_leader_hands_over_to_one_follower,

@@ -7,6 +7,23 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Runs each listed test against both backends: `test(memory().await)` in
+/// `mod on_memory` and `test(redis().await)` in `mod on_redis`, where
+/// `memory` and `redis` are the fixture functions named first.
+#[allow(unused_macros)] // not every test file runs a two-backend suite
+macro_rules! on_both_backends {
+    ($memory:ident, $redis:ident; $($name:ident),* $(,)?) => {
+        mod on_memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::$memory().await).await })*
+        }
+        mod on_redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::$redis().await).await })*
+        }
+    };
+}
+
 /// How long a server may take to answer after it was started.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 
