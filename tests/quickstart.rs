@@ -1,5 +1,5 @@
-//! The quickstart example, run as a user runs it: on memory, on a Redis the
-//! test starts, and with `REDIS_URL` pointing at a closed port.
+//! The examples, run as a user runs them: on memory, on a Redis the test
+//! starts, and with `REDIS_URL` pointing at a closed port.
 
 mod support;
 
@@ -8,8 +8,12 @@ use std::process::{Command, Output};
 
 use support::{RedisServer, free_port};
 
-/// The example's binary, built beside this test by `cargo test` / `cargo nextest run`.
 fn quickstart() -> Command {
+    example("quickstart")
+}
+
+/// An example's binary, built beside this test by `cargo test` / `cargo nextest run`.
+fn example(name: &str) -> Command {
     let mut path: PathBuf = std::env::current_exe().unwrap();
     path.pop(); // the test binary
     if path.ends_with("deps") {
@@ -17,7 +21,7 @@ fn quickstart() -> Command {
     }
     let binary = path
         .join("examples")
-        .join(format!("quickstart{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         binary.exists(),
         "{} is missing: build it with `cargo build --examples`",
@@ -94,4 +98,31 @@ fn the_installed_cache_is_the_global_one() {
             Some("v")
         );
     });
+}
+
+/// Every use case of the guide computes once, then hits.
+fn assert_guide_output(out: &str) {
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains("slow work")).collect();
+    assert_eq!(lines.len(), 18, "{out}");
+    for pair in lines.chunks(2) {
+        assert!(
+            pair[0].contains(" first ") && pair[0].ends_with("slow work: 1"),
+            "{out}"
+        );
+        assert!(
+            pair[1].contains(" again ") && pair[1].ends_with("slow work: 0"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn the_guide_example_caches_every_use_case_in_memory() {
+    assert_guide_output(&run(&mut example("guide")));
+}
+
+#[test]
+fn the_guide_example_caches_every_use_case_in_redis() {
+    let server = RedisServer::start();
+    assert_guide_output(&run(example("guide").env("REDIS_URL", server.url(0))));
 }
