@@ -1,4 +1,4 @@
-//! Every use case of the Django caching guide, in cachet. Runs on the
+//! The caching patterns of a typical Django project, in cachet. Runs on the
 //! memory backend, or on Redis when `REDIS_URL` is set:
 //! `cargo run --example guide`.
 

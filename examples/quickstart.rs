@@ -1,4 +1,4 @@
-//! The guide's direct cache access, then an expensive function through
+//! Direct cache access as in Django (set, get, delete), then an expensive function through
 //! `get_or_set`. Runs on the memory backend, or on Redis when `REDIS_URL` is
 //! set (`REDIS_URL=redis://127.0.0.1:6379/2 cargo run --example quickstart`).
 

@@ -100,7 +100,7 @@ fn the_installed_cache_is_the_global_one() {
     });
 }
 
-/// Every use case of the guide computes once, then hits.
+/// Every pattern of the guide example computes once, then hits.
 fn assert_guide_output(out: &str) {
     let lines: Vec<&str> = out.lines().filter(|l| l.contains("slow work")).collect();
     assert_eq!(lines.len(), 18, "{out}");

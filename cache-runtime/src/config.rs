@@ -60,7 +60,7 @@ impl Timeout {
     }
 }
 
-/// The default timeout of entries: 15 minutes, as `CACHE_TTL` in the guide.
+/// The default timeout of entries: 15 minutes, Django's usual `CACHE_TTL`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Configures and builds a [`Cache`]; from [`Cache::builder`].
