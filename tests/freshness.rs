@@ -60,7 +60,8 @@ const PAST_TIMEOUT: Duration = Duration::from_millis(400);
 #[cached(key = "stats", skip(fx), cache = &fx.cache, timeout = Duration::from_millis(200), stale = 30)]
 async fn stats(fx: &Fx) -> usize {
     let run = fx.runs.fetch_add(1, Ordering::SeqCst) + 1;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Long enough that every caller below reads before the refresh is stored.
+    tokio::time::sleep(Duration::from_millis(600)).await;
     run
 }
 
