@@ -1499,7 +1499,7 @@ impl Cache {
             .and_then(|typed| typed.downcast_ref::<T>())
         {
             return match codec::inspect(&slot.bytes) {
-                Ok(Stored::Value(meta, _)) if stamped(&meta, versions) => {
+                Ok(Stored::Value(meta, _)) if meta.stamped(versions) => {
                     freshen(value.clone(), &meta, early)
                 }
                 Ok(Stored::Counter(_)) if versions.is_empty() => Judged::Hit(value.clone()),
@@ -1610,7 +1610,7 @@ fn judge<T: Cacheable>(bytes: &[u8], versions: &[Option<u64>], early: Option<f64
             codec::decode_counter(n).map_or(Judged::Undecodable, Judged::Hit)
         }
         Ok(Stored::Counter(_)) => Judged::Miss(Expected::Nothing),
-        Ok(Stored::Value(meta, _)) if !stamped(&meta, versions) => {
+        Ok(Stored::Value(meta, _)) if !meta.stamped(versions) => {
             Judged::Miss(Expected::WriteId(meta.write_id))
         }
         Ok(Stored::Value(meta, payload)) => match codec::decode_payload(payload) {
@@ -1648,11 +1648,6 @@ fn freshen<T>(value: T, meta: &codec::Meta<'_>, early: Option<f64>) -> Judged<T>
         }
     }
     Judged::Hit(value)
-}
-
-/// Whether an entry's stamps are the reader's current versions, all known.
-fn stamped(meta: &codec::Meta<'_>, versions: &[Option<u64>]) -> bool {
-    meta.stamped(versions)
 }
 
 fn unavailable(reason: &str) -> Error {
