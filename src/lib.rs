@@ -51,7 +51,7 @@ pub use cache_runtime::{
 /// | `cache_none = true` | for an `Option` return: cache `None` too (by default only `Some` is cached) |
 /// | `unless = \|result\| ...` | a predicate on the result: when it holds, the result is returned but not cached |
 /// | `lock = true` / `lock = Duration` | compute a cold key once across the fleet, under a Redis lease (default 30 s); the others wait for its value, never longer than the lease |
-/// | `stale = 30` | stale-while-revalidate: for this long past the timeout, every caller but one gets the stale value at once while that one recomputes |
+/// | `stale = 30` | stale-while-revalidate: for this long past the timeout, callers get the stale value at once while one refresh runs: in a background task when the function owns its arguments (no `&`, receiver, lifetime, `impl`/`dyn` or generics; its future must then be `Send + 'static`), otherwise in the one caller that found the value stale |
 /// | `failover = 600` | keep values this long past the timeout, and serve the last good one when the recomputation returns `Err` (or `None`) |
 /// | `early = true` / `early = 2.0` | refresh hot values shortly before the timeout with the probabilistic `XFetch` rule (the number is its beta) |
 /// | `jitter = 0.1` | shorten each timeout by a random part up to this fraction, so entries written together do not expire together |

@@ -14,8 +14,12 @@ use support::RedisServer;
 
 struct Fx {
     cache: Cache,
+    /// On the same backend, serving values for 30 s past their timeout.
+    swr: Cache,
     runs: AtomicUsize,
     failing: AtomicBool,
+    /// Holds background refreshes until the test opens it.
+    gate: tokio::sync::Semaphore,
     _server: Option<RedisServer>,
 }
 
@@ -27,7 +31,8 @@ impl Fx {
 
 #[allow(clippy::unused_async)] // one signature for both fixtures
 async fn memory() -> Arc<Fx> {
-    fixture(Cache::memory(), None)
+    let swr = Cache::builder().stale_while_revalidate(Duration::from_secs(30));
+    fixture(Cache::memory(), swr.build().await.unwrap(), None)
 }
 
 async fn redis() -> Arc<Fx> {
@@ -37,20 +42,30 @@ async fn redis() -> Arc<Fx> {
         .build()
         .await
         .unwrap();
-    fixture(cache, Some(server))
+    let swr = Cache::builder()
+        .redis_url(server.url(1))
+        .stale_while_revalidate(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    fixture(cache, swr, Some(server))
 }
 
-fn fixture(cache: Cache, server: Option<RedisServer>) -> Arc<Fx> {
+fn fixture(cache: Cache, swr: Cache, server: Option<RedisServer>) -> Arc<Fx> {
     Arc::new(Fx {
         cache,
+        swr,
         runs: AtomicUsize::new(0),
         failing: AtomicBool::new(false),
+        gate: tokio::sync::Semaphore::new(0),
         _server: server,
     })
 }
 
 on_both_backends!(memory, redis;
     stale_values_are_served_while_one_caller_refreshes,
+    stale_values_are_refreshed_in_the_background,
+    get_or_set_detached_refreshes_in_the_background,
     failover_serves_the_last_good_value_within_its_window,
     early_refresh_recomputes_before_the_timeout,
 );
@@ -91,6 +106,92 @@ async fn stale_values_are_served_while_one_caller_refreshes(fx: Arc<Fx>) {
     );
     assert_eq!(stats(&fx).await, 2, "and the next calls see the new value");
     assert_eq!(fx.runs(), 2);
+}
+
+/// Polls (bounded) until `done`: background work has no caller to await.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..500 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// A caller's result; it must not wait for the refresh held at the gate.
+async fn unblocked<T>(caller: tokio::task::JoinHandle<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), caller)
+        .await
+        .expect("a caller waited for the refresh")
+        .unwrap()
+}
+
+/// Owns its arguments, so its refresh runs in the background.
+#[cached(key = "report", skip(fx), cache = &fx.cache, timeout = Duration::from_millis(200), stale = 30)]
+async fn report(fx: Arc<Fx>) -> usize {
+    let run = fx.runs.fetch_add(1, Ordering::SeqCst) + 1;
+    if run > 1 {
+        fx.gate.acquire().await.unwrap().forget();
+    }
+    run
+}
+
+async fn stale_values_are_refreshed_in_the_background(fx: Arc<Fx>) {
+    assert_eq!(report(Arc::clone(&fx)).await, 1);
+    tokio::time::sleep(PAST_TIMEOUT).await;
+    // The refresh is held at the gate: every caller must be served without it.
+    let callers: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(report(Arc::clone(&fx))))
+        .collect();
+    for caller in callers {
+        assert_eq!(unblocked(caller).await, 1, "served the stale value at once");
+    }
+    eventually("the refresh starts", async || fx.runs() == 2).await;
+    fx.gate.add_permits(1);
+    eventually("the refreshed value is served", async || {
+        report(Arc::clone(&fx)).await == 2
+    })
+    .await;
+    assert_eq!(fx.runs(), 2, "one refresh for all the stale calls");
+}
+
+async fn get_or_set_detached_refreshes_in_the_background(fx: Arc<Fx>) {
+    let scope = cachet::Scope::new().tag("reports");
+    let call = |fx: &Arc<Fx>| {
+        let (fx, cache, scope) = (Arc::clone(fx), fx.swr.clone(), scope.clone());
+        async move {
+            let compute = {
+                let fx = Arc::clone(&fx);
+                move || report_body(fx)
+            };
+            let timeout = Duration::from_millis(200);
+            let plan = cache.get_or_set_detached("detached", &scope, compute, timeout);
+            plan.await.unwrap()
+        }
+    };
+    assert_eq!(call(&fx).await, 1);
+    tokio::time::sleep(PAST_TIMEOUT).await;
+    let callers: Vec<_> = (0..20).map(|_| tokio::spawn(call(&fx))).collect();
+    for caller in callers {
+        assert_eq!(unblocked(caller).await, 1, "served the stale value at once");
+    }
+    eventually("the refresh starts", async || fx.runs() == 2).await;
+    fx.gate.add_permits(1);
+    eventually("the refreshed value is served", async || {
+        call(&fx).await == 2
+    })
+    .await;
+    assert_eq!(fx.runs(), 2, "one refresh for all the stale calls");
+}
+
+/// The body of `report`, for `get_or_set_detached`.
+async fn report_body(fx: Arc<Fx>) -> usize {
+    let run = fx.runs.fetch_add(1, Ordering::SeqCst) + 1;
+    if run > 1 {
+        fx.gate.acquire().await.unwrap().forget();
+    }
+    run
 }
 
 #[cached(key = "rates", skip(fx), cache = &fx.cache, timeout = Duration::from_millis(200), failover = Duration::from_millis(1500))]

@@ -117,7 +117,14 @@ async fn every_call_returns_while_the_server_is_down_and_hits_come_back() {
         .await
         .unwrap();
     assert_eq!(computed, "computed");
-    assert!(cache.stats().errors >= 10, "{:?}", cache.stats());
+    let stats = cache.stats();
+    assert_eq!(
+        stats.errors + stats.skipped,
+        11,
+        "every call failed over: {stats:?}"
+    );
+    assert_eq!(stats.errors, 5, "five failures open the circuit: {stats:?}");
+    assert!(!cache.health().is_up(), "{:?}", cache.health());
 
     server.restart();
     cache.set("k", "after", MINUTE).await.unwrap();

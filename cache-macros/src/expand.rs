@@ -138,6 +138,20 @@ impl Expansion<'_> {
             Some(unless) => quote!(#unless),
             None => quote!(|_| false),
         };
+        let refreshes = self.attr.stale.is_some() || self.attr.early.is_some();
+        if refreshes && valid::owns_arguments(self.func, self.sig) {
+            // The refresh of a stale value runs in the background.
+            let pick = match valid::returns(self.func) {
+                Returns::Value => quote!(#private::pick_value()),
+                Returns::Result => quote!(#private::pick_ok()),
+                Returns::Option if self.attr.cache_none.as_ref().is_some_and(|b| b.value) => {
+                    quote!(#private::pick_value())
+                }
+                Returns::Option => quote!(#private::pick_some()),
+            };
+            let call = respan(quote!(#private::call_detached), span);
+            return quote_spanned!(span=> #call(#key, #plan, #unless, #compute, #pick));
+        }
         match valid::returns(self.func) {
             Returns::Value => {
                 let call = respan(quote!(#private::call), span);

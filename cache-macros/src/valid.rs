@@ -42,6 +42,27 @@ pub(crate) fn signature(item: &ItemFn) -> Signature {
     Signature { receiver, params }
 }
 
+/// Whether the function's computation can outlive its caller: no receiver,
+/// no generics, and no parameter type that borrows (`&`, a lifetime) or hides
+/// its type (`impl`, `dyn`). Such a function refreshes stale values in the
+/// background.
+pub(crate) fn owns_arguments(item: &ItemFn, sig: &Signature) -> bool {
+    fn borrows(tokens: proc_macro2::TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Punct(p) => p.as_char() == '&' || p.as_char() == '\'',
+            proc_macro2::TokenTree::Ident(i) => i == "impl" || i == "dyn",
+            proc_macro2::TokenTree::Group(g) => borrows(g.stream()),
+            proc_macro2::TokenTree::Literal(_) => false,
+        })
+    }
+    !sig.receiver
+        && item.sig.generics.params.is_empty()
+        && !sig
+            .params
+            .iter()
+            .any(|p| borrows(quote::ToTokens::to_token_stream(&p.ty)))
+}
+
 /// What the function returns, as far as caching is concerned.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Returns {

@@ -292,6 +292,37 @@ impl Cache {
         self.inner.counters.snapshot()
     }
 
+    /// Whether calls reach the backend: the state of the circuit breaker in
+    /// front of Redis (see
+    /// [`CacheBuilder::circuit_breaker`](crate::CacheBuilder::circuit_breaker)).
+    /// The memory backend is always up.
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// let cache = cachet::Cache::memory();
+    /// assert!(cache.health().is_up());
+    /// assert_eq!(cache.health().times_opened, 0);
+    /// ```
+    #[must_use]
+    pub fn health(&self) -> crate::Health {
+        match &*self.inner.backend {
+            Backend::Redis(redis) => redis.health(),
+            Backend::Memory(_) => crate::Health {
+                circuit: crate::Circuit::Closed,
+                consecutive_failures: 0,
+                times_opened: 0,
+            },
+            // Set up wrong: nothing will ever be tried.
+            Backend::Unavailable(_) => crate::Health {
+                circuit: crate::Circuit::Open {
+                    retry_in: Duration::MAX,
+                },
+                consecutive_failures: 0,
+                times_opened: 0,
+            },
+        }
+    }
+
     /// The value stored at `key`, or `None` when there is none, it expired,
     /// it cannot be decoded as a `T` (then it is removed), or the backend
     /// failed (when failing open).
@@ -778,6 +809,59 @@ impl Cache {
         loaded.into_result()
     }
 
+    /// [`get_or_set_in`](Self::get_or_set_in) with the refresh of a stale
+    /// value in the background: when the cache serves values past their
+    /// timeout ([`stale_while_revalidate`](crate::CacheBuilder::stale_while_revalidate))
+    /// or refreshes them early ([`early_refresh`](crate::CacheBuilder::early_refresh)),
+    /// every caller gets the stored value at once and a single refresh runs
+    /// in a task spawned on the current Tokio runtime. The computation must
+    /// therefore own what it uses (`Send + 'static`). A miss computes in the
+    /// caller, as `get_or_set_in` does.
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachet::Error> {
+    /// use cachet::{Cache, Scope};
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::builder()
+    ///     .stale_while_revalidate(Duration::from_secs(300))
+    ///     .build()
+    ///     .await?;
+    /// let homepage = cache
+    ///     .get_or_set_detached("homepage", &Scope::new(), || async { "<h1>News</h1>".to_owned() }, Duration::from_secs(60))
+    ///     .await?;
+    /// assert_eq!(homepage, "<h1>News</h1>");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_or_set_detached<T, F, Fut>(
+        &self,
+        key: &str,
+        scope: &Scope,
+        compute: F,
+        timeout: impl Into<Timeout>,
+    ) -> Result<T, Error>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let loaded = self
+            .load_detached(
+                key,
+                scope,
+                Self::plan(timeout.into()),
+                async move { compute().await },
+                |_| true,
+                itself,
+                |v| v,
+            )
+            .await;
+        loaded.into_result()
+    }
+
     /// Like [`get_or_set`](Self::get_or_set) for a fallible computation: only
     /// an `Ok` value is stored; an `Err` is returned and nothing is cached.
     /// Cache errors convert into the caller's error type.
@@ -1182,6 +1266,66 @@ impl Cache {
         }
         // A miss: the rest lives on the heap, so a hit's future stays small.
         Box::pin(self.load_miss(key, scope, plan, first, compute, store_if, value_of, wrap)).await
+    }
+
+    /// [`load`](Self::load) for a computation that can outlive its caller:
+    /// a value served stale (stale-while-revalidate) or picked for early
+    /// refresh is returned at once, and one refresh runs in a task spawned on
+    /// the current Tokio runtime. Outside a runtime, this is `load`.
+    #[allow(clippy::too_many_arguments)] // `load`'s arguments, owned
+    pub(crate) async fn load_detached<T, O, Fut, S>(
+        &self,
+        key: &str,
+        scope: &Scope,
+        plan: Plan,
+        compute: Fut,
+        store_if: S,
+        value_of: for<'o> fn(&'o O) -> Option<&'o T>,
+        wrap: fn(T) -> O,
+    ) -> Loaded<O>
+    where
+        T: Cacheable,
+        O: Send + 'static,
+        Fut: Future<Output = O> + Send + 'static,
+        S: FnOnce(&O) -> bool + Send + 'static,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self
+                .load(key, scope, plan, compute, store_if, value_of, wrap)
+                .await;
+        };
+        let first = self
+            .read_for_write::<T>(key, scope, true, self.early(&plan))
+            .await;
+        match first {
+            Ok(Lookup::Hit(value)) => Loaded {
+                outcome: Some(wrap(value)),
+                error: None,
+            },
+            Ok(Lookup::Stale(value, _, past)) if past == 0 || past < self.stale(&plan) => {
+                // A refresh already under way (here or in a spawned task) needs no other.
+                if !self.inner.flights.busy(&self.inner.keys.entry(key)) {
+                    let (cache, key, scope) = (self.clone(), key.to_owned(), scope.clone());
+                    runtime.spawn(async move {
+                        let loaded = cache
+                            .load(&key, &scope, plan, compute, store_if, value_of, wrap)
+                            .await;
+                        if let Some(error) = &loaded.error {
+                            let error: &dyn std::error::Error = error;
+                            tracing::error!(key, error, "background refresh not stored");
+                        }
+                    });
+                }
+                Loaded {
+                    outcome: Some(wrap(value)),
+                    error: None,
+                }
+            }
+            first => {
+                Box::pin(self.load_miss(key, scope, plan, first, compute, store_if, value_of, wrap))
+                    .await
+            }
+        }
     }
 
     /// [`load`](Self::load) after its first read missed (or failed).

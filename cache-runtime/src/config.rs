@@ -138,6 +138,8 @@ impl Default for CacheBuilder {
                 connect_timeout: Duration::from_millis(250),
                 command_timeout: Duration::from_millis(250),
                 pool_wait_timeout: Duration::from_millis(100),
+                breaker_failures: 5,
+                breaker_cool_down: Duration::from_secs(1),
             },
         }
     }
@@ -226,7 +228,9 @@ impl CacheBuilder {
     }
 
     /// Stale-while-revalidate: once a value's timeout passes, it is still
-    /// served for `stale` to every caller but one, which recomputes it.
+    /// served for `stale` to every caller but one, which recomputes it
+    /// ([`Cache::get_or_set_detached`] recomputes in a background task and
+    /// serves every caller).
     pub fn stale_while_revalidate(mut self, stale: Duration) -> Self {
         self.policy.stale = Some(stale);
         self
@@ -290,6 +294,24 @@ impl CacheBuilder {
     /// How long to wait for a free pool connection (default 100 ms).
     pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
         self.redis.pool_wait_timeout = timeout;
+        self
+    }
+
+    /// The circuit breaker: after `failures` backend failures in a row
+    /// (timeouts, refused or broken connections; 0 turns it off), calls skip
+    /// Redis for `cool_down` — they are misses that cost nothing — then one
+    /// call probes it, and the circuit closes when Redis answers. Default:
+    /// 5 failures, 1 s. See [`Cache::health`].
+    ///
+    /// ```
+    /// # extern crate cache_runtime as cachet;
+    /// use std::time::Duration;
+    ///
+    /// let builder = cachet::Cache::builder().circuit_breaker(3, Duration::from_secs(5));
+    /// ```
+    pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.redis.breaker_failures = failures;
+        self.redis.breaker_cool_down = cool_down;
         self
     }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Everything that can go wrong in a cache call.
 ///
 /// With fail-open on (the default), backend failures ([`Error::Backend`],
-/// [`Error::Timeout`], [`Error::Unavailable`]) never reach the caller: reads
+/// [`Error::Timeout`], [`Error::CircuitOpen`], [`Error::Unavailable`]) never reach the caller: reads
 /// become misses and writes become no-ops, and the failure is logged and
 /// counted in [`Stats`](crate::Stats). The other variants describe mistakes in
 /// the calling code and are always returned.
@@ -60,6 +60,15 @@ pub enum Error {
         /// The deadline that passed.
         after: Duration,
     },
+    /// The backend was skipped: it failed repeatedly and the circuit breaker
+    /// is open (see [`Cache::health`](crate::Cache::health)).
+    #[error("cache backend skipped for {op}: circuit open after repeated failures")]
+    CircuitOpen {
+        /// The cache operation, such as `get` or `set`.
+        op: &'static str,
+        /// When the next call may probe the backend.
+        retry_in: Duration,
+    },
     /// The backend cannot be used at all (for example an invalid `REDIS_URL`
     /// found when the global cache was built from the environment).
     #[error("cache backend unavailable: {reason}")]
@@ -112,7 +121,10 @@ impl Error {
     pub fn is_backend(&self) -> bool {
         matches!(
             self,
-            Self::Backend { .. } | Self::Timeout { .. } | Self::Unavailable { .. }
+            Self::Backend { .. }
+                | Self::Timeout { .. }
+                | Self::CircuitOpen { .. }
+                | Self::Unavailable { .. }
         )
     }
 }

@@ -97,6 +97,16 @@ impl Flights {
         })
     }
 
+    /// Whether a flight on `key` is under way.
+    pub(crate) fn busy(&self, key: &str) -> bool {
+        self.enabled
+            && self
+                .map
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(key)
+    }
+
     /// How many flights are under way (for tests and `Debug`).
     pub(crate) fn len(&self) -> usize {
         self.map

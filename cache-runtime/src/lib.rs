@@ -31,6 +31,7 @@ mod version;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use backend::breaker::{Circuit, Health};
 pub use cache::{Cache, Cacheable, Namespace};
 pub use config::{CacheBuilder, DEFAULT_TIMEOUT, Timeout};
 pub use error::{BackendError, Error, Result};

@@ -300,6 +300,71 @@ where
     outcome(&key, loaded)
 }
 
+/// What a cached call stores of its outcome `O`, and how a stored `T`
+/// becomes an outcome again.
+pub struct Pick<T, O> {
+    value_of: for<'o> fn(&'o O) -> Option<&'o T>,
+    wrap: fn(T) -> O,
+}
+
+/// Every value is stored.
+#[must_use]
+pub fn pick_value<T>() -> Pick<T, T> {
+    Pick {
+        value_of: itself,
+        wrap: |v| v,
+    }
+}
+
+/// `Ok` values are stored.
+#[must_use]
+pub fn pick_ok<T, E>() -> Pick<T, Result<T, E>> {
+    Pick {
+        value_of: ok_of,
+        wrap: Ok,
+    }
+}
+
+/// `Some` values are stored.
+#[must_use]
+pub fn pick_some<T>() -> Pick<T, Option<T>> {
+    Pick {
+        value_of: some_of,
+        wrap: Some,
+    }
+}
+
+/// Runs a call whose computation owns its arguments: a stale value is
+/// served at once and refreshed in the background.
+pub async fn call_detached<T, O, U, Fut>(
+    key: CallKey,
+    plan: Plan,
+    unless: U,
+    compute: Fut,
+    pick: Pick<T, O>,
+) -> O
+where
+    T: CachedValue,
+    O: Send + 'static,
+    U: FnOnce(&O) -> bool + Send + 'static,
+    Fut: Future<Output = O> + Send + 'static,
+{
+    let store_if = move |outcome: &O| !unless(outcome);
+    let loaded = key
+        .cache
+        .load_detached(
+            &key.key,
+            &key.scope,
+            plan,
+            compute,
+            store_if,
+            pick.value_of,
+            pick.wrap,
+        )
+        .await;
+    outcome(&key, loaded)
+}
+
 /// The outcome of a cached call; the cache's error, if any, is logged.
 fn outcome<O>(key: &CallKey, loaded: Loaded<O>) -> O {
     if let Some(error) = &loaded.error {

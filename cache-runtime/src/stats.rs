@@ -41,6 +41,8 @@ pub struct Stats {
     pub undecodable: u64,
     /// Backend errors and timeouts, returned or ignored.
     pub errors: u64,
+    /// Calls that skipped the backend because its circuit was open.
+    pub skipped: u64,
 }
 
 #[derive(Debug)]
@@ -50,6 +52,7 @@ pub(crate) struct Counters {
     writes: AtomicU64,
     undecodable: AtomicU64,
     errors: AtomicU64,
+    skipped: AtomicU64,
     /// Errors ignored since the last log line.
     unlogged: AtomicU64,
     /// When the last log line was written, in ms since `started`; `u64::MAX` before the first.
@@ -65,6 +68,7 @@ impl Default for Counters {
             writes: AtomicU64::new(0),
             undecodable: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             unlogged: AtomicU64::new(0),
             last_log_ms: AtomicU64::new(u64::MAX),
             started: Instant::now(),
@@ -101,6 +105,11 @@ impl Counters {
     /// Counts a backend error and logs it, at most once per [`LOG_INTERVAL_MS`]
     /// with the number of errors ignored in between.
     pub(crate) fn backend_error(&self, error: &Error, ignored: bool) {
+        if matches!(error, Error::CircuitOpen { .. }) {
+            // The breaker logged its opening once; skipped calls are only counted.
+            self.skipped.fetch_add(1, Relaxed);
+            return;
+        }
         self.errors.fetch_add(1, Relaxed);
         self.unlogged.fetch_add(1, Relaxed);
         let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
@@ -133,6 +142,7 @@ impl Counters {
             writes: self.writes.load(Relaxed),
             undecodable: self.undecodable.load(Relaxed),
             errors: self.errors.load(Relaxed),
+            skipped: self.skipped.load(Relaxed),
         }
     }
 }

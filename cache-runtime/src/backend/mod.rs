@@ -1,5 +1,6 @@
 //! The stores behind a [`Cache`](crate::Cache).
 
+pub(crate) mod breaker;
 pub(crate) mod memory;
 pub(crate) mod redis;
 

@@ -17,6 +17,7 @@ use deadpool_redis::redis::{self, RedisError, RedisResult, Script};
 use deadpool_redis::{Connection, Manager, Pool, Runtime};
 
 use super::Expiry;
+use super::breaker::{Breaker, Health};
 use crate::codec::WRITE_ID_AT;
 use crate::version::Expected;
 use crate::{BackendError, Error, codec};
@@ -128,6 +129,9 @@ pub(crate) struct Settings {
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
     pub(crate) pool_wait_timeout: Duration,
+    /// Failures in a row that open the circuit (0: never), and how long it stays open.
+    pub(crate) breaker_failures: u32,
+    pub(crate) breaker_cool_down: Duration,
 }
 
 /// One held connection and its replacement state.
@@ -146,6 +150,7 @@ pub(crate) struct RedisBackend {
     failed_connect_ms: AtomicU64,
     started: Instant,
     command_timeout: Duration,
+    breaker: Breaker,
     delete_if_equal: Script,
     write_guarded: Script,
     add: Script,
@@ -200,6 +205,7 @@ impl RedisBackend {
             failed_connect_ms: AtomicU64::new(u64::MAX),
             started: Instant::now(),
             command_timeout: settings.command_timeout,
+            breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
             delete_if_equal: Script::new(DELETE_IF_EQUAL),
             write_guarded: with_prelude(
                 &WRITE_GUARDED
@@ -284,29 +290,65 @@ impl RedisBackend {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
 
-    /// Runs one request on a lane under the command deadline.
+    /// Runs one request on a lane under the command deadline, unless the
+    /// circuit is open.
     async fn run<T, F, Fut>(&self, op: &'static str, request: F) -> Result<T, Error>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let (lane, generation, conn) = self.checkout(op).await?;
+        let pass = self
+            .breaker
+            .admit()
+            .map_err(|retry_in| Error::CircuitOpen { op, retry_in })?;
+        let (lane, generation, conn) = match self.checkout(op).await {
+            Ok(found) => found,
+            Err(error) => {
+                self.failed(pass);
+                return Err(error);
+            }
+        };
         match tokio::time::timeout(self.command_timeout, request(conn)).await {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => {
+                pass.succeeded();
+                Ok(value)
+            }
             Ok(Err(error)) => {
                 if is_broken(&error) {
                     lane.discard(generation);
+                    self.failed(pass);
+                } else {
+                    // An error reply: the server is there.
+                    pass.succeeded();
                 }
                 Err(Error::Backend {
                     op,
                     source: BackendError::Redis(error),
                 })
             }
-            Err(_) => Err(Error::Timeout {
-                op,
-                after: self.command_timeout,
-            }),
+            Err(_) => {
+                self.failed(pass);
+                Err(Error::Timeout {
+                    op,
+                    after: self.command_timeout,
+                })
+            }
         }
+    }
+
+    /// Counts a failure; when it opens the circuit, every lane is emptied so
+    /// that the probe starts on a new connection.
+    fn failed(&self, pass: super::breaker::Pass<'_>) {
+        if pass.failed() {
+            for lane in &*self.lanes {
+                lane.discard_any();
+            }
+        }
+    }
+
+    /// The state of the circuit breaker.
+    pub(crate) fn health(&self) -> Health {
+        self.breaker.health()
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
@@ -599,16 +641,21 @@ impl Lane {
     /// Empties the lane if it still holds the broken connection of `generation`,
     /// and takes that connection out of the pool so nobody gets it again.
     fn discard(&self, generation: u64) {
+        self.discard_where(|held| held == generation);
+    }
+
+    /// Empties the lane, whatever connection it holds.
+    fn discard_any(&self) {
+        self.discard_where(|_| true);
+    }
+
+    fn discard_where(&self, matches: impl FnOnce(u64) -> bool) {
         let broken = {
             let mut slot = self
                 .conn
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if slot.0 == generation {
-                slot.1.take()
-            } else {
-                None
-            }
+            if matches(slot.0) { slot.1.take() } else { None }
         };
         if let Some(conn) = broken {
             drop(Connection::take(conn));
