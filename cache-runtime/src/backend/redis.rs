@@ -150,6 +150,8 @@ pub(crate) struct RedisBackend {
     failed_connect_ms: AtomicU64,
     started: Instant,
     command_timeout: Duration,
+    /// The most a call waits for a connection: the pool's wait, then a connect.
+    checkout_timeout: Duration,
     breaker: Breaker,
     delete_if_equal: Script,
     write_guarded: Script,
@@ -205,6 +207,7 @@ impl RedisBackend {
             failed_connect_ms: AtomicU64::new(u64::MAX),
             started: Instant::now(),
             command_timeout: settings.command_timeout,
+            checkout_timeout: settings.pool_wait_timeout + settings.connect_timeout,
             breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
             delete_if_equal: Script::new(DELETE_IF_EQUAL),
             write_guarded: with_prelude(
@@ -244,7 +247,14 @@ impl RedisBackend {
         }
         let lane = &self.lanes[start % count];
         // Rare (a lane without a connection): boxed, to keep every command's future small.
-        let (generation, conn) = Box::pin(self.connect(lane, op)).await?;
+        let connect = Box::pin(tokio::time::timeout(
+            self.checkout_timeout,
+            self.connect(lane, op),
+        ));
+        let (generation, conn) = connect.await.map_err(|_| Error::Timeout {
+            op,
+            after: self.checkout_timeout,
+        })??;
         Ok((lane, generation, conn))
     }
 

@@ -1,0 +1,360 @@
+//! A real `redis-server` broken on purpose under cached calls: killed,
+//! paused, full, starved of connections, its connections dropped. Every
+//! call must complete with the right value; the figures are printed for
+//! RELIABILITY.md (`cargo nextest run --test faults --no-capture`).
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use cachet::{Cache, cached};
+use support::RedisServer;
+
+/// No call may take this long: far above every deadline, it only catches a hang.
+const HANG: Duration = Duration::from_secs(5);
+
+/// A cache on `server` with the default deadlines and breaker.
+async fn cache_on(server: &RedisServer) -> Cache {
+    Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap()
+}
+
+/// The "database" behind the cached function, and what the callers saw.
+struct App {
+    cache: Cache,
+    computed: AtomicU64,
+    calls: AtomicU64,
+    hung: AtomicU64,
+    wrong: AtomicU64,
+    /// The longest call, in ms.
+    slowest_ms: AtomicU64,
+}
+
+impl App {
+    fn new(cache: Cache) -> Arc<Self> {
+        Arc::new(Self {
+            cache,
+            computed: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            hung: AtomicU64::new(0),
+            wrong: AtomicU64::new(0),
+            slowest_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// One call of `item`, checked: it completes, with the right value.
+    async fn call(&self, id: u64) {
+        let start = Instant::now();
+        let result = tokio::time::timeout(HANG, item(self, id)).await;
+        let ms = u64::try_from(start.elapsed().as_millis()).unwrap();
+        self.slowest_ms.fetch_max(ms, SeqCst);
+        self.calls.fetch_add(1, SeqCst);
+        match result {
+            Ok(value) if value == expected(id) => {}
+            Ok(_) => {
+                self.wrong.fetch_add(1, SeqCst);
+            }
+            Err(_) => {
+                self.hung.fetch_add(1, SeqCst);
+            }
+        }
+    }
+}
+
+fn expected(id: u64) -> String {
+    format!("item {id}: {}", id * 7)
+}
+
+#[cached(key = "item:{id}", skip(app), cache = &app.cache, timeout = 60)]
+async fn item(app: &App, id: u64) -> String {
+    app.computed.fetch_add(1, SeqCst);
+    expected(id)
+}
+
+/// `tasks` tasks calling `item` on ids 0..50 in a loop until `stop` is set.
+fn load(app: &Arc<App>, tasks: u64, stop: &Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..tasks)
+        .map(|task| {
+            let (app, stop) = (Arc::clone(app), Arc::clone(stop));
+            tokio::spawn(async move {
+                let mut id = task;
+                while !stop.load(SeqCst) {
+                    app.call(id % 50).await;
+                    id += 7;
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect()
+}
+
+/// Polls (bounded) until `done`.
+async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+/// Whether `item(id)` is served from the cache now (a hit: nothing computed).
+async fn is_hit(app: &App, id: u64) -> bool {
+    let before = app.computed.load(SeqCst);
+    assert_eq!(item(app, id).await, expected(id));
+    app.computed.load(SeqCst) == before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_under_load_no_call_fails_and_hits_come_back() {
+    let mut server = RedisServer::start();
+    let app = App::new(cache_on(&server).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = load(&app, 20, &stop);
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before_kill = app.calls.load(SeqCst);
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let during = app.calls.load(SeqCst) - before_kill;
+    assert!(!app.cache.health().is_up(), "the breaker opened");
+    server.restart();
+    let restarted = Instant::now();
+    eventually("hits come back after the restart", async || {
+        is_hit(&app, 1).await && app.cache.health().is_up()
+    })
+    .await;
+    let recovered_ms = restarted.elapsed().as_millis();
+    stop.store(true, SeqCst);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = app.cache.stats();
+    eprintln!(
+        "fault 1 (kill under load, 20 tasks): calls={} during_outage={during} hung={} wrong={} \
+         slowest_call_ms={} backend_errors={} skipped_by_breaker={} hits_back_after_restart_ms={recovered_ms}",
+        app.calls.load(SeqCst),
+        app.hung.load(SeqCst),
+        app.wrong.load(SeqCst),
+        app.slowest_ms.load(SeqCst),
+        stats.errors,
+        stats.skipped,
+    );
+    assert!(during > 0, "calls went on while Redis was down");
+    assert_eq!(app.hung.load(SeqCst), 0);
+    assert_eq!(app.wrong.load(SeqCst), 0);
+    assert!(stats.skipped > 0, "the open breaker spared Redis calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_every_call_completes_before_the_pause_ends() {
+    const PAUSE: Duration = Duration::from_secs(4);
+    let server = RedisServer::start();
+    let app = App::new(cache_on(&server).await);
+    app.call(1).await;
+    assert!(is_hit(&app, 1).await);
+
+    let mut admin = server.connect(0).await;
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(PAUSE.as_millis().to_string())
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let paused = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = load(&app, 20, &stop);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, SeqCst);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let all_done = paused.elapsed();
+    let health = app.cache.health();
+    eprintln!(
+        "fault 2 (CLIENT PAUSE {PAUSE:?}, 20 tasks for 2 s): calls={} hung={} wrong={} slowest_call_ms={} \
+         all_done_after_ms={} breaker={health:?}",
+        app.calls.load(SeqCst),
+        app.hung.load(SeqCst),
+        app.wrong.load(SeqCst),
+        app.slowest_ms.load(SeqCst),
+        all_done.as_millis(),
+    );
+    assert!(
+        all_done < PAUSE,
+        "every call returned while Redis was paused"
+    );
+    assert_eq!(app.wrong.load(SeqCst), 0);
+    assert_eq!(app.hung.load(SeqCst), 0);
+    assert!(health.times_opened >= 1, "the breaker opened: {health:?}");
+    eventually("the breaker closes after the pause", async || {
+        is_hit(&app, 1).await && app.cache.health().is_up()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_writes_fail_and_calls_still_succeed() {
+    let server =
+        RedisServer::start_with(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]);
+    let app = App::new(cache_on(&server).await);
+    app.call(1).await;
+    assert!(is_hit(&app, 1).await);
+
+    // Fill the server until it refuses even the smallest write.
+    let mut admin = server.connect(0).await;
+    let mut filled = 0;
+    for size in [64 * 1024, 4096, 256, 16] {
+        let bytes = vec![b'x'; size];
+        loop {
+            let set: redis::RedisResult<()> = redis::cmd("SET")
+                .arg(format!("filler:{filled}"))
+                .arg(&bytes)
+                .query_async(&mut admin)
+                .await;
+            match set {
+                Ok(()) => filled += 1,
+                Err(e) => {
+                    assert!(e.to_string().contains("OOM"), "{e}");
+                    break;
+                }
+            }
+            assert!(filled < 100_000, "maxmemory never reached");
+        }
+    }
+
+    for id in 2..22 {
+        app.call(id).await;
+        app.call(id).await;
+    }
+    let stats = app.cache.stats();
+    eprintln!(
+        "fault 3 (maxmemory 4mb, noeviction, full): calls={} wrong={} computed={} write_errors={} breaker={:?}",
+        app.calls.load(SeqCst),
+        app.wrong.load(SeqCst),
+        app.computed.load(SeqCst),
+        stats.errors,
+        app.cache.health(),
+    );
+    assert_eq!(app.wrong.load(SeqCst), 0);
+    assert_eq!(
+        app.computed.load(SeqCst),
+        1 + 40,
+        "nothing new could be stored: each call computed"
+    );
+    assert!(
+        stats.errors >= 20,
+        "the refused writes were seen: {stats:?}"
+    );
+    assert!(
+        app.cache.health().is_up(),
+        "refusals are answers: the breaker stays closed"
+    );
+    assert!(is_hit(&app, 1).await, "what was stored is still served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_callers_than_connections_all_complete() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .pool_size(2)
+        .connections(2)
+        .build()
+        .await
+        .unwrap();
+    let app = App::new(cache);
+    let slow = Arc::new(AtomicU64::new(0));
+    let calls: Vec<_> = (0..400_u64)
+        .map(|i| {
+            let (app, slow) = (Arc::clone(&app), Arc::clone(&slow));
+            tokio::spawn(async move {
+                // 200 keys, each asked twice at once; every body holds for 200 ms.
+                let id = i % 200;
+                let value = tokio::time::timeout(HANG, held(&app, id)).await;
+                if value.as_deref() != Ok(expected(id).as_str()) {
+                    slow.fetch_add(1, SeqCst);
+                }
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap();
+    }
+    eprintln!(
+        "fault 4 (pool of 2, 400 concurrent calls on 200 keys, 200 ms bodies): \
+         failed_or_hung={} computed={}",
+        slow.load(SeqCst),
+        app.computed.load(SeqCst),
+    );
+    assert_eq!(slow.load(SeqCst), 0, "every call completed with its value");
+    assert_eq!(app.computed.load(SeqCst), 200, "one computation per key");
+    for id in 0..200 {
+        assert_eq!(held(&app, id).await, expected(id));
+    }
+    assert_eq!(app.computed.load(SeqCst), 200, "then every call is a hit");
+}
+
+#[cached(key = "held:{id}", skip(app), cache = &app.cache, timeout = 60)]
+async fn held(app: &App, id: u64) -> String {
+    app.computed.fetch_add(1, SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    expected(id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_one_miss_and_the_next_call_works() {
+    let server = RedisServer::start();
+    let app = App::new(cache_on(&server).await);
+    for id in 0..10 {
+        app.call(id).await;
+    }
+    // The server drops every connection the cache holds, between two of its commands.
+    let mut admin = server.connect(0).await;
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    app.call(0).await;
+    let computed = app.computed.load(SeqCst);
+    let mut hits = 0;
+    for id in 0..10 {
+        if is_hit(&app, id).await {
+            hits += 1;
+        }
+    }
+    let stats = app.cache.stats();
+    eprintln!(
+        "fault 5 (CLIENT KILL of the cache's {killed} connections): wrong={} hung={} \
+         recomputed={} hits_of_next_10={hits} backend_errors={}",
+        app.wrong.load(SeqCst),
+        app.hung.load(SeqCst),
+        computed - 10,
+        stats.errors,
+    );
+    assert!(killed >= 1);
+    assert_eq!(app.wrong.load(SeqCst), 0);
+    assert_eq!(app.hung.load(SeqCst), 0);
+    assert_eq!(
+        computed, 11,
+        "the read on a dropped connection was a miss, computed once"
+    );
+    assert!(
+        stats.errors <= 2,
+        "each dead connection failed once, then was replaced: {stats:?}"
+    );
+    assert!(hits >= 9, "the next calls are hits: {hits} of 10");
+}
