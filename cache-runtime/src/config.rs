@@ -140,6 +140,7 @@ impl Default for CacheBuilder {
                 pool_wait_timeout: Duration::from_millis(100),
                 breaker_failures: 5,
                 breaker_cool_down: Duration::from_secs(1),
+                tls_root: None,
             },
         }
     }
@@ -294,6 +295,28 @@ impl CacheBuilder {
     /// How long to wait for a free pool connection (default 100 ms).
     pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
         self.redis.pool_wait_timeout = timeout;
+        self
+    }
+
+    /// Trusts this certificate authority (PEM) for `rediss://` URLs instead
+    /// of the system's roots: for a Redis whose certificate a private CA
+    /// signed. The certificate and the host name are still verified.
+    ///
+    /// ```no_run
+    /// # extern crate cache_runtime as cachet;
+    /// # async fn run() -> Result<(), cachet::Error> {
+    /// let ca = std::fs::read("/etc/redis/ca.crt").expect("the CA certificate");
+    /// let cache = cachet::Cache::builder()
+    ///     .redis_url("rediss://cachet:secret@redis.internal:6380/0")
+    ///     .tls_root_certificate(ca)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.redis.tls_root = Some(crate::backend::redis::Pem(pem.into()));
         self
     }
 

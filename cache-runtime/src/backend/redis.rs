@@ -132,6 +132,18 @@ pub(crate) struct Settings {
     /// Failures in a row that open the circuit (0: never), and how long it stays open.
     pub(crate) breaker_failures: u32,
     pub(crate) breaker_cool_down: Duration,
+    /// The certificate authority to trust for `rediss://`, instead of the system's.
+    pub(crate) tls_root: Option<Pem>,
+}
+
+/// A PEM document, shown by its size only.
+#[derive(Clone)]
+pub(crate) struct Pem(pub(crate) Vec<u8>);
+
+impl std::fmt::Debug for Pem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<PEM, {} bytes>", self.0.len())
+    }
 }
 
 /// One held connection and its replacement state.
@@ -179,10 +191,29 @@ impl RedisBackend {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.command_timeout));
-        let manager = Manager::new_with_config(url, config).map_err(|source| Error::Config {
+        #[cfg(feature = "tls")]
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            // The application chose no TLS crypto: use ring (losing a race
+            // to install one is fine: one is installed).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let invalid = |source: RedisError| Error::Config {
             reason: format!("invalid Redis URL `{}`", redact(url)),
             source: Some(source.into()),
-        })?;
+        };
+        let manager = match &settings.tls_root {
+            #[cfg(feature = "tls")]
+            Some(Pem(root)) => {
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root.clone()),
+                };
+                let client = redis::Client::build_with_tls(url, certificates).map_err(invalid)?;
+                Manager::new_with_config(client.get_connection_info().clone(), config)
+            }
+            _ => Manager::new_with_config(url, config),
+        }
+        .map_err(invalid)?;
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)
             .wait_timeout(Some(settings.pool_wait_timeout))
