@@ -1426,10 +1426,16 @@ impl Cache {
             // With a value kept for refresh, only a fresher one counts as a hit: an
             // infinite beta makes any value with a freshness stale again.
             let recheck_early = kept.as_ref().map(|_| f64::INFINITY);
-            let guard = match self
-                .read_for_write::<T>(key, scope, false, recheck_early)
-                .await
-            {
+            // A read that just failed (fail-open: no guard) is not tried again:
+            // one deadline per call is all a failing backend may cost.
+            let recheck = match guard {
+                None => Err(None),
+                Some(guard) => self
+                    .read_for_write::<T>(key, scope, false, recheck_early)
+                    .await
+                    .map_err(|_| Some(guard)),
+            };
+            let guard = match recheck {
                 Ok(Lookup::Hit(value)) => {
                     leader.land(Some(Arc::new(value.clone())));
                     return Loaded {
@@ -1441,9 +1447,14 @@ impl Cache {
                     leader.restate(state_of(again.as_ref()));
                     again
                 }
-                Err(_) => guard,
+                Err(guard) => guard,
             };
-            let lease = match self.lease::<T>(key, scope, plan.lease).await {
+            // Without a guard the backend failed: no lease to take, nothing to write.
+            let lease_for = guard.as_ref().and(plan.lease);
+            let lease = match self
+                .lease::<T>(key, scope, lease_for, guard.is_some())
+                .await
+            {
                 Lease::Found(value) => {
                     leader.land(Some(Arc::new(value.clone())));
                     return Loaded {
@@ -1498,10 +1509,10 @@ impl Cache {
         key: &str,
         scope: &Scope,
         lease: Option<Duration>,
+        backend_up: bool,
     ) -> Lease<T> {
-        let (Some(ttl), Backend::Redis(redis)) =
-            (lease.or(self.inner.default_lease), &*self.inner.backend)
-        else {
+        let default = self.inner.default_lease.filter(|_| backend_up);
+        let (Some(ttl), Backend::Redis(redis)) = (lease.or(default), &*self.inner.backend) else {
             return Lease::Held(None);
         };
         let lock_key = self.inner.keys.internal("lock", key);
