@@ -33,10 +33,25 @@ pub fn scope(namespace: Option<&'static str>, tags: Vec<String>) -> Scope {
 /// Builds a derived key: the function's path, then a digest of its
 /// arguments, each encoded with serde (`MessagePack`, which is
 /// self-delimiting, so the sequence of encodings identifies the arguments).
+/// The encodings stream into the digest: nothing is allocated but the key.
 pub struct KeyBuilder {
     path: &'static str,
     self_type: Option<&'static str>,
-    encoded: Vec<u8>,
+    digest: xxhash_rust::xxh3::Xxh3Default,
+}
+
+/// Feeds what a serializer writes into the digest.
+struct Feed<'a>(&'a mut xxhash_rust::xxh3::Xxh3Default);
+
+impl std::io::Write for Feed<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl KeyBuilder {
@@ -45,7 +60,7 @@ impl KeyBuilder {
         Self {
             path,
             self_type: None,
-            encoded: Vec::new(),
+            digest: xxhash_rust::xxh3::Xxh3Default::new(),
         }
     }
 
@@ -53,15 +68,14 @@ impl KeyBuilder {
     #[must_use]
     pub fn method<S: ?Sized>(path: &'static str) -> Self {
         Self {
-            path,
             self_type: Some(std::any::type_name::<S>()),
-            encoded: Vec::new(),
+            ..Self::new(path)
         }
     }
 
     /// Adds one argument to the key.
     pub fn arg<T: KeyArg + ?Sized>(&mut self, value: &T) {
-        let mut ser = rmp_serde::Serializer::new(&mut self.encoded).with_struct_map();
+        let mut ser = rmp_serde::Serializer::new(Feed(&mut self.digest)).with_struct_map();
         if let Err(error) = value.serialize(&mut ser) {
             // Keep keys distinct even for an argument that refuses to encode:
             // mark the failure and its type, and log it.
@@ -70,18 +84,29 @@ impl KeyBuilder {
                 %error,
                 "a cache key argument could not be encoded"
             );
-            self.encoded.extend_from_slice(b"\xc1");
-            self.encoded
-                .extend_from_slice(std::any::type_name::<T>().as_bytes());
+            self.digest.update(b"\xc1");
+            self.digest.update(std::any::type_name::<T>().as_bytes());
         }
     }
 
     /// `{path}::{fn}:{digest}`, or `{Self type}::{fn}:{digest}` for methods.
     #[must_use]
     pub fn finish(self, function: &str) -> String {
-        let digest = xxhash_rust::xxh3::xxh3_128(&self.encoded);
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digest = self.digest.digest128();
         let owner = self.self_type.unwrap_or(self.path);
-        format!("{owner}::{function}:{digest:032x}")
+        let mut key = String::with_capacity(owner.len() + function.len() + 35);
+        key.push_str(owner);
+        key.push_str("::");
+        key.push_str(function);
+        key.push(':');
+        let mut hex = [0_u8; 32];
+        for (i, digit) in hex.iter_mut().enumerate() {
+            let nibble = (digest >> ((31 - i) * 4)) & 0xf;
+            *digit = HEX[usize::try_from(nibble).unwrap_or(0)];
+        }
+        key.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+        key
     }
 }
 

@@ -349,12 +349,20 @@ impl RedisBackend {
                 return Err(error);
             }
         };
-        match tokio::time::timeout(self.command_timeout, request(conn)).await {
-            Ok(Ok(value)) => {
+        // The connection enforces the command deadline (its response timeout).
+        match request(conn).await {
+            Ok(value) => {
                 pass.succeeded();
                 Ok(value)
             }
-            Ok(Err(error)) => {
+            Err(error) if error.is_timeout() => {
+                self.failed(pass);
+                Err(Error::Timeout {
+                    op,
+                    after: self.command_timeout,
+                })
+            }
+            Err(error) => {
                 if is_broken(&error) {
                     lane.discard(generation);
                     self.failed(pass);
@@ -365,13 +373,6 @@ impl RedisBackend {
                 Err(Error::Backend {
                     op,
                     source: BackendError::Redis(error),
-                })
-            }
-            Err(_) => {
-                self.failed(pass);
-                Err(Error::Timeout {
-                    op,
-                    after: self.command_timeout,
                 })
             }
         }

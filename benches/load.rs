@@ -1,0 +1,450 @@
+//! Cache hits against Redis, side by side with their floor and a peer.
+//!
+//! Starts its own `redis-server` on a free loopback port, stores one value
+//! per size through each contender, then measures hits on it:
+//!
+//! 1. raw redis-rs `MultiplexedConnection` `GET` (one round trip, nothing else);
+//! 2. raw deadpool-redis `GET` (a pool checkout per call);
+//! 3. the `cached` crate's `AsyncRedisCache` through `#[concurrent_cached]`;
+//! 4. cachet `#[cached]`: plain, and with a namespace and two tags.
+//!
+//! For 1 task: latency percentiles over sequential calls; for 64 tasks:
+//! throughput. Each measurement runs `ROUNDS` times, rows interleaved, and
+//! the median round is kept. Prints a Markdown table with each row's ratio to
+//! the raw `GET`, and writes it with an SVG chart to `target/load-bench/`
+//! (or `$LOAD_BENCH_OUT`).
+//!
+//! ```sh
+//! cargo bench --bench load
+//! ```
+
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)] // statistics over counts and durations
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use cached::AsyncRedisCache;
+use cached::macros::concurrent_cached;
+use cachet::cached;
+use redis::AsyncCommands;
+
+const SIZES: [usize; 3] = [256, 4096, 65_536];
+const ROUNDS: usize = 3;
+const LATENCY_CALLS: usize = 5_000;
+const TASKS: usize = 64;
+const THROUGHPUT_FOR: Duration = Duration::from_millis(1500);
+
+static URL: OnceLock<String> = OnceLock::new();
+
+/// The value every contender stores for `size`: text of that many bytes.
+fn value(size: usize) -> String {
+    "cachet-bench ".chars().cycle().take(size).collect()
+}
+
+#[derive(Debug, Clone)]
+struct PeerError(String);
+
+#[allow(clippy::unused_async)] // the peer's macro wants an async body
+#[concurrent_cached(
+    map_error = r#"|e| PeerError(format!("{e:?}"))"#,
+    ty = "cached::AsyncRedisCache<usize, String>",
+    create = r##"{
+        AsyncRedisCache::builder("bench_peer")
+            .ttl(Duration::from_secs(3600))
+            .connection_string(URL.get().expect("the URL is set first"))
+            .build()
+            .await
+            .expect("the cached crate's Redis store")
+    }"##
+)]
+async fn peer_item(size: usize) -> Result<String, PeerError> {
+    Ok(value(size))
+}
+
+#[cached(timeout = 3600)]
+async fn cachet_item(size: usize) -> String {
+    value(size)
+}
+
+#[cached(timeout = 3600, namespace = "catalog", tags = ["size:{size}", "bench"])]
+async fn cachet_tagged_item(size: usize) -> String {
+    value(size)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Row {
+    RawGet,
+    Deadpool,
+    CachedCrate,
+    Cachet,
+    CachetTagged,
+}
+
+impl Row {
+    const ALL: [Row; 5] = [
+        Row::RawGet,
+        Row::Deadpool,
+        Row::CachedCrate,
+        Row::Cachet,
+        Row::CachetTagged,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Row::RawGet => "redis-rs GET (multiplexed)",
+            Row::Deadpool => "deadpool-redis GET",
+            Row::CachedCrate => "cached 4 AsyncRedisCache",
+            Row::Cachet => "cachet #[cached]",
+            Row::CachetTagged => "cachet #[cached] ns + 2 tags",
+        }
+    }
+}
+
+/// What every contender needs, shared by the tasks.
+struct Clients {
+    conn: redis::aio::MultiplexedConnection,
+    pool: deadpool_redis::Pool,
+}
+
+impl Clients {
+    /// One hit of `row` on the value of `size`; checks its length.
+    async fn hit(&self, row: Row, size: usize) {
+        let len = match row {
+            Row::RawGet => {
+                let bytes: Vec<u8> = self.conn.clone().get(raw_key(size)).await.unwrap();
+                bytes.len()
+            }
+            Row::Deadpool => {
+                let mut conn = self.pool.get().await.unwrap();
+                let bytes: Vec<u8> = conn.get(raw_key(size)).await.unwrap();
+                bytes.len()
+            }
+            Row::CachedCrate => match peer_item(size).await {
+                Ok(value) => value.len(),
+                Err(PeerError(e)) => panic!("the cached crate failed: {e}"),
+            },
+            Row::Cachet => cachet_item(size).await.len(),
+            Row::CachetTagged => cachet_tagged_item(size).await.len(),
+        };
+        assert_eq!(len, size, "{} returned a wrong value", row.name());
+    }
+}
+
+fn raw_key(size: usize) -> String {
+    format!("raw:{size}")
+}
+
+/// One row's figures for one size.
+#[derive(Clone, Copy, Default)]
+struct Figures {
+    p50_us: f64,
+    p99_us: f64,
+    ops_per_s: f64,
+    /// This process's CPU time (user + system) per hit, at 64 tasks.
+    cpu_us: f64,
+}
+
+/// CPU time this process used so far (user + system), from `/proc/self/stat`.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which ends with `)`): utime is the 12th, stime the 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Clock ticks are 1/100 s on Linux.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+async fn latency(clients: &'static Clients, row: Row, size: usize) -> (f64, f64) {
+    for _ in 0..200 {
+        clients.hit(row, size).await;
+    }
+    let mut samples = Vec::with_capacity(LATENCY_CALLS);
+    for _ in 0..LATENCY_CALLS {
+        let start = Instant::now();
+        clients.hit(row, size).await;
+        samples.push(start.elapsed());
+    }
+    samples.sort_unstable();
+    let at = |q: f64| {
+        let index = ((samples.len() as f64 * q) as usize).min(samples.len() - 1);
+        samples[index].as_secs_f64() * 1e6
+    };
+    (at(0.50), at(0.99))
+}
+
+/// Hits per second with `TASKS` tasks, and this process's CPU µs per hit.
+async fn throughput(clients: &'static Clients, row: Row, size: usize) -> (f64, f64) {
+    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let counted: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
+    let done: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            tokio::spawn(async move {
+                while !stop.load(Relaxed) {
+                    clients.hit(row, size).await;
+                    if counted.load(Relaxed) {
+                        done.fetch_add(1, Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await; // warm-up
+    counted.store(true, Relaxed);
+    let (start, cpu_start) = (Instant::now(), cpu_time());
+    tokio::time::sleep(THROUGHPUT_FOR).await;
+    let ops = done.load(Relaxed);
+    let (elapsed, cpu) = (start.elapsed(), cpu_time().saturating_sub(cpu_start));
+    stop.store(true, Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (
+        ops as f64 / elapsed.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / ops as f64,
+    )
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    let server = support::RedisServer::start();
+    URL.set(server.url(0)).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime.block_on(run());
+    let out = std::env::var("LOAD_BENCH_OUT").unwrap_or_else(|_| "target/load-bench".to_owned());
+    std::fs::create_dir_all(&out).unwrap();
+    let table = table(&results);
+    println!("{table}");
+    std::fs::write(format!("{out}/load.md"), &table).unwrap();
+    std::fs::write(format!("{out}/load.svg"), chart(&results)).unwrap();
+    println!("written: {out}/load.md, {out}/load.svg");
+    drop(server);
+}
+
+/// Figures by size, then by row (in `Row::ALL` order).
+async fn run() -> Vec<(usize, Vec<Figures>)> {
+    let url = URL.get().unwrap();
+    cachet::Cache::builder()
+        .redis_url(url)
+        .build()
+        .await
+        .unwrap()
+        .install();
+    let conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let pool = deadpool_redis::Config::from_url(url)
+        .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        .unwrap();
+    let clients: &'static Clients = Box::leak(Box::new(Clients { conn, pool }));
+    for size in SIZES {
+        let () = clients
+            .conn
+            .clone()
+            .set(raw_key(size), value(size))
+            .await
+            .unwrap();
+        // The first call of each cached function stores its value.
+        for row in Row::ALL {
+            clients.hit(row, size).await;
+        }
+    }
+    if let Ok(name) = std::env::var("LOAD_BENCH_PROFILE") {
+        // One row alone, long enough to profile (`perf record` around the bench).
+        let row = *Row::ALL
+            .iter()
+            .find(|r| r.name().starts_with(&name))
+            .expect("LOAD_BENCH_PROFILE names a row");
+        for _ in 0..5 {
+            let (ops, cpu) = throughput(clients, row, SIZES[0]).await;
+            eprintln!("{}: {ops:.0} hits/s, {cpu:.2} CPU µs per hit", row.name());
+        }
+        std::process::exit(0);
+    }
+    let mut results = Vec::new();
+    for size in SIZES {
+        let mut rounds: Vec<Vec<Figures>> = vec![Vec::new(); Row::ALL.len()];
+        for _ in 0..ROUNDS {
+            for (i, row) in Row::ALL.into_iter().enumerate() {
+                let (p50_us, p99_us) = latency(clients, row, size).await;
+                let (ops_per_s, cpu_us) = throughput(clients, row, size).await;
+                rounds[i].push(Figures {
+                    p50_us,
+                    p99_us,
+                    ops_per_s,
+                    cpu_us,
+                });
+            }
+        }
+        let figures = rounds
+            .into_iter()
+            .map(|r| Figures {
+                p50_us: median(r.iter().map(|f| f.p50_us).collect()),
+                p99_us: median(r.iter().map(|f| f.p99_us).collect()),
+                ops_per_s: median(r.iter().map(|f| f.ops_per_s).collect()),
+                cpu_us: median(r.iter().map(|f| f.cpu_us).collect()),
+            })
+            .collect();
+        eprintln!("size {size} B done");
+        results.push((size, figures));
+    }
+    results
+}
+
+fn table(results: &[(usize, Vec<Figures>)]) -> String {
+    let mut out = String::new();
+    writeln!(
+        out,
+        "| value | contender | 1 task p50 (µs) | p99 (µs) | p50 ÷ GET | {TASKS} tasks (hits/s) | ÷ GET | client CPU per hit (µs) |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|").unwrap();
+    for (size, figures) in results {
+        let floor = figures[0];
+        for (row, f) in Row::ALL.iter().zip(figures) {
+            writeln!(
+                out,
+                "| {} | {} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.2} |",
+                human(*size),
+                row.name(),
+                f.p50_us,
+                f.p99_us,
+                f.p50_us / floor.p50_us,
+                f.ops_per_s,
+                f.ops_per_s / floor.ops_per_s,
+                f.cpu_us,
+            )
+            .unwrap();
+        }
+    }
+    out
+}
+
+fn human(size: usize) -> String {
+    if size >= 1024 {
+        format!("{} KiB", size / 1024)
+    } else {
+        format!("{size} B")
+    }
+}
+
+/// A row's figure as a ratio to the floor's.
+type Ratio = fn(&Figures, &Figures) -> f64;
+
+/// Two panels of grouped bars: p50 latency and throughput, each as a ratio
+/// to the raw `GET` of the same size (1.0, dashed).
+fn chart(results: &[(usize, Vec<Figures>)]) -> String {
+    const COLORS: [&str; 5] = ["#555555", "#999999", "#d08c2c", "#2c6fd0", "#6fa8f0"];
+    let (width, panel_h, top, left) = (900.0, 260.0, 40.0, 60.0);
+    let group_w = (width - left - 20.0) / results.len() as f64;
+    let bar_w = group_w / (Row::ALL.len() as f64 + 1.5);
+    let mut svg = String::new();
+    let height = top + 2.0 * (panel_h + 60.0) + 40.0;
+    writeln!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
+    )
+    .unwrap();
+    writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
+    let panels: [(&str, Ratio); 2] = [
+        (
+            "1 task: p50 latency ÷ raw GET (lower is better)",
+            |f, floor| f.p50_us / floor.p50_us,
+        ),
+        (
+            "64 tasks: hits/s ÷ raw GET (higher is better)",
+            |f, floor| f.ops_per_s / floor.ops_per_s,
+        ),
+    ];
+    for (p, (title, ratio)) in panels.iter().enumerate() {
+        let y0 = top + p as f64 * (panel_h + 60.0);
+        let max = results
+            .iter()
+            .flat_map(|(_, fs)| fs.iter().map(|f| ratio(f, &fs[0])))
+            .fold(1.0_f64, f64::max)
+            * 1.15;
+        let y_of = |r: f64| y0 + panel_h - r / max * panel_h;
+        writeln!(
+            svg,
+            r#"<text x="{left}" y="{}" font-weight="bold">{title}</text>"#,
+            y0 - 12.0
+        )
+        .unwrap();
+        writeln!(
+            svg,
+            r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#000" stroke-dasharray="4 3"/><text x="{}" y="{}">1.0</text>"##,
+            width - 20.0,
+            left - 30.0,
+            y_of(1.0) + 4.0,
+            y = y_of(1.0),
+        )
+        .unwrap();
+        for (g, (size, figures)) in results.iter().enumerate() {
+            let gx = left + g as f64 * group_w + bar_w * 0.75;
+            for (i, f) in figures.iter().enumerate() {
+                let r = ratio(f, &figures[0]);
+                let x = gx + i as f64 * bar_w;
+                let y = y_of(r);
+                writeln!(
+                    svg,
+                    r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"/><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{r:.2}</text>"#,
+                    bar_w * 0.9,
+                    y0 + panel_h - y,
+                    COLORS[i],
+                    x + bar_w * 0.45,
+                    y - 3.0,
+                )
+                .unwrap();
+            }
+            writeln!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+                gx + bar_w * Row::ALL.len() as f64 / 2.0,
+                y0 + panel_h + 16.0,
+                human(*size)
+            )
+            .unwrap();
+        }
+    }
+    let ly = height - 24.0;
+    for (i, row) in Row::ALL.iter().enumerate() {
+        let x = left + i as f64 * 165.0;
+        writeln!(
+            svg,
+            r#"<rect x="{x}" y="{}" width="12" height="12" fill="{}"/><text x="{}" y="{ly}">{}</text>"#,
+            ly - 10.0,
+            COLORS[i],
+            x + 16.0,
+            row.name().replace('#', "&#35;"),
+        )
+        .unwrap();
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
