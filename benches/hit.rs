@@ -1,5 +1,7 @@
 //! A memory-backend hit: through `#[cached]`, through a hand-written
-//! `get_or_set`, and a bare moka `get` of the same value (the floor).
+//! `get_or_set`, and a bare moka `get` of the same value (the floor), from
+//! a moka cache without expiry and from one with a per-entry expiry (which
+//! the memory backend needs for its timeouts).
 //!
 //! `cargo bench --bench hit`
 
@@ -47,6 +49,20 @@ async fn hand_written(user_id: i64) -> OrderStats {
         .expect("a memory cache does not fail")
 }
 
+/// Every entry lives an hour, as the cached values do.
+struct AnHour;
+
+impl moka::Expiry<String, OrderStats> for AnHour {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        _: &OrderStats,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(3600))
+    }
+}
+
 fn hits(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -58,11 +74,20 @@ fn hits(c: &mut Criterion) {
     });
     let moka: moka::future::Cache<String, OrderStats> = moka::future::Cache::new(10_000);
     runtime.block_on(moka.insert("user_order_stats:7".to_owned(), compute(7)));
+    let expiring: moka::future::Cache<String, OrderStats> = moka::future::Cache::builder()
+        .max_capacity(10_000)
+        .expire_after(AnHour)
+        .build();
+    runtime.block_on(expiring.insert("user_order_stats:7".to_owned(), compute(7)));
 
     let mut group = c.benchmark_group("memory hit");
     group.bench_function("moka get (floor)", |b| {
         b.to_async(&runtime)
             .iter(|| async { black_box(moka.get(black_box("user_order_stats:7")).await) });
+    });
+    group.bench_function("moka get, per-entry expiry (floor)", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(expiring.get(black_box("user_order_stats:7")).await) });
     });
     group.bench_function("#[cached]", |b| {
         b.to_async(&runtime)

@@ -14,10 +14,10 @@ pub(crate) struct Placeholder {
     pub(crate) debug: bool,
 }
 
-/// A parsed template: a `format!` string and the placeholders it renders.
+/// A parsed template: its literal text around the placeholders it renders
+/// (`literals` has one more element than `placeholders`).
 pub(crate) struct Template {
-    pub(crate) lit: LitStr,
-    format: String,
+    literals: Vec<String>,
     pub(crate) placeholders: Vec<Placeholder>,
 }
 
@@ -25,7 +25,8 @@ impl Template {
     /// Parses `lit`; every problem goes to `errors`, and `None` comes back.
     pub(crate) fn parse(lit: &LitStr, errors: &mut Errors) -> Option<Self> {
         let value = lit.value();
-        let mut format = String::with_capacity(value.len());
+        let mut literals = Vec::new();
+        let mut literal = String::with_capacity(value.len());
         let mut placeholders = Vec::new();
         let mut ok = true;
         let mut chars = value.char_indices().peekable();
@@ -33,11 +34,11 @@ impl Template {
             match c {
                 '{' if chars.peek().is_some_and(|&(_, next)| next == '{') => {
                     chars.next();
-                    format.push_str("{{");
+                    literal.push('{');
                 }
                 '}' if chars.peek().is_some_and(|&(_, next)| next == '}') => {
                     chars.next();
-                    format.push_str("}}");
+                    literal.push('}');
                 }
                 '{' => {
                     let Some(end) = value[at..].find('}').map(|i| at + i) else {
@@ -50,7 +51,7 @@ impl Template {
                     let inner = &value[at + 1..end];
                     match parse_placeholder(inner, span_of(lit, at + 1, end)) {
                         Ok(placeholder) => {
-                            format.push_str(if placeholder.debug { "{:?}" } else { "{}" });
+                            literals.push(std::mem::take(&mut literal));
                             placeholders.push(placeholder);
                         }
                         Err(message) => {
@@ -69,20 +70,34 @@ impl Template {
                     ));
                     ok = false;
                 }
-                c => format.push(c),
+                c => literal.push(c),
             }
         }
-        ok.then(|| Self {
-            lit: lit.clone(),
-            format,
+        literals.push(literal);
+        ok.then_some(Self {
+            literals,
             placeholders,
         })
     }
 
     /// An expression rendering the template to a `String`, reading the arguments by name.
+    /// Integers and strings are written directly; other values through
+    /// `Display` (or `Debug` for `{name:?}`), as `format!` would.
     pub(crate) fn render(&self, krate: &syn::Path) -> TokenStream {
-        let format = LitStr::new(&self.format, self.lit.span());
-        let args = self.placeholders.iter().map(|p| {
+        let private = quote!(#krate::__private);
+        let out = Ident::new("__cachet_rendered", Span::mixed_site());
+        let capacity =
+            self.literals.iter().map(String::len).sum::<usize>() + 20 * self.placeholders.len();
+        let mut steps = Vec::new();
+        for (literal, placeholder) in self
+            .literals
+            .iter()
+            .zip(self.placeholders.iter().map(Some).chain([None]))
+        {
+            if !literal.is_empty() {
+                steps.push(quote!(#out.push_str(#literal);));
+            }
+            let Some(p) = placeholder else { continue };
             let root = &p.root;
             let root = if root == "self" {
                 let token = Token![self](root.span());
@@ -91,9 +106,21 @@ impl Template {
                 quote!(#root)
             };
             let fields = &p.fields;
-            quote!(#root #(.#fields)*)
-        });
-        quote!(#krate::__private::format!(#format #(, #args)*))
+            let value = quote!(#root #(.#fields)*);
+            let span = p.root.span();
+            steps.push(if p.debug {
+                quote::quote_spanned!(span=> #private::push_debug(&mut #out, &(#value));)
+            } else {
+                quote::quote_spanned!(span=> (&#private::Part(&(#value))).push_to(&mut #out);)
+            });
+        }
+        quote! {{
+            #[allow(unused_imports)]
+            use #private::{PartDisplay as _, PartFast as _};
+            let mut #out = #private::String::with_capacity(#capacity);
+            #(#steps)*
+            #out
+        }}
     }
 }
 

@@ -13,6 +13,7 @@ pub use crate::Timeout;
 pub use crate::global::cache;
 pub use core::module_path;
 pub use core::option::Option;
+pub use std::string::String;
 pub use std::time::Duration;
 pub use std::{format, vec};
 
@@ -107,6 +108,168 @@ impl KeyBuilder {
         }
         key.push_str(std::str::from_utf8(&hex).unwrap_or_default());
         key
+    }
+}
+
+/// A value rendered into a key template. Integers and strings take the
+/// fast way ([`PartFast`]); everything else goes through `Display`
+/// ([`PartDisplay`]), chosen by method resolution on `&Part(&value)`.
+pub struct Part<'a, T: ?Sized>(pub &'a T);
+
+/// Writes a template value without the formatting machinery.
+pub trait PartFast {
+    fn push_to(&self, out: &mut String);
+}
+
+/// Writes a template value with `Display`, as `format!("{}")` does.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be rendered into a cache key template",
+    label = "a template value must implement `Display` (or be written `{{name:?}}` for `Debug`)"
+)]
+pub trait PartDisplay {
+    fn push_to(&self, out: &mut String);
+}
+
+impl<T: std::fmt::Display + ?Sized> PartDisplay for &Part<'_, T> {
+    fn push_to(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        // Writing to a `String` cannot fail.
+        let _ = write!(out, "{}", self.0);
+    }
+}
+
+impl PartFast for Part<'_, str> {
+    fn push_to(&self, out: &mut String) {
+        out.push_str(self.0);
+    }
+}
+
+impl PartFast for Part<'_, String> {
+    fn push_to(&self, out: &mut String) {
+        out.push_str(self.0);
+    }
+}
+
+/// Through references: templates read arguments by reference.
+impl<T: ?Sized> PartFast for Part<'_, &T>
+where
+    for<'b> Part<'b, T>: PartFast,
+{
+    fn push_to(&self, out: &mut String) {
+        Part(*self.0).push_to(out);
+    }
+}
+
+macro_rules! fast_signed {
+    ($($t:ty),*) => {$(
+        impl PartFast for Part<'_, $t> {
+            fn push_to(&self, out: &mut String) {
+                let n = i64::try_from(*self.0).unwrap_or(i64::MIN);
+                push_decimal(out, n < 0, n.unsigned_abs());
+            }
+        }
+    )*};
+}
+fast_signed!(i8, i16, i32, i64, isize);
+
+macro_rules! fast_unsigned {
+    ($($t:ty),*) => {$(
+        impl PartFast for Part<'_, $t> {
+            fn push_to(&self, out: &mut String) {
+                push_decimal(out, false, u64::try_from(*self.0).unwrap_or(u64::MAX));
+            }
+        }
+    )*};
+}
+fast_unsigned!(u8, u16, u32, u64, usize);
+
+/// Writes `n` in decimal, with a `-` first when `negative`.
+fn push_decimal(out: &mut String, negative: bool, mut n: u64) {
+    let mut digits = [0_u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Part, PartDisplay as _, PartFast as _};
+
+    macro_rules! renders_as_format {
+        ($($value:expr),* $(,)?) => {$({
+            let value = $value;
+            let mut out = String::new();
+            (&Part(&value)).push_to(&mut out);
+            assert_eq!(out, format!("{}", value), "{}", stringify!($value));
+            let by_ref = &&value;
+            let mut out = String::new();
+            (&Part(&by_ref)).push_to(&mut out);
+            assert_eq!(out, format!("{}", value), "&&{}", stringify!($value));
+        })*};
+    }
+
+    #[test]
+    fn template_values_render_as_format_does() {
+        renders_as_format!(
+            0_i64,
+            -1_i64,
+            i64::MIN,
+            i64::MAX,
+            u64::MAX,
+            42_u8,
+            i8::MIN,
+            -7_i32,
+            usize::MAX,
+            isize::MIN,
+            i128::MIN,
+            u128::MAX,
+            1.5_f64,
+            'x',
+            true,
+            "text",
+            String::from("owned"),
+            "unicode: é ✓",
+            std::net::Ipv4Addr::LOCALHOST,
+        );
+    }
+}
+
+/// Writes a template value with `Debug` (`{name:?}`).
+pub fn push_debug<T: std::fmt::Debug + ?Sized>(out: &mut String, value: &T) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "{value:?}");
+}
+
+/// The value format, for the benches.
+pub mod envelope {
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use crate::Error;
+
+    /// The bytes stored for `value` (an envelope, or a counter for integers).
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+        crate::codec::encode(value)
+    }
+
+    /// The value in stored bytes, or `None` when they are not a `T`.
+    #[must_use]
+    pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+        match crate::codec::inspect(bytes).ok()? {
+            crate::codec::Stored::Value(_, payload) => crate::codec::decode_payload(payload).ok(),
+            crate::codec::Stored::Counter(n) => crate::codec::decode_counter(n).ok(),
+            crate::codec::Stored::Tombstone(_) => None,
+        }
     }
 }
 

@@ -6,9 +6,16 @@ pub fn __cachet_key_user_permissions(user_id: i64) -> ::cachet::__private::CallK
     let user_id = &user_id;
     ::cachet::__private::CallKey {
         cache: ::cachet::__private::cache(),
-        key: ::alloc::__export::must_use({
-            ::alloc::fmt::format(format_args!("user_permissions:{0}", user_id))
-        }),
+        key: {
+            #[allow(unused_imports)]
+            use ::cachet::__private::{PartDisplay as _, PartFast as _};
+            let mut __cachet_rendered = ::cachet::__private::String::with_capacity(
+                37usize,
+            );
+            __cachet_rendered.push_str("user_permissions:");
+            (&::cachet::__private::Part(&(user_id))).push_to(&mut __cachet_rendered);
+            __cachet_rendered
+        },
         scope: ::cachet::__private::scope(
             ::cachet::__private::Option::None,
             ::alloc::vec::Vec::new(),
@@ -21,9 +28,16 @@ pub async fn user_permissions(user_id: i64) -> Vec<String> {
         let user_id = &user_id;
         ::cachet::__private::CallKey {
             cache: ::cachet::__private::cache(),
-            key: ::alloc::__export::must_use({
-                ::alloc::fmt::format(format_args!("user_permissions:{0}", user_id))
-            }),
+            key: {
+                #[allow(unused_imports)]
+                use ::cachet::__private::{PartDisplay as _, PartFast as _};
+                let mut __cachet_rendered = ::cachet::__private::String::with_capacity(
+                    37usize,
+                );
+                __cachet_rendered.push_str("user_permissions:");
+                (&::cachet::__private::Part(&(user_id))).push_to(&mut __cachet_rendered);
+                __cachet_rendered
+            },
             scope: ::cachet::__private::scope(
                 ::cachet::__private::Option::None,
                 ::alloc::vec::Vec::new(),

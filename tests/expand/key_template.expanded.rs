@@ -20,9 +20,16 @@ pub fn __cachet_key_user_order_stats(
     let user_id = &user_id;
     ::cachet::__private::CallKey {
         cache: ::cachet::__private::cache(),
-        key: ::alloc::__export::must_use({
-            ::alloc::fmt::format(format_args!("user_order_stats:{0}", user_id))
-        }),
+        key: {
+            #[allow(unused_imports)]
+            use ::cachet::__private::{PartDisplay as _, PartFast as _};
+            let mut __cachet_rendered = ::cachet::__private::String::with_capacity(
+                37usize,
+            );
+            __cachet_rendered.push_str("user_order_stats:");
+            (&::cachet::__private::Part(&(user_id))).push_to(&mut __cachet_rendered);
+            __cachet_rendered
+        },
         scope: ::cachet::__private::scope(
             ::cachet::__private::Option::None,
             ::alloc::vec::Vec::new(),
@@ -37,9 +44,16 @@ pub async fn user_order_stats(db: &Db, user_id: i64) -> Result<u64, DbError> {
         let user_id = &user_id;
         ::cachet::__private::CallKey {
             cache: ::cachet::__private::cache(),
-            key: ::alloc::__export::must_use({
-                ::alloc::fmt::format(format_args!("user_order_stats:{0}", user_id))
-            }),
+            key: {
+                #[allow(unused_imports)]
+                use ::cachet::__private::{PartDisplay as _, PartFast as _};
+                let mut __cachet_rendered = ::cachet::__private::String::with_capacity(
+                    37usize,
+                );
+                __cachet_rendered.push_str("user_order_stats:");
+                (&::cachet::__private::Part(&(user_id))).push_to(&mut __cachet_rendered);
+                __cachet_rendered
+            },
             scope: ::cachet::__private::scope(
                 ::cachet::__private::Option::None,
                 ::alloc::vec::Vec::new(),

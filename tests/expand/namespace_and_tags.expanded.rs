@@ -6,18 +6,33 @@ pub fn __cachet_key_first_product(category: String) -> ::cachet::__private::Call
     let category = &category;
     ::cachet::__private::CallKey {
         cache: ::cachet::__private::cache(),
-        key: ::alloc::__export::must_use({
-            ::alloc::fmt::format(format_args!("products:{0}", category))
-        }),
+        key: {
+            #[allow(unused_imports)]
+            use ::cachet::__private::{PartDisplay as _, PartFast as _};
+            let mut __cachet_rendered = ::cachet::__private::String::with_capacity(
+                29usize,
+            );
+            __cachet_rendered.push_str("products:");
+            (&::cachet::__private::Part(&(category))).push_to(&mut __cachet_rendered);
+            __cachet_rendered
+        },
         scope: ::cachet::__private::scope(
             ::cachet::__private::Option::Some("product"),
             ::alloc::boxed::box_assume_init_into_vec_unsafe(
                 ::alloc::intrinsics::write_box_via_move(
                     ::alloc::boxed::Box::new_uninit(),
                     [
-                        ::alloc::__export::must_use({
-                            ::alloc::fmt::format(format_args!("category:{0}", category))
-                        }),
+                        {
+                            #[allow(unused_imports)]
+                            use ::cachet::__private::{PartDisplay as _, PartFast as _};
+                            let mut __cachet_rendered = ::cachet::__private::String::with_capacity(
+                                29usize,
+                            );
+                            __cachet_rendered.push_str("category:");
+                            (&::cachet::__private::Part(&(category)))
+                                .push_to(&mut __cachet_rendered);
+                            __cachet_rendered
+                        },
                     ],
                 ),
             ),
@@ -30,18 +45,34 @@ pub async fn first_product(category: String) -> Option<String> {
         let category = &category;
         ::cachet::__private::CallKey {
             cache: ::cachet::__private::cache(),
-            key: ::alloc::__export::must_use({
-                ::alloc::fmt::format(format_args!("products:{0}", category))
-            }),
+            key: {
+                #[allow(unused_imports)]
+                use ::cachet::__private::{PartDisplay as _, PartFast as _};
+                let mut __cachet_rendered = ::cachet::__private::String::with_capacity(
+                    29usize,
+                );
+                __cachet_rendered.push_str("products:");
+                (&::cachet::__private::Part(&(category)))
+                    .push_to(&mut __cachet_rendered);
+                __cachet_rendered
+            },
             scope: ::cachet::__private::scope(
                 ::cachet::__private::Option::Some("product"),
                 ::alloc::boxed::box_assume_init_into_vec_unsafe(
                     ::alloc::intrinsics::write_box_via_move(
                         ::alloc::boxed::Box::new_uninit(),
                         [
-                            ::alloc::__export::must_use({
-                                ::alloc::fmt::format(format_args!("category:{0}", category))
-                            }),
+                            {
+                                #[allow(unused_imports)]
+                                use ::cachet::__private::{PartDisplay as _, PartFast as _};
+                                let mut __cachet_rendered = ::cachet::__private::String::with_capacity(
+                                    29usize,
+                                );
+                                __cachet_rendered.push_str("category:");
+                                (&::cachet::__private::Part(&(category)))
+                                    .push_to(&mut __cachet_rendered);
+                                __cachet_rendered
+                            },
                         ],
                     ),
                 ),
