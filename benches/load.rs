@@ -281,8 +281,9 @@ async fn run() -> Vec<(usize, Vec<Figures>)> {
             .iter()
             .find(|r| r.name().starts_with(&name))
             .expect("LOAD_BENCH_PROFILE names a row");
+        let size = std::env::var("LOAD_BENCH_SIZE").map_or(SIZES[0], |s| s.parse().unwrap());
         for _ in 0..5 {
-            let (ops, cpu) = throughput(clients, row, SIZES[0]).await;
+            let (ops, cpu) = throughput(clients, row, size).await;
             eprintln!("{}: {ops:.0} hits/s, {cpu:.2} CPU µs per hit", row.name());
         }
         std::process::exit(0);
