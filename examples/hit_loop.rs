@@ -1,0 +1,90 @@
+//! Runs N memory-backend hits of one kind, for instruction counts that do
+//! not depend on the machine's noise:
+//!
+//! ```sh
+//! cargo build --release --example hit_loop
+//! for n in 10000 110000; do
+//!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+//!     target/release/examples/hit_loop cached $n 2>&1 | grep refs
+//! done   # (second - first) / 100000 = instructions per hit
+//! ```
+//!
+//! Kinds: `moka` (no expiry), `moka-expiry` (per-entry expiry), `cached`
+//! (`#[cached]`), `by-hand` (`Cache::get_or_set`).
+
+use std::hint::black_box;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use cachet::{Cache, cached};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct OrderStats {
+    order_count: u32,
+    total_spent: f64,
+}
+
+fn compute(user_id: i64) -> OrderStats {
+    OrderStats {
+        order_count: u32::try_from(user_id).unwrap_or(0),
+        total_spent: 1234.5,
+    }
+}
+
+fn memory() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(Cache::memory)
+}
+
+#[cached(timeout = 3600, key = "user_order_stats:{user_id}", cache = memory())]
+async fn with_macro(user_id: i64) -> OrderStats {
+    compute(user_id)
+}
+
+async fn by_hand(user_id: i64) -> OrderStats {
+    let key = format!("user_order_stats:{user_id}");
+    let compute = || async move { compute(user_id) };
+    let hour = Duration::from_secs(3600);
+    memory().get_or_set(&key, compute, hour).await.unwrap()
+}
+
+/// Every entry lives an hour.
+struct AnHour;
+
+impl moka::Expiry<String, OrderStats> for AnHour {
+    fn expire_after_create(&self, _: &String, _: &OrderStats, _: Instant) -> Option<Duration> {
+        Some(Duration::from_secs(3600))
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let kind = args.next().unwrap_or_else(|| "cached".to_owned());
+    let n: usize = args.next().map_or(100_000, |n| n.parse().expect("a count"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let plain: moka::future::Cache<String, OrderStats> = moka::future::Cache::new(10_000);
+    let expiring: moka::future::Cache<String, OrderStats> = moka::future::Cache::builder()
+        .max_capacity(10_000)
+        .expire_after(AnHour)
+        .build();
+    runtime.block_on(async {
+        let key = "user_order_stats:7";
+        plain.insert(key.to_owned(), compute(7)).await;
+        expiring.insert(key.to_owned(), compute(7)).await;
+        with_macro(7).await;
+        by_hand(7).await;
+        for _ in 0..n {
+            match kind.as_str() {
+                "moka" => drop(black_box(plain.get(black_box(key)).await)),
+                "moka-expiry" => drop(black_box(expiring.get(black_box(key)).await)),
+                "cached" => drop(black_box(with_macro(black_box(7)).await)),
+                "by-hand" => drop(black_box(by_hand(black_box(7)).await)),
+                other => panic!("unknown kind `{other}`"),
+            }
+        }
+    });
+}
