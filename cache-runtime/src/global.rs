@@ -1,10 +1,16 @@
 //! The process-wide cache behind [`cache()`].
 
-use std::sync::{PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{OnceLock, PoisonError, RwLock};
 
 use crate::Cache;
 use crate::config::CacheBuilder;
 
+/// The first global cache. Read without a lock, as long as no other cache
+/// replaced it.
+static FIRST: OnceLock<Cache> = OnceLock::new();
+/// Set once a second cache is installed: from then on `GLOBAL` holds it.
+static REPLACED: AtomicBool = AtomicBool::new(false);
 static GLOBAL: RwLock<Option<Cache>> = RwLock::new(None);
 
 /// The process-wide cache: the one [installed](Cache::install), or else one
@@ -25,6 +31,11 @@ static GLOBAL: RwLock<Option<Cache>> = RwLock::new(None);
 /// ```
 #[must_use]
 pub fn cache() -> Cache {
+    if !REPLACED.load(Ordering::Acquire)
+        && let Some(cache) = FIRST.get()
+    {
+        return cache.clone();
+    }
     if let Some(cache) = GLOBAL
         .read()
         .unwrap_or_else(PoisonError::into_inner)
@@ -32,11 +43,13 @@ pub fn cache() -> Cache {
     {
         return cache.clone();
     }
-    GLOBAL
-        .write()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get_or_insert_with(CacheBuilder::build_from_env)
-        .clone()
+    let mut global = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
+    if let Some(cache) = global.as_ref() {
+        return cache.clone();
+    }
+    let cache = FIRST.get_or_init(CacheBuilder::build_from_env).clone();
+    *global = Some(cache.clone());
+    cache
 }
 
 impl Cache {
@@ -52,6 +65,30 @@ impl Cache {
     /// # }
     /// ```
     pub fn install(&self) {
-        *GLOBAL.write().unwrap_or_else(PoisonError::into_inner) = Some(self.clone());
+        let mut global = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
+        if global.is_none() && FIRST.set(self.clone()).is_ok() {
+            *global = Some(self.clone());
+            return;
+        }
+        *global = Some(self.clone());
+        REPLACED.store(true, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn install_replaces_the_global_cache_every_time() {
+        for prefix in ["first", "second", "third"] {
+            Cache::builder()
+                .key_prefix(prefix)
+                .build()
+                .await
+                .unwrap()
+                .install();
+            assert_eq!(cache().key_for("k"), format!("{prefix}:k"));
+        }
     }
 }

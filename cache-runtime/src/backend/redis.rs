@@ -9,7 +9,7 @@
 //! that finds it empty takes a fresh one from the pool.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::aio::MultiplexedConnection;
@@ -121,6 +121,19 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 return ARGV[1]";
 
+/// The lane a command starts looking from: round robin per thread, so
+/// that threads do not contend on a shared counter.
+fn next_lane() -> usize {
+    thread_local! {
+        static NEXT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    NEXT.with(|next| {
+        let lane = next.get();
+        next.set(lane.wrapping_add(1));
+        lane
+    })
+}
+
 /// The timeouts and sizes of a Redis backend.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
@@ -157,7 +170,6 @@ struct Lane {
 pub(crate) struct RedisBackend {
     pool: Pool,
     lanes: Box<[Lane]>,
-    next_lane: AtomicUsize,
     /// When the last connect failed, in ms since `started`, or `u64::MAX`.
     failed_connect_ms: AtomicU64,
     started: Instant,
@@ -234,7 +246,6 @@ impl RedisBackend {
         Ok(Self {
             pool,
             lanes,
-            next_lane: AtomicUsize::new(0),
             failed_connect_ms: AtomicU64::new(u64::MAX),
             started: Instant::now(),
             command_timeout: settings.command_timeout,
@@ -268,7 +279,7 @@ impl RedisBackend {
         &self,
         op: &'static str,
     ) -> Result<(&Lane, u64, MultiplexedConnection), Error> {
-        let start = self.next_lane.fetch_add(1, Relaxed);
+        let start = next_lane();
         let count = self.lanes.len();
         for i in 0..count {
             let lane = &self.lanes[(start + i) % count];
