@@ -38,7 +38,7 @@ use cachet::cached;
 use redis::AsyncCommands;
 
 const SIZES: [usize; 3] = [256, 4096, 65_536];
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const LATENCY_CALLS: usize = 5_000;
 const TASKS: usize = 64;
 const THROUGHPUT_FOR: Duration = Duration::from_millis(1500);
