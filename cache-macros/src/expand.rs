@@ -138,35 +138,25 @@ impl Expansion<'_> {
             Some(unless) => quote!(#unless),
             None => quote!(|_| false),
         };
+        // What is stored of the outcome: all of it, its `Ok`, or its `Some`
+        // (all of an `Option` with `cache_none`).
+        let pick = match valid::returns(self.func) {
+            Returns::Value => quote!(#private::pick_value()),
+            Returns::Result => quote!(#private::pick_ok()),
+            Returns::Option if self.attr.cache_none.as_ref().is_some_and(|b| b.value) => {
+                quote!(#private::pick_value())
+            }
+            Returns::Option => quote!(#private::pick_some()),
+        };
+        let pick = respan(pick, span);
         let refreshes = self.attr.stale.is_some() || self.attr.early.is_some();
-        if refreshes && valid::owns_arguments(self.func, self.sig) {
-            // The refresh of a stale value runs in the background.
-            let pick = match valid::returns(self.func) {
-                Returns::Value => quote!(#private::pick_value()),
-                Returns::Result => quote!(#private::pick_ok()),
-                Returns::Option if self.attr.cache_none.as_ref().is_some_and(|b| b.value) => {
-                    quote!(#private::pick_value())
-                }
-                Returns::Option => quote!(#private::pick_some()),
-            };
-            let call = respan(quote!(#private::call_detached), span);
-            return quote_spanned!(span=> #call(#key, #plan, #unless, #compute, #pick));
-        }
-        match valid::returns(self.func) {
-            Returns::Value => {
-                let call = respan(quote!(#private::call), span);
-                quote_spanned!(span=> #call(#key, #plan, #unless, #compute))
-            }
-            Returns::Result => {
-                let call = respan(quote!(#private::call_result), span);
-                quote_spanned!(span=> #call(#key, #plan, #unless, #compute))
-            }
-            Returns::Option => {
-                let call = respan(quote!(#private::call_option), span);
-                let cache_none = self.attr.cache_none.as_ref().is_some_and(|b| b.value);
-                quote_spanned!(span=> #call(#key, #plan, #cache_none, #unless, #compute))
-            }
-        }
+        // With owned arguments the refresh of a stale value runs in the background.
+        let call = if refreshes && valid::owns_arguments(self.func, self.sig) {
+            respan(quote!(#private::call_detached), span)
+        } else {
+            respan(quote!(#private::call), span)
+        };
+        quote_spanned!(span=> #call(#key, #plan, #unless, #compute, #pick))
     }
 
     /// The freshness options, as calls on the plan: `.stale(..)`, `.failover(..)`, ...

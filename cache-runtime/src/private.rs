@@ -426,68 +426,6 @@ impl IntoCache for &&Cache {
     }
 }
 
-/// Runs a call whose every result is cached.
-pub async fn call<T, U, Fut>(key: CallKey, plan: Plan, unless: U, compute: Fut) -> T
-where
-    T: CachedValue,
-    U: FnOnce(&T) -> bool,
-    Fut: Future<Output = T>,
-{
-    let store_if = |value: &T| !unless(value);
-    let loaded = key
-        .cache
-        .load(&key.key, &key.scope, plan, compute, store_if, itself, |v| v)
-        .await;
-    outcome(&key, loaded)
-}
-
-/// Runs a call returning `Result`: only `Ok` values are cached.
-pub async fn call_result<T, E, U, Fut>(
-    key: CallKey,
-    plan: Plan,
-    unless: U,
-    compute: Fut,
-) -> Result<T, E>
-where
-    T: CachedValue,
-    U: FnOnce(&Result<T, E>) -> bool,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let store_if = |result: &Result<T, E>| !unless(result);
-    let loaded = key
-        .cache
-        .load(&key.key, &key.scope, plan, compute, store_if, ok_of, Ok)
-        .await;
-    outcome(&key, loaded)
-}
-
-/// Runs a call returning `Option`: `Some` values are cached, and `None`
-/// too when `cache_none` is set.
-pub async fn call_option<T, U, Fut>(
-    key: CallKey,
-    plan: Plan,
-    cache_none: bool,
-    unless: U,
-    compute: Fut,
-) -> Option<T>
-where
-    T: CachedValue,
-    U: FnOnce(&Option<T>) -> bool,
-    Fut: Future<Output = Option<T>>,
-{
-    let store_if = |option: &Option<T>| !unless(option);
-    let loaded = if cache_none {
-        key.cache
-            .load(&key.key, &key.scope, plan, compute, store_if, itself, |v| v)
-            .await
-    } else {
-        key.cache
-            .load(&key.key, &key.scope, plan, compute, store_if, some_of, Some)
-            .await
-    };
-    outcome(&key, loaded)
-}
-
 /// What a cached call stores of its outcome `O`, and how a stored `T`
 /// becomes an outcome again.
 pub struct Pick<T, O> {
@@ -522,7 +460,36 @@ pub fn pick_some<T>() -> Pick<T, Option<T>> {
     }
 }
 
-/// Runs a call whose computation owns its arguments: a stale value is
+/// Runs a cached call: `pick` says what of its outcome is stored.
+pub async fn call<T, O, U, Fut>(
+    key: CallKey,
+    plan: Plan,
+    unless: U,
+    compute: Fut,
+    pick: Pick<T, O>,
+) -> O
+where
+    T: CachedValue,
+    U: FnOnce(&O) -> bool,
+    Fut: Future<Output = O>,
+{
+    let store_if = |outcome: &O| !unless(outcome);
+    let loaded = key
+        .cache
+        .load(
+            &key.key,
+            &key.scope,
+            plan,
+            compute,
+            store_if,
+            pick.value_of,
+            pick.wrap,
+        )
+        .await;
+    outcome(&key, loaded)
+}
+
+/// [`call`] for a computation that owns its arguments: a stale value is
 /// served at once and refreshed in the background.
 pub async fn call_detached<T, O, U, Fut>(
     key: CallKey,

@@ -72,6 +72,7 @@ pub async fn fetch_external(endpoint: String, page: u32) -> Vec<u8> {
                 let _ = (endpoint, page);
                 Vec::new()
             },
+            ::cachet::__private::pick_value(),
         )
         .await
 }

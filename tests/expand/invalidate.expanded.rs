@@ -71,6 +71,7 @@ pub async fn user_permissions(user_id: i64) -> Vec<String> {
                     ),
                 )
             },
+            ::cachet::__private::pick_value(),
         )
         .await
 }

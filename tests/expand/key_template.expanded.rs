@@ -60,7 +60,7 @@ pub async fn user_order_stats(db: &Db, user_id: i64) -> Result<u64, DbError> {
             ),
         }
     };
-    ::cachet::__private::call_result(
+    ::cachet::__private::call(
             __cachet_call_key,
             ::cachet::__private::plan(
                 ::cachet::__private::Timeout::After(
@@ -85,6 +85,7 @@ pub async fn user_order_stats(db: &Db, user_id: i64) -> Result<u64, DbError> {
                 let _ = db;
                 Ok(user_id.unsigned_abs())
             },
+            ::cachet::__private::pick_ok(),
         )
         .await
 }

@@ -64,6 +64,7 @@ impl Repo {
                     }
                     id.to_string()
                 },
+                ::cachet::__private::pick_value(),
             )
             .await
     }

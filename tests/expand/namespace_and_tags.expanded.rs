@@ -79,13 +79,12 @@ pub async fn first_product(category: String) -> Option<String> {
             ),
         }
     };
-    ::cachet::__private::call_option(
+    ::cachet::__private::call(
             __cachet_call_key,
             ::cachet::__private::plan(
                 ::cachet::__private::Timeout::Default,
                 ::cachet::__private::Option::None,
             ),
-            true,
             |_| false,
             async move {
                 #[allow(
@@ -102,6 +101,7 @@ pub async fn first_product(category: String) -> Option<String> {
                 }
                 Some(category)
             },
+            ::cachet::__private::pick_value(),
         )
         .await
 }
