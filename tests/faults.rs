@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use cachet::{Cache, cached};
-use support::RedisServer;
+use support::{RedisServer, eventually};
 
 /// No call may take this long: far above every deadline, it only catches a hang.
 const HANG: Duration = Duration::from_secs(5);
@@ -91,18 +91,6 @@ fn load(app: &Arc<App>, tasks: u64, stop: &Arc<AtomicBool>) -> Vec<tokio::task::
             })
         })
         .collect()
-}
-
-/// Polls (bounded) until `done`.
-async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("never happened: {what}");
 }
 
 /// Whether `item(id)` is served from the cache now (a hit: nothing computed).

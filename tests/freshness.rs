@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cachet::{Cache, cached};
-use support::RedisServer;
+use support::{RedisServer, eventually};
 
 struct Fx {
     cache: Cache,
@@ -108,17 +108,6 @@ async fn stale_values_are_served_while_one_caller_refreshes(fx: Arc<Fx>) {
     assert_eq!(fx.runs(), 2);
 }
 
-/// Polls (bounded) until `done`: background work has no caller to await.
-async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    for _ in 0..500 {
-        if done().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("never happened: {what}");
-}
-
 /// A caller's result; it must not wait for the refresh held at the gate.
 async fn unblocked<T>(caller: tokio::task::JoinHandle<T>) -> T {
     tokio::time::timeout(Duration::from_secs(10), caller)
@@ -130,11 +119,7 @@ async fn unblocked<T>(caller: tokio::task::JoinHandle<T>) -> T {
 /// Owns its arguments, so its refresh runs in the background.
 #[cached(key = "report", skip(fx), cache = &fx.cache, timeout = Duration::from_millis(200), stale = 30)]
 async fn report(fx: Arc<Fx>) -> usize {
-    let run = fx.runs.fetch_add(1, Ordering::SeqCst) + 1;
-    if run > 1 {
-        fx.gate.acquire().await.unwrap().forget();
-    }
-    run
+    report_body(fx).await
 }
 
 async fn stale_values_are_refreshed_in_the_background(fx: Arc<Fx>) {
@@ -185,7 +170,7 @@ async fn get_or_set_detached_refreshes_in_the_background(fx: Arc<Fx>) {
     assert_eq!(fx.runs(), 2, "one refresh for all the stale calls");
 }
 
-/// The body of `report`, for `get_or_set_detached`.
+/// Counts a run; every run after the first (a refresh) waits at the gate.
 async fn report_body(fx: Arc<Fx>) -> usize {
     let run = fx.runs.fetch_add(1, Ordering::SeqCst) + 1;
     if run > 1 {

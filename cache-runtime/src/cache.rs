@@ -307,19 +307,11 @@ impl Cache {
     pub fn health(&self) -> crate::Health {
         match &*self.inner.backend {
             Backend::Redis(redis) => redis.health(),
-            Backend::Memory(_) => crate::Health {
-                circuit: crate::Circuit::Closed,
-                consecutive_failures: 0,
-                times_opened: 0,
-            },
+            Backend::Memory(_) => crate::Health::fixed(crate::Circuit::Closed),
             // Set up wrong: nothing will ever be tried.
-            Backend::Unavailable(_) => crate::Health {
-                circuit: crate::Circuit::Open {
-                    retry_in: Duration::MAX,
-                },
-                consecutive_failures: 0,
-                times_opened: 0,
-            },
+            Backend::Unavailable(_) => crate::Health::fixed(crate::Circuit::Open {
+                retry_in: Duration::MAX,
+            }),
         }
     }
 
@@ -1450,11 +1442,8 @@ impl Cache {
                 Err(guard) => guard,
             };
             // Without a guard the backend failed: no lease to take, nothing to write.
-            let lease_for = guard.as_ref().and(plan.lease);
-            let lease = match self
-                .lease::<T>(key, scope, lease_for, guard.is_some())
-                .await
-            {
+            let lease_for = guard.as_ref().and(plan.lease.or(self.inner.default_lease));
+            let lease = match self.lease::<T>(key, scope, lease_for).await {
                 Lease::Found(value) => {
                     leader.land(Some(Arc::new(value.clone())));
                     return Loaded {
@@ -1509,10 +1498,8 @@ impl Cache {
         key: &str,
         scope: &Scope,
         lease: Option<Duration>,
-        backend_up: bool,
     ) -> Lease<T> {
-        let default = self.inner.default_lease.filter(|_| backend_up);
-        let (Some(ttl), Backend::Redis(redis)) = (lease.or(default), &*self.inner.backend) else {
+        let (Some(ttl), Backend::Redis(redis)) = (lease, &*self.inner.backend) else {
             return Lease::Held(None);
         };
         let lock_key = self.inner.keys.internal("lock", key);

@@ -6,12 +6,12 @@ use std::sync::{OnceLock, PoisonError, RwLock};
 use crate::Cache;
 use crate::config::CacheBuilder;
 
-/// The first global cache. Read without a lock, as long as no other cache
-/// replaced it.
+/// The first global cache (installed, or built from the environment on
+/// first use). Read without a lock, as long as no other cache replaced it.
 static FIRST: OnceLock<Cache> = OnceLock::new();
-/// Set once a second cache is installed: from then on `GLOBAL` holds it.
+/// Every later `install` puts its cache here, and sets `REPLACED`.
+static REPLACEMENT: RwLock<Option<Cache>> = RwLock::new(None);
 static REPLACED: AtomicBool = AtomicBool::new(false);
-static GLOBAL: RwLock<Option<Cache>> = RwLock::new(None);
 
 /// The process-wide cache: the one [installed](Cache::install), or else one
 /// built on first use from the environment — Redis when `REDIS_URL` is set,
@@ -31,25 +31,15 @@ static GLOBAL: RwLock<Option<Cache>> = RwLock::new(None);
 /// ```
 #[must_use]
 pub fn cache() -> Cache {
-    if !REPLACED.load(Ordering::Acquire)
-        && let Some(cache) = FIRST.get()
+    if REPLACED.load(Ordering::Acquire)
+        && let Some(cache) = REPLACEMENT
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
     {
         return cache.clone();
     }
-    if let Some(cache) = GLOBAL
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-    {
-        return cache.clone();
-    }
-    let mut global = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
-    if let Some(cache) = global.as_ref() {
-        return cache.clone();
-    }
-    let cache = FIRST.get_or_init(CacheBuilder::build_from_env).clone();
-    *global = Some(cache.clone());
-    cache
+    FIRST.get_or_init(CacheBuilder::build_from_env).clone()
 }
 
 impl Cache {
@@ -65,13 +55,10 @@ impl Cache {
     /// # }
     /// ```
     pub fn install(&self) {
-        let mut global = GLOBAL.write().unwrap_or_else(PoisonError::into_inner);
-        if global.is_none() && FIRST.set(self.clone()).is_ok() {
-            *global = Some(self.clone());
-            return;
+        if FIRST.set(self.clone()).is_err() {
+            *REPLACEMENT.write().unwrap_or_else(PoisonError::into_inner) = Some(self.clone());
+            REPLACED.store(true, Ordering::Release);
         }
-        *global = Some(self.clone());
-        REPLACED.store(true, Ordering::Release);
     }
 }
 

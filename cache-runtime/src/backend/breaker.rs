@@ -29,6 +29,16 @@ pub struct Health {
 }
 
 impl Health {
+    /// A backend with nothing to break (memory), or one never set up
+    /// (`Open` for good).
+    pub(crate) fn fixed(circuit: Circuit) -> Self {
+        Self {
+            circuit,
+            consecutive_failures: 0,
+            times_opened: 0,
+        }
+    }
+
     /// Whether calls go to the backend (the circuit is closed).
     #[must_use]
     pub fn is_up(&self) -> bool {
