@@ -1,4 +1,4 @@
-//! The caching patterns of a typical Django project, in cachet. Runs on the
+//! The caching patterns of a typical Django project, in cachette. Runs on the
 //! memory backend, or on Redis when `REDIS_URL` is set:
 //! `cargo run --example guide`.
 
@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use cachet::{cached, invalidate};
+use cachette::{cached, invalidate};
 use serde::{Deserialize, Serialize};
 
 /// Counts the slow work done, to show what the cache saved.
@@ -84,8 +84,8 @@ async fn fetch_external_api_data(
 }
 
 // 5. Template fragments: the expensive part cached, the personal part not.
-async fn cached_template_fragment(user_id: u64, name: &str) -> Result<String, cachet::Error> {
-    let expensive_fragment = cachet::cache()
+async fn cached_template_fragment(user_id: u64, name: &str) -> Result<String, cachette::Error> {
+    let expensive_fragment = cachette::cache()
         .get_or_set(
             &format!("template_fragment:expensive:{user_id}"),
             || async {
@@ -134,7 +134,7 @@ macro_rules! twice {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), cachet::Error> {
+async fn main() -> Result<(), cachette::Error> {
     tracing_subscriber::fmt().with_env_filter("warn").init();
     let params = BTreeMap::from([("page".to_owned(), "2".to_owned())]);
 

@@ -1,67 +1,73 @@
-//! Direct cache access as in Django (set, get, delete), then an expensive function through
-//! `get_or_set`. Runs on the memory backend, or on Redis when `REDIS_URL` is
-//! set (`REDIS_URL=redis://127.0.0.1:6379/2 cargo run --example quickstart`).
+//! cachette in one page: a slow function cached with `#[cached]`, a hit, the
+//! entry of one call dropped with `invalidate!`, and a whole namespace dropped
+//! at once. Runs in memory, or on Redis when `REDIS_URL` is set
+//! (`REDIS_URL=redis://127.0.0.1:6379/2 cargo run --example quickstart`).
 
 use std::time::{Duration, Instant};
 
+use cachette::{cached, invalidate};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OrderStats {
-    user_id: u64,
     order_count: u32,
     total_spent: f64,
-    avg_order_value: f64,
 }
 
-/// Stands in for a slow aggregation query.
-async fn query_order_stats(user_id: u64) -> OrderStats {
-    tokio::time::sleep(Duration::from_secs(2)).await;
+/// A slow aggregation query, cached for an hour under `user_order_stats:{user_id}`.
+#[cached(timeout = 3600, key = "user_order_stats:{user_id}")]
+async fn user_order_stats(user_id: u64) -> OrderStats {
+    tokio::time::sleep(Duration::from_millis(300)).await;
     OrderStats {
-        user_id,
         order_count: 12,
-        total_spent: 1234.5,
-        avg_order_value: 102.875,
+        total_spent: 1234.5 + f64::from(u32::try_from(user_id).unwrap_or(0)),
     }
+}
+
+/// The products of a category, in the `product` namespace: one bump drops them all.
+#[cached(timeout = 900, namespace = "product", key = "products:{category}")]
+async fn products(category: String) -> Vec<String> {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    vec![format!("{category} #1"), format!("{category} #2")]
+}
+
+/// Awaits `call` and prints how long it took and whether it was a cache hit.
+async fn show<T: std::fmt::Debug>(label: &str, call: impl Future<Output = T>) {
+    let hits = cachette::cache().stats().hits;
+    let start = Instant::now();
+    let value = call.await;
+    let elapsed = start.elapsed();
+    let outcome = if cachette::cache().stats().hits > hits {
+        "hit "
+    } else {
+        "miss"
+    };
+    println!("{label:<22} {outcome} {elapsed:>9.1?}  {value:?}");
 }
 
 #[tokio::main]
-async fn main() -> Result<(), cachet::Error> {
+async fn main() -> Result<(), cachette::Error> {
+    // Shows the cache's warnings (Redis unreachable, ...); optional.
     tracing_subscriber::fmt().with_env_filter("warn").init();
-    let cache = cachet::cache();
-    println!("cache: {cache:?}");
+    println!("{:?}", cachette::cache());
 
-    // Direct cache access: store for 60 seconds, read, delete.
-    cache
-        .set("my_key", "my_value", Duration::from_secs(60))
-        .await?;
-    let value: Option<String> = cache.get("my_key").await?;
-    println!("get my_key -> {value:?}");
-    cache.delete("my_key").await?;
-    let value: Option<String> = cache.get("my_key").await?;
-    println!("after delete -> {value:?}");
+    show("user_order_stats(42)", user_order_stats(42)).await;
+    show("user_order_stats(42)", user_order_stats(42)).await;
+    // In update code: drop exactly the entry of that call.
+    invalidate!(user_order_stats(42)).await?;
+    println!("invalidate!(user_order_stats(42))");
+    show("user_order_stats(42)", user_order_stats(42)).await;
 
-    // An expensive function, cached for an hour.
-    let user_id = 42;
-    for attempt in ["first call", "second call"] {
-        let hits_before = cache.stats().hits;
-        let start = Instant::now();
-        let stats = cache
-            .get_or_set(
-                &format!("user_order_stats:{user_id}"),
-                || query_order_stats(user_id),
-                Duration::from_secs(60 * 60),
-            )
-            .await?;
-        let elapsed = start.elapsed();
-        let outcome = if cache.stats().hits > hits_before {
-            "hit"
-        } else {
-            "miss"
-        };
-        println!("{attempt} ({outcome}): {elapsed:>10.3?} -> {stats:?}");
-    }
-    let stats = cache.stats();
+    show("products(\"books\")", products("books".into())).await;
+    show("products(\"games\")", products("games".into())).await;
+    show("products(\"books\")", products("books".into())).await;
+    // Every entry of the namespace, whatever its key, with one command.
+    invalidate!(namespace = "product").await?;
+    println!("invalidate!(namespace = \"product\")");
+    show("products(\"books\")", products("books".into())).await;
+    show("products(\"games\")", products("games".into())).await;
+
+    let stats = cachette::cache().stats();
     println!(
         "hits: {}, misses: {}, backend errors: {}",
         stats.hits, stats.misses, stats.errors

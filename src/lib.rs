@@ -1,6 +1,6 @@
 #![doc = include_str!("../README.md")]
 
-pub use cache_runtime::{
+pub use cachette_runtime::{
     BackendError, Cache, CacheBuilder, Cacheable, DEFAULT_MAX_KEY_LENGTH, DEFAULT_TIMEOUT, Error,
     MAX_SCOPE, Namespace, Result, Scope, Stats, Timeout, cache, redis,
 };
@@ -14,7 +14,7 @@ pub use cache_runtime::{
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use cachet::{cached, invalidate};
+/// use cachette::{cached, invalidate};
 /// use serde::{Deserialize, Serialize};
 ///
 /// # struct Db;
@@ -55,7 +55,7 @@ pub use cache_runtime::{
 /// | `failover = 600` | keep values this long past the timeout, and serve the last good one when the recomputation returns `Err` (or `None`) |
 /// | `early = true` / `early = 2.0` | refresh hot values shortly before the timeout with the probabilistic `XFetch` rule (the number is its beta) |
 /// | `jitter = 0.1` | shorten each timeout by a random part up to this fraction, so entries written together do not expire together |
-/// | `crate = path` | where `cachet` is, when it is renamed or re-exported |
+/// | `crate = path` | where `cachette` is, when it is renamed or re-exported |
 /// | `trait_impl` | the function is in a trait impl (see below) |
 ///
 /// # Keys
@@ -104,14 +104,14 @@ pub use cache_runtime::{
 /// # Methods and trait impls
 ///
 /// Methods work like free functions. Beside each function, `#[cached]`
-/// defines a hidden `__cachet_key_{name}` function, with the function's
+/// defines a hidden `__cachette_key_{name}` function, with the function's
 /// visibility, that [`invalidate!`] calls. A trait impl cannot hold such an
 /// extra item: mark functions there with `trait_impl`, and invalidate their
 /// entries with a namespace, a tag, or [`Cache::invalidate`] on the
 /// template's key.
 ///
 /// ```
-/// use cachet::{Cache, cached};
+/// use cachette::{Cache, cached};
 ///
 /// trait Store {
 ///     async fn total(&self, id: u64) -> u64;
@@ -127,7 +127,7 @@ pub use cache_runtime::{
 /// }
 /// ```
 #[doc(inline)]
-pub use cache_macros::cached;
+pub use cachette_macros::cached;
 
 /// Drops cached entries, from update code; awaited.
 ///
@@ -146,8 +146,8 @@ pub use cache_macros::cached;
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), cachet::Error> {
-/// use cachet::{cached, invalidate};
+/// # async fn main() -> Result<(), cachette::Error> {
+/// use cachette::{cached, invalidate};
 ///
 /// #[cached(namespace = "product", key = "products:{category:?}")]
 /// async fn products(category: Option<String>) -> Vec<String> {
@@ -168,9 +168,9 @@ pub use cache_macros::cached;
 /// # }
 /// ```
 #[doc(inline)]
-pub use cache_macros::invalidate;
+pub use cachette_macros::invalidate;
 
 #[doc(hidden)]
 pub mod __private {
-    pub use cache_runtime::__private::*;
+    pub use cachette_runtime::__private::*;
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cachet::{Cache, Error, Timeout};
+use cachette::{Cache, Error, Timeout};
 use serde::{Deserialize, Serialize};
 use support::RedisServer;
 
@@ -463,7 +463,7 @@ async fn long_keys_are_distinct(f: Fixture) {
     cache.set(&b, "B", MINUTE).await.unwrap();
     assert_eq!(cache.get::<String>(&a).await.unwrap().as_deref(), Some("A"));
     assert_eq!(cache.get::<String>(&b).await.unwrap().as_deref(), Some("B"));
-    assert!(cache.key_for(&a).len() <= cachet::DEFAULT_MAX_KEY_LENGTH);
+    assert!(cache.key_for(&a).len() <= cachette::DEFAULT_MAX_KEY_LENGTH);
 }
 
 async fn invalidated_keys_read_as_absent(f: Fixture) {

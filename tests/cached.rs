@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cachet::{Cache, cached, invalidate};
+use cachette::{Cache, cached, invalidate};
 use serde::{Deserialize, Serialize};
 use support::RedisServer;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use cachet::{Cache, cached};
+use cachette::{Cache, cached};
 use support::{RedisServer, eventually};
 
 /// No call may take this long: far above every deadline, it only catches a hang.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cachet::{Cache, cached};
+use cachette::{Cache, cached};
 use support::{RedisServer, eventually};
 
 struct Fx {
@@ -142,7 +142,7 @@ async fn stale_values_are_refreshed_in_the_background(fx: Arc<Fx>) {
 }
 
 async fn get_or_set_detached_refreshes_in_the_background(fx: Arc<Fx>) {
-    let scope = cachet::Scope::new().tag("reports");
+    let scope = cachette::Scope::new().tag("reports");
     let call = |fx: &Arc<Fx>| {
         let (fx, cache, scope) = (Arc::clone(fx), fx.swr.clone(), scope.clone());
         async move {
@@ -151,7 +151,7 @@ async fn get_or_set_detached_refreshes_in_the_background(fx: Arc<Fx>) {
                 move || report_body(fx)
             };
             let timeout = Duration::from_millis(200);
-            let plan = cache.get_or_set_detached("detached", &scope, compute, timeout);
+            let plan = cache.get_or_set_detached("detached", compute, timeout, &scope);
             plan.await.unwrap()
         }
     };

@@ -6,11 +6,11 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use cachet::{Cache, cached};
+use cachette::{Cache, cached};
 use support::RedisServer;
 
-const CHILD_URL: &str = "CACHET_TEST_LEASE_URL";
-const CHILD_ROLE: &str = "CACHET_TEST_LEASE_ROLE";
+const CHILD_URL: &str = "CACHETTE_TEST_LEASE_URL";
+const CHILD_ROLE: &str = "CACHETTE_TEST_LEASE_ROLE";
 const CHILD_TEST: &str = "one_process_in_the_fleet_computes_a_cold_key";
 
 /// Counts its runs in Redis, so that every process adds to one count.
@@ -99,7 +99,7 @@ async fn a_killed_holder_s_lease_expires_and_the_others_complete() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let held: bool = redis::cmd("EXISTS")
-            .arg("cachet#lock:report")
+            .arg("cachette#lock:report")
             .query_async(&mut conn)
             .await
             .unwrap();

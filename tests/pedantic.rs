@@ -2,7 +2,7 @@
 //! (scripts/test runs clippy over this file with `-D warnings`).
 #![deny(clippy::pedantic)]
 
-use cachet::{Cache, cached, invalidate};
+use cachette::{Cache, cached, invalidate};
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Stats {

@@ -6,7 +6,7 @@ mod support;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cachet::{Cache, cached};
+use cachette::{Cache, cached};
 use serde::{Deserialize, Serialize};
 use support::RedisServer;
 
@@ -28,7 +28,7 @@ async fn fetch_external(endpoint: &str, params: &Params) -> String {
     )
 }
 
-const CHILD_URL: &str = "CACHET_TEST_CHILD_REDIS_URL";
+const CHILD_URL: &str = "CACHETTE_TEST_CHILD_REDIS_URL";
 const THIS_TEST: &str = "the_same_call_hits_in_another_process";
 
 async fn call_once(url: &str) -> usize {

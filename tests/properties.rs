@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use cachet::{Cache, DEFAULT_MAX_KEY_LENGTH, cached};
+use cachette::{Cache, DEFAULT_MAX_KEY_LENGTH, cached};
 use proptest::prelude::*;
 use support::RedisServer;
 

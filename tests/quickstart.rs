@@ -47,52 +47,88 @@ fn run(command: &mut Command) -> String {
     stdout
 }
 
+/// The outcome column of each call the quickstart prints, in order.
+fn outcomes(out: &str) -> Vec<(&str, &str)> {
+    out.lines()
+        .filter_map(|line| {
+            let (call, rest) = line.split_once(' ')?;
+            let outcome = rest.split_whitespace().next()?;
+            matches!(outcome, "hit" | "miss").then_some((call, outcome))
+        })
+        .collect()
+}
+
 #[test]
-fn runs_on_memory_with_a_miss_then_a_hit() {
+fn runs_on_memory_with_hits_and_invalidations() {
     let out = run(&mut quickstart());
     assert!(out.contains("backend: Memory"), "{out}");
-    assert!(out.contains("get my_key -> Some(\"my_value\")"), "{out}");
-    assert!(out.contains("after delete -> None"), "{out}");
-    assert!(out.contains("first call (miss)"), "{out}");
-    assert!(out.contains("second call (hit)"), "{out}");
+    assert_eq!(
+        outcomes(&out),
+        [
+            ("user_order_stats(42)", "miss"),
+            ("user_order_stats(42)", "hit"),
+            ("user_order_stats(42)", "miss"),
+            ("products(\"books\")", "miss"),
+            ("products(\"games\")", "miss"),
+            ("products(\"books\")", "hit"),
+            ("products(\"books\")", "miss"),
+            ("products(\"games\")", "miss"),
+        ],
+        "{out}"
+    );
+    assert!(
+        out.contains("hits: 2, misses: 6, backend errors: 0"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
-async fn runs_on_redis_from_redis_url_and_leaves_its_entry_there() {
+async fn runs_on_redis_from_redis_url_and_leaves_its_entries_there() {
     let server = RedisServer::start();
     let out = run(quickstart().env("REDIS_URL", server.url(2)));
     assert!(out.contains("backend: Redis"), "{out}");
-    assert!(out.contains("second call (hit)"), "{out}");
+    assert!(
+        out.contains("hits: 2, misses: 6, backend errors: 0"),
+        "{out}"
+    );
     let mut conn = server.connect(2).await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("cachette:*")
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert_eq!(keys, ["cachet:user_order_stats:42"]);
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "cachette:products:books",
+            "cachette:products:games",
+            "cachette:user_order_stats:42"
+        ]
+    );
 }
 
 #[test]
 fn completes_with_every_call_a_miss_when_redis_is_unreachable() {
     let out = run(quickstart().env("REDIS_URL", format!("redis://127.0.0.1:{}/0", free_port())));
-    assert!(out.contains("get my_key -> None"), "{out}");
-    assert!(out.contains("first call (miss)"), "{out}");
-    assert!(out.contains("second call (miss)"), "{out}");
-    assert!(out.contains("hits: 0, misses: 4"), "{out}");
+    let outcomes = outcomes(&out);
+    assert_eq!(outcomes.len(), 8, "{out}");
+    assert!(outcomes.iter().all(|&(_, o)| o == "miss"), "{out}");
+    assert!(out.contains("hits: 0, misses: 8"), "{out}");
 }
 
 #[test]
 fn the_installed_cache_is_the_global_one() {
-    let cache = cachet::Cache::builder().key_prefix("installed");
+    let cache = cachette::Cache::builder().key_prefix("installed");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
         cache.build().await.unwrap().install();
-        assert_eq!(cachet::cache().key_for("k"), "installed:k");
-        cachet::cache().set("k", "v", None).await.unwrap();
-        let again = cachet::cache();
+        assert_eq!(cachette::cache().key_for("k"), "installed:k");
+        cachette::cache().set("k", "v", None).await.unwrap();
+        let again = cachette::cache();
         assert_eq!(
             again.get::<String>("k").await.unwrap().as_deref(),
             Some("v")

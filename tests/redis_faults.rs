@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use cachet::{Cache, Error};
+use cachette::{Cache, Error};
 use support::{RedisServer, free_port};
 
 const MINUTE: Duration = Duration::from_secs(60);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cachet::Cache;
+use cachette::Cache;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use support::{RedisServer, free_port};
 
@@ -56,7 +56,7 @@ impl Drop for Pki {
     }
 }
 
-/// A server with a TLS port, and an ACL user `cachet` (the default user off).
+/// A server with a TLS port, and an ACL user `cachette` (the default user off).
 struct TlsServer {
     server: RedisServer,
     tls_port: u16,
@@ -68,7 +68,7 @@ impl TlsServer {
     async fn start() -> Self {
         let tls_port = free_port();
         let pki = Pki::generate(
-            &std::env::temp_dir().join(format!("cachet-tls-{}-{tls_port}", std::process::id())),
+            &std::env::temp_dir().join(format!("cachette-tls-{}-{tls_port}", std::process::id())),
         );
         let server = RedisServer::start_with(&[
             "--tls-port",
@@ -86,7 +86,7 @@ impl TlsServer {
         let () = redis::cmd("ACL")
             .arg(&[
                 "SETUSER",
-                "cachet",
+                "cachette",
                 "on",
                 &format!(">{PASSWORD}"),
                 "~*",
@@ -111,7 +111,7 @@ impl TlsServer {
     }
 
     fn url(&self, password: &str) -> String {
-        format!("rediss://cachet:{password}@127.0.0.1:{}/0", self.tls_port)
+        format!("rediss://cachette:{password}@127.0.0.1:{}/0", self.tls_port)
     }
 }
 
@@ -163,7 +163,7 @@ async fn tls_with_a_private_ca_and_an_acl_user_works() {
         .await
         .unwrap();
     assert!(
-        clients.contains("user=cachet"),
+        clients.contains("user=cachette"),
         "the cache logged in as its ACL user: {clients}"
     );
     drop(tls.server);
@@ -215,12 +215,12 @@ async fn a_wrong_password_is_a_build_error_then_a_logged_miss_and_never_printed(
         .unwrap();
     cache.set("k", "v", MINUTE).await.unwrap();
     let () = redis::cmd("ACL")
-        .arg(&["SETUSER", "cachet", "resetpass", ">rotated-pass"])
+        .arg(&["SETUSER", "cachette", "resetpass", ">rotated-pass"])
         .query_async(&mut tls.admin)
         .await
         .unwrap();
     let _: u64 = redis::cmd("CLIENT")
-        .arg(&["KILL", "USER", "cachet"])
+        .arg(&["KILL", "USER", "cachette"])
         .query_async(&mut tls.admin)
         .await
         .unwrap();

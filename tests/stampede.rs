@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cachet::{Cache, cached};
+use cachette::{Cache, cached};
 use support::RedisServer;
 
 /// A cache under test, the server behind it, and a count of computations.
@@ -57,6 +57,7 @@ async fn redis() -> Arc<Fx> {
 on_both_backends!(memory, redis;
     a_thousand_cold_calls_run_the_body_once,
     a_thousand_cold_get_or_set_calls_run_once,
+    callers_that_wait_for_a_computation_are_counted_as_joined,
     a_failed_leader_hands_over_to_one_follower,
     a_panicking_leader_hands_over,
     a_cancelled_leader_hands_over,
@@ -94,6 +95,20 @@ async fn a_thousand_cold_calls_run_the_body_once(fx: Arc<Fx>) {
         results.iter().all(|&r| r == 1),
         "every caller got the one computed value"
     );
+}
+
+async fn callers_that_wait_for_a_computation_are_counted_as_joined(fx: Arc<Fx>) {
+    concurrently(20, || {
+        let fx = Arc::clone(&fx);
+        async move { report(&fx, 2).await }
+    })
+    .await;
+    assert_eq!(fx.runs(), 1);
+    let stats = fx.cache.stats();
+    assert_eq!((stats.misses, stats.writes), (1, 1), "{stats:?}");
+    // The other nineteen waited for that computation (joined), or came after it (hits).
+    assert_eq!(stats.hits + stats.joined, 19, "{stats:?}");
+    assert!(stats.joined > 0, "{stats:?}");
 }
 
 async fn a_thousand_cold_get_or_set_calls_run_once(fx: Arc<Fx>) {

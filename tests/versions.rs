@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cachet::{Cache, Scope, cached, invalidate};
+use cachette::{Cache, Scope, cached, invalidate};
 use redis::aio::MultiplexedConnection;
 use support::RedisServer;
 
@@ -55,14 +55,14 @@ async fn a_hit_with_a_namespace_and_two_tags_is_one_command() {
         vec!["Dune".to_owned()]
     };
     cache
-        .get_or_set_in("products:books", &scope, compute, HOUR)
+        .get_or_set_in("products:books", compute, HOUR, &scope)
         .await
         .unwrap();
 
     let mut conn = server.connect(0).await;
     reset_stats(&mut conn).await;
     let hit = cache
-        .get_or_set_in("products:books", &scope, compute, HOUR)
+        .get_or_set_in("products:books", compute, HOUR, &scope)
         .await
         .unwrap();
     assert_eq!(hit, ["Dune"]);
@@ -109,9 +109,9 @@ async fn a_bump_recycles_keys_instead_of_adding_new_ones() {
                 let got = cache
                     .get_or_set_in(
                         &format!("products:{i}"),
-                        &scope,
                         || async move { round },
                         HOUR,
+                        &scope,
                     )
                     .await
                     .unwrap();
@@ -140,7 +140,7 @@ async fn a_version_key_lost_to_eviction_never_revives_old_entries() {
         .unwrap();
     let scope = Scope::new().tag("t");
     cache
-        .get_or_set_in("k", &scope, || async { "old".to_owned() }, HOUR)
+        .get_or_set_in("k", || async { "old".to_owned() }, HOUR, &scope)
         .await
         .unwrap();
     let mut conn = server.connect(0).await;
@@ -151,7 +151,7 @@ async fn a_version_key_lost_to_eviction_never_revives_old_entries() {
         .await
         .unwrap();
     let got = cache
-        .get_or_set_in("k", &scope, || async { "new".to_owned() }, HOUR)
+        .get_or_set_in("k", || async { "new".to_owned() }, HOUR, &scope)
         .await
         .unwrap();
     assert_eq!(got, "new");
@@ -303,7 +303,7 @@ async fn products(category: &str) -> String {
 }
 
 static PRODUCT_RUNS: AtomicUsize = AtomicUsize::new(0);
-const BUMP_CHILD: &str = "CACHET_TEST_BUMP_REDIS_URL";
+const BUMP_CHILD: &str = "CACHETTE_TEST_BUMP_REDIS_URL";
 
 #[tokio::test]
 async fn a_bump_in_one_process_is_a_miss_in_another() {

@@ -141,14 +141,14 @@ impl Attr {
         attr
     }
 
-    /// The crate path generated code names: `::cachet` unless `crate = ...`.
+    /// The crate path generated code names: `::cachette` unless `crate = ...`.
     pub(crate) fn krate(&self) -> Path {
         self.krate.clone().unwrap_or_else(default_crate)
     }
 }
 
 pub(crate) fn default_crate() -> Path {
-    let mut path = Path::from(Ident::new("cachet", Span::call_site()));
+    let mut path = Path::from(Ident::new("cachette", Span::call_site()));
     path.leading_colon = Some(Token![::](Span::call_site()));
     path
 }

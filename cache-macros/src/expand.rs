@@ -116,7 +116,7 @@ impl Expansion<'_> {
         }
     }
 
-    /// `::cachet::__private`, or the same under `crate = path`.
+    /// `::cachette::__private`, or the same under `crate = path`.
     fn private(&self) -> TokenStream {
         let krate = self.attr.krate();
         quote!(#krate::__private)
@@ -249,7 +249,7 @@ impl Expansion<'_> {
     /// The function's path and a digest of its key arguments.
     fn derived_key(&self) -> TokenStream {
         let private = self.private();
-        let builder = format_ident!("__cachet_key_builder", span = Span::mixed_site());
+        let builder = format_ident!("__cachette_key_builder", span = Span::mixed_site());
         let start = if self.in_impl() {
             quote!(#private::KeyBuilder::method::<Self>(#private::module_path!()))
         } else {
@@ -331,7 +331,7 @@ impl Expansion<'_> {
             ReturnType::Type(_, ty) => (quote!(#ty), ty.span()),
             ReturnType::Default => (quote!(()), self.func.sig.ident.span()),
         };
-        let fake = format_ident!("__cachet_fake_return", span = Span::mixed_site());
+        let fake = format_ident!("__cachette_fake_return", span = Span::mixed_site());
         quote_spanned! {span=>
             #[allow(
                 unreachable_code,
@@ -349,11 +349,11 @@ impl Expansion<'_> {
     }
 }
 
-/// `__cachet_key_{name}`: the companion `invalidate!` calls for `name`.
+/// `__cachette_key_{name}`: the companion `invalidate!` calls for `name`.
 pub(crate) fn companion_name(name: &Ident) -> Ident {
     let plain = name.to_string();
     format_ident!(
-        "__cachet_key_{}",
+        "__cachette_key_{}",
         plain.trim_start_matches("r#"),
         span = name.span()
     )
@@ -378,7 +378,7 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 }
 
 fn key_var() -> Ident {
-    Ident::new("__cachet_call_key", Span::mixed_site())
+    Ident::new("__cachette_call_key", Span::mixed_site())
 }
 
 fn ident_pat(name: &Ident) -> Pat {

@@ -100,7 +100,7 @@ fn generate(input: &Input) -> syn::Result<TokenStream> {
     })
 }
 
-/// `f(a, b)` becomes `__cachet_key_f(a, b)`; `x.m(a)` becomes `x.__cachet_key_m(a)`.
+/// `f(a, b)` becomes `__cachette_key_f(a, b)`; `x.m(a)` becomes `x.__cachette_key_m(a)`.
 fn companion_call(call: &Expr) -> syn::Result<TokenStream> {
     let refs = |args: &Punctuated<Expr, Token![,]>| args.to_token_stream();
     match call {

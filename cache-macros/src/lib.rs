@@ -1,11 +1,13 @@
-//! The procedural macros of cachet: `#[cached]` and `invalidate!`.
+//! The procedural macros of cachette: `#[cached]` and `invalidate!`.
 //!
-//! Use them through the `cachet` crate, which documents them; this crate
-//! only parses, checks and generates code that calls `cachet::__private`.
+//! Use them through the `cachette` crate, which documents them; this crate
+//! only parses, checks and generates code that calls `cachette::__private`.
 
 mod attr;
 mod expand;
 mod invalidate;
+#[cfg(test)]
+mod snapshots;
 mod template;
 mod valid;
 
@@ -13,7 +15,7 @@ use proc_macro::TokenStream;
 
 /// Caches the results of an `async fn`.
 ///
-/// Documented, with examples, where applications use it: `cachet::cached`.
+/// Documented, with examples, where applications use it: `cachette::cached`.
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::cached(args.into(), &item.into()).into()
@@ -21,7 +23,7 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Drops cached entries: one call's, a namespace's or a tag's.
 ///
-/// Documented, with examples, where applications use it: `cachet::invalidate`.
+/// Documented, with examples, where applications use it: `cachette::invalidate`.
 #[proc_macro]
 pub fn invalidate(input: TokenStream) -> TokenStream {
     invalidate::expand(input.into()).into()

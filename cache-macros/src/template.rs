@@ -85,7 +85,7 @@ impl Template {
     /// `Display` (or `Debug` for `{name:?}`), as `format!` would.
     pub(crate) fn render(&self, krate: &syn::Path) -> TokenStream {
         let private = quote!(#krate::__private);
-        let out = Ident::new("__cachet_rendered", Span::mixed_site());
+        let out = Ident::new("__cachette_rendered", Span::mixed_site());
         let capacity =
             self.literals.iter().map(String::len).sum::<usize>() + 20 * self.placeholders.len();
         let mut steps = Vec::new();

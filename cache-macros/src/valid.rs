@@ -29,7 +29,7 @@ pub(crate) fn signature(item: &ItemFn) -> Signature {
             FnArg::Typed(typed) => {
                 let (name, named) = match &*typed.pat {
                     Pat::Ident(pat) if pat.subpat.is_none() => (pat.ident.clone(), true),
-                    _ => (quote::format_ident!("__cachet_arg{}", i), false),
+                    _ => (quote::format_ident!("__cachette_arg{}", i), false),
                 };
                 params.push(Param {
                     name,

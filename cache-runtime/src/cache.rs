@@ -24,11 +24,11 @@ use crate::{Error, codec};
 /// Every type that meets the bounds implements it.
 ///
 /// ```
-/// # extern crate cache_runtime as cachet;
+/// # extern crate cachette_runtime as cachette;
 /// #[derive(Clone, serde::Serialize, serde::Deserialize)]
 /// struct Stats { order_count: u32 }
 ///
-/// fn assert_cacheable<T: cachet::Cacheable>() {}
+/// fn assert_cacheable<T: cachette::Cacheable>() {}
 /// assert_cacheable::<Stats>();
 /// assert_cacheable::<Vec<String>>();
 /// ```
@@ -43,12 +43,12 @@ impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Cacheable 
 /// counters. Methods mirror Django's cache API.
 ///
 /// ```
-/// # extern crate cache_runtime as cachet;
+/// # extern crate cachette_runtime as cachette;
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), cachet::Error> {
+/// # async fn main() -> Result<(), cachette::Error> {
 /// use std::time::Duration;
 ///
-/// let cache = cachet::Cache::memory();
+/// let cache = cachette::Cache::memory();
 /// cache.set("my_key", "my_value", Duration::from_secs(60)).await?;
 /// let value: Option<String> = cache.get("my_key").await?;
 /// assert_eq!(value.as_deref(), Some("my_value"));
@@ -200,10 +200,10 @@ impl Cache {
     /// A builder, for Redis or for settings other than the defaults.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// let cache = cachet::Cache::builder().key_prefix("shop").build().await?;
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::builder().key_prefix("shop").build().await?;
     /// # drop(cache);
     /// # Ok(())
     /// # }
@@ -215,9 +215,9 @@ impl Cache {
     /// A memory cache with the default settings.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
-    /// let cache = cachet::Cache::memory();
-    /// assert_eq!(cache.key_for("k"), "cachet:k");
+    /// # extern crate cachette_runtime as cachette;
+    /// let cache = cachette::Cache::memory();
+    /// assert_eq!(cache.key_for("k"), "cachette:k");
     /// ```
     #[must_use]
     #[allow(clippy::missing_panics_doc)] // the default settings are valid
@@ -232,12 +232,12 @@ impl Cache {
     /// connections) under another key prefix, with its own counters.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
+    /// # async fn main() -> Result<(), cachette::Error> {
     /// use std::time::Duration;
     ///
-    /// let shop = cachet::Cache::memory();
+    /// let shop = cachette::Cache::memory();
     /// let admin = shop.with_prefix("admin")?;
     /// admin.set("k", "admin's", Duration::from_secs(60)).await?;
     /// assert_eq!(shop.get::<String>("k").await?, None);
@@ -271,9 +271,9 @@ impl Cache {
     /// key — or, for a key too long, a shortened form with a digest.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
-    /// let cache = cachet::Cache::memory();
-    /// assert_eq!(cache.key_for("user_order_stats:7"), "cachet:user_order_stats:7");
+    /// # extern crate cachette_runtime as cachette;
+    /// let cache = cachette::Cache::memory();
+    /// assert_eq!(cache.key_for("user_order_stats:7"), "cachette:user_order_stats:7");
     /// ```
     #[must_use]
     pub fn key_for(&self, key: &str) -> String {
@@ -283,8 +283,8 @@ impl Cache {
     /// The counters of this cache and all its clones.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
-    /// let cache = cachet::Cache::memory();
+    /// # extern crate cachette_runtime as cachette;
+    /// let cache = cachette::Cache::memory();
     /// assert_eq!(cache.stats().hits, 0);
     /// ```
     #[must_use]
@@ -298,8 +298,8 @@ impl Cache {
     /// The memory backend is always up.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
-    /// let cache = cachet::Cache::memory();
+    /// # extern crate cachette_runtime as cachette;
+    /// let cache = cachette::Cache::memory();
     /// assert!(cache.health().is_up());
     /// assert_eq!(cache.health().times_opened, 0);
     /// ```
@@ -320,10 +320,10 @@ impl Cache {
     /// failed (when failing open).
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// let cache = cachet::Cache::memory();
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::memory();
     /// assert_eq!(cache.get::<u32>("absent").await?, None);
     /// # Ok(())
     /// # }
@@ -337,13 +337,13 @@ impl Cache {
     /// is a miss. The entry and the versions are read in one round trip.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// use cachet::Scope;
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::Scope;
     /// use std::time::Duration;
     ///
-    /// let cache = cachet::Cache::memory();
+    /// let cache = cachette::Cache::memory();
     /// let scope = Scope::new().namespace("product").tag("category:books");
     /// cache.set_in("products:books", &vec!["Dune"], Duration::from_secs(60), &scope).await?;
     /// assert!(cache.get_in::<Vec<String>>("products:books", &scope).await?.is_some());
@@ -376,13 +376,13 @@ impl Cache {
     /// versions (read first: two round trips with Redis).
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// use cachet::Scope;
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::Scope;
     /// use std::time::Duration;
     ///
-    /// let cache = cachet::Cache::memory();
+    /// let cache = cachette::Cache::memory();
     /// let scope = Scope::new().namespace("product");
     /// cache.set_in("products:all", &3, Duration::from_secs(60), &scope).await?;
     /// cache.invalidate_namespace("product").await?;
@@ -414,13 +414,13 @@ impl Cache {
     /// expiry, or [`Timeout::Default`].
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// use cachet::Timeout;
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::Timeout;
     /// use std::time::Duration;
     ///
-    /// let cache = cachet::Cache::memory();
+    /// let cache = cachette::Cache::memory();
     /// cache.set("a", &1.5_f64, Duration::from_secs(60)).await?;
     /// cache.set("b", &vec!["x", "y"], None).await?;
     /// cache.set("c", "text", Timeout::Default).await?;
@@ -441,12 +441,12 @@ impl Cache {
     /// Stores `value` unless `key` already holds a live value; whether it did.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
+    /// # async fn main() -> Result<(), cachette::Error> {
     /// use std::time::Duration;
     ///
-    /// let cache = cachet::Cache::memory();
+    /// let cache = cachette::Cache::memory();
     /// assert!(cache.add("k", "first", Duration::from_secs(60)).await?);
     /// assert!(!cache.add("k", "second", Duration::from_secs(60)).await?);
     /// assert_eq!(cache.get::<String>("k").await?.as_deref(), Some("first"));
@@ -481,10 +481,10 @@ impl Cache {
     /// Removes `key`; whether there was a value to remove.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// let cache = cachet::Cache::memory();
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::memory();
     /// cache.set("k", "v", None).await?;
     /// assert!(cache.delete("k").await?);
     /// assert!(!cache.delete("k").await?);
@@ -498,12 +498,12 @@ impl Cache {
     /// Gives the value at `key` a new timeout; whether there was one.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
+    /// # async fn main() -> Result<(), cachette::Error> {
     /// use std::time::Duration;
     ///
-    /// let cache = cachet::Cache::memory();
+    /// let cache = cachette::Cache::memory();
     /// cache.set("session", "data", Duration::from_secs(60)).await?;
     /// assert!(cache.touch("session", Duration::from_secs(3600)).await?);
     /// assert!(!cache.touch("absent", Duration::from_secs(3600)).await?);
@@ -526,10 +526,10 @@ impl Cache {
     /// left out. One round trip (`MGET`) with Redis.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// let cache = cachet::Cache::memory();
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::memory();
     /// cache.set_many([("a", 1), ("b", 2)], None).await?;
     /// let found = cache.get_many::<i32>(["a", "b", "c"]).await?;
     /// assert_eq!(found.len(), 2);
@@ -580,12 +580,12 @@ impl Cache {
     /// (a pipeline) with Redis. Nothing is written if any value fails to encode.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
+    /// # async fn main() -> Result<(), cachette::Error> {
     /// use std::time::Duration;
     ///
-    /// let cache = cachet::Cache::memory();
+    /// let cache = cachette::Cache::memory();
     /// cache.set_many([("x", "1"), ("y", "2")], Duration::from_secs(60)).await?;
     /// assert_eq!(cache.get::<String>("y").await?.as_deref(), Some("2"));
     /// # Ok(())
@@ -627,10 +627,10 @@ impl Cache {
     /// Removes every key of `keys`; how many held a value.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// let cache = cachet::Cache::memory();
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::memory();
     /// cache.set_many([("a", 1), ("b", 2)], None).await?;
     /// assert_eq!(cache.delete_many(["a", "b", "c"]).await?, 2);
     /// # Ok(())
@@ -668,10 +668,10 @@ impl Cache {
     /// (as if the counter had been absent) and nothing is stored.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// let cache = cachet::Cache::memory();
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::memory();
     /// cache.set("hits", &10, None).await?;
     /// assert_eq!(cache.incr("hits", 5).await?, 15);
     /// assert_eq!(cache.decr("hits", 1).await?, 14);
@@ -701,10 +701,10 @@ impl Cache {
     /// Subtracts `delta` from the counter at `key`; see [`incr`](Self::incr).
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// let cache = cachet::Cache::memory();
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::memory();
     /// assert_eq!(cache.decr("stock", 3).await?, -3);
     /// # Ok(())
     /// # }
@@ -721,12 +721,12 @@ impl Cache {
     /// only means `compute` runs; its value is still returned.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
+    /// # async fn main() -> Result<(), cachette::Error> {
     /// use std::time::Duration;
     ///
-    /// let cache = cachet::Cache::memory();
+    /// let cache = cachette::Cache::memory();
     /// let stats = cache
     ///     .get_or_set("user_order_stats:7", || async { 42_u32 }, Duration::from_secs(3600))
     ///     .await?;
@@ -750,7 +750,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        self.get_or_set_in(key, &Scope::new(), compute, timeout)
+        self.get_or_set_in(key, compute, timeout, &Scope::new())
             .await
     }
 
@@ -760,16 +760,16 @@ impl Cache {
     /// that lands while `compute` runs wins over the value it returns.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// use cachet::Scope;
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::Scope;
     /// use std::time::Duration;
     ///
-    /// let cache = cachet::Cache::memory();
+    /// let cache = cachette::Cache::memory();
     /// let scope = Scope::new().tag("user:42");
     /// let perms = cache
-    ///     .get_or_set_in("user_permissions:42", &scope, || async { vec!["read".to_owned()] }, Duration::from_secs(3600))
+    ///     .get_or_set_in("user_permissions:42", || async { vec!["read".to_owned()] }, Duration::from_secs(3600), &scope)
     ///     .await?;
     /// assert_eq!(perms, ["read"]);
     /// # Ok(())
@@ -778,9 +778,9 @@ impl Cache {
     pub async fn get_or_set_in<T, F, Fut>(
         &self,
         key: &str,
-        scope: &Scope,
         compute: F,
         timeout: impl Into<Timeout>,
+        scope: &Scope,
     ) -> Result<T, Error>
     where
         T: Cacheable,
@@ -811,10 +811,10 @@ impl Cache {
     /// caller, as `get_or_set_in` does.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// use cachet::{Cache, Scope};
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::{Cache, Scope};
     /// use std::time::Duration;
     ///
     /// let cache = Cache::builder()
@@ -822,7 +822,7 @@ impl Cache {
     ///     .build()
     ///     .await?;
     /// let homepage = cache
-    ///     .get_or_set_detached("homepage", &Scope::new(), || async { "<h1>News</h1>".to_owned() }, Duration::from_secs(60))
+    ///     .get_or_set_detached("homepage", || async { "<h1>News</h1>".to_owned() }, Duration::from_secs(60), &Scope::new())
     ///     .await?;
     /// assert_eq!(homepage, "<h1>News</h1>");
     /// # Ok(())
@@ -831,9 +831,9 @@ impl Cache {
     pub async fn get_or_set_detached<T, F, Fut>(
         &self,
         key: &str,
-        scope: &Scope,
         compute: F,
         timeout: impl Into<Timeout>,
+        scope: &Scope,
     ) -> Result<T, Error>
     where
         T: Cacheable,
@@ -859,18 +859,18 @@ impl Cache {
     /// Cache errors convert into the caller's error type.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// use std::time::Duration;
     ///
     /// #[derive(Debug)]
-    /// enum AppError { Cache(cachet::Error), Upstream }
-    /// impl From<cachet::Error> for AppError {
-    ///     fn from(e: cachet::Error) -> Self { AppError::Cache(e) }
+    /// enum AppError { Cache(cachette::Error), Upstream }
+    /// impl From<cachette::Error> for AppError {
+    ///     fn from(e: cachette::Error) -> Self { AppError::Cache(e) }
     /// }
     ///
-    /// let cache = cachet::Cache::memory();
+    /// let cache = cachette::Cache::memory();
     /// let failed = cache
     ///     .try_get_or_set("rates", || async { Err::<f64, _>(AppError::Upstream) }, Duration::from_secs(60))
     ///     .await;
@@ -894,10 +894,50 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.try_get_or_set_in(key, compute, timeout, &Scope::new())
+            .await
+    }
+
+    /// [`try_get_or_set`](Self::try_get_or_set) for an entry in `scope`:
+    /// only an `Ok` value is stored, one computation runs per key, and the
+    /// value is stamped with the scope's versions as in
+    /// [`get_or_set_in`](Self::get_or_set_in).
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::Scope;
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachette::Cache::memory();
+    /// let scope = Scope::new().namespace("pages");
+    /// let page = cache
+    ///     .try_get_or_set_in("/about", || async { Ok::<_, cachette::Error>("<h1>About</h1>".to_owned()) }, Duration::from_secs(60), &scope)
+    ///     .await?;
+    /// assert_eq!(page, "<h1>About</h1>");
+    /// cache.invalidate_namespace("pages").await?;
+    /// assert_eq!(cache.get_in::<String>("/about", &scope).await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn try_get_or_set_in<T, E, F, Fut>(
+        &self,
+        key: &str,
+        compute: F,
+        timeout: impl Into<Timeout>,
+        scope: &Scope,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let loaded = self
             .load(
                 key,
-                &Scope::new(),
+                scope,
                 Self::plan(timeout.into()),
                 async move { compute().await },
                 |_| true,
@@ -918,12 +958,12 @@ impl Cache {
     /// update code; [`delete`](Self::delete) is the plain delete.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
+    /// # async fn main() -> Result<(), cachette::Error> {
     /// use std::time::Duration;
     ///
-    /// let cache = cachet::Cache::memory();
+    /// let cache = cachette::Cache::memory();
     /// cache.set("user_permissions:42", &["read"], Duration::from_secs(3600)).await?;
     /// cache.invalidate("user_permissions:42").await?;
     /// assert_eq!(cache.get::<Vec<String>>("user_permissions:42").await?, None);
@@ -951,13 +991,13 @@ impl Cache {
     /// returns the namespace's new version.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// use cachet::Scope;
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::Scope;
     /// use std::time::Duration;
     ///
-    /// let cache = cachet::Cache::memory();
+    /// let cache = cachette::Cache::memory();
     /// let product = Scope::new().namespace("product");
     /// cache.set_in("products:all", &["Dune"], Duration::from_secs(3600), &product).await?;
     /// cache.invalidate_namespace("product").await?;
@@ -972,13 +1012,13 @@ impl Cache {
     /// Drops every entry tagged `tag` at once; returns the tag's new version.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// use cachet::Scope;
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::Scope;
     /// use std::time::Duration;
     ///
-    /// let cache = cachet::Cache::memory();
+    /// let cache = cachette::Cache::memory();
     /// let tagged = Scope::new().tag("user:42");
     /// cache.set_in("orders:42", &3, Duration::from_secs(3600), &tagged).await?;
     /// cache.invalidate_tag("user:42").await?;
@@ -993,10 +1033,10 @@ impl Cache {
     /// A namespace of this cache, to read or bump its version.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// let cache = cachet::Cache::memory();
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::memory();
     /// let product = cache.namespace("product");
     /// let before = product.version().await?;
     /// assert_eq!(product.bump().await?, before + 1);
@@ -1024,10 +1064,10 @@ impl Cache {
     /// `SCAN`, never `KEYS`; other prefixes and other data are left alone).
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// let cache = cachet::Cache::memory();
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::memory();
     /// cache.set("k", "v", None).await?;
     /// cache.clear().await?;
     /// assert_eq!(cache.get::<String>("k").await?, None);
@@ -1176,6 +1216,8 @@ impl Cache {
 
     /// A read to be followed by the write of a computed value. On a miss the
     /// scope's missing version keys are created, so the value can be stamped.
+    /// With `count`, a hit is counted; what a miss becomes (computed here, or
+    /// joined to another computation) is counted by the caller.
     pub(crate) async fn read_for_write<T: Cacheable>(
         &self,
         key: &str,
@@ -1194,7 +1236,6 @@ impl Cache {
         let read = match self.read::<T>(&full, &vkeys, early).await {
             Ok(read) => read,
             Err(error) => {
-                count(Counters::miss);
                 self.backend_failed(error)?;
                 return Ok(Lookup::Miss(None));
             }
@@ -1207,7 +1248,6 @@ impl Cache {
             (Some(value), Some(past)) => Some((value, past)),
             (None, _) => None,
         };
-        count(Counters::miss);
         let stamps = match Box::pin(self.settle_versions(&vkeys, read.versions)).await {
             Ok(stamps) => stamps,
             Err(error) => {
@@ -1295,6 +1335,7 @@ impl Cache {
                 error: None,
             },
             Ok(Lookup::Stale(value, _, past)) if past == 0 || past < self.stale(&plan) => {
+                self.inner.counters.miss();
                 // A refresh already under way (here or in a spawned task) needs no other.
                 if !self.inner.flights.busy(&self.inner.keys.entry(key)) {
                     let (cache, key, scope) = (self.clone(), key.to_owned(), scope.clone());
@@ -1350,6 +1391,7 @@ impl Cache {
                 }
             }
         };
+        let counters = &self.inner.counters;
         let full = self.inner.keys.entry(key);
         let mut first = Some(first);
         // The last good value (stale or refreshed early), for stale-while-revalidate and failover.
@@ -1365,6 +1407,8 @@ impl Cache {
             };
             let guard = match read {
                 Ok(Lookup::Hit(value)) => {
+                    // Stored by a computation this call waited for.
+                    counters.joined();
                     return Loaded {
                         outcome: Some(wrap(value)),
                         error: None,
@@ -1376,7 +1420,10 @@ impl Cache {
                     guard
                 }
                 Ok(Lookup::Miss(guard)) => guard,
-                Err(error) => return uncached(compute, error).await,
+                Err(error) => {
+                    counters.miss();
+                    return uncached(compute, error).await;
+                }
             };
             // Stale-while-revalidate: while one caller recomputes, the others
             // are served the stale value at once.
@@ -1388,6 +1435,7 @@ impl Cache {
             let leader = match self.inner.flights.join(&full, state_of(guard.as_ref())) {
                 Role::Leader(leader) => leader,
                 Role::Follower(_) if serve_stale => {
+                    counters.miss();
                     let stale = kept.expect("serve_stale implies a kept value");
                     return Loaded {
                         outcome: Some(wrap(stale)),
@@ -1397,6 +1445,7 @@ impl Cache {
                 Role::Follower(landing) => match follow(landing).await {
                     Some(value) => match value.downcast_ref::<T>() {
                         Some(value) => {
+                            counters.joined();
                             return Loaded {
                                 outcome: Some(wrap(value.clone())),
                                 error: None,
@@ -1404,6 +1453,7 @@ impl Cache {
                         }
                         // Another type under the same key: compute for ourselves, store nothing.
                         None => {
+                            counters.miss();
                             return Loaded {
                                 outcome: Some(compute.await),
                                 error: None,
@@ -1429,6 +1479,7 @@ impl Cache {
             };
             let guard = match recheck {
                 Ok(Lookup::Hit(value)) => {
+                    counters.joined();
                     leader.land(Some(Arc::new(value.clone())));
                     return Loaded {
                         outcome: Some(wrap(value)),
@@ -1445,6 +1496,7 @@ impl Cache {
             let lease_for = guard.as_ref().and(plan.lease.or(self.inner.default_lease));
             let lease = match self.lease::<T>(key, scope, lease_for).await {
                 Lease::Found(value) => {
+                    counters.joined();
                     leader.land(Some(Arc::new(value.clone())));
                     return Loaded {
                         outcome: Some(wrap(value)),
@@ -1453,6 +1505,7 @@ impl Cache {
                 }
                 Lease::Held(lease) => lease,
             };
+            counters.miss();
             let started = std::time::Instant::now();
             let outcome = compute.await;
             let compute_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
@@ -1705,10 +1758,10 @@ impl Namespace {
     /// The current version (0 before the namespace is first used).
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// assert_eq!(cachet::Cache::memory().namespace("fresh").version().await?, 0);
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// assert_eq!(cachette::Cache::memory().namespace("fresh").version().await?, 0);
     /// # Ok(())
     /// # }
     /// ```
@@ -1730,10 +1783,10 @@ impl Namespace {
     /// One atomic command, whatever the number of entries.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// let product = cachet::Cache::memory().namespace("product");
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let product = cachette::Cache::memory().namespace("product");
     /// assert_eq!(product.bump().await?, 1);
     /// # Ok(())
     /// # }

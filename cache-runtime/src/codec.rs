@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 
 use crate::Error;
 
-/// The first byte of every envelope written by this version of cachet.
+/// The first byte of every envelope written by this version of cachette.
 pub(crate) const FORMAT_V1: u8 = 1;
 
 /// The flag of a tombstone.

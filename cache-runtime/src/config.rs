@@ -19,8 +19,8 @@ use crate::{BackendError, Error};
 /// entry at once: the write removes it, as in Django.
 ///
 /// ```
-/// # extern crate cache_runtime as cachet;
-/// use cachet::Timeout;
+/// # extern crate cachette_runtime as cachette;
+/// use cachette::Timeout;
 /// use std::time::Duration;
 ///
 /// assert_eq!(Timeout::from(Duration::from_secs(60)), Timeout::After(Duration::from_secs(60)));
@@ -70,12 +70,12 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// second, so that a slow or absent Redis costs little.
 ///
 /// ```
-/// # extern crate cache_runtime as cachet;
+/// # extern crate cachette_runtime as cachette;
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), cachet::Error> {
+/// # async fn main() -> Result<(), cachette::Error> {
 /// use std::time::Duration;
 ///
-/// let cache = cachet::Cache::builder()
+/// let cache = cachette::Cache::builder()
 ///     .key_prefix("shop")
 ///     .default_timeout(Duration::from_secs(3600))
 ///     .memory_capacity(50_000)
@@ -123,7 +123,7 @@ impl Default for CacheBuilder {
     fn default() -> Self {
         Self {
             redis_url: None,
-            prefix: "cachet".to_owned(),
+            prefix: "cachette".to_owned(),
             default_timeout: Some(DEFAULT_TIMEOUT),
             max_key_length: DEFAULT_MAX_KEY_LENGTH,
             memory_capacity: 10_000,
@@ -150,8 +150,8 @@ impl CacheBuilder {
     /// Reads the environment: `REDIS_URL`, when set and not empty, selects Redis.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
-    /// let builder = cachet::Cache::builder().from_env();
+    /// # extern crate cachette_runtime as cachette;
+    /// let builder = cachette::Cache::builder().from_env();
     /// # drop(builder);
     /// ```
     pub fn from_env(self) -> Self {
@@ -174,7 +174,7 @@ impl CacheBuilder {
         self
     }
 
-    /// The prefix of every key of this cache (default `cachet`). Caches with
+    /// The prefix of every key of this cache (default `cachette`). Caches with
     /// different prefixes never see each other's entries.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
@@ -303,11 +303,11 @@ impl CacheBuilder {
     /// signed. The certificate and the host name are still verified.
     ///
     /// ```no_run
-    /// # extern crate cache_runtime as cachet;
-    /// # async fn run() -> Result<(), cachet::Error> {
+    /// # extern crate cachette_runtime as cachette;
+    /// # async fn run() -> Result<(), cachette::Error> {
     /// let ca = std::fs::read("/etc/redis/ca.crt").expect("the CA certificate");
-    /// let cache = cachet::Cache::builder()
-    ///     .redis_url("rediss://cachet:secret@redis.internal:6380/0")
+    /// let cache = cachette::Cache::builder()
+    ///     .redis_url("rediss://cachette:secret@redis.internal:6380/0")
     ///     .tls_root_certificate(ca)
     ///     .build()
     ///     .await?;
@@ -327,10 +327,10 @@ impl CacheBuilder {
     /// 5 failures, 1 s. See [`Cache::health`].
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// use std::time::Duration;
     ///
-    /// let builder = cachet::Cache::builder().circuit_breaker(3, Duration::from_secs(5));
+    /// let builder = cachette::Cache::builder().circuit_breaker(3, Duration::from_secs(5));
     /// ```
     pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
         self.redis.breaker_failures = failures;

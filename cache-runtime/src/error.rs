@@ -1,4 +1,4 @@
-//! The one error type of cachet.
+//! The one error type of cachette.
 
 use std::time::Duration;
 
@@ -11,10 +11,10 @@ use std::time::Duration;
 /// the calling code and are always returned.
 ///
 /// ```
-/// # extern crate cache_runtime as cachet;
+/// # extern crate cachette_runtime as cachette;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use cachet::{Cache, Error};
+/// use cachette::{Cache, Error};
 /// use std::collections::HashMap;
 /// use std::time::Duration;
 ///
@@ -110,8 +110,8 @@ impl Error {
     /// the cache fails open) rather than from the calling code.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
-    /// use cachet::Error;
+    /// # extern crate cachette_runtime as cachette;
+    /// use cachette::Error;
     /// use std::time::Duration;
     ///
     /// assert!(Error::Timeout { op: "get", after: Duration::from_millis(5) }.is_backend());

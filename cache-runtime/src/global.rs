@@ -18,14 +18,14 @@ static REPLACED: AtomicBool = AtomicBool::new(false);
 /// memory when it is not.
 ///
 /// ```
-/// # extern crate cache_runtime as cachet;
+/// # extern crate cachette_runtime as cachette;
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), cachet::Error> {
+/// # async fn main() -> Result<(), cachette::Error> {
 /// use std::time::Duration;
 ///
-/// let cache = cachet::cache();
+/// let cache = cachette::cache();
 /// cache.set("greeting", "hello", Duration::from_secs(60)).await?;
-/// assert_eq!(cachet::cache().get::<String>("greeting").await?.as_deref(), Some("hello"));
+/// assert_eq!(cachette::cache().get::<String>("greeting").await?.as_deref(), Some("hello"));
 /// # Ok(())
 /// # }
 /// ```
@@ -46,11 +46,11 @@ impl Cache {
     /// Makes this cache the one [`cache()`] returns, replacing any other.
     ///
     /// ```
-    /// # extern crate cache_runtime as cachet;
+    /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachet::Error> {
-    /// cachet::Cache::builder().key_prefix("shop").build().await?.install();
-    /// assert_eq!(cachet::cache().key_for("k"), "shop:k");
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// cachette::Cache::builder().key_prefix("shop").build().await?.install();
+    /// assert_eq!(cachette::cache().key_for("k"), "shop:k");
     /// # Ok(())
     /// # }
     /// ```

@@ -3,7 +3,7 @@
 //! A stored key is `{prefix}:{key}`. The prefix is escaped so that it never
 //! holds a `:` or `#` of its own, which makes the first `:` or `#` the end of
 //! the prefix: no key given to one cache can reach another cache's prefix,
-//! and everything after `{prefix}#` is cachet's own space (shortened keys
+//! and everything after `{prefix}#` is cachette's own space (shortened keys
 //! now, version counters and locks later), out of reach of any user key.
 
 use std::fmt::Write as _;

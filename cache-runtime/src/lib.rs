@@ -1,15 +1,15 @@
-//! The runtime of [cachet](https://docs.rs/cachet): the [`Cache`] handle, its
+//! The runtime of [cachette](https://docs.rs/cachette): the [`Cache`] handle, its
 //! memory and Redis backends, the value format and fail-open error handling.
 //!
-//! Applications depend on `cachet`, which re-exports everything here.
+//! Applications depend on `cachette`, which re-exports everything here.
 //!
 //! ```
-//! # extern crate cache_runtime as cachet;
+//! # extern crate cachette_runtime as cachette;
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), cache_runtime::Error> {
+//! # async fn main() -> Result<(), cachette_runtime::Error> {
 //! use std::time::Duration;
 //!
-//! let cache = cache_runtime::Cache::memory();
+//! let cache = cachette_runtime::Cache::memory();
 //! let answer = cache.get_or_set("answer", || async { 42 }, Duration::from_secs(60)).await?;
 //! assert_eq!(answer, 42);
 //! # Ok(())

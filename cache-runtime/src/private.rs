@@ -286,7 +286,7 @@ impl<T: Serialize + ?Sized> KeyArg for T {}
 /// Seconds or a duration, as `#[cached(timeout = ...)]` accepts them.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a cache timeout",
-    label = "expected seconds as an integer, a `Duration`, an `Option<Duration>` or a `cachet::Timeout`"
+    label = "expected seconds as an integer, a `Duration`, an `Option<Duration>` or a `cachette::Timeout`"
 )]
 pub trait IntoTimeout {
     fn into_timeout(self) -> Timeout;

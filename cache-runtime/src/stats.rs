@@ -14,12 +14,12 @@ const LOG_INTERVAL_MS: u64 = 10_000;
 /// only grow.
 ///
 /// ```
-/// # extern crate cache_runtime as cachet;
+/// # extern crate cachette_runtime as cachette;
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), cachet::Error> {
+/// # async fn main() -> Result<(), cachette::Error> {
 /// use std::time::Duration;
 ///
-/// let cache = cachet::Cache::memory();
+/// let cache = cachette::Cache::memory();
 /// assert_eq!(cache.get::<String>("k").await?, None);
 /// cache.set("k", "v", Duration::from_secs(60)).await?;
 /// assert_eq!(cache.get::<String>("k").await?.as_deref(), Some("v"));
@@ -33,8 +33,15 @@ const LOG_INTERVAL_MS: u64 = 10_000;
 pub struct Stats {
     /// Reads that found a value.
     pub hits: u64,
-    /// Reads that found nothing usable (absent, expired, undecodable, or a backend failure).
+    /// Reads that found nothing usable (absent, expired, undecodable, or a
+    /// backend failure), or only a stale value, and computed the value or
+    /// served the stale one.
     pub misses: u64,
+    /// Calls that found nothing and were handed the value another call
+    /// computed (in this process, or in the fleet under a lease) instead of
+    /// computing it: neither a hit nor a miss. `hits + joined` calls were
+    /// served without a computation of their own.
+    pub joined: u64,
     /// Values written.
     pub writes: u64,
     /// Stored values that could not be decoded and were removed.
@@ -49,6 +56,7 @@ pub struct Stats {
 pub(crate) struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
+    joined: AtomicU64,
     writes: AtomicU64,
     undecodable: AtomicU64,
     errors: AtomicU64,
@@ -65,6 +73,7 @@ impl Default for Counters {
         Self {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            joined: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             undecodable: AtomicU64::new(0),
             errors: AtomicU64::new(0),
@@ -83,6 +92,10 @@ impl Counters {
 
     pub(crate) fn miss(&self) {
         self.misses.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn joined(&self) {
+        self.joined.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn hits_and_misses(&self, hits: usize, misses: usize) {
@@ -139,6 +152,7 @@ impl Counters {
         Stats {
             hits: self.hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
+            joined: self.joined.load(Relaxed),
             writes: self.writes.load(Relaxed),
             undecodable: self.undecodable.load(Relaxed),
             errors: self.errors.load(Relaxed),

@@ -18,8 +18,8 @@ pub const MAX_SCOPE: usize = 255;
 /// The namespace and tags of an entry.
 ///
 /// ```
-/// # extern crate cache_runtime as cachet;
-/// use cachet::Scope;
+/// # extern crate cachette_runtime as cachette;
+/// use cachette::Scope;
 ///
 /// let scope = Scope::new().namespace("product").tag("user:42").tag("orders");
 /// assert_eq!(scope.tags().len(), 2);

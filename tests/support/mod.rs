@@ -47,7 +47,7 @@ impl RedisServer {
         for _ in 0..5 {
             let port = free_port();
             let dir =
-                std::env::temp_dir().join(format!("cachet-redis-{}-{port}", std::process::id()));
+                std::env::temp_dir().join(format!("cachette-redis-{}-{port}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("create the server's directory");
             let mut server = Self {
                 port,
@@ -89,7 +89,7 @@ impl RedisServer {
         );
     }
 
-    /// A direct connection to the server, to look at or tamper with what cachet stored.
+    /// A direct connection to the server, to look at or tamper with what cachette stored.
     pub async fn connect(&self, db: u8) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url(db))
             .unwrap()

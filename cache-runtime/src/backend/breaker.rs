@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 /// The state of a cache's circuit breaker, from [`Cache::health`](crate::Cache::health).
 ///
 /// ```
-/// # extern crate cache_runtime as cachet;
-/// let health = cachet::Cache::memory().health();
-/// assert_eq!(health.circuit, cachet::Circuit::Closed);
+/// # extern crate cachette_runtime as cachette;
+/// let health = cachette::Cache::memory().health();
+/// assert_eq!(health.circuit, cachette::Circuit::Closed);
 /// assert!(health.is_up());
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-use cachet::cached;
+use cachette::cached;
 
 #[cached(timeout = -5)]
 async fn negative(id: u64) -> u64 {

@@ -1,4 +1,4 @@
-use cachet::cached;
+use cachette::cached;
 
 #[cached(cache_none = true)]
 async fn total(id: u64) -> u64 {

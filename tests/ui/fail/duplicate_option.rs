@@ -1,4 +1,4 @@
-use cachet::cached;
+use cachette::cached;
 
 #[cached(timeout = 60, key = "total:{user_id}", timeout = 120)]
 async fn total(user_id: u64) -> u64 {

@@ -1,4 +1,4 @@
-use cachet::invalidate;
+use cachette::invalidate;
 
 async fn update() {
     let _ = invalidate!(42).await;

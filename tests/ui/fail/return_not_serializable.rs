@@ -1,4 +1,4 @@
-use cachet::cached;
+use cachette::cached;
 
 #[derive(Clone)]
 struct Report {

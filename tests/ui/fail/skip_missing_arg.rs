@@ -1,4 +1,4 @@
-use cachet::cached;
+use cachette::cached;
 
 #[cached(skip(db))]
 async fn total(pool: &str, user_id: u64) -> u64 {

@@ -1,4 +1,4 @@
-use cachet::cached;
+use cachette::cached;
 
 #[cached(key = "user_order_stats:{user_id")]
 async fn unclosed(user_id: u64) -> u64 {

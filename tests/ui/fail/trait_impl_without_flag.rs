@@ -1,4 +1,4 @@
-use cachet::cached;
+use cachette::cached;
 
 trait Store {
     async fn total(&self, id: u64) -> u64;

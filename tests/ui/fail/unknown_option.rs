@@ -1,4 +1,4 @@
-use cachet::cached;
+use cachette::cached;
 
 #[cached(ttl = 60, timeout = 60, refresh)]
 async fn total(user_id: u64) -> u64 {

@@ -1,5 +1,5 @@
 mod reexported {
-    pub use cachet::*;
+    pub use cachette::*;
 }
 
 #[reexported::cached(crate = crate::reexported, timeout = 60)]

@@ -1,4 +1,4 @@
-use cachet::{cached, invalidate};
+use cachette::{cached, invalidate};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -1,4 +1,4 @@
-use cachet::{Cache, cached, invalidate};
+use cachette::{Cache, cached, invalidate};
 
 struct Repo {
     cache: Cache,

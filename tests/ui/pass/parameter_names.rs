@@ -1,4 +1,4 @@
-use cachet::{cached, invalidate};
+use cachette::{cached, invalidate};
 
 #[cached(timeout = 60)]
 async fn names(key: String, cache: u32, result: bool, value: Vec<u8>) -> String {

@@ -1,4 +1,4 @@
-use cachet::cached;
+use cachette::cached;
 
 trait Store {
     async fn total(&self, id: u64) -> u64;
@@ -15,7 +15,7 @@ impl Store for Db {
 
 async fn use_it(db: &Db) {
     let _ = db.total(1).await;
-    let _ = cachet::invalidate!(namespace = "totals").await;
+    let _ = cachette::invalidate!(namespace = "totals").await;
 }
 
 fn main() {

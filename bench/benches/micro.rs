@@ -1,12 +1,12 @@
 //! Micro benches of the pieces of a hit: deriving a key from typical
 //! arguments, and encoding and decoding values of 256 B, 4 KiB and 64 KiB.
 //!
-//! `cargo bench --bench micro`
+//! `cargo bench -p cachette-bench --bench micro`
 
 use std::hint::black_box;
 
-use cachet::__private::KeyBuilder;
-use cachet::__private::envelope::{decode, encode};
+use cachette::__private::KeyBuilder;
+use cachette::__private::envelope::{decode, encode};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,4 @@
-use cachet::{Cache, cached};
+use cachette::{Cache, cached};
 
 pub struct Repo {
     cache: Cache,

@@ -3,13 +3,13 @@
 //! a moka cache without expiry and from one with a per-entry expiry (which
 //! the memory backend needs for its timeouts).
 //!
-//! `cargo bench --bench hit`
+//! `cargo bench -p cachette-bench --bench hit`
 
 use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use cachet::{Cache, cached};
+use cachette::{Cache, cached};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
 

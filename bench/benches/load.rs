@@ -6,7 +6,7 @@
 //! 1. raw redis-rs `MultiplexedConnection` `GET` (one round trip, nothing else);
 //! 2. raw deadpool-redis `GET` (a pool checkout per call);
 //! 3. the `cached` crate's `AsyncRedisCache` through `#[concurrent_cached]`;
-//! 4. cachet `#[cached]`: plain, and with a namespace and two tags.
+//! 4. cachette `#[cached]`: plain, and with a namespace and two tags.
 //!
 //! For 1 task: latency percentiles over sequential calls; for 64 tasks:
 //! throughput. Each measurement runs `ROUNDS` times, rows interleaved, and
@@ -15,7 +15,7 @@
 //! (or `$LOAD_BENCH_OUT`).
 //!
 //! ```sh
-//! cargo bench --bench load
+//! cargo bench -p cachette-bench --bench load
 //! ```
 
 #![allow(
@@ -24,7 +24,7 @@
     clippy::cast_sign_loss
 )] // statistics over counts and durations
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::fmt::Write as _;
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use cached::AsyncRedisCache;
 use cached::macros::concurrent_cached;
-use cachet::cached;
+use cachette::cached;
 use redis::AsyncCommands;
 
 const SIZES: [usize; 3] = [256, 4096, 65_536];
@@ -47,7 +47,7 @@ static URL: OnceLock<String> = OnceLock::new();
 
 /// The value every contender stores for `size`: text of that many bytes.
 fn value(size: usize) -> String {
-    "cachet-bench ".chars().cycle().take(size).collect()
+    "cachette-bench ".chars().cycle().take(size).collect()
 }
 
 #[derive(Debug, Clone)]
@@ -71,12 +71,12 @@ async fn peer_item(size: usize) -> Result<String, PeerError> {
 }
 
 #[cached(timeout = 3600)]
-async fn cachet_item(size: usize) -> String {
+async fn cachette_item(size: usize) -> String {
     value(size)
 }
 
 #[cached(timeout = 3600, namespace = "catalog", tags = ["size:{size}", "bench"])]
-async fn cachet_tagged_item(size: usize) -> String {
+async fn cachette_tagged_item(size: usize) -> String {
     value(size)
 }
 
@@ -85,8 +85,8 @@ enum Row {
     RawGet,
     Deadpool,
     CachedCrate,
-    Cachet,
-    CachetTagged,
+    Cachette,
+    CachetteTagged,
 }
 
 impl Row {
@@ -94,8 +94,8 @@ impl Row {
         Row::RawGet,
         Row::Deadpool,
         Row::CachedCrate,
-        Row::Cachet,
-        Row::CachetTagged,
+        Row::Cachette,
+        Row::CachetteTagged,
     ];
 
     fn name(self) -> &'static str {
@@ -103,8 +103,8 @@ impl Row {
             Row::RawGet => "redis-rs GET (multiplexed)",
             Row::Deadpool => "deadpool-redis GET",
             Row::CachedCrate => "cached 4 AsyncRedisCache",
-            Row::Cachet => "cachet #[cached]",
-            Row::CachetTagged => "cachet #[cached] ns + 2 tags",
+            Row::Cachette => "cachette #[cached]",
+            Row::CachetteTagged => "cachette #[cached] ns + 2 tags",
         }
     }
 }
@@ -132,8 +132,8 @@ impl Clients {
                 Ok(value) => value.len(),
                 Err(PeerError(e)) => panic!("the cached crate failed: {e}"),
             },
-            Row::Cachet => cachet_item(size).await.len(),
-            Row::CachetTagged => cachet_tagged_item(size).await.len(),
+            Row::Cachette => cachette_item(size).await.len(),
+            Row::CachetteTagged => cachette_tagged_item(size).await.len(),
         };
         assert_eq!(len, size, "{} returned a wrong value", row.name());
     }
@@ -250,7 +250,7 @@ fn main() {
 /// Figures by size, then by row (in `Row::ALL` order); `None` after profiling one row.
 async fn run() -> Option<Vec<(usize, Vec<Figures>)>> {
     let url = URL.get().unwrap();
-    cachet::Cache::builder()
+    cachette::Cache::builder()
         .redis_url(url)
         .build()
         .await

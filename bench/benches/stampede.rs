@@ -2,13 +2,13 @@
 //! and without single flight. Prints how often the computation ran and how
 //! long serving every caller took.
 //!
-//! `cargo bench --bench stampede` (memory; set `REDIS_URL` to add Redis rows)
+//! `cargo bench -p cachette-bench --bench stampede` (memory; set `REDIS_URL` to add Redis rows)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cachet::Cache;
+use cachette::Cache;
 
 const CALLERS: usize = 1000;
 const BODY: Duration = Duration::from_millis(50);

@@ -1,4 +1,4 @@
-use cachet::cached;
+use cachette::cached;
 
 #[cached(namespace = "product", tags = ["category:{category}"], key = "products:{category}", cache_none = true)]
 pub async fn first_product(category: String) -> Option<String> {

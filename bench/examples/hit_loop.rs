@@ -2,7 +2,7 @@
 //! not depend on the machine's noise:
 //!
 //! ```sh
-//! cargo build --release --example hit_loop
+//! cargo build --release -p cachette-bench --example hit_loop
 //! for n in 10000 110000; do
 //!   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!     target/release/examples/hit_loop cached $n 2>&1 | grep refs
@@ -16,7 +16,7 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cachet::{Cache, cached};
+use cachette::{Cache, cached};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

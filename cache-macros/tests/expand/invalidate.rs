@@ -1,4 +1,4 @@
-use cachet::{cached, invalidate};
+use cachette::{cached, invalidate};
 
 #[cached(key = "user_permissions:{user_id}")]
 pub async fn user_permissions(user_id: i64) -> Vec<String> {

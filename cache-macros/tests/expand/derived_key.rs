@@ -1,4 +1,4 @@
-use cachet::cached;
+use cachette::cached;
 
 #[cached(timeout = 1800)]
 pub async fn fetch_external(endpoint: String, page: u32) -> Vec<u8> {
