@@ -170,6 +170,11 @@ pub use cachette_macros::cached;
 #[doc(inline)]
 pub use cachette_macros::invalidate;
 
+/// The value format and key derivation, for benchmarks and tools (feature
+/// `internals`; not a stable API).
+#[cfg(feature = "internals")]
+pub use cachette_runtime::internals;
+
 #[doc(hidden)]
 pub mod __private {
     pub use cachette_runtime::__private::*;

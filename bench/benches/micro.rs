@@ -5,8 +5,8 @@
 
 use std::hint::black_box;
 
-use cachette::__private::KeyBuilder;
-use cachette::__private::envelope::{decode, encode};
+use cachette::internals::KeyBuilder;
+use cachette::internals::{decode, encode};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
 

@@ -5,9 +5,10 @@ use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, FnArg, Ident, ItemFn, Lit, Pat, ReturnType};
 
+use crate::ast::{self, Returns, Signature};
 use crate::attr::{Attr, Errors};
 use crate::template::Template;
-use crate::valid::{self, Returns, Signature};
+use crate::valid;
 
 /// Expands `#[cached(args)] item`. On any error the function is emitted
 /// unchanged beside the errors, so the rest of the crate still compiles.
@@ -33,7 +34,7 @@ pub(crate) fn cached(args: TokenStream, item: &TokenStream) -> TokenStream {
         .iter()
         .filter_map(|lit| Template::parse(lit, &mut errors))
         .collect();
-    let sig = valid::signature(&func);
+    let sig = ast::signature(&func);
     let templates: Vec<&Template> = key.iter().chain(&tags).collect();
     valid::check(&func, &attr, &sig, &templates, &mut errors);
     if let Err(error) = std::mem::take(&mut errors).into_result() {
@@ -140,7 +141,7 @@ impl Expansion<'_> {
         };
         // What is stored of the outcome: all of it, its `Ok`, or its `Some`
         // (all of an `Option` with `cache_none`).
-        let pick = match valid::returns(self.func) {
+        let pick = match self.sig.returns {
             Returns::Value => quote!(#private::pick_value()),
             Returns::Result => quote!(#private::pick_ok()),
             Returns::Option if self.attr.cache_none.as_ref().is_some_and(|b| b.value) => {
@@ -151,7 +152,7 @@ impl Expansion<'_> {
         let pick = respan(pick, span);
         let refreshes = self.attr.stale.is_some() || self.attr.early.is_some();
         // With owned arguments the refresh of a stale value runs in the background.
-        let call = if refreshes && valid::owns_arguments(self.func, self.sig) {
+        let call = if refreshes && self.sig.owns_arguments {
             respan(quote!(#private::call_detached), span)
         } else {
             respan(quote!(#private::call), span)

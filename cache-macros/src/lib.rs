@@ -3,6 +3,7 @@
 //! Use them through the `cachette` crate, which documents them; this crate
 //! only parses, checks and generates code that calls `cachette::__private`.
 
+mod ast;
 mod attr;
 mod expand;
 mod invalidate;

@@ -1,92 +1,10 @@
 //! Checks of `#[cached]` options against the function they annotate.
 
-use syn::{Expr, ExprLit, ExprUnary, FnArg, Ident, ItemFn, Lit, Pat, Type, UnOp};
+use syn::{Expr, ExprLit, ExprUnary, ItemFn, Lit, UnOp};
 
+use crate::ast::{Returns, Signature};
 use crate::attr::{Attr, Errors};
 use crate::template::Template;
-
-/// One parameter of the annotated function.
-pub(crate) struct Param {
-    /// Its name, or a generated one for a destructuring pattern.
-    pub(crate) name: Ident,
-    /// Whether the user named it (an identifier pattern), so templates may use it.
-    pub(crate) named: bool,
-    pub(crate) ty: Type,
-}
-
-/// What `#[cached]` needs to know of the function's signature.
-pub(crate) struct Signature {
-    pub(crate) receiver: bool,
-    pub(crate) params: Vec<Param>,
-}
-
-pub(crate) fn signature(item: &ItemFn) -> Signature {
-    let mut receiver = false;
-    let mut params = Vec::new();
-    for (i, input) in item.sig.inputs.iter().enumerate() {
-        match input {
-            FnArg::Receiver(_) => receiver = true,
-            FnArg::Typed(typed) => {
-                let (name, named) = match &*typed.pat {
-                    Pat::Ident(pat) if pat.subpat.is_none() => (pat.ident.clone(), true),
-                    _ => (quote::format_ident!("__cachette_arg{}", i), false),
-                };
-                params.push(Param {
-                    name,
-                    named,
-                    ty: (*typed.ty).clone(),
-                });
-            }
-        }
-    }
-    Signature { receiver, params }
-}
-
-/// Whether the function's computation can outlive its caller: no receiver,
-/// no generics, and no parameter type that borrows (`&`, a lifetime) or hides
-/// its type (`impl`, `dyn`). Such a function refreshes stale values in the
-/// background.
-pub(crate) fn owns_arguments(item: &ItemFn, sig: &Signature) -> bool {
-    fn borrows(tokens: proc_macro2::TokenStream) -> bool {
-        tokens.into_iter().any(|token| match token {
-            proc_macro2::TokenTree::Punct(p) => p.as_char() == '&' || p.as_char() == '\'',
-            proc_macro2::TokenTree::Ident(i) => i == "impl" || i == "dyn",
-            proc_macro2::TokenTree::Group(g) => borrows(g.stream()),
-            proc_macro2::TokenTree::Literal(_) => false,
-        })
-    }
-    !sig.receiver
-        && item.sig.generics.params.is_empty()
-        && !sig
-            .params
-            .iter()
-            .any(|p| borrows(quote::ToTokens::to_token_stream(&p.ty)))
-}
-
-/// What the function returns, as far as caching is concerned.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Returns {
-    /// `Result<T, E>` (any path ending in `Result`): only `Ok` is cached.
-    Result,
-    /// `Option<T>`: `Some` is cached, `None` with `cache_none = true`.
-    Option,
-    /// Anything else: every value is cached.
-    Value,
-}
-
-pub(crate) fn returns(item: &ItemFn) -> Returns {
-    let syn::ReturnType::Type(_, ty) = &item.sig.output else {
-        return Returns::Value;
-    };
-    let Type::Path(path) = &**ty else {
-        return Returns::Value;
-    };
-    match path.path.segments.last() {
-        Some(last) if last.ident == "Result" => Returns::Result,
-        Some(last) if last.ident == "Option" => Returns::Option,
-        _ => Returns::Value,
-    }
-}
 
 /// Checks everything that can be checked before generating code.
 pub(crate) fn check(
@@ -127,7 +45,7 @@ pub(crate) fn check(
         }
     }
     if let Some(flag) = &attr.cache_none
-        && returns(item) != Returns::Option
+        && sig.returns != Returns::Option
     {
         errors.spanned(
             flag,

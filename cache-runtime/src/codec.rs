@@ -7,6 +7,9 @@
 //! | 1 | format version, [`FORMAT_V1`] |
 //! | 1 | flags, reserved (0) |
 //! | 8 | write time, Unix milliseconds, little-endian |
+//! | 8 | write id, random, little-endian: what a guarded write compares |
+//! | 8 | fresh until, Unix milliseconds, little-endian (0: no freshness limit) |
+//! | 4 | computation time, milliseconds, little-endian (for early refresh) |
 //! | 1 | number `n` of version stamps |
 //! | 8 × n | version stamps, little-endian |
 //! | rest | the value, `MessagePack` (rmp-serde, structs as maps) |
@@ -18,12 +21,29 @@
 //! counter, or that does not decode into the requested type, is
 //! [`Undecodable`], which the cache treats as a miss.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
+use crate::clock::{now_ms, random_id};
+
+/// What a value must be to go through the cache: serializable both ways,
+/// cloneable (a memory hit hands out a clone) and shareable across tasks.
+///
+/// Every type that meets the bounds implements it.
+///
+/// ```
+/// # extern crate cachette_runtime as cachette;
+/// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+/// struct Stats { order_count: u32 }
+///
+/// fn assert_cacheable<T: cachette::Cacheable>() {}
+/// assert_cacheable::<Stats>();
+/// assert_cacheable::<Vec<String>>();
+/// ```
+pub trait Cacheable: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> Cacheable for T {}
 
 /// The first byte of every envelope written by this version of cachette.
 pub(crate) const FORMAT_V1: u8 = 1;
@@ -286,32 +306,10 @@ fn msgpack_int(payload: &[u8]) -> Option<i64> {
     rest.is_empty().then_some(n)
 }
 
-/// A random 64-bit id: the std hasher's random keys, mixed with a counter
-/// and the clock, so that ids differ across calls, processes and machines.
-pub(crate) fn random_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Relaxed));
-    hasher.write_u128(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
-}
-
 /// A random version for a version key that does not exist yet.
 pub(crate) fn fresh_version() -> u64 {
     // 53 bits: exact in a Lua number, and far from overflowing under `INCR`.
-    random_id() >> 11
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    crate::clock::random_id() >> 11
 }
 
 #[cfg(test)]

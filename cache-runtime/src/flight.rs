@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
 
-use crate::version::Expected;
+use crate::backend::Expected;
 
 /// What the read before a flight saw of its key: what the key held and the
 /// versions of its scope (`None` when the read failed). A flight serves
 /// only the callers whose read saw the same, so a caller that read the key
 /// after an invalidation never gets a value computed before it.
-pub(crate) type FlightState = Option<(Expected, Option<Vec<u64>>)>;
+pub(crate) type FlightState = Option<(Expected, Vec<u64>)>;
 
 /// What a flight ended with.
 #[derive(Clone)]
@@ -61,10 +61,6 @@ impl Flights {
             next_id: AtomicU64::new(0),
             enabled,
         }
-    }
-
-    pub(crate) fn enabled(&self) -> bool {
-        self.enabled
     }
 
     /// Follows the flight of `key` under way if it read what this caller

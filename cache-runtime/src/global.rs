@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, PoisonError, RwLock};
 
 use crate::Cache;
-use crate::config::CacheBuilder;
+use crate::builder::CacheBuilder;
 
 /// The first global cache (installed, or built from the environment on
 /// first use). Read without a lock, as long as no other cache replaced it.

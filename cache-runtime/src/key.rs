@@ -3,8 +3,8 @@
 //! A stored key is `{prefix}:{key}`. The prefix is escaped so that it never
 //! holds a `:` or `#` of its own, which makes the first `:` or `#` the end of
 //! the prefix: no key given to one cache can reach another cache's prefix,
-//! and everything after `{prefix}#` is cachette's own space (shortened keys
-//! now, version counters and locks later), out of reach of any user key.
+//! and everything after `{prefix}#` is cachette's own space ([`Internal`]:
+//! shortened keys, version counters, leases), out of reach of any user key.
 
 use std::fmt::Write as _;
 
@@ -77,7 +77,9 @@ impl KeySpace {
         let digest = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
         let mut out = String::with_capacity(self.max_len);
         out.push_str(&self.prefix);
-        out.push_str("#long:");
+        out.push('#');
+        out.push_str(Internal::Shortened.as_str());
+        out.push(':');
         out.push_str(&key[..head_len]);
         // Writing to a `String` cannot fail.
         let _ = write!(out, ":{digest:032x}");
@@ -85,7 +87,8 @@ impl KeySpace {
     }
 
     /// An internal key, `{prefix}#{kind}:{name}`, out of reach of every user key.
-    pub(crate) fn internal(&self, kind: &str, name: &str) -> String {
+    pub(crate) fn internal(&self, kind: Internal, name: &str) -> String {
+        let kind = kind.as_str();
         let mut out = String::with_capacity(self.prefix.len() + kind.len() + name.len() + 2);
         out.push_str(&self.prefix);
         out.push('#');
@@ -98,6 +101,30 @@ impl KeySpace {
     /// The SCAN pattern matching every key of this cache, entries and internal keys.
     pub(crate) fn scan_pattern(&self) -> String {
         format!("{}[:#]*", self.prefix)
+    }
+}
+
+/// The kinds of keys in cachette's own space, `{prefix}#{kind}:…`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Internal {
+    /// A namespace's version.
+    Namespace,
+    /// A tag's version.
+    Tag,
+    /// A fleet-wide lease on computing an entry.
+    Lock,
+    /// An entry whose key is too long, shortened with a digest.
+    Shortened,
+}
+
+impl Internal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Namespace => "ns",
+            Self::Tag => "tag",
+            Self::Lock => "lock",
+            Self::Shortened => "long",
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! memory and Redis backends, the value format and fail-open error handling.
 //!
 //! Applications depend on `cachette`, which re-exports everything here.
+//! `ARCHITECTURE.md` at the root of the repository maps the modules.
 //!
 //! ```
 //! # extern crate cachette_runtime as cachette;
@@ -16,29 +17,46 @@
 //! # }
 //! ```
 
-mod backend;
+// The handle and what it is built from.
+mod builder;
 mod cache;
+mod global;
+mod inner;
+mod options;
+
+// A read, a miss, a write.
+mod freshness;
+mod guard;
+mod load;
+mod read;
+
+// The stores, and what goes into them.
+mod backend;
 mod codec;
-mod config;
+mod key;
+mod scope;
+
+// Everything else.
+mod clock;
 mod error;
 mod flight;
-mod global;
-mod key;
 mod stats;
-mod version;
 
 #[doc(hidden)]
-#[path = "private.rs"]
 pub mod __private;
+#[cfg(feature = "internals")]
+pub mod internals;
 
 pub use backend::breaker::{Circuit, Health};
-pub use cache::{Cache, Cacheable, Namespace};
-pub use config::{CacheBuilder, DEFAULT_TIMEOUT, Timeout};
+pub use builder::CacheBuilder;
+pub use cache::{Cache, Namespace};
+pub use codec::Cacheable;
 pub use error::{BackendError, Error, Result};
 pub use global::cache;
 pub use key::DEFAULT_MAX_KEY_LENGTH;
+pub use options::{DEFAULT_TIMEOUT, Timeout};
+pub use scope::{MAX_SCOPE, Scope};
 pub use stats::Stats;
-pub use version::{MAX_SCOPE, Scope};
 
 /// The Redis client crate, for the types that appear in errors.
 pub use redis;

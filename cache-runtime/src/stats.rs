@@ -1,9 +1,9 @@
 //! Counters of what the cache did, and the rate-limited log of ignored errors.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
 
 use crate::Error;
+use crate::clock::Monotonic;
 
 /// How often, in milliseconds, a backend error is logged at most.
 const LOG_INTERVAL_MS: u64 = 10_000;
@@ -65,7 +65,7 @@ pub(crate) struct Counters {
     unlogged: AtomicU64,
     /// When the last log line was written, in ms since `started`; `u64::MAX` before the first.
     last_log_ms: AtomicU64,
-    started: Instant,
+    started: Monotonic,
 }
 
 impl Default for Counters {
@@ -80,7 +80,7 @@ impl Default for Counters {
             skipped: AtomicU64::new(0),
             unlogged: AtomicU64::new(0),
             last_log_ms: AtomicU64::new(u64::MAX),
-            started: Instant::now(),
+            started: Monotonic::start(),
         }
     }
 }
@@ -125,7 +125,7 @@ impl Counters {
         }
         self.errors.fetch_add(1, Relaxed);
         self.unlogged.fetch_add(1, Relaxed);
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let now = self.started.now_ms();
         let last = self.last_log_ms.load(Relaxed);
         let due = last == u64::MAX || now.saturating_sub(last) >= LOG_INTERVAL_MS;
         if due

@@ -7,7 +7,9 @@
 //! `cool_down`. Each change of state is logged once.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Monotonic;
 
 /// The state of a cache's circuit breaker, from [`Cache::health`](crate::Cache::health).
 ///
@@ -71,7 +73,7 @@ pub(crate) struct Breaker {
     open_until_ms: AtomicU64,
     probing: AtomicBool,
     times_opened: AtomicU64,
-    started: Instant,
+    started: Monotonic,
 }
 
 /// Leave to call the backend: as usual, or as the probe of an open circuit.
@@ -90,7 +92,7 @@ impl Breaker {
             open_until_ms: AtomicU64::new(0),
             probing: AtomicBool::new(false),
             times_opened: AtomicU64::new(0),
-            started: Instant::now(),
+            started: Monotonic::start(),
         }
     }
 
@@ -140,12 +142,12 @@ impl Breaker {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX / 2)
+        self.started.now_ms()
     }
 
     /// `open_until_ms` for a circuit opening now.
     fn reopen_at(&self) -> u64 {
-        let cool_down = u64::try_from(self.cool_down.as_millis()).unwrap_or(u64::MAX / 2);
+        let cool_down = crate::clock::millis(self.cool_down).min(u64::MAX / 2);
         self.now_ms().saturating_add(cool_down).saturating_add(1)
     }
 

@@ -14,9 +14,8 @@ use moka::Expiry as MokaExpiry;
 use moka::future::Cache as Moka;
 use moka::ops::compute::{CompResult, Op};
 
-use super::Expiry;
+use super::{Expected, Expiry};
 use crate::codec::{self, Stored};
-use crate::version::Expected;
 
 /// A stored entry.
 #[derive(Clone)]

@@ -1,10 +1,26 @@
-//! The stores behind a [`Cache`](crate::Cache).
+//! The stores behind a [`Cache`](crate::Cache), and the one seam where the
+//! rest of the runtime meets them.
+//!
+//! [`Backend`] is an enum (one per cache, behind an `Arc`): every method
+//! below dispatches to the store, and this file is the only place that
+//! matches on a variant. A store that could not be set up
+//! ([`Backend::Unavailable`]) fails every call with its reason. To add a
+//! store: a module beside `memory` and `redis`, a variant, and one arm in
+//! each method here.
 
 pub(crate) mod breaker;
 pub(crate) mod memory;
 pub(crate) mod redis;
 
+use std::any::Any;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::Error;
+use crate::key::KeySpace;
+use breaker::{Circuit, Health};
+use memory::{Memory, Slot};
+use redis::RedisBackend;
 
 /// When a written entry expires, resolved from a [`Timeout`](crate::Timeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +36,48 @@ pub(crate) enum Expiry {
 impl Expiry {
     /// Milliseconds for Redis `PX`, at least 1.
     pub(crate) fn millis(d: Duration) -> u64 {
-        u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        crate::clock::millis(d).max(1)
+    }
+}
+
+/// What a guarded write must still find at its key, as the read before it
+/// saw the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expected {
+    /// The key held nothing.
+    Absent,
+    /// The key held the entry or tombstone with this write id.
+    WriteId(u64),
+    /// The key held something a computed value must not replace (a counter):
+    /// the write is refused.
+    NotReplaceable,
+}
+
+/// A typed value kept beside its bytes by the memory store.
+pub(crate) type Typed = Arc<dyn Any + Send + Sync>;
+
+/// What a read found at a key.
+pub(crate) enum Found {
+    /// A memory entry: its bytes, and the typed value once it was written or read as one.
+    Slot(Slot),
+    /// Bytes from Redis.
+    Bytes(Vec<u8>),
+}
+
+impl Found {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Slot(slot) => &slot.bytes,
+            Self::Bytes(bytes) => bytes,
+        }
+    }
+
+    /// The typed value stored with the bytes, if any.
+    pub(crate) fn typed(&self) -> Option<&Typed> {
+        match self {
+            Self::Slot(slot) => slot.typed.as_ref(),
+            Self::Bytes(_) => None,
+        }
     }
 }
 
@@ -28,8 +85,286 @@ impl Expiry {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per cache, behind an `Arc`
 pub(crate) enum Backend {
-    Memory(memory::Memory),
-    Redis(redis::RedisBackend),
+    Memory(Memory),
+    Redis(RedisBackend),
     /// A backend that could not be set up: every call fails with this reason.
     Unavailable(String),
+}
+
+fn unavailable(reason: &str) -> Error {
+    Error::Unavailable {
+        reason: reason.to_owned(),
+    }
+}
+
+impl Backend {
+    /// Connects now where the store connects at all (a refused password is an error here).
+    pub(crate) async fn connect(&self) -> Result<(), Error> {
+        match self {
+            Self::Redis(redis) => redis.connect_all().await,
+            Self::Memory(_) | Self::Unavailable(_) => Ok(()),
+        }
+    }
+
+    /// Whether the store keeps a decoded value beside its bytes (see
+    /// [`remember_typed`](Self::remember_typed)), so that a write or a read
+    /// should hand one over: a hit then skips decoding.
+    pub(crate) fn keeps_typed(&self) -> bool {
+        matches!(self, Self::Memory(_))
+    }
+
+    /// Whether other processes share this store, so that a fleet-wide lease means something.
+    pub(crate) fn is_shared(&self) -> bool {
+        matches!(self, Self::Redis(_))
+    }
+
+    /// Whether calls reach the store: the circuit breaker's state.
+    pub(crate) fn health(&self) -> Health {
+        match self {
+            Self::Redis(redis) => redis.health(),
+            Self::Memory(_) => Health::fixed(Circuit::Closed),
+            // Set up wrong: nothing will ever be tried.
+            Self::Unavailable(_) => Health::fixed(Circuit::Open {
+                retry_in: Duration::MAX,
+            }),
+        }
+    }
+
+    /// The entry at `key` and the versions at `vkeys` (`None` where
+    /// missing), in one round trip.
+    pub(crate) async fn read(
+        &self,
+        key: &str,
+        vkeys: &[String],
+    ) -> Result<(Option<Found>, Vec<Option<u64>>), Error> {
+        match self {
+            Self::Memory(memory) => {
+                let versions = memory.versions(vkeys);
+                Ok((memory.get(key).await.map(Found::Slot), versions))
+            }
+            Self::Redis(redis) => {
+                let (bytes, versions) = redis.read(key, vkeys).await?;
+                Ok((bytes.map(Found::Bytes), versions))
+            }
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// The entries at `keys`, in order; one round trip.
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Found>>, Error> {
+        match self {
+            Self::Memory(memory) => {
+                let mut found = Vec::with_capacity(keys.len());
+                for key in keys {
+                    found.push(memory.get(key).await.map(Found::Slot));
+                }
+                Ok(found)
+            }
+            Self::Redis(redis) => Ok(redis
+                .get_many(keys)
+                .await?
+                .into_iter()
+                .map(|bytes| bytes.map(Found::Bytes))
+                .collect()),
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Stores `bytes` (and, in memory, `typed` beside them) at `key`.
+    pub(crate) async fn set(
+        &self,
+        key: String,
+        bytes: Vec<u8>,
+        typed: Option<Typed>,
+        expiry: Expiry,
+    ) -> Result<(), Error> {
+        match self {
+            Self::Memory(memory) => {
+                memory.set(key, Slot::new(bytes, typed, expiry)).await;
+                Ok(())
+            }
+            Self::Redis(redis) => redis.set(&key, &bytes, expiry).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Stores every `(key, bytes)` pair; one round trip.
+    pub(crate) async fn set_many(
+        &self,
+        entries: Vec<(String, Vec<u8>)>,
+        expiry: Expiry,
+    ) -> Result<(), Error> {
+        match self {
+            Self::Memory(memory) => {
+                for (key, bytes) in entries {
+                    memory.set(key, Slot::new(bytes, None, expiry)).await;
+                }
+                Ok(())
+            }
+            Self::Redis(redis) => redis.set_many(&entries, expiry).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Stores `bytes` unless `key` holds a live value; whether it did.
+    pub(crate) async fn add(
+        &self,
+        key: String,
+        bytes: Vec<u8>,
+        expiry: Expiry,
+    ) -> Result<bool, Error> {
+        match self {
+            Self::Memory(memory) => Ok(memory.add(key, Slot::new(bytes, None, expiry)).await),
+            Self::Redis(redis) => redis.add(&key, &bytes, expiry).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Stores a computed value if `key` still holds what the read saw; whether it did.
+    pub(crate) async fn write_guarded(
+        &self,
+        key: String,
+        bytes: Vec<u8>,
+        typed: Option<Typed>,
+        expiry: Expiry,
+        expected: Expected,
+    ) -> Result<bool, Error> {
+        match self {
+            Self::Memory(memory) => Ok(memory
+                .write_guarded(key, Slot::new(bytes, typed, expiry), expected)
+                .await),
+            Self::Redis(redis) => redis.write_guarded(&key, &bytes, expiry, expected).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Gives the live value at `key` a new expiry; whether there was one.
+    pub(crate) async fn touch(&self, key: String, expiry: Expiry) -> Result<bool, Error> {
+        match self {
+            Self::Memory(memory) => Ok(memory.touch(key, expiry).await),
+            Self::Redis(redis) => redis.touch(&key, expiry).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Deletes `keys`; how many held a live value.
+    pub(crate) async fn delete_many(&self, keys: &[String]) -> Result<u64, Error> {
+        match self {
+            Self::Memory(memory) => {
+                let mut n = 0;
+                for key in keys {
+                    n += u64::from(memory.delete(key).await);
+                }
+                Ok(n)
+            }
+            Self::Redis(redis) => redis.delete_many(keys).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Adds `delta` to the counter at `key`, created with `expiry` when
+    /// missing; `None` when the key holds no counter or the sum overflows.
+    pub(crate) async fn incr(
+        &self,
+        key: String,
+        delta: i64,
+        expiry: Expiry,
+    ) -> Result<Option<i64>, Error> {
+        match self {
+            Self::Memory(memory) => Ok(memory.incr(key, delta, expiry).await),
+            Self::Redis(redis) => redis.incr(&key, delta, expiry).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// The versions at `vkeys`, `None` where missing.
+    pub(crate) async fn versions(&self, vkeys: &[String]) -> Result<Vec<Option<u64>>, Error> {
+        match self {
+            Self::Memory(memory) => Ok(memory.versions(vkeys)),
+            Self::Redis(redis) => redis.read_versions(vkeys).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Creates the version keys `vkeys` where they are missing (at a fresh
+    /// random version); the versions they hold afterwards.
+    pub(crate) async fn create_versions(&self, vkeys: &[String]) -> Result<Vec<u64>, Error> {
+        match self {
+            // A memory version is never missing: an absent one is 0.
+            Self::Memory(memory) => Ok(memory
+                .versions(vkeys)
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect()),
+            Self::Redis(redis) => redis.create_versions(vkeys).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Bumps the version at `vkey`; the new version.
+    pub(crate) async fn bump(&self, vkey: &str) -> Result<u64, Error> {
+        match self {
+            Self::Memory(memory) => Ok(memory.bump(vkey)),
+            Self::Redis(redis) => redis.bump(vkey, crate::codec::fresh_version()).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Takes the lease at `key` for `ttl` with `token`, unless another holds it.
+    pub(crate) async fn acquire_lease(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        match self {
+            // Nobody else shares this store: the lease is this process's.
+            Self::Memory(_) => Ok(true),
+            Self::Redis(redis) => redis.acquire_lease(key, token, ttl).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Releases the lease at `key` if `token` still holds it.
+    pub(crate) async fn release_lease(&self, key: &str, token: &str) -> Result<(), Error> {
+        match self {
+            Self::Memory(_) => Ok(()),
+            Self::Redis(redis) => redis.delete_if_equal(key, token.as_bytes()).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Removes the entry at `key` if it is still `found` (undecodable bytes).
+    pub(crate) async fn remove_if_same(&self, key: &str, found: &Found) -> Result<(), Error> {
+        match (self, found) {
+            (Self::Memory(memory), Found::Slot(slot)) => {
+                memory.remove_if_same(key.to_owned(), &slot.bytes).await;
+                Ok(())
+            }
+            (Self::Redis(redis), found) => redis.delete_if_equal(key, found.bytes()).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Keeps `typed`, decoded from `found`, beside it while it is still stored.
+    pub(crate) async fn remember_typed(&self, key: &str, found: &Found, typed: Typed) {
+        if let (Self::Memory(memory), Found::Slot(slot)) = (self, found) {
+            memory
+                .remember_typed(key.to_owned(), &slot.bytes, typed)
+                .await;
+        }
+    }
+
+    /// Removes every key of `keys`' space (entries and internal keys).
+    pub(crate) async fn clear(&self, keys: &KeySpace) -> Result<(), Error> {
+        match self {
+            Self::Memory(memory) => {
+                let keys = keys.clone();
+                memory.clear(move |stored| keys.owns(stored)).await;
+                Ok(())
+            }
+            Self::Redis(redis) => redis.clear(&keys.scan_pattern()).await.map(drop),
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
 }

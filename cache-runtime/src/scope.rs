@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use crate::Error;
-use crate::key::KeySpace;
+use crate::key::{Internal, KeySpace};
 
 /// The most namespaces and tags one entry can carry.
 pub const MAX_SCOPE: usize = 255;
@@ -66,7 +66,8 @@ impl Scope {
         }
     }
 
-    /// The version keys to read beside the entry: the namespace's, then each tag's.
+    /// The version keys to read beside the entry: the namespace's, then each
+    /// tag's (an entry is stamped with their versions, in this order).
     pub(crate) fn version_keys(&self, keys: &KeySpace) -> Result<Vec<String>, Error> {
         let count = usize::from(self.namespace.is_some()) + self.tags.len();
         if count > MAX_SCOPE {
@@ -79,29 +80,13 @@ impl Scope {
         }
         let mut out = Vec::with_capacity(count);
         if let Some(ns) = &self.namespace {
-            out.push(keys.internal("ns", ns));
+            out.push(keys.internal(Internal::Namespace, ns));
         }
-        out.extend(self.tags.iter().map(|tag| keys.internal("tag", tag)));
+        out.extend(
+            self.tags
+                .iter()
+                .map(|tag| keys.internal(Internal::Tag, tag)),
+        );
         Ok(out)
     }
-}
-
-/// What a miss saw, so the write after it can be refused if anything changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expected {
-    /// The key held nothing.
-    Absent,
-    /// The key held the entry or tombstone with this write id.
-    WriteId(u64),
-    /// The key held something a guarded write must not replace (a counter).
-    Nothing,
-}
-
-/// The state a miss read, for the guarded write that stores the computed value.
-#[derive(Debug)]
-pub(crate) struct Guard {
-    pub(crate) full_key: String,
-    pub(crate) expected: Expected,
-    /// The versions the computation starts under; `None` when they could not be read.
-    pub(crate) stamps: Option<Vec<u64>>,
 }

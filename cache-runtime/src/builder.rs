@@ -1,67 +1,19 @@
-//! Timeouts and the builder of a [`Cache`].
+//! The builder of a [`Cache`]: it validates the settings, sets up the
+//! backend and hands both to [`Cache::from_parts`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::Backend;
 use crate::backend::memory::Memory;
 use crate::backend::redis::{RedisBackend, Settings, redact};
-use crate::backend::{Backend, Expiry};
-use crate::cache::{Cache, Inner, Policy};
+use crate::cache::Cache;
 use crate::key::{DEFAULT_MAX_KEY_LENGTH, KeySpace};
-use crate::stats::Counters;
+use crate::options::Options;
 use crate::{BackendError, Error};
 
-/// How long a written entry lives.
-///
-/// Every method that writes takes `impl Into<Timeout>`, so a [`Duration`],
-/// `None` (never expire) or [`Timeout::Default`] (the cache's default timeout,
-/// 15 minutes unless configured) can be passed. A zero duration expires the
-/// entry at once: the write removes it, as in Django.
-///
-/// ```
-/// # extern crate cachette_runtime as cachette;
-/// use cachette::Timeout;
-/// use std::time::Duration;
-///
-/// assert_eq!(Timeout::from(Duration::from_secs(60)), Timeout::After(Duration::from_secs(60)));
-/// assert_eq!(Timeout::from(None), Timeout::Never);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Timeout {
-    /// The cache's default timeout ([`CacheBuilder::default_timeout`]).
-    #[default]
-    Default,
-    /// Expire after this long.
-    After(Duration),
-    /// Never expire.
-    Never,
-}
-
-impl From<Duration> for Timeout {
-    fn from(d: Duration) -> Self {
-        Self::After(d)
-    }
-}
-
-impl From<Option<Duration>> for Timeout {
-    fn from(d: Option<Duration>) -> Self {
-        d.map_or(Self::Never, Self::After)
-    }
-}
-
-impl Timeout {
-    pub(crate) fn resolve(self, default: Option<Duration>) -> Expiry {
-        match self {
-            Self::Default => Self::from(default).resolve(None),
-            Self::After(d) if d.is_zero() => Expiry::Now,
-            Self::After(d) => Expiry::After(d),
-            Self::Never => Expiry::Never,
-        }
-    }
-}
-
-/// The default timeout of entries: 15 minutes, Django's usual `CACHE_TTL`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// The prefix of a cache's keys unless configured.
+const DEFAULT_PREFIX: &str = "cachette";
 
 /// Configures and builds a [`Cache`]; from [`Cache::builder`].
 ///
@@ -90,14 +42,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 pub struct CacheBuilder {
     redis_url: Option<String>,
     prefix: String,
-    default_timeout: Option<Duration>,
     max_key_length: usize,
     memory_capacity: u64,
-    fail_open: bool,
-    tombstone_ttl: Duration,
-    lease: Option<Duration>,
-    single_flight: bool,
-    policy: Policy,
+    options: Options,
     redis: Settings,
 }
 
@@ -106,14 +53,9 @@ impl std::fmt::Debug for CacheBuilder {
         f.debug_struct("CacheBuilder")
             .field("redis_url", &self.redis_url.as_deref().map(redact))
             .field("prefix", &self.prefix)
-            .field("default_timeout", &self.default_timeout)
             .field("max_key_length", &self.max_key_length)
             .field("memory_capacity", &self.memory_capacity)
-            .field("fail_open", &self.fail_open)
-            .field("tombstone_ttl", &self.tombstone_ttl)
-            .field("lease", &self.lease)
-            .field("single_flight", &self.single_flight)
-            .field("policy", &self.policy)
+            .field("options", &self.options)
             .field("redis", &self.redis)
             .finish()
     }
@@ -123,15 +65,10 @@ impl Default for CacheBuilder {
     fn default() -> Self {
         Self {
             redis_url: None,
-            prefix: "cachette".to_owned(),
-            default_timeout: Some(DEFAULT_TIMEOUT),
+            prefix: DEFAULT_PREFIX.to_owned(),
             max_key_length: DEFAULT_MAX_KEY_LENGTH,
             memory_capacity: 10_000,
-            fail_open: true,
-            tombstone_ttl: Duration::from_secs(600),
-            lease: None,
-            single_flight: true,
-            policy: Policy::default(),
+            options: Options::default(),
             redis: Settings {
                 pool_size: 50,
                 connections: 2,
@@ -184,7 +121,7 @@ impl CacheBuilder {
     /// The timeout of entries written with [`Timeout::Default`] (default 15
     /// minutes); `None` keeps them until they are deleted or evicted.
     pub fn default_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.default_timeout = timeout.into();
+        self.options.default_timeout = timeout.into();
         self
     }
 
@@ -205,7 +142,7 @@ impl CacheBuilder {
     /// Whether backend failures are misses and no-ops (`true`, the default)
     /// or errors returned to the caller.
     pub fn fail_open(mut self, fail_open: bool) -> Self {
-        self.fail_open = fail_open;
+        self.options.fail_open = fail_open;
         self
     }
 
@@ -213,7 +150,7 @@ impl CacheBuilder {
     /// minutes): a computation that read the key before the invalidation and
     /// finishes within this time cannot store its older value.
     pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
-        self.tombstone_ttl = ttl;
+        self.options.tombstone_ttl = ttl;
         self
     }
 
@@ -224,7 +161,7 @@ impl CacheBuilder {
     /// lease. Off by default; `#[cached(lock = ...)]` sets it per function.
     /// Hits never touch the lease.
     pub fn lock_lease(mut self, lease: impl Into<Option<Duration>>) -> Self {
-        self.lease = lease.into();
+        self.options.lease = lease.into();
         self
     }
 
@@ -233,14 +170,14 @@ impl CacheBuilder {
     /// ([`Cache::get_or_set_detached`] recomputes in a background task and
     /// serves every caller).
     pub fn stale_while_revalidate(mut self, stale: Duration) -> Self {
-        self.policy.stale = Some(stale);
+        self.options.policy.stale = Some(stale);
         self
     }
 
     /// Failover: values are kept `failover` past their timeout, and served
     /// when their recomputation fails (an `Err`, or `None`).
     pub fn failover(mut self, failover: Duration) -> Self {
-        self.policy.failover = Some(failover);
+        self.options.policy.failover = Some(failover);
         self
     }
 
@@ -248,14 +185,14 @@ impl CacheBuilder {
     /// one caller at a time, with the probabilistic `XFetch` rule; `beta`
     /// above 1.0 refreshes earlier (1.0 is the usual choice).
     pub fn early_refresh(mut self, beta: f64) -> Self {
-        self.policy.early = Some(beta);
+        self.options.policy.early = Some(beta);
         self
     }
 
     /// Shortens each timeout by a random part up to `fraction` (0.1: up to
     /// 10%), so values written together do not expire together.
     pub fn ttl_jitter(mut self, fraction: f64) -> Self {
-        self.policy.jitter = Some(fraction);
+        self.options.policy.jitter = Some(fraction);
         self
     }
 
@@ -263,7 +200,7 @@ impl CacheBuilder {
     /// computation and share its value (`true`, the default), or each run
     /// their own.
     pub fn single_flight(mut self, on: bool) -> Self {
-        self.single_flight = on;
+        self.options.single_flight = on;
         self
     }
 
@@ -343,11 +280,9 @@ impl CacheBuilder {
     /// only without fail-open, otherwise it is logged and the cache starts
     /// with every call a miss until the server answers.
     pub async fn build(self) -> Result<Cache, Error> {
-        let fail_open = self.fail_open;
+        let fail_open = self.options.fail_open;
         let cache = self.build_lazy()?;
-        if let Backend::Redis(redis) = &*cache.inner.backend
-            && let Err(error) = redis.connect_all().await
-        {
+        if let Err(error) = cache.inner.backend.connect().await {
             if is_refusal(&error) || !fail_open {
                 return Err(error);
             }
@@ -380,19 +315,7 @@ impl CacheBuilder {
             Some(url) => Backend::Redis(RedisBackend::new(url, settings)?),
             None => Backend::Memory(Memory::new(self.memory_capacity)),
         };
-        Ok(Cache {
-            inner: Arc::new(Inner {
-                backend: Arc::new(backend),
-                keys,
-                default_timeout: self.default_timeout,
-                fail_open: self.fail_open,
-                tombstone_ttl: self.tombstone_ttl,
-                default_lease: self.lease,
-                default_policy: self.policy,
-                counters: Counters::default(),
-                flights: crate::flight::Flights::new(self.single_flight),
-            }),
-        })
+        Ok(Cache::from_parts(Arc::new(backend), keys, self.options))
     }
 
     /// The cache of the environment, for the global cache: an invalid
@@ -400,20 +323,57 @@ impl CacheBuilder {
     /// open), never a silent fallback to memory.
     pub(crate) fn build_from_env() -> Cache {
         let builder = Self::default().from_env();
-        let fallback = builder.clone();
+        let (prefix, max_key_length, options) = (
+            builder.prefix.clone(),
+            builder.max_key_length,
+            builder.options,
+        );
         builder.build_lazy().unwrap_or_else(|error| {
             tracing::error!(
                 error = &error as &dyn std::error::Error,
                 "cannot build the cache from the environment; every call is a miss"
             );
-            let mut cache = fallback
-                .memory()
-                .build_lazy()
-                .expect("the default memory cache is valid");
-            let inner = Arc::get_mut(&mut cache.inner).expect("the cache was just built");
-            inner.backend = Arc::new(Backend::Unavailable(error.to_string()));
-            cache
+            let backend = Backend::Unavailable(error.to_string());
+            // The environment sets no prefix: the default one is valid.
+            let keys = KeySpace::new(&prefix, max_key_length)
+                .or_else(|_| KeySpace::new(DEFAULT_PREFIX, DEFAULT_MAX_KEY_LENGTH))
+                .unwrap_or_else(|reason| unreachable!("the default key space is valid: {reason}"));
+            Cache::from_parts(Arc::new(backend), keys, options)
         })
+    }
+}
+
+impl Cache {
+    /// A builder, for Redis or for settings other than the defaults.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::builder().key_prefix("shop").build().await?;
+    /// assert_eq!(cache.key_for("k"), "shop:k");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// A memory cache with the default settings.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let cache = cachette::Cache::memory();
+    /// assert_eq!(cache.key_for("k"), "cachette:k");
+    /// ```
+    #[must_use]
+    pub fn memory() -> Self {
+        let builder = CacheBuilder::default();
+        let backend = Backend::Memory(Memory::new(builder.memory_capacity));
+        // The default prefix and bound are valid.
+        let keys = KeySpace::new(DEFAULT_PREFIX, DEFAULT_MAX_KEY_LENGTH)
+            .unwrap_or_else(|reason| unreachable!("the default key space is valid: {reason}"));
+        Cache::from_parts(Arc::new(backend), keys, builder.options)
     }
 }
 

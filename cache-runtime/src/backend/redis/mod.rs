@@ -8,131 +8,24 @@
 //! emptied, its connection taken out of the pool for good, and the next call
 //! that finds it empty takes a fresh one from the pool.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+mod lanes;
+mod scripts;
 
-use deadpool_redis::redis::aio::MultiplexedConnection;
-use deadpool_redis::redis::{self, RedisError, RedisResult, Script};
-use deadpool_redis::{Connection, Manager, Pool, Runtime};
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
-use super::Expiry;
+use deadpool_redis::redis::{self, RedisError};
+use deadpool_redis::{Manager, Pool, Runtime};
+
 use super::breaker::{Breaker, Health};
-use crate::codec::WRITE_ID_AT;
-use crate::version::Expected;
+use super::{Expected, Expiry};
+use crate::clock::Monotonic;
 use crate::{BackendError, Error, codec};
-
-/// How long calls fail at once after a failed connect, before one tries again.
-const RECONNECT_INTERVAL_MS: u64 = 500;
+use lanes::Lane;
+use scripts::Scripts;
 
 /// Keys deleted per `UNLINK` while clearing.
 const CLEAR_BATCH: usize = 500;
-
-/// Deletes a key only while it still holds the given bytes.
-const DELETE_IF_EQUAL: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0";
-
-/// Sets the key to ARGV[2] (with ARGV[3] ms of life, or none for 0) if it
-/// still holds what the read saw: nothing (ARGV[1] empty) or the envelope or
-/// tombstone whose write id is ARGV[1].
-const WRITE_GUARDED: &str = r"
-local current = redis.call('GET', KEYS[1])
-if current then
-    if #ARGV[1] ~= 8 or string.sub(current, WRITE_ID_FROM, WRITE_ID_TO) ~= ARGV[1] then
-        return 0
-    end
-elseif #ARGV[1] ~= 0 then
-    return 0
-end
-set_with_ttl(KEYS[1], ARGV[2], ARGV[3])
-return 1";
-
-/// What every script starts with: the tombstone test, and `SET` with a
-/// time to live in ms (`0` for none).
-const PRELUDE: &str = r"
-local function is_tombstone(value)
-    return string.byte(value, 1) == FORMAT and string.byte(value, 2) == TOMBSTONE
-end
-local function set_with_ttl(key, value, ttl)
-    if ttl == '0' then
-        redis.call('SET', key, value)
-    else
-        redis.call('SET', key, value, 'PX', ttl)
-    end
-end";
-
-/// Sets the key unless it holds a live value (a tombstone counts as absent).
-const ADD: &str = r"
-local current = redis.call('GET', KEYS[1])
-if current and not is_tombstone(current) then
-    return 0
-end
-set_with_ttl(KEYS[1], ARGV[1], ARGV[2])
-return 1";
-
-/// Gives a live value a new expiry: ARGV[1] ms, `0` for none, `now` to delete it.
-const TOUCH: &str = r"
-local current = redis.call('GET', KEYS[1])
-if not current or is_tombstone(current) then
-    return 0
-end
-if ARGV[1] == 'now' then
-    redis.call('DEL', KEYS[1])
-elseif ARGV[1] == '0' then
-    redis.call('PERSIST', KEYS[1])
-else
-    redis.call('PEXPIRE', KEYS[1], ARGV[1])
-end
-return 1";
-
-/// Adds ARGV[1] to a counter; a missing (or invalidated) counter starts at
-/// 0 with ARGV[2] ms of life (none for `0`).
-const INCR: &str = r"
-local current = redis.call('GET', KEYS[1])
-if current and is_tombstone(current) then
-    redis.call('DEL', KEYS[1])
-end
-if ARGV[2] ~= '0' then
-    redis.call('SET', KEYS[1], 0, 'NX', 'PX', ARGV[2])
-end
-return redis.call('INCRBY', KEYS[1], ARGV[1])";
-
-/// Deletes every key of KEYS; returns how many held a live value.
-const DELETE: &str = r"
-local live = 0
-for _, key in ipairs(KEYS) do
-    local current = redis.call('GET', key)
-    if current and not is_tombstone(current) then
-        live = live + 1
-    end
-end
-redis.call('DEL', unpack(KEYS))
-return live";
-
-/// Bumps a version: `INCR` when it exists, else a fresh random version, so
-/// that a version key lost to eviction never comes back at an old value.
-const BUMP: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then
-    return tostring(redis.call('INCR', KEYS[1]))
-end
-redis.call('SET', KEYS[1], ARGV[1])
-return ARGV[1]";
-
-/// The lane a command starts looking from: round robin per thread, so
-/// that threads do not contend on a shared counter.
-fn next_lane() -> usize {
-    thread_local! {
-        static NEXT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-    }
-    NEXT.with(|next| {
-        let lane = next.get();
-        next.set(lane.wrapping_add(1));
-        lane
-    })
-}
 
 /// The timeouts and sizes of a Redis backend.
 #[derive(Debug, Clone)]
@@ -159,31 +52,17 @@ impl std::fmt::Debug for Pem {
     }
 }
 
-/// One held connection and its replacement state.
-struct Lane {
-    /// The connection and its generation, bumped on every replacement.
-    conn: Mutex<(u64, Option<Connection>)>,
-    /// Serialises replacing the connection.
-    connecting: tokio::sync::Mutex<()>,
-}
-
 pub(crate) struct RedisBackend {
     pool: Pool,
     lanes: Box<[Lane]>,
     /// When the last connect failed, in ms since `started`, or `u64::MAX`.
     failed_connect_ms: AtomicU64,
-    started: Instant,
+    started: Monotonic,
     command_timeout: Duration,
     /// The most a call waits for a connection: the pool's wait, then a connect.
     checkout_timeout: Duration,
     breaker: Breaker,
-    delete_if_equal: Script,
-    write_guarded: Script,
-    add: Script,
-    touch: Script,
-    incr: Script,
-    delete: Script,
-    bump: Script,
+    scripts: Scripts,
     redacted_url: String,
 }
 
@@ -237,166 +116,18 @@ impl RedisBackend {
                 reason: format!("cannot build the Redis pool: {e}"),
                 source: None,
             })?;
-        let lanes = (0..settings.connections)
-            .map(|_| Lane {
-                conn: Mutex::new((0, None)),
-                connecting: tokio::sync::Mutex::new(()),
-            })
-            .collect();
+        let lanes = (0..settings.connections).map(|_| Lane::new()).collect();
         Ok(Self {
             pool,
             lanes,
             failed_connect_ms: AtomicU64::new(u64::MAX),
-            started: Instant::now(),
+            started: Monotonic::start(),
             command_timeout: settings.command_timeout,
             checkout_timeout: settings.pool_wait_timeout + settings.connect_timeout,
             breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
-            delete_if_equal: Script::new(DELETE_IF_EQUAL),
-            write_guarded: with_prelude(
-                &WRITE_GUARDED
-                    .replace("WRITE_ID_FROM", &(WRITE_ID_AT + 1).to_string())
-                    .replace("WRITE_ID_TO", &(WRITE_ID_AT + 8).to_string()),
-            ),
-            add: with_prelude(ADD),
-            touch: with_prelude(TOUCH),
-            incr: with_prelude(INCR),
-            delete: with_prelude(DELETE),
-            bump: Script::new(BUMP),
+            scripts: Scripts::new(),
             redacted_url: redact(url),
         })
-    }
-
-    /// Connects every lane now, returning the first error.
-    pub(crate) async fn connect_all(&self) -> Result<(), Error> {
-        for lane in &*self.lanes {
-            self.connect(lane, "connect").await?;
-        }
-        Ok(())
-    }
-
-    /// A connection for one command, and where it came from.
-    async fn checkout(
-        &self,
-        op: &'static str,
-    ) -> Result<(&Lane, u64, MultiplexedConnection), Error> {
-        let start = next_lane();
-        let count = self.lanes.len();
-        for i in 0..count {
-            let lane = &self.lanes[(start + i) % count];
-            if let Some(found) = lane.current() {
-                return Ok((lane, found.0, found.1));
-            }
-        }
-        let lane = &self.lanes[start % count];
-        // Rare (a lane without a connection): boxed, to keep every command's future small.
-        let connect = Box::pin(tokio::time::timeout(
-            self.checkout_timeout,
-            self.connect(lane, op),
-        ));
-        let (generation, conn) = connect.await.map_err(|_| Error::Timeout {
-            op,
-            after: self.checkout_timeout,
-        })??;
-        Ok((lane, generation, conn))
-    }
-
-    /// Fills an empty lane from the pool (one caller at a time; the others wait for it).
-    async fn connect(
-        &self,
-        lane: &Lane,
-        op: &'static str,
-    ) -> Result<(u64, MultiplexedConnection), Error> {
-        let _connecting = lane.connecting.lock().await;
-        if let Some(found) = lane.current() {
-            return Ok(found);
-        }
-        let failed = self.failed_connect_ms.load(Relaxed);
-        if failed != u64::MAX && self.now_ms().saturating_sub(failed) < RECONNECT_INTERVAL_MS {
-            return Err(Error::Unavailable {
-                reason: format!("cannot connect to {}; retrying shortly", self.redacted_url),
-            });
-        }
-        match self.pool.get().await {
-            Ok(conn) => {
-                self.failed_connect_ms.store(u64::MAX, Relaxed);
-                let multiplexed = (*conn).clone();
-                let mut slot = lane
-                    .conn
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                slot.0 += 1;
-                slot.1 = Some(conn);
-                Ok((slot.0, multiplexed))
-            }
-            Err(source) => {
-                self.failed_connect_ms.store(self.now_ms(), Relaxed);
-                Err(Error::Backend {
-                    op,
-                    source: source.into(),
-                })
-            }
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
-    }
-
-    /// Runs one request on a lane under the command deadline, unless the
-    /// circuit is open.
-    async fn run<T, F, Fut>(&self, op: &'static str, request: F) -> Result<T, Error>
-    where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: Future<Output = RedisResult<T>>,
-    {
-        let pass = self
-            .breaker
-            .admit()
-            .map_err(|retry_in| Error::CircuitOpen { op, retry_in })?;
-        let (lane, generation, conn) = match self.checkout(op).await {
-            Ok(found) => found,
-            Err(error) => {
-                self.failed(pass);
-                return Err(error);
-            }
-        };
-        // The connection enforces the command deadline (its response timeout).
-        match request(conn).await {
-            Ok(value) => {
-                pass.succeeded();
-                Ok(value)
-            }
-            Err(error) if error.is_timeout() => {
-                self.failed(pass);
-                Err(Error::Timeout {
-                    op,
-                    after: self.command_timeout,
-                })
-            }
-            Err(error) => {
-                if is_broken(&error) {
-                    lane.discard(generation);
-                    self.failed(pass);
-                } else {
-                    // An error reply: the server is there.
-                    pass.succeeded();
-                }
-                Err(Error::Backend {
-                    op,
-                    source: BackendError::Redis(error),
-                })
-            }
-        }
-    }
-
-    /// Counts a failure; when it opens the circuit, every lane is emptied so
-    /// that the probe starts on a new connection.
-    fn failed(&self, pass: super::breaker::Pass<'_>) {
-        if pass.failed() {
-            for lane in &*self.lanes {
-                lane.discard_any();
-            }
-        }
     }
 
     /// The state of the circuit breaker.
@@ -447,7 +178,7 @@ impl RedisBackend {
     }
 
     pub(crate) async fn add(&self, key: &str, bytes: &[u8], expiry: Expiry) -> Result<bool, Error> {
-        let script = &self.add;
+        let script = &self.scripts.add;
         self.run("add", |mut c| async move {
             script
                 .key(key)
@@ -525,7 +256,7 @@ impl RedisBackend {
 
     /// Bumps the version at `vkey`; the new version.
     pub(crate) async fn bump(&self, vkey: &str, fresh: u64) -> Result<u64, Error> {
-        let script = &self.bump;
+        let script = &self.scripts.bump;
         let version: String = self
             .run("invalidate", |mut c| async move {
                 script.key(vkey).arg(fresh).invoke_async(&mut c).await
@@ -545,9 +276,9 @@ impl RedisBackend {
         let expected: &[u8] = match expected {
             Expected::Absent => &[],
             Expected::WriteId(id) => &id.to_le_bytes(),
-            Expected::Nothing => b"-",
+            Expected::NotReplaceable => b"-",
         };
-        let script = &self.write_guarded;
+        let script = &self.scripts.write_guarded;
         self.run("set", |mut c| async move {
             script
                 .key(key)
@@ -565,7 +296,7 @@ impl RedisBackend {
         if keys.is_empty() {
             return Ok(0);
         }
-        let script = &self.delete;
+        let script = &self.scripts.delete;
         self.run("delete", |mut c| async move {
             let mut invocation = script.prepare_invoke();
             for key in keys {
@@ -581,7 +312,7 @@ impl RedisBackend {
             Expiry::Now => "now".to_owned(),
             expiry => ttl_arg(expiry).to_string(),
         };
-        let script = &self.touch;
+        let script = &self.scripts.touch;
         self.run("touch", |mut c| async move {
             script.key(key).arg(ttl).invoke_async(&mut c).await
         })
@@ -595,7 +326,7 @@ impl RedisBackend {
         delta: i64,
         expiry: Expiry,
     ) -> Result<Option<i64>, Error> {
-        let script = &self.incr;
+        let script = &self.scripts.incr;
         let result = self
             .run("incr", |mut c| async move {
                 script
@@ -641,7 +372,7 @@ impl RedisBackend {
 
     /// Removes `key` if it still holds exactly `bytes`.
     pub(crate) async fn delete_if_equal(&self, key: &str, bytes: &[u8]) -> Result<(), Error> {
-        let script = &self.delete_if_equal;
+        let script = &self.scripts.delete_if_equal;
         self.run("delete", |mut c| async move {
             let _: i64 = script.key(key).arg(bytes).invoke_async(&mut c).await?;
             Ok(())
@@ -682,48 +413,6 @@ impl RedisBackend {
     }
 }
 
-impl Lane {
-    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
-        let slot = self
-            .conn
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        slot.1.as_ref().map(|conn| (slot.0, (**conn).clone()))
-    }
-
-    /// Empties the lane if it still holds the broken connection of `generation`,
-    /// and takes that connection out of the pool so nobody gets it again.
-    fn discard(&self, generation: u64) {
-        self.discard_where(|held| held == generation);
-    }
-
-    /// Empties the lane, whatever connection it holds.
-    fn discard_any(&self) {
-        self.discard_where(|_| true);
-    }
-
-    fn discard_where(&self, matches: impl FnOnce(u64) -> bool) {
-        let broken = {
-            let mut slot = self
-                .conn
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if matches(slot.0) { slot.1.take() } else { None }
-        };
-        if let Some(conn) = broken {
-            drop(Connection::take(conn));
-        }
-    }
-}
-
-/// A script that sees tombstones as absent.
-fn with_prelude(body: &str) -> Script {
-    let prelude = PRELUDE
-        .replace("FORMAT", &codec::FORMAT_V1.to_string())
-        .replace("TOMBSTONE", &codec::TOMBSTONE.to_string());
-    Script::new(&format!("{prelude}\n{body}"))
-}
-
 /// A time to live for a script: milliseconds, or 0 for none.
 fn ttl_arg(expiry: Expiry) -> u64 {
     match expiry {
@@ -755,11 +444,6 @@ fn set_cmd(key: &str, bytes: &[u8], expiry: Expiry) -> redis::Cmd {
             cmd
         }
     }
-}
-
-/// Whether an error means the connection itself is gone.
-fn is_broken(error: &RedisError) -> bool {
-    error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error()
 }
 
 /// The URL with its password, if any, replaced by `***`.

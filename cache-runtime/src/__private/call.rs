@@ -1,0 +1,105 @@
+//! The entry points of cached calls and of `invalidate!`.
+
+use std::time::Duration;
+
+use super::convert::CachedValue;
+use super::key::CallKey;
+use crate::load::{Job, Loaded, Pick, Plan};
+use crate::options::Timeout;
+use crate::{Cache, Error, cache};
+
+/// The lease of `#[cached(lock = true)]`.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// How a cached call computes: its timeout, and its fleet-wide lease (or the cache's).
+#[must_use]
+pub fn plan(timeout: Timeout, lease: Option<Duration>) -> Plan {
+    Plan::cached(timeout, lease)
+}
+
+/// Runs a cached call: `pick` says what of its outcome is stored.
+pub async fn call<T, O, U, Fut>(
+    key: CallKey,
+    plan: Plan,
+    unless: U,
+    compute: Fut,
+    pick: Pick<T, O>,
+) -> O
+where
+    T: CachedValue,
+    U: FnOnce(&O) -> bool,
+    Fut: Future<Output = O>,
+{
+    let job = Job {
+        compute,
+        store_if: |outcome: &O| !unless(outcome),
+        pick,
+    };
+    let loaded = key.cache.inner.load(&key.key, &key.scope, plan, job).await;
+    outcome(&key, loaded)
+}
+
+/// [`call`] for a computation that owns its arguments: a stale value is
+/// served at once and refreshed in the background.
+pub async fn call_detached<T, O, U, Fut>(
+    key: CallKey,
+    plan: Plan,
+    unless: U,
+    compute: Fut,
+    pick: Pick<T, O>,
+) -> O
+where
+    T: CachedValue,
+    O: Send + 'static,
+    U: FnOnce(&O) -> bool + Send + 'static,
+    Fut: Future<Output = O> + Send + 'static,
+{
+    let job = Job {
+        compute,
+        store_if: move |outcome: &O| !unless(outcome),
+        pick,
+    };
+    let loaded = key
+        .cache
+        .inner
+        .load_detached(&key.key, &key.scope, plan, job)
+        .await;
+    outcome(&key, loaded)
+}
+
+/// The outcome of a cached call; the cache's error, if any, is logged.
+fn outcome<O>(key: &CallKey, loaded: Loaded<O>) -> O {
+    if let Some(error) = &loaded.error {
+        report(&key.key, error);
+    }
+    loaded
+        .outcome
+        .expect("a cached call's plan computes on error (`Plan::cached`), so it has an outcome")
+}
+
+/// Drops the entry of one call, with a tombstone (see `Cache::invalidate`).
+pub async fn invalidate_key(key: CallKey, cache: Option<Cache>) -> Result<(), Error> {
+    cache.unwrap_or(key.cache).invalidate(&key.key).await
+}
+
+/// Drops every entry of a namespace.
+pub async fn invalidate_namespace(cache: Cache, namespace: impl AsRef<str>) -> Result<u64, Error> {
+    cache.invalidate_namespace(namespace.as_ref()).await
+}
+
+/// Drops every entry carrying a tag.
+pub async fn invalidate_tag(cache: Cache, tag: impl AsRef<str>) -> Result<u64, Error> {
+    cache.invalidate_tag(tag.as_ref()).await
+}
+
+/// The cache to use: the one given, or the global one.
+pub fn cache_or_global(given: Option<Cache>) -> Cache {
+    given.unwrap_or_else(cache)
+}
+
+/// A cached function cannot return the cache's errors: they are logged, and
+/// the call goes on uncached.
+fn report(key: &str, error: &Error) {
+    let error: &dyn std::error::Error = error;
+    tracing::error!(key, error, "cached call goes on without the cache");
+}

@@ -1,0 +1,43 @@
+//! The Lua scripts of the Redis backend, one `.lua` file each. Every script
+//! that must see a tombstone as absent starts with `prelude.lua`. Each keeps
+//! its atomicity by touching one key, except the multi-key delete.
+
+use deadpool_redis::redis::Script;
+
+use crate::codec;
+
+/// The scripts, with the envelope's constants filled in.
+pub(super) struct Scripts {
+    pub(super) delete_if_equal: Script,
+    pub(super) write_guarded: Script,
+    pub(super) add: Script,
+    pub(super) touch: Script,
+    pub(super) incr: Script,
+    pub(super) delete: Script,
+    pub(super) bump: Script,
+}
+
+impl Scripts {
+    pub(super) fn new() -> Self {
+        let write_guarded = include_str!("write_guarded.lua")
+            .replace("WRITE_ID_FROM", &(codec::WRITE_ID_AT + 1).to_string())
+            .replace("WRITE_ID_TO", &(codec::WRITE_ID_AT + 8).to_string());
+        Self {
+            delete_if_equal: Script::new(include_str!("delete_if_equal.lua")),
+            write_guarded: with_prelude(&write_guarded),
+            add: with_prelude(include_str!("add.lua")),
+            touch: with_prelude(include_str!("touch.lua")),
+            incr: with_prelude(include_str!("incr.lua")),
+            delete: with_prelude(include_str!("delete.lua")),
+            bump: Script::new(include_str!("bump.lua")),
+        }
+    }
+}
+
+/// A script that sees tombstones as absent.
+fn with_prelude(body: &str) -> Script {
+    let prelude = include_str!("prelude.lua")
+        .replace("FORMAT", &codec::FORMAT_V1.to_string())
+        .replace("TOMBSTONE", &codec::TOMBSTONE.to_string());
+    Script::new(&format!("{prelude}\n{body}"))
+}

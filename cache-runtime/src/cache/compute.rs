@@ -1,0 +1,234 @@
+//! `get_or_set` and friends: the direct API's way into the miss engine
+//! (single flight, guarded writes, freshness).
+
+use super::Cache;
+use crate::Error;
+use crate::codec::Cacheable;
+use crate::load::{Job, Plan, pick_ok, pick_value};
+use crate::options::Timeout;
+use crate::scope::Scope;
+
+impl Cache {
+    /// The value at `key`, or else the value of `compute`, which is stored
+    /// for `timeout` and returned. A backend failure (when failing open)
+    /// only means `compute` runs; its value is still returned.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachette::Cache::memory();
+    /// let stats = cache
+    ///     .get_or_set("user_order_stats:7", || async { 42_u32 }, Duration::from_secs(3600))
+    ///     .await?;
+    /// assert_eq!(stats, 42);
+    /// // The second call finds it and does not run the closure.
+    /// let again = cache
+    ///     .get_or_set("user_order_stats:7", || async { unreachable!("a hit") as u32 }, Duration::from_secs(3600))
+    ///     .await?;
+    /// assert_eq!(again, 42);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_or_set<T, F, Fut>(
+        &self,
+        key: &str,
+        compute: F,
+        timeout: impl Into<Timeout>,
+    ) -> Result<T, Error>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        self.get_or_set_in(key, compute, timeout, &Scope::new())
+            .await
+    }
+
+    /// [`get_or_set`](Self::get_or_set) for an entry in `scope` (see
+    /// [`get_in`](Self::get_in)). The versions are read with the entry, before
+    /// `compute` runs, and the value is stamped with them: an invalidation
+    /// that lands while `compute` runs wins over the value it returns.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::Scope;
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachette::Cache::memory();
+    /// let scope = Scope::new().tag("user:42");
+    /// let perms = cache
+    ///     .get_or_set_in("user_permissions:42", || async { vec!["read".to_owned()] }, Duration::from_secs(3600), &scope)
+    ///     .await?;
+    /// assert_eq!(perms, ["read"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_or_set_in<T, F, Fut>(
+        &self,
+        key: &str,
+        compute: F,
+        timeout: impl Into<Timeout>,
+        scope: &Scope,
+    ) -> Result<T, Error>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let job = Job {
+            compute: async move { compute().await },
+            store_if: |_: &T| true,
+            pick: pick_value(),
+        };
+        let plan = Plan::direct(timeout.into());
+        self.inner.load(key, scope, plan, job).await.into_result()
+    }
+
+    /// [`get_or_set_in`](Self::get_or_set_in) with the refresh of a stale
+    /// value in the background: when the cache serves values past their
+    /// timeout ([`stale_while_revalidate`](crate::CacheBuilder::stale_while_revalidate))
+    /// or refreshes them early ([`early_refresh`](crate::CacheBuilder::early_refresh)),
+    /// every caller gets the stored value at once and a single refresh runs
+    /// in a task spawned on the current Tokio runtime. The computation must
+    /// therefore own what it uses (`Send + 'static`). A miss computes in the
+    /// caller, as `get_or_set_in` does.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::{Cache, Scope};
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::builder()
+    ///     .stale_while_revalidate(Duration::from_secs(300))
+    ///     .build()
+    ///     .await?;
+    /// let homepage = cache
+    ///     .get_or_set_detached("homepage", || async { "<h1>News</h1>".to_owned() }, Duration::from_secs(60), &Scope::new())
+    ///     .await?;
+    /// assert_eq!(homepage, "<h1>News</h1>");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_or_set_detached<T, F, Fut>(
+        &self,
+        key: &str,
+        compute: F,
+        timeout: impl Into<Timeout>,
+        scope: &Scope,
+    ) -> Result<T, Error>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + Send + 'static,
+    {
+        let job = Job {
+            compute: async move { compute().await },
+            store_if: |_: &T| true,
+            pick: pick_value(),
+        };
+        let plan = Plan::direct(timeout.into());
+        self.inner
+            .load_detached(key, scope, plan, job)
+            .await
+            .into_result()
+    }
+
+    /// Like [`get_or_set`](Self::get_or_set) for a fallible computation: only
+    /// an `Ok` value is stored; an `Err` is returned and nothing is cached.
+    /// Cache errors convert into the caller's error type.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Debug)]
+    /// enum AppError { Cache(cachette::Error), Upstream }
+    /// impl From<cachette::Error> for AppError {
+    ///     fn from(e: cachette::Error) -> Self { AppError::Cache(e) }
+    /// }
+    ///
+    /// let cache = cachette::Cache::memory();
+    /// let failed = cache
+    ///     .try_get_or_set("rates", || async { Err::<f64, _>(AppError::Upstream) }, Duration::from_secs(60))
+    ///     .await;
+    /// assert!(matches!(failed, Err(AppError::Upstream)));
+    /// let rate = cache
+    ///     .try_get_or_set("rates", || async { Ok::<_, AppError>(1.08) }, Duration::from_secs(60))
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(rate, 1.08);
+    /// # }
+    /// ```
+    pub async fn try_get_or_set<T, E, F, Fut>(
+        &self,
+        key: &str,
+        compute: F,
+        timeout: impl Into<Timeout>,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.try_get_or_set_in(key, compute, timeout, &Scope::new())
+            .await
+    }
+
+    /// [`try_get_or_set`](Self::try_get_or_set) for an entry in `scope`:
+    /// only an `Ok` value is stored, one computation runs per key, and the
+    /// value is stamped with the scope's versions as in
+    /// [`get_or_set_in`](Self::get_or_set_in).
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::Scope;
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachette::Cache::memory();
+    /// let scope = Scope::new().namespace("pages");
+    /// let page = cache
+    ///     .try_get_or_set_in("/about", || async { Ok::<_, cachette::Error>("<h1>About</h1>".to_owned()) }, Duration::from_secs(60), &scope)
+    ///     .await?;
+    /// assert_eq!(page, "<h1>About</h1>");
+    /// cache.invalidate_namespace("pages").await?;
+    /// assert_eq!(cache.get_in::<String>("/about", &scope).await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn try_get_or_set_in<T, E, F, Fut>(
+        &self,
+        key: &str,
+        compute: F,
+        timeout: impl Into<Timeout>,
+        scope: &Scope,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let job = Job {
+            compute: async move { compute().await },
+            store_if: |_: &Result<T, E>| true,
+            pick: pick_ok(),
+        };
+        let plan = Plan::direct(timeout.into());
+        match self.inner.load(key, scope, plan, job).await.into_result() {
+            Ok(outcome) => outcome,
+            Err(error) => Err(error.into()),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The [`Cache`] handle: a cheap clone over the shared `Inner` parts. Its
+//! methods live by job: `ops` the direct operations, `compute`
+//! `get_or_set` and friends, `invalidate` invalidation and [`Namespace`].
+
+mod compute;
+mod invalidate;
+mod ops;
+
+use std::sync::Arc;
+
+use crate::Error;
+use crate::backend::Backend;
+use crate::backend::breaker::Health;
+use crate::inner::Inner;
+use crate::key::KeySpace;
+use crate::options::Options;
+use crate::stats::Stats;
+pub use invalidate::Namespace;
+
+/// A handle to a cache: Redis or memory, with a key prefix, a default
+/// timeout and fail-open error handling.
+///
+/// Cloning is cheap and every clone shares the same store, connections and
+/// counters. Methods mirror Django's cache API.
+///
+/// ```
+/// # extern crate cachette_runtime as cachette;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cachette::Error> {
+/// use std::time::Duration;
+///
+/// let cache = cachette::Cache::memory();
+/// cache.set("my_key", "my_value", Duration::from_secs(60)).await?;
+/// let value: Option<String> = cache.get("my_key").await?;
+/// assert_eq!(value.as_deref(), Some("my_value"));
+/// cache.delete("my_key").await?;
+/// assert_eq!(cache.get::<String>("my_key").await?, None);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = &*self.inner;
+        f.debug_struct("Cache")
+            .field("backend", &inner.backend)
+            .field("prefix", &inner.keys.prefix())
+            .field("default_timeout", &inner.options.default_timeout)
+            .field("fail_open", &inner.options.fail_open)
+            .field("flights", &inner.flights.len())
+            .finish()
+    }
+}
+
+impl Cache {
+    /// The one constructor, from the parts the builder set up.
+    pub(crate) fn from_parts(backend: Arc<Backend>, keys: KeySpace, options: Options) -> Self {
+        Self {
+            inner: Arc::new(Inner::new(backend, keys, options)),
+        }
+    }
+
+    /// A handle on the same store (the same memory or the same Redis
+    /// connections) under another key prefix, with its own counters.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let shop = cachette::Cache::memory();
+    /// let admin = shop.with_prefix("admin")?;
+    /// admin.set("k", "admin's", Duration::from_secs(60)).await?;
+    /// assert_eq!(shop.get::<String>("k").await?, None);
+    /// shop.clear().await?;
+    /// assert!(admin.get::<String>("k").await?.is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_prefix(&self, prefix: &str) -> Result<Self, Error> {
+        let inner = &*self.inner;
+        let keys = KeySpace::new(prefix, inner.keys.max_len()).map_err(|reason| Error::Config {
+            reason,
+            source: None,
+        })?;
+        Ok(Self::from_parts(
+            Arc::clone(&inner.backend),
+            keys,
+            inner.options,
+        ))
+    }
+
+    /// The key under which `key` is stored: the escaped prefix, `:`, the
+    /// key — or, for a key too long, a shortened form with a digest.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let cache = cachette::Cache::memory();
+    /// assert_eq!(cache.key_for("user_order_stats:7"), "cachette:user_order_stats:7");
+    /// ```
+    #[must_use]
+    pub fn key_for(&self, key: &str) -> String {
+        self.inner.keys.entry(key)
+    }
+
+    /// The counters of this cache and all its clones.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let cache = cachette::Cache::memory();
+    /// assert_eq!(cache.stats().hits, 0);
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Whether calls reach the backend: the state of the circuit breaker in
+    /// front of Redis (see
+    /// [`CacheBuilder::circuit_breaker`](crate::CacheBuilder::circuit_breaker)).
+    /// The memory backend is always up.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let cache = cachette::Cache::memory();
+    /// assert!(cache.health().is_up());
+    /// assert_eq!(cache.health().times_opened, 0);
+    /// ```
+    #[must_use]
+    pub fn health(&self) -> Health {
+        self.inner.backend.health()
+    }
+}

@@ -1,0 +1,326 @@
+//! The miss engine behind `get_or_set` and `#[cached]`: read; on a miss,
+//! join the key's flight (single flight), re-check, take the fleet's lease,
+//! compute, store with a guarded write, and hand the value to the callers
+//! that waited. Stale values are served and refreshed here too
+//! (stale-while-revalidate, failover, early refresh).
+
+mod lease;
+mod plan;
+
+use std::any::Any;
+use std::sync::Arc;
+
+use crate::Error;
+use crate::clock;
+use crate::codec::Cacheable;
+use crate::flight::{FlightState, Role, follow};
+use crate::freshness::Windows;
+use crate::guard::Guard;
+use crate::inner::Inner;
+use crate::read::Lookup;
+use crate::scope::Scope;
+use lease::Lease;
+pub use plan::{IntoDuration, Pick, Plan, pick_ok, pick_some, pick_value};
+
+/// What a computation is: the future that computes the outcome `O`, whether
+/// to store a given outcome, and what of it to store.
+pub(crate) struct Job<Fut, S, T, O> {
+    pub(crate) compute: Fut,
+    pub(crate) store_if: S,
+    pub(crate) pick: Pick<T, O>,
+}
+
+/// What a load came back with: the outcome, when there is one, and the
+/// cache's error, when there is one.
+pub(crate) struct Loaded<O> {
+    pub(crate) outcome: Option<O>,
+    pub(crate) error: Option<Error>,
+}
+
+impl<O> Loaded<O> {
+    fn value(outcome: O) -> Self {
+        Self {
+            outcome: Some(outcome),
+            error: None,
+        }
+    }
+
+    /// The outcome, or the cache's error when there is one (a value that
+    /// cannot be encoded, or any failure without fail-open).
+    pub(crate) fn into_result(self) -> Result<O, Error> {
+        match (self.outcome, self.error) {
+            (_, Some(error)) => Err(error),
+            (Some(outcome), None) => Ok(outcome),
+            // A load without an error has an outcome: only a failed read
+            // without `compute_on_error` ends with none, and it has its error.
+            (None, None) => Err(Error::Unavailable {
+                reason: "the computation ended without an outcome".to_owned(),
+            }),
+        }
+    }
+}
+
+/// What a miss read of a key, as a flight compares it.
+fn state_of(guard: Option<&Guard>) -> FlightState {
+    guard.map(|g| (g.expected, g.stamps.clone()))
+}
+
+impl Inner {
+    /// The freshness windows of `plan`, the cache's defaults filled in.
+    fn windows(&self, plan: &Plan) -> Windows {
+        Windows::of(plan.policy.or(self.options.policy))
+    }
+
+    /// The value at `key`, or the outcome of `job.compute`: on a miss the
+    /// first caller in this process computes (single flight) — with a lease,
+    /// the first in the fleet — stores what `job.pick` picks from the outcome
+    /// when `job.store_if` agrees, and hands it to the callers that waited.
+    pub(crate) async fn load<T, O, Fut, S>(
+        &self,
+        key: &str,
+        scope: &Scope,
+        plan: Plan,
+        job: Job<Fut, S, T, O>,
+    ) -> Loaded<O>
+    where
+        T: Cacheable,
+        Fut: Future<Output = O>,
+        S: FnOnce(&O) -> bool,
+    {
+        let windows = self.windows(&plan);
+        let first = self
+            .read_for_write::<T>(key, scope, true, windows.early)
+            .await;
+        if let Ok(Lookup::Hit(value)) = first {
+            return Loaded::value((job.pick.wrap)(value));
+        }
+        // A miss: the rest lives on the heap, so a hit's future stays small.
+        Box::pin(self.load_miss(key, scope, plan, first, job)).await
+    }
+
+    /// [`load`](Self::load) for a computation that can outlive its caller:
+    /// a value served stale (stale-while-revalidate) or picked for early
+    /// refresh is returned at once, and one refresh runs in a task spawned on
+    /// the current Tokio runtime. Outside a runtime, this is `load`.
+    pub(crate) async fn load_detached<T, O, Fut, S>(
+        self: &Arc<Self>,
+        key: &str,
+        scope: &Scope,
+        plan: Plan,
+        job: Job<Fut, S, T, O>,
+    ) -> Loaded<O>
+    where
+        T: Cacheable,
+        O: Send + 'static,
+        Fut: Future<Output = O> + Send + 'static,
+        S: FnOnce(&O) -> bool + Send + 'static,
+    {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.load(key, scope, plan, job).await;
+        };
+        let windows = self.windows(&plan);
+        let first = self
+            .read_for_write::<T>(key, scope, true, windows.early)
+            .await;
+        match first {
+            Ok(Lookup::Hit(value)) => Loaded::value((job.pick.wrap)(value)),
+            Ok(Lookup::Stale {
+                value,
+                stale_for_ms,
+                ..
+            }) if windows.serves_stale(stale_for_ms) => {
+                self.counters.miss();
+                let wrap = job.pick.wrap;
+                // A refresh already under way (here or in a spawned task) needs no other.
+                if !self.flights.busy(&self.keys.entry(key)) {
+                    let (inner, key, scope) = (Arc::clone(self), key.to_owned(), scope.clone());
+                    runtime.spawn(async move {
+                        let loaded = inner.load(&key, &scope, plan, job).await;
+                        if let Some(error) = &loaded.error {
+                            let error: &dyn std::error::Error = error;
+                            tracing::error!(key, error, "background refresh not stored");
+                        }
+                    });
+                }
+                Loaded::value(wrap(value))
+            }
+            first => Box::pin(self.load_miss(key, scope, plan, first, job)).await,
+        }
+    }
+
+    /// [`load`](Self::load) after its first read missed (or failed). Each
+    /// way out counts the call once: a miss when it computed (or served a
+    /// stale value), joined when it got a value another computation stored.
+    #[allow(clippy::too_many_lines)] // one miss, step by step
+    async fn load_miss<T, O, Fut, S>(
+        &self,
+        key: &str,
+        scope: &Scope,
+        plan: Plan,
+        first: Result<Lookup<T>, Error>,
+        job: Job<Fut, S, T, O>,
+    ) -> Loaded<O>
+    where
+        T: Cacheable,
+        Fut: Future<Output = O>,
+        S: FnOnce(&O) -> bool,
+    {
+        let Job {
+            compute,
+            store_if,
+            pick,
+        } = job;
+        let counters = &self.counters;
+        let uncached = |compute: Fut, error: Error| async move {
+            Loaded {
+                outcome: if plan.compute_on_error {
+                    Some(compute.await)
+                } else {
+                    None
+                },
+                error: Some(error),
+            }
+        };
+        let windows = self.windows(&plan);
+        let full = self.keys.entry(key);
+        let mut first = Some(first);
+        // The last good value (stale or refreshed early), for stale-while-revalidate and failover.
+        let mut kept: Option<T> = None;
+        let mut stale_for_ms = 0;
+        loop {
+            let read = match first.take() {
+                Some(read) => read,
+                None => {
+                    self.read_for_write::<T>(key, scope, false, windows.early)
+                        .await
+                }
+            };
+            let guard = match read {
+                Ok(Lookup::Hit(value)) => {
+                    // Stored by a computation this call waited for.
+                    counters.joined();
+                    return Loaded::value((pick.wrap)(value));
+                }
+                Ok(Lookup::Stale {
+                    value,
+                    guard,
+                    stale_for_ms: past,
+                }) => {
+                    kept = Some(value);
+                    stale_for_ms = past;
+                    guard
+                }
+                Ok(Lookup::Miss(guard)) => guard,
+                Err(error) => {
+                    counters.miss();
+                    return uncached(compute, error).await;
+                }
+            };
+            // Only a flight that read the key as this call did may serve it:
+            // one that read it before an invalidation this call saw may not.
+            let leader = match self.flights.join(&full, state_of(guard.as_ref())) {
+                Role::Leader(leader) => leader,
+                Role::Follower(landing) => {
+                    // Stale-while-revalidate: while one caller recomputes,
+                    // the others are served the stale value at once.
+                    if windows.serves_stale(stale_for_ms)
+                        && let Some(stale) = kept.take()
+                    {
+                        counters.miss();
+                        return Loaded::value((pick.wrap)(stale));
+                    }
+                    match follow(landing).await {
+                        Some(value) => match value.downcast_ref::<T>() {
+                            Some(value) => {
+                                counters.joined();
+                                return Loaded::value((pick.wrap)(value.clone()));
+                            }
+                            // Another type under the same key: compute for ourselves, store nothing.
+                            None => {
+                                counters.miss();
+                                return Loaded::value(compute.await);
+                            }
+                        },
+                        // The leader landed nothing: read again, and lead if still a miss.
+                        None => continue,
+                    }
+                }
+            };
+            // A flight that landed between our read and our join may have stored the value.
+            // With a value kept for refresh, only a fresher one counts as a hit: an
+            // infinite beta makes any value with a freshness stale again.
+            let recheck_early = kept.as_ref().map(|_| f64::INFINITY);
+            // A read that just failed (fail-open: no guard) is not tried again:
+            // one deadline per call is all a failing backend may cost.
+            let recheck = match guard {
+                None => Err(None),
+                Some(guard) => self
+                    .read_for_write::<T>(key, scope, false, recheck_early)
+                    .await
+                    .map_err(|_| Some(guard)),
+            };
+            let guard = match recheck {
+                Ok(Lookup::Hit(value)) => {
+                    counters.joined();
+                    leader.land(Some(Arc::new(value.clone())));
+                    return Loaded::value((pick.wrap)(value));
+                }
+                Ok(Lookup::Miss(again) | Lookup::Stale { guard: again, .. }) => {
+                    leader.restate(state_of(again.as_ref()));
+                    again
+                }
+                Err(guard) => guard,
+            };
+            // Without a guard the backend failed: no lease to take, nothing to write.
+            let lease_for = guard.as_ref().and(plan.lease.or(self.options.lease));
+            let lease = match self.lease::<T>(key, scope, lease_for).await {
+                Lease::Found(value) => {
+                    counters.joined();
+                    leader.land(Some(Arc::new(value.clone())));
+                    return Loaded::value((pick.wrap)(value));
+                }
+                Lease::Held(lease) => lease,
+            };
+            counters.miss();
+            let started = std::time::Instant::now();
+            let outcome = compute.await;
+            let compute_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+            if (pick.value_of)(&outcome).is_none()
+                && let Some(kept) = kept.filter(|_| windows.fails_over(stale_for_ms))
+            {
+                // Failover: the computation gave nothing to cache; serve the last good value.
+                tracing::warn!(key, "computation failed; serving the last good value");
+                if let Some(held) = lease {
+                    self.release_lease(held).await;
+                }
+                leader.land(Some(Arc::new(kept.clone())));
+                return Loaded::value((pick.wrap)(kept));
+            }
+            let stored = (pick.value_of)(&outcome).filter(|_| store_if(&outcome));
+            let error = match (stored, guard) {
+                (Some(value), Some(guard)) => {
+                    let expiry = plan.timeout.resolve(self.options.default_timeout);
+                    let draw = if windows.jitter > 0.0 {
+                        clock::draw()
+                    } else {
+                        0.0
+                    };
+                    let (expiry, freshness) =
+                        windows.lifetime(expiry, compute_ms, clock::now_ms(), draw);
+                    self.write_guarded(guard, value, expiry, freshness)
+                        .await
+                        .err()
+                }
+                _ => None,
+            };
+            if let Some(held) = lease {
+                self.release_lease(held).await;
+            }
+            leader.land(stored.map(|value| Arc::new(value.clone()) as Arc<dyn Any + Send + Sync>));
+            return Loaded {
+                outcome: Some(outcome),
+                error,
+            };
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! How a computation runs: [`Plan`] (its timeout, lease and freshness
+//! settings, set by the direct API or by `#[cached]` options) and [`Pick`]
+//! (what of its outcome is stored).
+
+use std::time::Duration;
+
+use crate::options::{Policy, Timeout};
+
+/// How [`Inner::load`](crate::inner::Inner) runs a computation.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub(crate) timeout: Timeout,
+    /// Compute across the fleet under a lease of this length.
+    pub(crate) lease: Option<Duration>,
+    /// On a failing read (without fail-open): compute uncached and report
+    /// the error beside the outcome, or return the error alone.
+    pub(crate) compute_on_error: bool,
+    /// Freshness settings; those left `None` come from the cache.
+    pub(crate) policy: Policy,
+}
+
+impl Plan {
+    /// How the direct API computes: the cache's default lease, and errors returned.
+    pub(crate) fn direct(timeout: Timeout) -> Self {
+        Self {
+            timeout,
+            lease: None,
+            compute_on_error: false,
+            policy: Policy::default(),
+        }
+    }
+
+    /// How a `#[cached]` function computes: its timeout, its fleet-wide
+    /// lease (or the cache's), and on a failing cache, uncached.
+    #[must_use]
+    pub fn cached(timeout: Timeout, lease: Option<Duration>) -> Self {
+        Self {
+            timeout,
+            lease,
+            compute_on_error: true,
+            policy: Policy::default(),
+        }
+    }
+
+    /// `#[cached(stale = ...)]`.
+    #[must_use]
+    pub fn stale(mut self, stale: impl IntoDuration) -> Self {
+        self.policy.stale = Some(stale.into_duration());
+        self
+    }
+
+    /// `#[cached(failover = ...)]`.
+    #[must_use]
+    pub fn failover(mut self, failover: impl IntoDuration) -> Self {
+        self.policy.failover = Some(failover.into_duration());
+        self
+    }
+
+    /// `#[cached(early = ...)]`: the `XFetch` beta (`true` is 1.0).
+    #[must_use]
+    pub fn early(mut self, beta: f64) -> Self {
+        self.policy.early = Some(beta);
+        self
+    }
+
+    /// `#[cached(jitter = ...)]`: the fraction of the timeout to spread expiries over.
+    #[must_use]
+    pub fn jitter(mut self, fraction: f64) -> Self {
+        self.policy.jitter = Some(fraction);
+        self
+    }
+}
+
+/// Seconds or a `Duration`, as `stale` and `failover` accept them.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a duration",
+    label = "expected seconds as an integer, or a `Duration`"
+)]
+pub trait IntoDuration {
+    /// The duration this stands for.
+    fn into_duration(self) -> Duration;
+}
+
+impl IntoDuration for Duration {
+    fn into_duration(self) -> Duration {
+        self
+    }
+}
+
+macro_rules! duration_seconds {
+    ($($t:ty),*) => {$(
+        impl IntoDuration for $t {
+            fn into_duration(self) -> Duration {
+                Duration::from_secs(u64::try_from(self).unwrap_or(0))
+            }
+        }
+    )*};
+}
+duration_seconds!(u64, u32, i64, i32, usize);
+
+/// What a computation stores of its outcome `O`, and how a stored `T`
+/// becomes an outcome again.
+pub struct Pick<T, O> {
+    pub(crate) value_of: for<'o> fn(&'o O) -> Option<&'o T>,
+    pub(crate) wrap: fn(T) -> O,
+}
+
+impl<T, O> Clone for Pick<T, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T, O> Copy for Pick<T, O> {}
+
+/// Every value is stored.
+#[must_use]
+pub fn pick_value<T>() -> Pick<T, T> {
+    Pick {
+        value_of: itself,
+        wrap: |v| v,
+    }
+}
+
+/// `Ok` values are stored.
+#[must_use]
+pub fn pick_ok<T, E>() -> Pick<T, Result<T, E>> {
+    Pick {
+        value_of: ok_of,
+        wrap: Ok,
+    }
+}
+
+/// `Some` values are stored.
+#[must_use]
+pub fn pick_some<T>() -> Pick<T, Option<T>> {
+    Pick {
+        value_of: some_of,
+        wrap: Some,
+    }
+}
+
+/// The value to cache of an outcome that is the value (one signature for
+/// every kind of outcome).
+#[allow(clippy::unnecessary_wraps)]
+fn itself<T>(value: &T) -> Option<&T> {
+    Some(value)
+}
+
+/// The value to cache of a `Result`: its `Ok`.
+fn ok_of<T, E>(result: &Result<T, E>) -> Option<&T> {
+    result.as_ref().ok()
+}
+
+/// The value to cache of an `Option`: its `Some`.
+#[allow(clippy::ref_option)] // picks values out of `&O`
+fn some_of<T>(option: &Option<T>) -> Option<&T> {
+    option.as_ref()
+}

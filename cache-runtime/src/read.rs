@@ -1,0 +1,208 @@
+//! The read path: one lookup of an entry and the versions of its scope (one
+//! round trip), and its judgement — a hit, a stale value with what its
+//! refresh needs, or a miss with what the key held.
+
+use std::sync::Arc;
+
+use crate::backend::{Expected, Found, Typed};
+use crate::codec::{self, Cacheable, Meta, Stored};
+use crate::freshness::{Verdict, verdict};
+use crate::guard::Guard;
+use crate::inner::Inner;
+use crate::scope::Scope;
+use crate::{Error, clock};
+
+/// A judgement of stored bytes against the versions of the reader's scope.
+pub(crate) enum Judged<T> {
+    Hit(T),
+    /// A value past its freshness, or picked for an early refresh.
+    Stale {
+        value: T,
+        /// The write id of the stored value, which its refresh expects to replace.
+        write_id: u64,
+        /// How long ago it went stale (0: picked for an early refresh).
+        stale_for_ms: u64,
+    },
+    /// Nothing usable; what the key held, for a guarded write.
+    Miss(Expected),
+    /// Bytes that are not a `T` (removed).
+    Undecodable,
+}
+
+/// What a read found: a value, or what the key held instead.
+pub(crate) struct Read<T> {
+    pub(crate) value: Option<T>,
+    /// For a value past its freshness: how long ago it went stale (ms).
+    pub(crate) stale_for_ms: Option<u64>,
+    pub(crate) expected: Expected,
+    /// The current versions of the scope, `None` where a version key is missing.
+    pub(crate) versions: Vec<Option<u64>>,
+}
+
+/// The outcome of a read made to be followed by a write.
+pub(crate) enum Lookup<T> {
+    Hit(T),
+    /// A value past its freshness (or picked for early refresh).
+    Stale {
+        value: T,
+        /// What its refresh must find to store; `None` when the backend failed.
+        guard: Option<Guard>,
+        /// How long ago it went stale (0: picked for an early refresh).
+        stale_for_ms: u64,
+    },
+    /// A miss, with what the write of the computed value must hold to;
+    /// `None` when the backend failed and nothing should be written.
+    Miss(Option<Guard>),
+}
+
+impl Inner {
+    /// Reads the entry at `full` and the versions at `vkeys`, in one round trip.
+    pub(crate) async fn read<T: Cacheable>(
+        &self,
+        full: &str,
+        vkeys: &[String],
+        early: Option<f64>,
+    ) -> Result<Read<T>, Error> {
+        let (found, versions) = self.backend.read(full, vkeys).await?;
+        let judged = match &found {
+            Some(found) => self.judge_found(full, found, &versions, early).await,
+            None => Judged::Miss(Expected::Absent),
+        };
+        let (value, expected, stale_for_ms) = match judged {
+            Judged::Hit(value) => (Some(value), Expected::Absent, None),
+            Judged::Stale {
+                value,
+                write_id,
+                stale_for_ms,
+            } => (Some(value), Expected::WriteId(write_id), Some(stale_for_ms)),
+            Judged::Miss(expected) => (None, expected, None),
+            Judged::Undecodable => (None, Expected::Absent, None),
+        };
+        Ok(Read {
+            value,
+            stale_for_ms,
+            expected,
+            versions,
+        })
+    }
+
+    /// A read to be followed by the write of a computed value. On a miss the
+    /// scope's missing version keys are created, so the value can be stamped.
+    /// With `count`, a hit is counted; what a miss becomes (computed here, or
+    /// joined to another computation) is counted by the caller.
+    pub(crate) async fn read_for_write<T: Cacheable>(
+        &self,
+        key: &str,
+        scope: &Scope,
+        count: bool,
+        early: Option<f64>,
+    ) -> Result<Lookup<T>, Error> {
+        let full = self.keys.entry(key);
+        let vkeys = scope.version_keys(&self.keys)?;
+        let read = match self.read::<T>(&full, &vkeys, early).await {
+            Ok(read) => read,
+            Err(error) => {
+                self.backend_failed(error)?;
+                return Ok(Lookup::Miss(None));
+            }
+        };
+        let stale = match (read.value, read.stale_for_ms) {
+            (Some(value), None) => {
+                if count {
+                    self.counters.hit();
+                }
+                return Ok(Lookup::Hit(value));
+            }
+            (Some(value), Some(stale_for_ms)) => Some((value, stale_for_ms)),
+            (None, _) => None,
+        };
+        let stamps = match Box::pin(self.settle_versions(&vkeys, read.versions)).await {
+            Ok(stamps) => stamps,
+            Err(error) => {
+                self.backend_failed(error)?;
+                return Ok(Lookup::Miss(None));
+            }
+        };
+        let guard = Some(Guard {
+            full_key: full,
+            expected: read.expected,
+            stamps,
+        });
+        Ok(match stale {
+            Some((value, stale_for_ms)) => Lookup::Stale {
+                value,
+                guard,
+                stale_for_ms,
+            },
+            None => Lookup::Miss(guard),
+        })
+    }
+
+    /// Judges what a read found: its typed value when the store kept one
+    /// of type `T`, else its bytes. A store that keeps typed values is handed
+    /// the decoded one; undecodable bytes are counted and removed (if unchanged).
+    pub(crate) async fn judge_found<T: Cacheable>(
+        &self,
+        full: &str,
+        found: &Found,
+        versions: &[Option<u64>],
+        early: Option<f64>,
+    ) -> Judged<T> {
+        if let Some(value) = found.typed().and_then(|typed| typed.downcast_ref::<T>()) {
+            return match codec::inspect(found.bytes()) {
+                Ok(Stored::Value(meta, _)) if meta.stamped(versions) => {
+                    freshen(value.clone(), &meta, early)
+                }
+                Ok(Stored::Counter(_)) if versions.is_empty() => Judged::Hit(value.clone()),
+                Ok(Stored::Value(meta, _)) => Judged::Miss(Expected::WriteId(meta.write_id)),
+                _ => Judged::Miss(Expected::NotReplaceable),
+            };
+        }
+        let judged = judge(found.bytes(), versions, early);
+        match &judged {
+            Judged::Hit(value) | Judged::Stale { value, .. } if self.backend.keeps_typed() => {
+                let typed: Typed = Arc::new(T::clone(value));
+                Box::pin(self.backend.remember_typed(full, found, typed)).await;
+            }
+            Judged::Undecodable => {
+                self.counters.undecodable(full);
+                if let Err(error) = Box::pin(self.backend.remove_if_same(full, found)).await {
+                    self.counters.backend_error(&error, true);
+                }
+            }
+            _ => {}
+        }
+        judged
+    }
+}
+
+/// Judges stored bytes against the reader's versions, without side effects.
+fn judge<T: Cacheable>(bytes: &[u8], versions: &[Option<u64>], early: Option<f64>) -> Judged<T> {
+    match codec::inspect(bytes) {
+        Err(_) => Judged::Undecodable,
+        Ok(Stored::Tombstone(meta)) => Judged::Miss(Expected::WriteId(meta.write_id)),
+        Ok(Stored::Counter(n)) if versions.is_empty() => {
+            codec::decode_counter(n).map_or(Judged::Undecodable, Judged::Hit)
+        }
+        Ok(Stored::Counter(_)) => Judged::Miss(Expected::NotReplaceable),
+        Ok(Stored::Value(meta, _)) if !meta.stamped(versions) => {
+            Judged::Miss(Expected::WriteId(meta.write_id))
+        }
+        Ok(Stored::Value(meta, payload)) => match codec::decode_payload(payload) {
+            Ok(value) => freshen(value, &meta, early),
+            Err(_) => Judged::Undecodable,
+        },
+    }
+}
+
+/// A decoded value as its freshness makes it (see [`verdict`]).
+fn freshen<T>(value: T, meta: &Meta<'_>, early: Option<f64>) -> Judged<T> {
+    match verdict(meta.freshness, early, clock::now_ms, clock::draw) {
+        Verdict::Fresh => Judged::Hit(value),
+        Verdict::Stale { for_ms } => Judged::Stale {
+            value,
+            write_id: meta.write_id,
+            stale_for_ms: for_ms,
+        },
+    }
+}
