@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::Backend;
-use crate::backend::memory::Memory;
-use crate::backend::redis::{RedisBackend, Settings, redact};
+use crate::backend::redis::{Settings, redact};
 use crate::cache::Cache;
 use crate::key::{DEFAULT_MAX_KEY_LENGTH, KeySpace};
 use crate::options::Options;
@@ -312,8 +311,8 @@ impl CacheBuilder {
             });
         }
         let backend = match &self.redis_url {
-            Some(url) => Backend::Redis(RedisBackend::new(url, settings)?),
-            None => Backend::Memory(Memory::new(self.memory_capacity)),
+            Some(url) => Backend::redis(url, settings)?,
+            None => Backend::memory(self.memory_capacity),
         };
         Ok(Cache::from_parts(Arc::new(backend), keys, self.options))
     }
@@ -333,7 +332,7 @@ impl CacheBuilder {
                 error = &error as &dyn std::error::Error,
                 "cannot build the cache from the environment; every call is a miss"
             );
-            let backend = Backend::Unavailable(error.to_string());
+            let backend = Backend::unavailable(error.to_string());
             // The environment sets no prefix: the default one is valid.
             let keys = KeySpace::new(&prefix, max_key_length)
                 .or_else(|_| KeySpace::new(DEFAULT_PREFIX, DEFAULT_MAX_KEY_LENGTH))
@@ -369,7 +368,7 @@ impl Cache {
     #[must_use]
     pub fn memory() -> Self {
         let builder = CacheBuilder::default();
-        let backend = Backend::Memory(Memory::new(builder.memory_capacity));
+        let backend = Backend::memory(builder.memory_capacity);
         // The default prefix and bound are valid.
         let keys = KeySpace::new(DEFAULT_PREFIX, DEFAULT_MAX_KEY_LENGTH)
             .unwrap_or_else(|reason| unreachable!("the default key space is valid: {reason}"));

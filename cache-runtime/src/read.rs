@@ -65,7 +65,11 @@ impl Inner {
     ) -> Result<Read<T>, Error> {
         let (found, versions) = self.backend.read(full, vkeys).await?;
         let judged = match &found {
-            Some(found) => self.judge_found(full, found, &versions, early).await,
+            // A typed value kept by the store is judged without decoding, or awaiting.
+            Some(found) => match judge_typed(found, &versions, early) {
+                Some(judged) => judged,
+                None => self.judge_found(full, found, &versions, early).await,
+            },
             None => Judged::Miss(Expected::Absent),
         };
         let (value, expected, stale_for_ms) = match judged {
@@ -148,15 +152,8 @@ impl Inner {
         versions: &[Option<u64>],
         early: Option<f64>,
     ) -> Judged<T> {
-        if let Some(value) = found.typed().and_then(|typed| typed.downcast_ref::<T>()) {
-            return match codec::inspect(found.bytes()) {
-                Ok(Stored::Value(meta, _)) if meta.stamped(versions) => {
-                    freshen(value.clone(), &meta, early)
-                }
-                Ok(Stored::Counter(_)) if versions.is_empty() => Judged::Hit(value.clone()),
-                Ok(Stored::Value(meta, _)) => Judged::Miss(Expected::WriteId(meta.write_id)),
-                _ => Judged::Miss(Expected::NotReplaceable),
-            };
+        if let Some(judged) = judge_typed(found, versions, early) {
+            return judged;
         }
         let judged = judge(found.bytes(), versions, early);
         match &judged {
@@ -174,6 +171,24 @@ impl Inner {
         }
         judged
     }
+}
+
+/// Judges the typed value the store kept beside the bytes, when it is a
+/// `T`: the envelope's stamps and freshness decide, and nothing is decoded.
+fn judge_typed<T: Cacheable>(
+    found: &Found,
+    versions: &[Option<u64>],
+    early: Option<f64>,
+) -> Option<Judged<T>> {
+    let value = found.typed()?.downcast_ref::<T>()?;
+    Some(match codec::inspect(found.bytes()) {
+        Ok(Stored::Value(meta, _)) if meta.stamped(versions) => {
+            freshen(value.clone(), &meta, early)
+        }
+        Ok(Stored::Counter(_)) if versions.is_empty() => Judged::Hit(value.clone()),
+        Ok(Stored::Value(meta, _)) => Judged::Miss(Expected::WriteId(meta.write_id)),
+        _ => Judged::Miss(Expected::NotReplaceable),
+    })
 }
 
 /// Judges stored bytes against the reader's versions, without side effects.

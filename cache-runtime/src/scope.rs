@@ -70,6 +70,10 @@ impl Scope {
     /// tag's (an entry is stamped with their versions, in this order).
     pub(crate) fn version_keys(&self, keys: &KeySpace) -> Result<Vec<String>, Error> {
         let count = usize::from(self.namespace.is_some()) + self.tags.len();
+        if count == 0 {
+            // Most entries have no scope: nothing to build on their hit path.
+            return Ok(Vec::new());
+        }
         if count > MAX_SCOPE {
             return Err(Error::Config {
                 reason: format!(

@@ -65,6 +65,7 @@ pub(crate) enum Found {
 }
 
 impl Found {
+    #[inline]
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Self::Slot(slot) => &slot.bytes,
@@ -73,6 +74,7 @@ impl Found {
     }
 
     /// The typed value stored with the bytes, if any.
+    #[inline]
     pub(crate) fn typed(&self) -> Option<&Typed> {
         match self {
             Self::Slot(slot) => slot.typed.as_ref(),
@@ -98,6 +100,21 @@ fn unavailable(reason: &str) -> Error {
 }
 
 impl Backend {
+    /// A memory store of `capacity` entries.
+    pub(crate) fn memory(capacity: u64) -> Self {
+        Self::Memory(Memory::new(capacity))
+    }
+
+    /// A Redis store at `url` (not connected yet).
+    pub(crate) fn redis(url: &str, settings: &redis::Settings) -> Result<Self, Error> {
+        RedisBackend::new(url, settings).map(Self::Redis)
+    }
+
+    /// A store that fails every call with `reason`.
+    pub(crate) fn unavailable(reason: String) -> Self {
+        Self::Unavailable(reason)
+    }
+
     /// Connects now where the store connects at all (a refused password is an error here).
     pub(crate) async fn connect(&self) -> Result<(), Error> {
         match self {
@@ -132,6 +149,7 @@ impl Backend {
 
     /// The entry at `key` and the versions at `vkeys` (`None` where
     /// missing), in one round trip.
+    #[inline]
     pub(crate) async fn read(
         &self,
         key: &str,

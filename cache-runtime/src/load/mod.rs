@@ -87,10 +87,9 @@ impl Inner {
         Fut: Future<Output = O>,
         S: FnOnce(&O) -> bool,
     {
-        let windows = self.windows(&plan);
-        let first = self
-            .read_for_write::<T>(key, scope, true, windows.early)
-            .await;
+        // Only early refresh matters to a hit: the other windows wait for a miss.
+        let early = plan.policy.early.or(self.options.policy.early);
+        let first = self.read_for_write::<T>(key, scope, true, early).await;
         if let Ok(Lookup::Hit(value)) = first {
             return Loaded::value((job.pick.wrap)(value));
         }
