@@ -2,7 +2,7 @@
 
 pub use cachette_runtime::{
     BackendError, Cache, CacheBuilder, Cacheable, DEFAULT_MAX_KEY_LENGTH, DEFAULT_TIMEOUT, Error,
-    MAX_SCOPE, Namespace, Result, Scope, Stats, Timeout, cache, redis,
+    Lock, MAX_SCOPE, Namespace, Result, Scope, Stats, Timeout, cache, redis,
 };
 
 /// Caches the results of an `async fn`.

@@ -85,11 +85,24 @@ pub enum Error {
         #[source]
         source: Option<BackendError>,
     },
-    /// `incr`/`decr` met a value that is not an integer counter, or would overflow.
-    #[error("cache entry `{key}` is not an integer counter or would overflow")]
+    /// `incr`/`decr` met a value that is not an integer counter, or the
+    /// sum would leave the range of an `i64`.
+    #[error("cache entry `{key}` is not an integer counter, or the sum leaves the i64 range")]
     NotACounter {
         /// The key as the caller gave it.
         key: String,
+    },
+    /// [`incr_existing`](crate::Cache::incr_existing) found no counter.
+    #[error("cache entry `{key}` does not exist")]
+    NotFound {
+        /// The key as the caller gave it.
+        key: String,
+    },
+    /// A lock is held by another owner, or its lease ran out.
+    #[error("the lock `{name}` is not held by this owner")]
+    LockLost {
+        /// The lock's name.
+        name: String,
     },
 }
 

@@ -69,7 +69,7 @@ impl Windows {
             compute_ms,
         };
         (
-            Expiry::After(fresh + Duration::from_millis(extra)),
+            Expiry::after(fresh.saturating_add(Duration::from_millis(extra))),
             freshness,
         )
     }

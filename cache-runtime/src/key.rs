@@ -98,10 +98,69 @@ impl KeySpace {
         out
     }
 
+    /// The SCAN pattern matching the entries whose keys match `glob`.
+    pub(crate) fn entry_pattern(&self, glob: &str) -> String {
+        format!("{}:{glob}", self.prefix)
+    }
+
+    /// The key an entry was given, from its stored key (`None` for another
+    /// cache's key, an internal key, or a shortened long key).
+    pub(crate) fn user_key<'a>(&self, stored: &'a str) -> Option<&'a str> {
+        stored.strip_prefix(self.prefix.as_str())?.strip_prefix(':')
+    }
+
     /// The SCAN pattern matching every key of this cache, entries and internal keys.
     pub(crate) fn scan_pattern(&self) -> String {
         format!("{}[:#]*", self.prefix)
     }
+}
+
+/// Whether `text` matches the glob `pattern` as Redis `SCAN … MATCH` reads
+/// it, byte by byte: `*` any run, `?` one byte, `[abc]`, `[a-z]` and
+/// `[^a]` classes, and `\\` escaping the next byte.
+pub(crate) fn glob_matches(pattern: &str, text: &str) -> bool {
+    fn class(pattern: &[u8], c: u8) -> Option<(bool, usize)> {
+        // `pattern` starts after `[`; the match and the length up to `]`.
+        let mut i = 0;
+        let negate = pattern.first() == Some(&b'^');
+        if negate {
+            i += 1;
+        }
+        let mut matched = false;
+        while i < pattern.len() && pattern[i] != b']' {
+            if pattern[i] == b'\\' && i + 1 < pattern.len() {
+                i += 1;
+                matched |= pattern[i] == c;
+            } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']' {
+                let (lo, hi) = (
+                    pattern[i].min(pattern[i + 2]),
+                    pattern[i].max(pattern[i + 2]),
+                );
+                matched |= (lo..=hi).contains(&c);
+                i += 2;
+            } else {
+                matched |= pattern[i] == c;
+            }
+            i += 1;
+        }
+        (i < pattern.len()).then_some((matched != negate, i + 1))
+    }
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some(b'*') => (0..=t.len()).any(|skip| go(&p[1..], &t[skip..])),
+            Some(b'?') => !t.is_empty() && go(&p[1..], &t[1..]),
+            Some(b'[') if !t.is_empty() => match class(&p[1..], t[0]) {
+                Some((true, len)) => go(&p[1 + len..], &t[1..]),
+                Some((false, _)) => false,
+                // No closing `]`: a literal `[`.
+                None => t[0] == b'[' && go(&p[1..], &t[1..]),
+            },
+            Some(b'\\') if p.len() > 1 => !t.is_empty() && t[0] == p[1] && go(&p[2..], &t[1..]),
+            Some(&c) => !t.is_empty() && t[0] == c && go(&p[1..], &t[1..]),
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
 }
 
 /// The kinds of keys in cachette's own space, `{prefix}#{kind}:…`.
@@ -195,6 +254,38 @@ mod tests {
         // The user key is everything after the prefix of the shortened key.
         let forged = space.entry(&space.entry(&long)["p".len()..]);
         assert_ne!(forged, space.entry(&long));
+    }
+
+    #[test]
+    fn globs_match_as_redis_reads_them() {
+        let cases = [
+            ("user:*", "user:42", true),
+            ("user:*", "users:42", false),
+            ("user:?", "user:4", true),
+            ("user:?", "user:42", false),
+            ("user:[0-3]", "user:2", true),
+            ("user:[0-3]", "user:7", false),
+            ("user:[^0-3]", "user:7", true),
+            ("user:[ab]x", "user:bx", true),
+            ("a\\*b", "a*b", true),
+            ("a\\*b", "axb", false),
+            ("*:*:*", "a:b:c", true),
+            ("*", "", true),
+            ("[", "[", true),
+            ("p:*", "p#tag:x", false),
+        ];
+        for (pattern, text, want) in cases {
+            assert_eq!(glob_matches(pattern, text), want, "{pattern} ~ {text}");
+        }
+    }
+
+    #[test]
+    fn user_keys_are_read_back_from_stored_keys() {
+        let space = space("shop");
+        assert_eq!(space.user_key(&space.entry("user:7")), Some("user:7"));
+        assert_eq!(space.user_key("shop#tag:x"), None);
+        assert_eq!(space.user_key("other:user:7"), None);
+        assert_eq!(space.entry_pattern("user:*"), "shop:user:*");
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub mod internals;
 
 pub use backend::breaker::{Circuit, Health};
 pub use builder::CacheBuilder;
-pub use cache::{Cache, Namespace};
+pub use cache::{Cache, Lock, Namespace};
 pub use codec::Cacheable;
 pub use error::{BackendError, Error, Result};
 pub use global::cache;

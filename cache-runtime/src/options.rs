@@ -10,7 +10,8 @@ use crate::backend::Expiry;
 /// Every method that writes takes `impl Into<Timeout>`, so a [`Duration`],
 /// `None` (never expire) or [`Timeout::Default`] (the cache's default timeout,
 /// 15 minutes unless configured) can be passed. A zero duration expires the
-/// entry at once: the write removes it, as in Django.
+/// entry at once: the write removes it, as in Django. Any duration works:
+/// one longer than 100 years never expires (as `None`).
 ///
 /// ```
 /// # extern crate cachette_runtime as cachette;
@@ -47,8 +48,7 @@ impl Timeout {
     pub(crate) fn resolve(self, default: Option<Duration>) -> Expiry {
         match self {
             Self::Default => Self::from(default).resolve(None),
-            Self::After(d) if d.is_zero() => Expiry::Now,
-            Self::After(d) => Expiry::After(d),
+            Self::After(d) => Expiry::after(d),
             Self::Never => Expiry::Never,
         }
     }

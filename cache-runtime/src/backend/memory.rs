@@ -14,7 +14,7 @@ use moka::Expiry as MokaExpiry;
 use moka::future::Cache as Moka;
 use moka::ops::compute::{CompResult, Op};
 
-use super::{Expected, Expiry};
+use super::{Counted, Expected, Expiry};
 use crate::codec::{self, Stored};
 
 /// A stored entry.
@@ -41,7 +41,8 @@ impl Slot {
 
 fn deadline(expiry: Expiry) -> Option<Instant> {
     match expiry {
-        Expiry::After(d) => Some(Instant::now() + d),
+        // Past what an `Instant` can hold: never.
+        Expiry::After(d) => Instant::now().checked_add(d),
         Expiry::Never => None,
         Expiry::Now => Some(Instant::now()),
     }
@@ -67,9 +68,15 @@ impl MokaExpiry<String, Slot> for PerEntry {
 }
 
 impl Slot {
-    /// Whether the slot holds a live value (not a tombstone).
+    /// Whether the slot holds a value (not a tombstone).
     fn is_value(&self) -> bool {
         !matches!(codec::inspect(&self.bytes), Ok(Stored::Tombstone(_)))
+    }
+
+    /// Whether the slot holds a value that has not expired (moka may still
+    /// hold an expired slot until it is evicted).
+    fn is_live(&self) -> bool {
+        self.expires_at.is_none_or(|at| at > Instant::now()) && self.is_value()
     }
 
     /// Whether a guarded write that saw `expected` may replace this slot.
@@ -86,6 +93,9 @@ pub(crate) struct Memory {
     store: Moka<String, Slot>,
     /// Namespace and tag versions. Never evicted: a missing version is 0.
     versions: Mutex<HashMap<String, u64>>,
+    /// Leases by key: the holder's token and when the lease ends. Apart
+    /// from the entries, so that eviction never frees a held lease.
+    leases: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl std::fmt::Debug for Memory {
@@ -93,7 +103,7 @@ impl std::fmt::Debug for Memory {
         f.debug_struct("Memory")
             .field("entries", &self.store.entry_count())
             .field("versions", &self.versions.lock().map_or(0, |v| v.len()))
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -106,6 +116,7 @@ impl Memory {
         Self {
             store,
             versions: Mutex::default(),
+            leases: Mutex::default(),
         }
     }
 
@@ -133,7 +144,7 @@ impl Memory {
             .entry(key)
             .and_compute_with(|entry| async move {
                 match entry {
-                    Some(entry) if entry.value().is_value() => Op::Nop,
+                    Some(entry) if entry.value().is_live() => Op::Nop,
                     _ => Op::Put(slot),
                 }
             })
@@ -183,11 +194,74 @@ impl Memory {
         *version
     }
 
+    /// Removes `key`; whether it held a live value.
     pub(crate) async fn delete(&self, key: &str) -> bool {
         self.store
             .remove(key)
             .await
-            .is_some_and(|slot| slot.is_value())
+            .is_some_and(|slot| slot.is_live())
+    }
+
+    /// Whether `key` holds a live value.
+    pub(crate) async fn contains(&self, key: &str) -> bool {
+        self.store.get(key).await.is_some_and(|slot| slot.is_live())
+    }
+
+    /// The remaining life of the live value at `key`: `None` when there is
+    /// none, `Some(None)` when it never expires.
+    pub(crate) async fn ttl(&self, key: &str) -> Option<Option<Duration>> {
+        let slot = self.store.get(key).await.filter(Slot::is_live)?;
+        Some(
+            slot.expires_at
+                .map(|at| at.saturating_duration_since(Instant::now())),
+        )
+    }
+
+    /// The keys `matches` accepts that hold a live value.
+    pub(crate) fn live_keys(&self, matches: impl Fn(&str) -> bool) -> Vec<String> {
+        self.store
+            .iter()
+            .filter(|(key, slot)| matches(key) && slot.is_live())
+            .map(|(key, _)| key.as_str().to_owned())
+            .collect()
+    }
+
+    /// Takes the lease at `key` for `ttl` with `token`, unless another holds it.
+    pub(crate) fn acquire_lease(&self, key: &str, token: &str, ttl: Duration) -> bool {
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        leases.retain(|_, (_, until)| *until > now);
+        if leases.contains_key(key) {
+            return false;
+        }
+        let until = now
+            .checked_add(ttl)
+            .unwrap_or(now + Duration::from_secs(1 << 32));
+        leases.insert(key.to_owned(), (token.to_owned(), until));
+        true
+    }
+
+    /// Gives the lease at `key` `ttl` more life if `token` holds it (or, with
+    /// no `ttl`, releases it); whether `token` held it.
+    pub(crate) fn settle_lease(&self, key: &str, token: &str, ttl: Option<Duration>) -> bool {
+        let mut leases = self.leases.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match leases.get_mut(key) {
+            Some((held, until)) if held == token && *until > now => {
+                match ttl {
+                    Some(ttl) => {
+                        *until = now
+                            .checked_add(ttl)
+                            .unwrap_or(now + Duration::from_secs(1 << 32));
+                    }
+                    None => {
+                        leases.remove(key);
+                    }
+                }
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Gives a live entry a new expiry; whether there was one.
@@ -197,7 +271,7 @@ impl Memory {
             .entry(key)
             .and_compute_with(|entry| async move {
                 match entry {
-                    Some(entry) if !entry.value().is_value() => Op::Nop,
+                    Some(entry) if !entry.value().is_live() => Op::Nop,
                     Some(entry) if expiry == Expiry::Now => {
                         drop(entry);
                         Op::Remove
@@ -214,38 +288,48 @@ impl Memory {
         matches!(result, CompResult::ReplacedWith(_) | CompResult::Removed(_))
     }
 
-    /// Adds `delta` to the counter at `key`, creating it at 0 with `expiry`.
-    /// `None` when the entry is not a counter or the sum overflows.
-    pub(crate) async fn incr(&self, key: String, delta: i64, expiry: Expiry) -> Option<i64> {
+    /// Adds `delta` to the counter at `key`; a missing one is created at 0
+    /// with `expiry` when `create` says so.
+    pub(crate) async fn incr(
+        &self,
+        key: String,
+        delta: i64,
+        expiry: Expiry,
+        create: bool,
+    ) -> Counted {
         let result = self
             .store
             .entry(key)
             .and_try_compute_with(|entry| async move {
                 let (current, expires_at) = match entry {
-                    Some(entry) if entry.value().is_value() => {
+                    Some(entry) if entry.value().is_live() => {
                         let slot = entry.into_value();
                         (
-                            codec::parse_counter(&slot.bytes).ok_or(())?,
+                            codec::parse_counter(&slot.bytes).ok_or(Counted::NotACounter)?,
                             slot.expires_at,
                         )
                     }
+                    _ if !create => return Err(Counted::Missing),
+                    // Created with a zero timeout: counted from 0, and nothing kept.
+                    _ if expiry == Expiry::Now => return Err(Counted::Value(delta)),
                     _ => (0, deadline(expiry)),
                 };
-                let next = current.checked_add(delta).ok_or(())?;
+                let next = current.checked_add(delta).ok_or(Counted::NotACounter)?;
                 let slot = Slot {
                     bytes: next.to_string().into_bytes().into(),
                     typed: None,
                     expires_at,
                 };
-                Ok::<_, ()>(Op::Put(slot))
+                Ok::<_, Counted>(Op::Put(slot))
             })
-            .await
-            .ok()?;
+            .await;
         match result {
-            CompResult::Inserted(entry) | CompResult::ReplacedWith(entry) => {
+            Ok(CompResult::Inserted(entry) | CompResult::ReplacedWith(entry)) => {
                 codec::parse_counter(&entry.value().bytes)
+                    .map_or(Counted::NotACounter, Counted::Value)
             }
-            _ => None,
+            Ok(_) => Counted::NotACounter,
+            Err(counted) => counted,
         }
     }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Error;
-use crate::key::KeySpace;
+use crate::key::{KeySpace, glob_matches};
 use breaker::{Circuit, Health};
 use memory::{Memory, Slot};
 use redis::RedisBackend;
@@ -33,7 +33,21 @@ pub(crate) enum Expiry {
     Now,
 }
 
+/// The longest life an entry is given; a longer timeout never expires.
+pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl Expiry {
+    /// An expiry after `d`: at once for zero, never past [`FOREVER`].
+    pub(crate) fn after(d: Duration) -> Self {
+        if d.is_zero() {
+            Self::Now
+        } else if d > FOREVER {
+            Self::Never
+        } else {
+            Self::After(d)
+        }
+    }
+
     /// Milliseconds for Redis `PX`, at least 1.
     pub(crate) fn millis(d: Duration) -> u64 {
         crate::clock::millis(d).max(1)
@@ -51,6 +65,17 @@ pub(crate) enum Expected {
     /// The key held something a computed value must not replace (a counter):
     /// the write is refused.
     NotReplaceable,
+}
+
+/// What adding to a counter came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counted {
+    /// The counter's new value.
+    Value(i64),
+    /// The key holds something else, or the sum overflows an `i64`.
+    NotACounter,
+    /// No counter, and none was to be created.
+    Missing,
 }
 
 /// A typed value kept beside its bytes by the memory store.
@@ -280,17 +305,62 @@ impl Backend {
         }
     }
 
-    /// Adds `delta` to the counter at `key`, created with `expiry` when
-    /// missing; `None` when the key holds no counter or the sum overflows.
+    /// Adds `delta` to the counter at `key`; a missing one is created at 0
+    /// with `expiry` when `create` says so.
     pub(crate) async fn incr(
         &self,
         key: String,
         delta: i64,
         expiry: Expiry,
-    ) -> Result<Option<i64>, Error> {
+        create: bool,
+    ) -> Result<Counted, Error> {
         match self {
-            Self::Memory(memory) => Ok(memory.incr(key, delta, expiry).await),
-            Self::Redis(redis) => redis.incr(&key, delta, expiry).await,
+            Self::Memory(memory) => Ok(memory.incr(key, delta, expiry, create).await),
+            Self::Redis(redis) => redis.incr(&key, delta, expiry, create).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Whether `key` holds a live value (a tombstone or an expired value does not).
+    pub(crate) async fn contains(&self, key: &str) -> Result<bool, Error> {
+        match self {
+            Self::Memory(memory) => Ok(memory.contains(key).await),
+            Self::Redis(redis) => redis.contains(key).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// The remaining life of the live value at `key`: `None` when there is
+    /// none, `Some(None)` when it never expires.
+    pub(crate) async fn ttl(&self, key: &str) -> Result<Option<Option<Duration>>, Error> {
+        match self {
+            Self::Memory(memory) => Ok(memory.ttl(key).await),
+            Self::Redis(redis) => redis.ttl(key).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// The stored keys matching the glob `pattern` (Redis `MATCH` syntax)
+    /// that hold a live value; never `KEYS`, always `SCAN` in pages.
+    pub(crate) async fn live_keys(&self, pattern: &str) -> Result<Vec<String>, Error> {
+        match self {
+            Self::Memory(memory) => Ok(memory.live_keys(|key| glob_matches(pattern, key))),
+            Self::Redis(redis) => redis.live_keys(pattern).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Deletes every stored key matching the glob `pattern`; how many held a live value.
+    pub(crate) async fn delete_matching(&self, pattern: &str) -> Result<u64, Error> {
+        match self {
+            Self::Memory(memory) => {
+                let mut removed = 0;
+                for key in memory.live_keys(|key| glob_matches(pattern, key)) {
+                    removed += u64::from(memory.delete(&key).await);
+                }
+                Ok(removed)
+            }
+            Self::Redis(redis) => redis.delete_matching(pattern).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -336,17 +406,30 @@ impl Backend {
         ttl: Duration,
     ) -> Result<bool, Error> {
         match self {
-            // Nobody else shares this store: the lease is this process's.
-            Self::Memory(_) => Ok(true),
+            Self::Memory(memory) => Ok(memory.acquire_lease(key, token, ttl)),
             Self::Redis(redis) => redis.acquire_lease(key, token, ttl).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
 
-    /// Releases the lease at `key` if `token` still holds it.
-    pub(crate) async fn release_lease(&self, key: &str, token: &str) -> Result<(), Error> {
+    /// Gives the lease at `key` `ttl` more life if `token` still holds it; whether it did.
+    pub(crate) async fn extend_lease(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
         match self {
-            Self::Memory(_) => Ok(()),
+            Self::Memory(memory) => Ok(memory.settle_lease(key, token, Some(ttl))),
+            Self::Redis(redis) => redis.extend_lease(key, token, ttl).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Releases the lease at `key` if `token` still holds it; whether it did.
+    pub(crate) async fn release_lease(&self, key: &str, token: &str) -> Result<bool, Error> {
+        match self {
+            Self::Memory(memory) => Ok(memory.settle_lease(key, token, None)),
             Self::Redis(redis) => redis.delete_if_equal(key, token.as_bytes()).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -359,7 +442,9 @@ impl Backend {
                 memory.remove_if_same(key.to_owned(), &slot.bytes).await;
                 Ok(())
             }
-            (Self::Redis(redis), found) => redis.delete_if_equal(key, found.bytes()).await,
+            (Self::Redis(redis), found) => {
+                redis.delete_if_equal(key, found.bytes()).await.map(drop)
+            }
             _ => Ok(()),
         }
     }

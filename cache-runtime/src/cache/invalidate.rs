@@ -31,7 +31,7 @@ impl Cache {
     pub async fn invalidate(&self, key: &str) -> Result<(), Error> {
         let inner = &*self.inner;
         let full = inner.keys.entry(key);
-        let expiry = Expiry::After(inner.options.tombstone_ttl);
+        let expiry = Expiry::after(inner.options.tombstone_ttl);
         match inner
             .backend
             .set(full, codec::tombstone(), None, expiry)

@@ -3,7 +3,9 @@
 //! `get_or_set` and friends, `invalidate` invalidation and [`Namespace`].
 
 mod compute;
+mod inspect;
 mod invalidate;
+mod lock;
 mod ops;
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use crate::key::KeySpace;
 use crate::options::Options;
 use crate::stats::Stats;
 pub use invalidate::Namespace;
+pub use lock::Lock;
 
 /// A handle to a cache: Redis or memory, with a key prefix, a default
 /// timeout and fail-open error handling.

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::Cache;
 use crate::Error;
-use crate::backend::Expiry;
+use crate::backend::{Counted, Expiry};
 use crate::codec::{self, Cacheable, Freshness};
 use crate::options::Timeout;
 use crate::read::Judged;
@@ -161,10 +161,15 @@ impl Cache {
         let bytes = codec::encode(value)?;
         let inner = &*self.inner;
         let expiry = timeout.into().resolve(inner.options.default_timeout);
-        if expiry == Expiry::Now {
-            return Ok(false);
-        }
         let full = inner.keys.entry(key);
+        if expiry == Expiry::Now {
+            // Added and expired at once, as in Django: it would have been
+            // added where nothing lives, and nothing is kept.
+            return match inner.backend.contains(&full).await {
+                Ok(live) => Ok(!live),
+                Err(error) => inner.backend_failed(error).map(|()| false),
+            };
+        }
         let added = match inner.backend.add(full, bytes, expiry).await {
             Ok(added) => added,
             Err(error) => inner.backend_failed(error).map(|()| false)?,
@@ -259,7 +264,9 @@ impl Cache {
     }
 
     /// Stores every `(key, value)` pair with the same timeout; one round trip
-    /// (a pipeline) with Redis. Nothing is written if any value fails to encode.
+    /// (a pipeline) with Redis. Returns the keys that were not written (all
+    /// of them when the backend failed and the cache fails open), as Django
+    /// does. Nothing is written if any value fails to encode.
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -268,7 +275,8 @@ impl Cache {
     /// use std::time::Duration;
     ///
     /// let cache = cachette::Cache::memory();
-    /// cache.set_many([("x", "1"), ("y", "2")], Duration::from_secs(60)).await?;
+    /// let failed = cache.set_many([("x", "1"), ("y", "2")], Duration::from_secs(60)).await?;
+    /// assert!(failed.is_empty());
     /// assert_eq!(cache.get::<String>("y").await?.as_deref(), Some("2"));
     /// # Ok(())
     /// # }
@@ -277,22 +285,23 @@ impl Cache {
         &self,
         entries: impl IntoIterator<Item = (K, T)>,
         timeout: impl Into<Timeout>,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<String>, Error> {
         let inner = &*self.inner;
         let expiry = timeout.into().resolve(inner.options.default_timeout);
+        let mut keys = Vec::new();
         let mut encoded = Vec::new();
         for (key, value) in entries {
             encoded.push((inner.keys.entry(key.as_ref()), codec::encode(&value)?));
+            keys.push(key.as_ref().to_owned());
         }
-        let count = encoded.len();
         match inner.backend.set_many(encoded, expiry).await {
             Ok(()) => {
                 if expiry != Expiry::Now {
-                    inner.counters.writes(count);
+                    inner.counters.writes(keys.len());
                 }
-                Ok(())
+                Ok(Vec::new())
             }
-            Err(error) => inner.backend_failed(error),
+            Err(error) => inner.backend_failed(error).map(|()| keys),
         }
     }
 
@@ -345,12 +354,43 @@ impl Cache {
     /// # }
     /// ```
     pub async fn incr(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        self.count(key, delta, true).await
+    }
+
+    /// Like [`incr`](Self::incr), but a missing counter is an error
+    /// ([`Error::NotFound`]) and is not created, as Django's `incr` raises
+    /// `ValueError`. When failing open and the backend fails, the result is
+    /// `delta`, as for `incr`.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::memory();
+    /// assert!(matches!(
+    ///     cache.incr_existing("visits", 1).await,
+    ///     Err(cachette::Error::NotFound { .. })
+    /// ));
+    /// cache.set("visits", &1, None).await?;
+    /// assert_eq!(cache.incr_existing("visits", 1).await?, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn incr_existing(&self, key: &str, delta: i64) -> Result<i64, Error> {
+        self.count(key, delta, false).await
+    }
+
+    /// Adds `delta` to the counter at `key`, creating a missing one when `create` says so.
+    async fn count(&self, key: &str, delta: i64, create: bool) -> Result<i64, Error> {
         let inner = &*self.inner;
         let expiry = Timeout::Default.resolve(inner.options.default_timeout);
         let full = inner.keys.entry(key);
-        match inner.backend.incr(full, delta, expiry).await {
-            Ok(Some(value)) => Ok(value),
-            Ok(None) => Err(Error::NotACounter {
+        match inner.backend.incr(full, delta, expiry, create).await {
+            Ok(Counted::Value(value)) => Ok(value),
+            Ok(Counted::NotACounter) => Err(Error::NotACounter {
+                key: key.to_owned(),
+            }),
+            Ok(Counted::Missing) => Err(Error::NotFound {
                 key: key.to_owned(),
             }),
             Err(error) => inner.backend_failed(error).map(|()| delta),

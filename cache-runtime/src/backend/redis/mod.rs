@@ -18,14 +18,14 @@ use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::{Manager, Pool, Runtime};
 
 use super::breaker::{Breaker, Health};
-use super::{Expected, Expiry};
+use super::{Counted, Expected, Expiry};
 use crate::clock::Monotonic;
 use crate::{BackendError, Error, codec};
 use lanes::Lane;
 use scripts::Scripts;
 
-/// Keys deleted per `UNLINK` while clearing.
-const CLEAR_BATCH: usize = 500;
+/// Keys asked of each `SCAN` page (and deleted per batch).
+const SCAN_BATCH: usize = 500;
 
 /// The timeouts and sizes of a Redis backend.
 #[derive(Debug, Clone)]
@@ -257,12 +257,10 @@ impl RedisBackend {
     /// Bumps the version at `vkey`; the new version.
     pub(crate) async fn bump(&self, vkey: &str, fresh: u64) -> Result<u64, Error> {
         let script = &self.scripts.bump;
-        let version: String = self
-            .run("invalidate", |mut c| async move {
-                script.key(vkey).arg(fresh).invoke_async(&mut c).await
-            })
-            .await?;
-        Ok(version.parse().unwrap_or_default())
+        self.run("invalidate", |mut c| async move {
+            script.key(vkey).arg(fresh).invoke_async(&mut c).await
+        })
+        .await
     }
 
     /// Sets `key` if it still holds what a read saw; whether it did.
@@ -319,31 +317,41 @@ impl RedisBackend {
         .await
     }
 
-    /// `Ok(None)` when the stored value is not a counter or the sum overflows.
+    /// Adds `delta` to the counter at `key`; a missing one is created with
+    /// `expiry` when `create` says so.
     pub(crate) async fn incr(
         &self,
         key: &str,
         delta: i64,
         expiry: Expiry,
-    ) -> Result<Option<i64>, Error> {
+        create: bool,
+    ) -> Result<Counted, Error> {
         let script = &self.scripts.incr;
+        let ttl = match expiry {
+            Expiry::Now => "now".to_owned(),
+            expiry => ttl_arg(expiry).to_string(),
+        };
         let result = self
             .run("incr", |mut c| async move {
                 script
                     .key(key)
                     .arg(delta)
-                    .arg(ttl_arg(expiry))
-                    .invoke_async(&mut c)
+                    .arg(ttl)
+                    .arg(if create { "1" } else { "0" })
+                    .invoke_async::<Option<i64>>(&mut c)
                     .await
             })
             .await;
         match result {
-            Ok(value) => Ok(Some(value)),
+            Ok(Some(value)) => Ok(Counted::Value(value)),
+            // Created with a zero timeout: counted from 0, and nothing kept.
+            Ok(None) if create => Ok(Counted::Value(delta)),
+            Ok(None) => Ok(Counted::Missing),
             Err(Error::Backend {
                 source: BackendError::Redis(e),
                 ..
             }) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
-                Ok(None)
+                Ok(Counted::NotACounter)
             }
             Err(e) => Err(e),
         }
@@ -370,14 +378,118 @@ impl RedisBackend {
         .await
     }
 
-    /// Removes `key` if it still holds exactly `bytes`.
-    pub(crate) async fn delete_if_equal(&self, key: &str, bytes: &[u8]) -> Result<(), Error> {
+    /// Removes `key` if it still holds exactly `bytes`; whether it did.
+    pub(crate) async fn delete_if_equal(&self, key: &str, bytes: &[u8]) -> Result<bool, Error> {
         let script = &self.scripts.delete_if_equal;
         self.run("delete", |mut c| async move {
-            let _: i64 = script.key(key).arg(bytes).invoke_async(&mut c).await?;
-            Ok(())
+            script.key(key).arg(bytes).invoke_async(&mut c).await
         })
         .await
+    }
+
+    /// Gives the lease at `key` `ttl` more life if `token` still holds it; whether it did.
+    pub(crate) async fn extend_lease(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let script = &self.scripts.extend_lease;
+        self.run("lock", |mut c| async move {
+            script
+                .key(key)
+                .arg(token)
+                .arg(Expiry::millis(ttl))
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Whether `key` holds a live value.
+    pub(crate) async fn contains(&self, key: &str) -> Result<bool, Error> {
+        let script = &self.scripts.contains;
+        self.run("contains", |mut c| async move {
+            script.key(key).invoke_async(&mut c).await
+        })
+        .await
+    }
+
+    /// The remaining life of the live value at `key`: `None` when there is
+    /// none, `Some(None)` when it never expires.
+    pub(crate) async fn ttl(&self, key: &str) -> Result<Option<Option<Duration>>, Error> {
+        let script = &self.scripts.ttl;
+        let ms: i64 = self
+            .run("ttl", |mut c| async move {
+                script.key(key).invoke_async(&mut c).await
+            })
+            .await?;
+        Ok(match ms {
+            -1 => Some(None),
+            ms => u64::try_from(ms)
+                .ok()
+                .map(|ms| Some(Duration::from_millis(ms))),
+        })
+    }
+
+    /// One page of `SCAN … MATCH pattern`: the next cursor (0 at the end) and the keys.
+    async fn scan_page(
+        &self,
+        op: &'static str,
+        cursor: u64,
+        pattern: &str,
+    ) -> Result<(u64, Vec<String>), Error> {
+        self.run(op, |mut c| async move {
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// The keys matching `pattern` that hold a live value, SCAN by SCAN.
+    pub(crate) async fn live_keys(&self, pattern: &str) -> Result<Vec<String>, Error> {
+        let script = &self.scripts.live;
+        let mut cursor = 0_u64;
+        let mut found = Vec::new();
+        loop {
+            let (next, keys) = self.scan_page("keys", cursor, pattern).await?;
+            if !keys.is_empty() {
+                let live: Vec<String> = self
+                    .run("keys", |mut c| async move {
+                        let mut invocation = script.prepare_invoke();
+                        for key in &keys {
+                            invocation.key(key);
+                        }
+                        invocation.invoke_async(&mut c).await
+                    })
+                    .await?;
+                found.extend(live);
+            }
+            if next == 0 {
+                return Ok(found);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Deletes every key matching `pattern`, SCAN by SCAN; how many held a live value.
+    pub(crate) async fn delete_matching(&self, pattern: &str) -> Result<u64, Error> {
+        let mut cursor = 0_u64;
+        let mut removed = 0;
+        loop {
+            let (next, keys) = self.scan_page("delete_pattern", cursor, pattern).await?;
+            removed += self.delete_many(&keys).await?;
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
     }
 
     /// Deletes every key matching `pattern`, SCAN by SCAN.
@@ -385,18 +497,7 @@ impl RedisBackend {
         let mut cursor = 0_u64;
         let mut removed = 0;
         loop {
-            let (next, keys): (u64, Vec<String>) = self
-                .run("clear", |mut c| async move {
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(CLEAR_BATCH)
-                        .query_async(&mut c)
-                        .await
-                })
-                .await?;
+            let (next, keys) = self.scan_page("clear", cursor, pattern).await?;
             if !keys.is_empty() {
                 let n: u64 = self
                     .run("clear", |mut c| async move {

@@ -15,6 +15,10 @@ pub(super) struct Scripts {
     pub(super) incr: Script,
     pub(super) delete: Script,
     pub(super) bump: Script,
+    pub(super) contains: Script,
+    pub(super) ttl: Script,
+    pub(super) live: Script,
+    pub(super) extend_lease: Script,
 }
 
 impl Scripts {
@@ -30,6 +34,10 @@ impl Scripts {
             incr: with_prelude(include_str!("incr.lua")),
             delete: with_prelude(include_str!("delete.lua")),
             bump: Script::new(include_str!("bump.lua")),
+            contains: with_prelude(include_str!("contains.lua")),
+            ttl: with_prelude(include_str!("ttl.lua")),
+            live: with_prelude(include_str!("live.lua")),
+            extend_lease: Script::new(include_str!("extend_lease.lua")),
         }
     }
 }
