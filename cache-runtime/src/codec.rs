@@ -308,8 +308,9 @@ fn msgpack_int(payload: &[u8]) -> Option<i64> {
 
 /// A random version for a version key that does not exist yet.
 pub(crate) fn fresh_version() -> u64 {
-    // 53 bits: exact in a Lua number, and far from overflowing under `INCR`.
-    crate::clock::random_id() >> 11
+    // 52 bits: with 2^52 bumps of room below 2^53, every version a script
+    // returns is exact in a Lua number (a double).
+    crate::clock::random_id() >> 12
 }
 
 #[cfg(test)]
