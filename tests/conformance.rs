@@ -62,6 +62,11 @@ enum Op {
     Delete,
     Incr,
     GetOrSet(Life),
+    GetMany,
+    SetMany(Life),
+    DeleteMany,
+    Decr,
+    IncrExisting,
 }
 
 /// What an operation returned, in one comparable shape.
@@ -73,11 +78,12 @@ enum Outcome {
     Left(Option<&'static str>),
     Count(i64),
     NotACounter,
+    NotFound,
     Computed(bool),
 }
 
 use Holds::{Counter, Expired, Foreign, Nothing, Tombstone, Value};
-use Outcome::{Computed, Count, Did, Found, Left, NotACounter};
+use Outcome::{Computed, Count, Did, Found, Left, NotACounter, NotFound};
 
 const HOLDS: [Holds; 6] = [Nothing, Value, Counter, Expired, Tombstone, Foreign];
 const LIVES: [Life; 4] = [Life::Zero, Life::Minute, Life::Forever, Life::Huge];
@@ -96,7 +102,7 @@ fn rule(holds: Holds, op: Op) -> (Outcome, Option<String>) {
     };
     let kept = |life: Life, value: &str| (life != Life::Zero).then(|| value.to_owned());
     match op {
-        Op::Get => (Found(before.clone()), before),
+        Op::Get | Op::GetMany => (Found(before.clone()), before),
         Op::Contains => (Did(present), before),
         Op::Ttl => (
             Left(match holds {
@@ -108,10 +114,10 @@ fn rule(holds: Holds, op: Op) -> (Outcome, Option<String>) {
         ),
         Op::Add(_) if present => (Did(false), before),
         Op::Add(life) => (Did(true), kept(life, "added")),
-        Op::Set(life) => (Did(true), kept(life, "set")),
+        Op::Set(life) | Op::SetMany(life) => (Did(true), kept(life, "set")),
         Op::Touch(life) if present => (Did(true), before.filter(|_| life != Life::Zero)),
         Op::Touch(_) => (Did(false), None),
-        Op::Delete => (Did(present), None),
+        Op::Delete | Op::DeleteMany => (Did(present), None),
         Op::Incr => match holds {
             Value | Foreign => (NotACounter, before),
             Counter => (Count(6), Some("6".to_owned())),
@@ -119,17 +125,38 @@ fn rule(holds: Holds, op: Op) -> (Outcome, Option<String>) {
         },
         Op::GetOrSet(_) if holds == Value => (Computed(false), before),
         Op::GetOrSet(life) => (Computed(true), kept(life, "computed")),
+        Op::Decr => match holds {
+            Value | Foreign => (NotACounter, before),
+            Counter => (Count(4), Some("4".to_owned())),
+            _ => (Count(-1), Some("-1".to_owned())),
+        },
+        Op::IncrExisting => match holds {
+            Value | Foreign => (NotACounter, before),
+            Counter => (Count(6), Some("6".to_owned())),
+            _ => (NotFound, None),
+        },
     }
 }
 
 fn ops() -> Vec<Op> {
-    let mut ops = vec![Op::Get, Op::Contains, Op::Ttl, Op::Delete, Op::Incr];
+    let mut ops = vec![
+        Op::Get,
+        Op::Contains,
+        Op::Ttl,
+        Op::Delete,
+        Op::Incr,
+        Op::GetMany,
+        Op::DeleteMany,
+        Op::Decr,
+        Op::IncrExisting,
+    ];
     for life in LIVES {
         ops.extend([
             Op::Add(life),
             Op::Set(life),
             Op::Touch(life),
             Op::GetOrSet(life),
+            Op::SetMany(life),
         ]);
     }
     ops
@@ -143,16 +170,19 @@ enum Stored {
     Text(String),
 }
 
-/// What `get` finds: a string, or a counter shown as its digits.
-async fn found(cache: &Cache, key: &str) -> Option<String> {
-    cache
-        .get::<Stored>(key)
-        .await
-        .unwrap()
-        .map(|stored| match stored {
+impl Stored {
+    /// A string, or a counter shown as its digits.
+    fn shown(self) -> String {
+        match self {
             Stored::Counter(n) => n.to_string(),
             Stored::Text(text) => text,
-        })
+        }
+    }
+}
+
+/// What `get` finds.
+async fn found(cache: &Cache, key: &str) -> Option<String> {
+    cache.get::<Stored>(key).await.unwrap().map(Stored::shown)
 }
 
 async fn run(cache: &Cache, key: &str, op: Op) -> Outcome {
@@ -177,6 +207,33 @@ async fn run(cache: &Cache, key: &str, op: Op) -> Outcome {
             Err(Error::NotACounter { .. }) => NotACounter,
             Err(error) => panic!("incr on {key}: {error}"),
         },
+        Op::GetMany => Found(
+            cache
+                .get_many::<Stored>([key])
+                .await
+                .unwrap()
+                .remove(key)
+                .map(Stored::shown),
+        ),
+        Op::SetMany(life) => Did(cache
+            .set_many([(key, "set")], life.timeout())
+            .await
+            .unwrap()
+            .is_empty()),
+        Op::DeleteMany => Did(cache.delete_many([key]).await.unwrap() == 1),
+        Op::Decr | Op::IncrExisting => {
+            let counted = if op == Op::Decr {
+                cache.decr(key, 1).await
+            } else {
+                cache.incr_existing(key, 1).await
+            };
+            match counted {
+                Ok(n) => Count(n),
+                Err(Error::NotACounter { .. }) => NotACounter,
+                Err(Error::NotFound { .. }) => NotFound,
+                Err(error) => panic!("{op:?} on {key}: {error}"),
+            }
+        }
         Op::GetOrSet(life) => {
             let mut computed = false;
             let value = cache
