@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use cachette::{Cache, Error, Timeout};
 use serde::{Deserialize, Serialize};
-use support::RedisServer;
+use support::{RedisCluster, RedisServer};
 
 /// A cache under test and, for Redis, the server it talks to.
 struct Fixture {
     cache: Cache,
     server: Option<RedisServer>,
+    cluster: Option<Arc<RedisCluster>>,
 }
 
 async fn memory_fixture() -> Fixture {
@@ -26,11 +27,27 @@ async fn redis_fixture() -> Fixture {
     Fixture::redis().await
 }
 
+async fn cluster_fixture() -> Fixture {
+    let cluster = support::current_cluster();
+    let cache = Cache::builder()
+        .redis_cluster(cluster.seeds())
+        .key_prefix("test")
+        .build()
+        .await
+        .unwrap();
+    Fixture {
+        cache,
+        server: None,
+        cluster: Some(cluster),
+    }
+}
+
 impl Fixture {
     async fn memory() -> Self {
         Self {
             cache: Cache::builder().key_prefix("test").build().await.unwrap(),
             server: None,
+            cluster: None,
         }
     }
 
@@ -45,24 +62,31 @@ impl Fixture {
         Self {
             cache,
             server: Some(server),
+            cluster: None,
         }
     }
 
     /// Another cache on the same store, under another prefix.
     async fn sibling(&self, prefix: &str) -> Cache {
-        match &self.server {
-            Some(server) => Cache::builder()
+        match (&self.server, &self.cluster) {
+            (Some(server), _) => Cache::builder()
                 .redis_url(server.url(0))
                 .key_prefix(prefix)
                 .build()
                 .await
                 .unwrap(),
-            None => self.cache.with_prefix(prefix).unwrap(),
+            (None, Some(cluster)) => Cache::builder()
+                .redis_cluster(cluster.seeds())
+                .key_prefix(prefix)
+                .build()
+                .await
+                .unwrap(),
+            (None, None) => self.cache.with_prefix(prefix).unwrap(),
         }
     }
 }
 
-on_both_backends!(memory_fixture, redis_fixture;
+on_both_backends!(memory_fixture, redis_fixture, cluster_fixture;
     hit_and_miss,
     entries_expire,
     zero_timeout_removes,

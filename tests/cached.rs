@@ -64,7 +64,21 @@ async fn redis() -> Arc<Db> {
     })
 }
 
-on_both_backends!(memory, redis;
+async fn cluster() -> Arc<Db> {
+    Arc::new(Db {
+        cache: Cache::builder()
+            .redis_cluster(support::current_cluster().seeds())
+            .key_prefix("macros")
+            .build()
+            .await
+            .unwrap(),
+        queries: AtomicUsize::new(0),
+        orders: std::sync::Mutex::default(),
+        _server: None,
+    })
+}
+
+on_both_backends!(memory, redis, cluster;
     repeated_calls_run_the_body_once_and_invalidate_drops_the_entry,
     the_template_renders_the_key_a_user_would_delete,
     errors_are_not_cached,

@@ -7,11 +7,12 @@
 #[macro_use]
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cachette::{Cache, Error, Timeout};
 use serde::{Deserialize, Serialize};
-use support::RedisServer;
+use support::{RedisCluster, RedisServer};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -257,6 +258,7 @@ async fn run(cache: &Cache, key: &str, op: Op) -> Outcome {
 struct Fx {
     cache: Cache,
     server: Option<RedisServer>,
+    cluster: Option<Arc<RedisCluster>>,
 }
 
 impl Fx {
@@ -275,13 +277,16 @@ impl Fx {
                 cache.invalidate(key).await.unwrap();
             }
             Foreign => {
-                let server = self.server.as_ref().expect("foreign bytes need Redis");
-                let () = redis::cmd("SET")
+                let set = redis::cmd("SET")
                     .arg(cache.key_for(key))
                     .arg(b"\xff\x00 another program's bytes")
-                    .query_async(&mut server.connect(0).await)
-                    .await
-                    .unwrap();
+                    .clone();
+                let () = match (&self.server, &self.cluster) {
+                    (Some(server), _) => set.query_async(&mut server.connect(0).await).await,
+                    (None, Some(cluster)) => set.query_async(&mut cluster.connect().await).await,
+                    (None, None) => panic!("foreign bytes need Redis"),
+                }
+                .unwrap();
             }
         }
     }
@@ -290,7 +295,7 @@ impl Fx {
 async fn every_operation_follows_the_rules(fx: Fx) {
     let holds: Vec<Holds> = HOLDS
         .into_iter()
-        .filter(|h| *h != Foreign || fx.server.is_some())
+        .filter(|h| *h != Foreign || fx.server.is_some() || fx.cluster.is_some())
         .collect();
     let mut cases = Vec::new();
     for (i, op) in ops().into_iter().enumerate() {
@@ -327,6 +332,7 @@ async fn memory() -> Fx {
     Fx {
         cache: Cache::memory(),
         server: None,
+        cluster: None,
     }
 }
 
@@ -340,7 +346,22 @@ async fn redis() -> Fx {
     Fx {
         cache,
         server: Some(server),
+        cluster: None,
     }
 }
 
-on_both_backends!(memory, redis; every_operation_follows_the_rules);
+async fn cluster() -> Fx {
+    let cluster = support::current_cluster();
+    let cache = Cache::builder()
+        .redis_cluster(cluster.seeds())
+        .build()
+        .await
+        .unwrap();
+    Fx {
+        cache,
+        server: None,
+        cluster: Some(cluster),
+    }
+}
+
+on_both_backends!(memory, redis, cluster; every_operation_follows_the_rules);

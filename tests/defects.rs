@@ -5,23 +5,26 @@
 #[macro_use]
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cachette::Cache;
-use support::RedisServer;
+use support::{RedisCluster, RedisServer};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// A cache under test, its settings, and for Redis the server behind it.
 struct Fx {
     server: Option<RedisServer>,
+    cluster: Option<Arc<RedisCluster>>,
 }
 
 impl Fx {
     async fn cache(&self, builder: cachette::CacheBuilder) -> Cache {
-        let builder = match &self.server {
-            Some(server) => builder.redis_url(server.url(0)),
-            None => builder.memory(),
+        let builder = match (&self.server, &self.cluster) {
+            (Some(server), _) => builder.redis_url(server.url(0)),
+            (None, Some(cluster)) => builder.redis_cluster(cluster.seeds()),
+            (None, None) => builder.memory(),
         };
         builder.build().await.unwrap()
     }
@@ -29,17 +32,29 @@ impl Fx {
 
 #[allow(clippy::unused_async)] // one signature for both fixtures
 async fn memory() -> Fx {
-    Fx { server: None }
+    Fx {
+        server: None,
+        cluster: None,
+    }
 }
 
 #[allow(clippy::unused_async)] // one signature for both fixtures
 async fn redis() -> Fx {
     Fx {
         server: Some(RedisServer::start()),
+        cluster: None,
     }
 }
 
-on_both_backends!(memory, redis;
+#[allow(clippy::unused_async)] // one signature for every fixture
+async fn cluster() -> Fx {
+    Fx {
+        server: None,
+        cluster: Some(support::current_cluster()),
+    }
+}
+
+on_both_backends!(memory, redis, cluster;
     bumps_return_each_new_version,
     add_with_a_zero_timeout_adds_and_keeps_nothing,
     a_zero_default_timeout_keeps_no_counter,
@@ -82,14 +97,23 @@ async fn a_zero_default_timeout_keeps_no_counter(fx: Fx) {
         .await;
     assert_eq!(cache.incr("visits", 3).await.unwrap(), 3);
     assert_eq!(cache.get::<i64>("visits").await.unwrap(), None);
-    if let Some(server) = &fx.server {
-        let exists: i64 = redis::cmd("EXISTS")
-            .arg(cache.key_for("visits"))
-            .query_async(&mut server.connect(0).await)
-            .await
-            .unwrap();
-        assert_eq!(exists, 0, "a counter was left in Redis");
-    }
+    let exists = redis::cmd("EXISTS").arg(cache.key_for("visits")).clone();
+    let exists: Option<i64> = match (&fx.server, &fx.cluster) {
+        (Some(server), _) => Some(
+            exists
+                .query_async(&mut server.connect(0).await)
+                .await
+                .unwrap(),
+        ),
+        (None, Some(cluster)) => Some(
+            exists
+                .query_async(&mut cluster.connect().await)
+                .await
+                .unwrap(),
+        ),
+        (None, None) => None,
+    };
+    assert_ne!(exists, Some(1), "a counter was left in Redis");
 }
 
 async fn huge_timeouts_never_expire(fx: Fx) {

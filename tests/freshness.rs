@@ -51,6 +51,24 @@ async fn redis() -> Arc<Fx> {
     fixture(cache, swr, Some(server))
 }
 
+async fn cluster() -> Arc<Fx> {
+    let seeds = support::current_cluster().seeds();
+    let cache = Cache::builder()
+        .redis_cluster(seeds.clone())
+        .build()
+        .await
+        .unwrap();
+    // A cluster has one database: the second cache has a prefix of its own.
+    let swr = Cache::builder()
+        .redis_cluster(seeds)
+        .key_prefix("swr")
+        .stale_while_revalidate(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    fixture(cache, swr, None)
+}
+
 fn fixture(cache: Cache, swr: Cache, server: Option<RedisServer>) -> Arc<Fx> {
     Arc::new(Fx {
         cache,
@@ -62,7 +80,7 @@ fn fixture(cache: Cache, swr: Cache, server: Option<RedisServer>) -> Arc<Fx> {
     })
 }
 
-on_both_backends!(memory, redis;
+on_both_backends!(memory, redis, cluster;
     stale_values_are_served_while_one_caller_refreshes,
     stale_values_are_refreshed_in_the_background,
     get_or_set_detached_refreshes_in_the_background,

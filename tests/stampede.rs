@@ -54,7 +54,20 @@ async fn redis() -> Arc<Fx> {
     })
 }
 
-on_both_backends!(memory, redis;
+async fn cluster() -> Arc<Fx> {
+    let cache = Cache::builder()
+        .redis_cluster(support::current_cluster().seeds())
+        .build()
+        .await
+        .unwrap();
+    Arc::new(Fx {
+        cache,
+        runs: AtomicUsize::new(0),
+        _server: None,
+    })
+}
+
+on_both_backends!(memory, redis, cluster;
     a_thousand_cold_calls_run_the_body_once,
     a_thousand_cold_get_or_set_calls_run_once,
     callers_that_wait_for_a_computation_are_counted_as_joined,

@@ -5,29 +5,37 @@
 #[macro_use]
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cachette::{Cache, Error, Timeout};
-use support::{RedisServer, free_port};
+use support::{RedisCluster, RedisServer, free_port};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 struct Fx {
     cache: Cache,
     server: Option<RedisServer>,
+    cluster: Option<Arc<RedisCluster>>,
 }
 
 impl Fx {
     /// Another cache on the same store, under another prefix.
     async fn sibling(&self, prefix: &str) -> Cache {
-        match &self.server {
-            Some(server) => Cache::builder()
+        match (&self.server, &self.cluster) {
+            (Some(server), _) => Cache::builder()
                 .redis_url(server.url(0))
                 .key_prefix(prefix)
                 .build()
                 .await
                 .unwrap(),
-            None => self.cache.with_prefix(prefix).unwrap(),
+            (None, Some(cluster)) => Cache::builder()
+                .redis_cluster(cluster.seeds())
+                .key_prefix(prefix)
+                .build()
+                .await
+                .unwrap(),
+            (None, None) => self.cache.with_prefix(prefix).unwrap(),
         }
     }
 }
@@ -37,6 +45,7 @@ async fn memory() -> Fx {
     Fx {
         cache: Cache::memory(),
         server: None,
+        cluster: None,
     }
 }
 
@@ -50,10 +59,25 @@ async fn redis() -> Fx {
     Fx {
         cache,
         server: Some(server),
+        cluster: None,
     }
 }
 
-on_both_backends!(memory, redis;
+async fn cluster() -> Fx {
+    let cluster = support::current_cluster();
+    let cache = Cache::builder()
+        .redis_cluster(cluster.seeds())
+        .build()
+        .await
+        .unwrap();
+    Fx {
+        cache,
+        server: None,
+        cluster: Some(cluster),
+    }
+}
+
+on_both_backends!(memory, redis, cluster;
     contains_sees_any_type_and_removes_nothing,
     ttl_tells_absent_never_and_left_apart,
     keys_and_delete_pattern_stay_under_the_prefix,

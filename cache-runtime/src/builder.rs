@@ -40,6 +40,8 @@ const DEFAULT_PREFIX: &str = "cachette";
 #[must_use]
 pub struct CacheBuilder {
     redis_url: Option<String>,
+    /// Seed nodes of a Redis Cluster; when set, they win over `redis_url`.
+    cluster: Option<Vec<String>>,
     prefix: String,
     max_key_length: usize,
     memory_capacity: u64,
@@ -51,6 +53,13 @@ impl std::fmt::Debug for CacheBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CacheBuilder")
             .field("redis_url", &self.redis_url.as_deref().map(redact))
+            .field(
+                "cluster",
+                &self
+                    .cluster
+                    .as_ref()
+                    .map(|seeds| seeds.iter().map(|s| redact(s)).collect::<Vec<_>>()),
+            )
             .field("prefix", &self.prefix)
             .field("max_key_length", &self.max_key_length)
             .field("memory_capacity", &self.memory_capacity)
@@ -64,6 +73,7 @@ impl Default for CacheBuilder {
     fn default() -> Self {
         Self {
             redis_url: None,
+            cluster: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             max_key_length: DEFAULT_MAX_KEY_LENGTH,
             memory_capacity: 10_000,
@@ -83,7 +93,10 @@ impl Default for CacheBuilder {
 }
 
 impl CacheBuilder {
-    /// Reads the environment: `REDIS_URL`, when set and not empty, selects Redis.
+    /// Reads the environment: `REDIS_CLUSTER_URLS` (comma-separated seed
+    /// nodes) selects a Redis Cluster; else `REDIS_URL`, when set and not
+    /// empty, selects one Redis. When both are set, the cluster wins, and
+    /// the log says so.
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -91,22 +104,57 @@ impl CacheBuilder {
     /// # drop(builder);
     /// ```
     pub fn from_env(self) -> Self {
-        match std::env::var("REDIS_URL") {
-            Ok(url) if !url.trim().is_empty() => self.redis_url(url.trim()),
-            _ => self,
+        let url = std::env::var("REDIS_URL")
+            .ok()
+            .filter(|url| !url.trim().is_empty());
+        let seeds: Vec<String> = std::env::var("REDIS_CLUSTER_URLS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|seed| !seed.is_empty())
+            .map(str::to_owned)
+            .collect();
+        match (url, seeds.is_empty()) {
+            (Some(url), true) => self.redis_url(url.trim()),
+            (url, false) => {
+                if url.is_some() {
+                    tracing::info!(
+                        "REDIS_CLUSTER_URLS and REDIS_URL are both set; using the cluster"
+                    );
+                }
+                self.redis_cluster(seeds)
+            }
+            (None, true) => self,
         }
+    }
+
+    /// Stores entries in a Redis Cluster reached through these seed nodes
+    /// (`redis://[user][:password@]host:port`, or `rediss://` with the `tls`
+    /// feature); the client learns the rest of the topology from them.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let builder = cachette::Cache::builder()
+    ///     .redis_cluster(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]);
+    /// # drop(builder);
+    /// ```
+    pub fn redis_cluster(mut self, seeds: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.cluster = Some(seeds.into_iter().map(Into::into).collect());
+        self
     }
 
     /// Stores entries in Redis at `url`: `redis://[user][:password@]host[:port][/db]`,
     /// or `rediss://` for TLS (with the `tls` feature).
     pub fn redis_url(mut self, url: impl Into<String>) -> Self {
         self.redis_url = Some(url.into());
+        self.cluster = None;
         self
     }
 
     /// Stores entries in this process's memory (the default).
     pub fn memory(mut self) -> Self {
         self.redis_url = None;
+        self.cluster = None;
         self
     }
 
@@ -310,9 +358,10 @@ impl CacheBuilder {
                 source: None,
             });
         }
-        let backend = match &self.redis_url {
-            Some(url) => Backend::redis(url, settings)?,
-            None => Backend::memory(self.memory_capacity),
+        let backend = match (&self.cluster, &self.redis_url) {
+            (Some(seeds), _) => Backend::redis_cluster(seeds, settings)?,
+            (None, Some(url)) => Backend::redis(url, settings)?,
+            (None, None) => Backend::memory(self.memory_capacity),
         };
         Ok(Cache::from_parts(Arc::new(backend), keys, self.options))
     }

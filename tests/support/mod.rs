@@ -9,9 +9,26 @@ use std::time::{Duration, Instant};
 
 /// Runs each listed test against both backends: `test(memory().await)` in
 /// `mod on_memory` and `test(redis().await)` in `mod on_redis`, where
-/// `memory` and `redis` are the fixture functions named first.
+/// `memory` and `redis` are the fixture functions named first. With a third
+/// fixture, `mod on_cluster` runs every test on one Redis Cluster started
+/// for the whole test binary (one test, the cases in turn, the cluster
+/// flushed between them): `test(cluster().await)`.
 #[allow(unused_macros)] // not every test file runs a two-backend suite
 macro_rules! on_both_backends {
+    ($memory:ident, $redis:ident, $cluster:ident; $($name:ident),* $(,)?) => {
+        on_both_backends!($memory, $redis; $($name),*);
+        mod on_cluster {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn every_case_on_one_cluster() {
+                let _session = super::support::ClusterSession::start();
+                $(
+                    eprintln!("cluster case: {}", stringify!($name));
+                    super::support::current_cluster().flush();
+                    super::$name(super::$cluster().await).await;
+                )*
+            }
+        }
+    };
     ($memory:ident, $redis:ident; $($name:ident),* $(,)?) => {
         mod on_memory {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -69,6 +86,11 @@ impl RedisServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether this test's server process runs (it was not stopped).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Kills the server (as a crash would) and waits for it to be gone.
@@ -137,6 +159,144 @@ impl Drop for RedisServer {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A Redis Cluster of three masters, each with a replica, on loopback.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts six nodes, joins them with `redis-cli --cluster create`, and
+    /// waits until every slot is served.
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-node-timeout",
+                    "1000",
+                ])
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("redis-cli is installed with redis-server");
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        let cluster = Self { nodes };
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// Waits until every live node says `cluster_state:ok` with every slot assigned.
+    pub fn wait_until_ok(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let ok = self.nodes.iter().filter(|n| n.is_running()).all(|n| {
+                let info = cli(n.port(), &["CLUSTER", "INFO"]);
+                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+            });
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the cluster never served every slot");
+    }
+
+    /// `redis://127.0.0.1:{port}` of every node, as seeds.
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port()))
+            .collect()
+    }
+
+    /// The ports of the nodes that are masters now.
+    pub fn master_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_running())
+            .filter(|n| cli(n.port(), &["ROLE"]).starts_with("master"))
+            .map(RedisServer::port)
+            .collect()
+    }
+
+    /// Empties every master (and so its replica).
+    pub fn flush(&self) {
+        for port in self.master_ports() {
+            cli(port, &["FLUSHALL"]);
+        }
+    }
+
+    /// A direct connection to the cluster, to look at or tamper with what cachette stored.
+    pub async fn connect(&self) -> redis::cluster_async::ClusterConnection {
+        redis::cluster::ClusterClient::new(self.seeds())
+            .unwrap()
+            .get_async_connection()
+            .await
+            .expect("connect to the test's cluster")
+    }
+}
+
+/// What `redis-cli -p port args…` printed.
+pub fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli is installed with redis-server");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+static CLUSTER: std::sync::Mutex<Option<std::sync::Arc<RedisCluster>>> =
+    std::sync::Mutex::new(None);
+
+/// The cluster of this test binary, for the length of one suite: stopped
+/// when the session ends, even when a case panics.
+pub struct ClusterSession;
+
+impl ClusterSession {
+    pub fn start() -> Self {
+        let cluster = std::sync::Arc::new(RedisCluster::start());
+        *CLUSTER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cluster);
+        Self
+    }
+}
+
+impl Drop for ClusterSession {
+    fn drop(&mut self) {
+        CLUSTER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+}
+
+/// The cluster of the running [`ClusterSession`].
+pub fn current_cluster() -> std::sync::Arc<RedisCluster> {
+    CLUSTER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .expect("a cluster session is running")
 }
 
 /// Polls `done` until it holds, for at most 20 s, then fails with `what`:

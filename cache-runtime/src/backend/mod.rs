@@ -135,6 +135,14 @@ impl Backend {
         RedisBackend::new(url, settings).map(Self::Redis)
     }
 
+    /// A Redis Cluster reached through `seeds` (not connected yet).
+    pub(crate) fn redis_cluster(
+        seeds: &[String],
+        settings: &redis::Settings,
+    ) -> Result<Self, Error> {
+        RedisBackend::cluster(seeds, settings).map(Self::Redis)
+    }
+
     /// A store that fails every call with `reason`.
     pub(crate) fn unavailable(reason: String) -> Self {
         Self::Unavailable(reason)

@@ -1,22 +1,16 @@
-//! Connection keeping: a few *lanes*, each a connection taken from the
-//! pool and held, cloned for every command (a multiplexed connection
-//! pipelines concurrent commands). A broken connection empties its lane and
-//! leaves the pool for good; the next call takes a fresh one. Every command
-//! runs through [`RedisBackend::run`]: the circuit breaker, a lane, the
-//! command deadline.
+//! Connection keeping on one server: a few *lanes*, each a connection taken
+//! from the deadpool pool and held, cloned for every command (a multiplexed
+//! connection pipelines concurrent commands). A broken connection empties
+//! its lane and leaves the pool for good; the next call takes a fresh one.
 
 use std::sync::Mutex;
-use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
-use deadpool_redis::Connection;
 use deadpool_redis::redis::aio::MultiplexedConnection;
-use deadpool_redis::redis::{RedisError, RedisResult};
+use deadpool_redis::{Connection, Pool};
 
-use super::RedisBackend;
-use crate::{BackendError, Error};
-
-/// How long calls fail at once after a failed connect, before one tries again.
-const RECONNECT_INTERVAL_MS: u64 = 500;
+use super::link::Reconnect;
+use crate::Error;
 
 /// The lane a command starts looking from: round robin per thread, so
 /// that threads do not contend on a shared counter.
@@ -40,7 +34,7 @@ pub(super) struct Lane {
 }
 
 impl Lane {
-    pub(super) fn new() -> Self {
+    fn new() -> Self {
         Self {
             conn: Mutex::new((0, None)),
             connecting: tokio::sync::Mutex::new(()),
@@ -57,7 +51,7 @@ impl Lane {
 
     /// Empties the lane if it still holds the broken connection of `generation`,
     /// and takes that connection out of the pool so nobody gets it again.
-    fn discard(&self, generation: u64) {
+    pub(super) fn discard(&self, generation: u64) {
         self.discard_where(|held| held == generation);
     }
 
@@ -80,29 +74,56 @@ impl Lane {
     }
 }
 
-impl RedisBackend {
+/// The held connections to one server, and the pool they come from.
+pub(super) struct Lanes {
+    pub(super) pool: Pool,
+    held: Box<[Lane]>,
+    /// The most a call waits for a connection: the pool's wait, then a connect.
+    checkout_timeout: Duration,
+    reconnect: Reconnect,
+}
+
+impl Lanes {
+    pub(super) fn new(
+        pool: Pool,
+        count: usize,
+        checkout_timeout: Duration,
+        redacted_url: String,
+    ) -> Self {
+        Self {
+            pool,
+            held: (0..count).map(|_| Lane::new()).collect(),
+            checkout_timeout,
+            reconnect: Reconnect::new(redacted_url),
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.held.len()
+    }
+
     /// Connects every lane now, returning the first error.
-    pub(crate) async fn connect_all(&self) -> Result<(), Error> {
-        for lane in &*self.lanes {
+    pub(super) async fn connect_all(&self) -> Result<(), Error> {
+        for lane in &*self.held {
             self.connect(lane, "connect").await?;
         }
         Ok(())
     }
 
     /// A connection for one command, and where it came from.
-    async fn checkout(
+    pub(super) async fn checkout(
         &self,
         op: &'static str,
     ) -> Result<(&Lane, u64, MultiplexedConnection), Error> {
         let start = next_lane();
-        let count = self.lanes.len();
+        let count = self.held.len();
         for i in 0..count {
-            let lane = &self.lanes[(start + i) % count];
+            let lane = &self.held[(start + i) % count];
             if let Some(found) = lane.current() {
                 return Ok((lane, found.0, found.1));
             }
         }
-        let lane = &self.lanes[start % count];
+        let lane = &self.held[start % count];
         // Rare (a lane without a connection): boxed, to keep every command's future small.
         let connect = Box::pin(tokio::time::timeout(
             self.checkout_timeout,
@@ -125,15 +146,10 @@ impl RedisBackend {
         if let Some(found) = lane.current() {
             return Ok(found);
         }
-        let failed = self.failed_connect_ms.load(Relaxed);
-        if failed != u64::MAX && self.now_ms().saturating_sub(failed) < RECONNECT_INTERVAL_MS {
-            return Err(Error::Unavailable {
-                reason: format!("cannot connect to {}; retrying shortly", self.redacted_url),
-            });
-        }
+        self.reconnect.may_try()?;
         match self.pool.get().await {
             Ok(conn) => {
-                self.failed_connect_ms.store(u64::MAX, Relaxed);
+                self.reconnect.succeeded();
                 let multiplexed = (*conn).clone();
                 let mut slot = lane
                     .conn
@@ -144,7 +160,7 @@ impl RedisBackend {
                 Ok((slot.0, multiplexed))
             }
             Err(source) => {
-                self.failed_connect_ms.store(self.now_ms(), Relaxed);
+                self.reconnect.failed();
                 Err(Error::Backend {
                     op,
                     source: source.into(),
@@ -153,69 +169,10 @@ impl RedisBackend {
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        self.started.now_ms()
-    }
-
-    /// Runs one request on a lane under the command deadline, unless the
-    /// circuit is open.
-    pub(super) async fn run<T, F, Fut>(&self, op: &'static str, request: F) -> Result<T, Error>
-    where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: Future<Output = RedisResult<T>>,
-    {
-        let pass = self
-            .breaker
-            .admit()
-            .map_err(|retry_in| Error::CircuitOpen { op, retry_in })?;
-        let (lane, generation, conn) = match self.checkout(op).await {
-            Ok(found) => found,
-            Err(error) => {
-                self.failed(pass);
-                return Err(error);
-            }
-        };
-        // The connection enforces the command deadline (its response timeout).
-        match request(conn).await {
-            Ok(value) => {
-                pass.succeeded();
-                Ok(value)
-            }
-            Err(error) if error.is_timeout() => {
-                self.failed(pass);
-                Err(Error::Timeout {
-                    op,
-                    after: self.command_timeout,
-                })
-            }
-            Err(error) => {
-                if is_broken(&error) {
-                    lane.discard(generation);
-                    self.failed(pass);
-                } else {
-                    // An error reply: the server is there.
-                    pass.succeeded();
-                }
-                Err(Error::Backend {
-                    op,
-                    source: BackendError::Redis(error),
-                })
-            }
+    /// Empties every lane, so that the next call starts on a new connection.
+    pub(super) fn discard_all(&self) {
+        for lane in &*self.held {
+            lane.discard_any();
         }
     }
-
-    /// Counts a failure; when it opens the circuit, every lane is emptied so
-    /// that the probe starts on a new connection.
-    fn failed(&self, pass: crate::backend::breaker::Pass<'_>) {
-        if pass.failed() {
-            for lane in &*self.lanes {
-                lane.discard_any();
-            }
-        }
-    }
-}
-
-/// Whether an error means the connection itself is gone.
-fn is_broken(error: &RedisError) -> bool {
-    error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error()
 }

@@ -1,27 +1,32 @@
-//! The Redis backend, on deadpool-redis.
+//! The Redis backend: one server (on deadpool-redis) or a Redis Cluster
+//! (on redis-rs' cluster client), with the same commands.
 //!
-//! The pool creates, health-checks and replaces connections; the hot path
-//! does not check one out per call (a checkout costs a round trip of its own).
-//! Instead the backend holds a few *lanes*, each a connection taken from the
-//! pool and kept, and clones its `MultiplexedConnection` for every command:
-//! concurrent commands pipeline on it. A lane whose connection breaks is
-//! emptied, its connection taken out of the pool for good, and the next call
-//! that finds it empty takes a fresh one from the pool.
+//! On one server, the pool creates, health-checks and replaces connections;
+//! the hot path does not check one out per call (a checkout costs a round
+//! trip of its own). Instead the backend holds a few *lanes* (`lanes.rs`),
+//! each a connection taken from the pool and kept, cloned for every command.
+//! On a cluster, one held `ClusterConnection` (`cluster.rs`) routes each
+//! command by its key's slot; what spans slots is split here, slot by slot
+//! (scripts, pipelines) or master by master (`SCAN`), the parts sent at once.
 
+mod cluster;
 mod lanes;
+mod link;
 mod scripts;
 
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use deadpool_redis::redis::cluster::ClusterClientBuilder;
 use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::{Manager, Pool, Runtime};
+use futures_util::future::try_join_all;
 
 use super::breaker::{Breaker, Health};
 use super::{Counted, Expected, Expiry};
-use crate::clock::Monotonic;
 use crate::{BackendError, Error, codec};
-use lanes::Lane;
+use cluster::ClusterLink;
+use lanes::Lanes;
+use link::{Conn, Link};
 use scripts::Scripts;
 
 /// Keys asked of each `SCAN` page (and deleted per batch).
@@ -53,14 +58,8 @@ impl std::fmt::Debug for Pem {
 }
 
 pub(crate) struct RedisBackend {
-    pool: Pool,
-    lanes: Box<[Lane]>,
-    /// When the last connect failed, in ms since `started`, or `u64::MAX`.
-    failed_connect_ms: AtomicU64,
-    started: Monotonic,
+    link: Link,
     command_timeout: Duration,
-    /// The most a call waits for a connection: the pool's wait, then a connect.
-    checkout_timeout: Duration,
     breaker: Breaker,
     scripts: Scripts,
     redacted_url: String,
@@ -68,11 +67,18 @@ pub(crate) struct RedisBackend {
 
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Redis")
-            .field("url", &self.redacted_url)
-            .field("connections", &self.lanes.len())
-            .field("pool", &self.pool.status())
-            .finish_non_exhaustive()
+        match &self.link {
+            Link::Single(lanes) => f
+                .debug_struct("Redis")
+                .field("url", &self.redacted_url)
+                .field("connections", &lanes.len())
+                .field("pool", &lanes.pool.status())
+                .finish_non_exhaustive(),
+            Link::Cluster(_) => f
+                .debug_struct("RedisCluster")
+                .field("seeds", &self.redacted_url)
+                .finish_non_exhaustive(),
+        }
     }
 }
 
@@ -116,18 +122,85 @@ impl RedisBackend {
                 reason: format!("cannot build the Redis pool: {e}"),
                 source: None,
             })?;
-        let lanes = (0..settings.connections).map(|_| Lane::new()).collect();
-        Ok(Self {
+        let lanes = Lanes::new(
             pool,
-            lanes,
-            failed_connect_ms: AtomicU64::new(u64::MAX),
-            started: Monotonic::start(),
+            settings.connections,
+            settings.pool_wait_timeout + settings.connect_timeout,
+            redact(url),
+        );
+        Ok(Self {
+            link: Link::Single(lanes),
             command_timeout: settings.command_timeout,
-            checkout_timeout: settings.pool_wait_timeout + settings.connect_timeout,
             breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
             scripts: Scripts::new(),
             redacted_url: redact(url),
         })
+    }
+
+    /// Sets up a cluster client from seed nodes; connects nothing yet.
+    pub(crate) fn cluster(seeds: &[String], settings: &Settings) -> Result<Self, Error> {
+        let redacted = seeds
+            .iter()
+            .map(|s| redact(s))
+            .collect::<Vec<_>>()
+            .join(",");
+        let invalid = |source: RedisError| Error::Config {
+            reason: format!("invalid Redis Cluster seeds `{redacted}`"),
+            source: Some(source.into()),
+        };
+        if seeds.is_empty() {
+            return Err(Error::Config {
+                reason: "a Redis Cluster needs at least one seed node".to_owned(),
+                source: None,
+            });
+        }
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+        let mut builder = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+            .connection_timeout(settings.connect_timeout)
+            .response_timeout(settings.command_timeout)
+            // Redirections and reconnects are retried within the command deadline.
+            .retries(3)
+            .min_retry_wait(10)
+            .max_retry_wait(100);
+        #[cfg(feature = "tls")]
+        if let Some(Pem(root)) = &settings.tls_root {
+            if rustls::crypto::CryptoProvider::get_default().is_none() {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+            }
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root.clone()),
+            });
+        }
+        let client = builder.build().map_err(invalid)?;
+        let link = ClusterLink::new(
+            client,
+            settings.pool_wait_timeout + settings.connect_timeout,
+            redacted.clone(),
+        );
+        Ok(Self {
+            link: Link::Cluster(link),
+            command_timeout: settings.command_timeout,
+            breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
+            scripts: Scripts::new(),
+            redacted_url: redacted,
+        })
+    }
+
+    /// Whether commands go to a cluster, where what spans slots is split.
+    fn is_cluster(&self) -> bool {
+        matches!(self.link, Link::Cluster(_))
+    }
+
+    /// `items` in the groups one command (a script, a pipeline) may take,
+    /// by the key each has: all of them on one server, one group per slot
+    /// on a cluster.
+    fn groups<'i, T>(&self, items: &'i [T], key: impl Fn(&T) -> &str) -> Vec<Vec<&'i T>> {
+        if self.is_cluster() {
+            cluster::by_slot(items, key)
+        } else {
+            vec![items.iter().collect()]
+        }
     }
 
     /// The state of the circuit breaker.
@@ -167,14 +240,18 @@ impl RedisBackend {
         if entries.is_empty() {
             return Ok(());
         }
-        self.run("set_many", |mut c| async move {
-            let mut pipe = redis::pipe();
-            for (key, bytes) in entries {
-                pipe.add_command(set_cmd(key, bytes, expiry)).ignore();
-            }
-            pipe.query_async(&mut c).await
-        })
+        let groups = self.groups(entries, |(key, _)| key);
+        try_join_all(groups.into_iter().map(|group| {
+            self.run("set_many", move |mut c| async move {
+                let mut pipe = redis::pipe();
+                for (key, bytes) in group {
+                    pipe.add_command(set_cmd(key, bytes, expiry)).ignore();
+                }
+                pipe.query_async::<()>(&mut c).await
+            })
+        }))
         .await
+        .map(drop)
     }
 
     pub(crate) async fn add(&self, key: &str, bytes: &[u8], expiry: Expiry) -> Result<bool, Error> {
@@ -234,10 +311,11 @@ impl RedisBackend {
     /// Creates the version keys `vkeys` at fresh random versions where they
     /// are still missing; the versions they hold afterwards.
     pub(crate) async fn create_versions(&self, vkeys: &[String]) -> Result<Vec<u64>, Error> {
-        let values: Vec<Option<Vec<u8>>> = self
-            .run("version", |mut c| async move {
+        let groups = self.groups(vkeys, String::as_str);
+        let created = try_join_all(groups.into_iter().map(|group| {
+            self.run("version", move |mut c| async move {
                 let mut pipe = redis::pipe();
-                for vkey in vkeys {
+                for vkey in &group {
                     pipe.cmd("SET")
                         .arg(vkey)
                         .arg(codec::fresh_version())
@@ -245,12 +323,22 @@ impl RedisBackend {
                         .ignore();
                     pipe.cmd("GET").arg(vkey);
                 }
-                pipe.query_async(&mut c).await
+                let values: Vec<Option<Vec<u8>>> = pipe.query_async(&mut c).await?;
+                Ok(group.into_iter().zip(values).collect::<Vec<_>>())
             })
-            .await?;
-        Ok(values
+        }))
+        .await?;
+        let by_key: std::collections::HashMap<&String, Option<Vec<u8>>> =
+            created.into_iter().flatten().collect();
+        Ok(vkeys
             .iter()
-            .map(|v| v.as_deref().and_then(parse_version).unwrap_or_default())
+            .map(|vkey| {
+                by_key
+                    .get(vkey)
+                    .and_then(|v| v.as_deref())
+                    .and_then(parse_version)
+                    .unwrap_or_default()
+            })
             .collect())
     }
 
@@ -295,14 +383,18 @@ impl RedisBackend {
             return Ok(0);
         }
         let script = &self.scripts.delete;
-        self.run("delete", |mut c| async move {
-            let mut invocation = script.prepare_invoke();
-            for key in keys {
-                invocation.key(key);
-            }
-            invocation.invoke_async(&mut c).await
-        })
-        .await
+        let groups = self.groups(keys, String::as_str);
+        let deleted = try_join_all(groups.into_iter().map(|group| {
+            self.run("delete", move |mut c| async move {
+                let mut invocation = script.prepare_invoke();
+                for key in group {
+                    invocation.key(key);
+                }
+                invocation.invoke_async::<u64>(&mut c).await
+            })
+        }))
+        .await?;
+        Ok(deleted.into_iter().sum())
     }
 
     pub(crate) async fn touch(&self, key: &str, expiry: Expiry) -> Result<bool, Error> {
@@ -432,85 +524,120 @@ impl RedisBackend {
         })
     }
 
-    /// One page of `SCAN … MATCH pattern`: the next cursor (0 at the end) and the keys.
+    /// One page of `SCAN … MATCH pattern` on one server, or on the
+    /// cluster's master `node`: the next cursor (0 at the end) and the keys.
     async fn scan_page(
         &self,
         op: &'static str,
+        node: Option<&(String, u16)>,
         cursor: u64,
         pattern: &str,
     ) -> Result<(u64, Vec<String>), Error> {
-        self.run(op, |mut c| async move {
-            redis::cmd("SCAN")
-                .arg(cursor)
+        self.run(op, |c| async move {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
                 .arg("MATCH")
                 .arg(pattern)
                 .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query_async(&mut c)
-                .await
+                .arg(SCAN_BATCH);
+            match (c, node) {
+                (Conn::Cluster(mut c), Some((host, port))) => {
+                    let page = c.route_command(scan, cluster::at(host, *port)).await?;
+                    Ok(redis::FromRedisValue::from_redis_value(page)?)
+                }
+                (mut c, _) => scan.query_async(&mut c).await,
+            }
         })
         .await
     }
 
-    /// The keys matching `pattern` that hold a live value, SCAN by SCAN.
+    /// Walks the keys matching `pattern` page by page — on every master of
+    /// a cluster — handing each page to `page`.
+    async fn scan(
+        &self,
+        op: &'static str,
+        pattern: &str,
+        mut page: impl AsyncFnMut(Vec<String>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let nodes: Vec<Option<(String, u16)>> = if self.is_cluster() {
+            let masters = self
+                .run(op, |c| async move {
+                    match c {
+                        Conn::Cluster(mut c) => cluster::masters(&mut c).await,
+                        Conn::Single(_) => Ok(Vec::new()),
+                    }
+                })
+                .await?;
+            masters.into_iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for node in &nodes {
+            let mut cursor = 0_u64;
+            loop {
+                let (next, keys) = self.scan_page(op, node.as_ref(), cursor, pattern).await?;
+                if !keys.is_empty() {
+                    page(keys).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys matching `pattern` that hold a live value.
     pub(crate) async fn live_keys(&self, pattern: &str) -> Result<Vec<String>, Error> {
         let script = &self.scripts.live;
-        let mut cursor = 0_u64;
         let mut found = Vec::new();
-        loop {
-            let (next, keys) = self.scan_page("keys", cursor, pattern).await?;
-            if !keys.is_empty() {
-                let live: Vec<String> = self
-                    .run("keys", |mut c| async move {
-                        let mut invocation = script.prepare_invoke();
-                        for key in &keys {
-                            invocation.key(key);
-                        }
-                        invocation.invoke_async(&mut c).await
-                    })
-                    .await?;
-                found.extend(live);
-            }
-            if next == 0 {
-                return Ok(found);
-            }
-            cursor = next;
-        }
+        self.scan("keys", pattern, async |keys: Vec<String>| {
+            let groups = self.groups(&keys, String::as_str);
+            let live = try_join_all(groups.into_iter().map(|group| {
+                self.run("keys", move |mut c| async move {
+                    let mut invocation = script.prepare_invoke();
+                    for key in group {
+                        invocation.key(key);
+                    }
+                    invocation.invoke_async::<Vec<String>>(&mut c).await
+                })
+            }))
+            .await?;
+            found.extend(live.into_iter().flatten());
+            Ok(())
+        })
+        .await?;
+        Ok(found)
     }
 
-    /// Deletes every key matching `pattern`, SCAN by SCAN; how many held a live value.
+    /// Deletes every key matching `pattern`; how many held a live value.
     pub(crate) async fn delete_matching(&self, pattern: &str) -> Result<u64, Error> {
-        let mut cursor = 0_u64;
         let mut removed = 0;
-        loop {
-            let (next, keys) = self.scan_page("delete_pattern", cursor, pattern).await?;
+        self.scan("delete_pattern", pattern, async |keys: Vec<String>| {
             removed += self.delete_many(&keys).await?;
-            if next == 0 {
-                return Ok(removed);
-            }
-            cursor = next;
-        }
+            Ok(())
+        })
+        .await?;
+        Ok(removed)
     }
 
-    /// Deletes every key matching `pattern`, SCAN by SCAN.
+    /// Deletes every key matching `pattern` (`UNLINK`, split by slot on a cluster).
     pub(crate) async fn clear(&self, pattern: &str) -> Result<u64, Error> {
-        let mut cursor = 0_u64;
         let mut removed = 0;
-        loop {
-            let (next, keys) = self.scan_page("clear", cursor, pattern).await?;
-            if !keys.is_empty() {
-                let n: u64 = self
-                    .run("clear", |mut c| async move {
-                        redis::cmd("UNLINK").arg(&keys).query_async(&mut c).await
-                    })
-                    .await?;
-                removed += n;
-            }
-            if next == 0 {
-                return Ok(removed);
-            }
-            cursor = next;
-        }
+        self.scan("clear", pattern, async |keys: Vec<String>| {
+            removed += self
+                .run("clear", |mut c| async move {
+                    redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async::<u64>(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(())
+        })
+        .await?;
+        Ok(removed)
     }
 }
 

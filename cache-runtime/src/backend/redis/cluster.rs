@@ -1,0 +1,211 @@
+//! Connection keeping on a Redis Cluster: one `ClusterConnection` from
+//! redis-rs (multiplexed, held and cloned per command; it follows `MOVED`
+//! and `ASK` and refreshes the topology itself), the slot of a key, and the
+//! masters, for the commands that must visit each (`SCAN`).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use deadpool_redis::redis::cluster::ClusterClient;
+use deadpool_redis::redis::cluster_async::ClusterConnection;
+use deadpool_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use deadpool_redis::redis::{self, FromRedisValue};
+
+use super::link::Reconnect;
+use crate::{BackendError, Error};
+
+/// The slots of a cluster.
+const SLOTS: u16 = 16_384;
+
+/// The held connection to a cluster.
+pub(super) struct ClusterLink {
+    client: ClusterClient,
+    conn: Mutex<Option<ClusterConnection>>,
+    /// Serialises connecting.
+    connecting: tokio::sync::Mutex<()>,
+    /// The most a call waits to connect.
+    checkout_timeout: Duration,
+    reconnect: Reconnect,
+}
+
+impl ClusterLink {
+    pub(super) fn new(client: ClusterClient, checkout_timeout: Duration, redacted: String) -> Self {
+        Self {
+            client,
+            conn: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            checkout_timeout,
+            reconnect: Reconnect::new(redacted),
+        }
+    }
+
+    fn current(&self) -> Option<ClusterConnection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The connection for one command, connecting first if needed.
+    pub(super) async fn checkout(&self, op: &'static str) -> Result<ClusterConnection, Error> {
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        // Rare: boxed, to keep every command's future small.
+        let connect = Box::pin(tokio::time::timeout(
+            self.checkout_timeout,
+            self.connect(op),
+        ));
+        connect.await.map_err(|_| Error::Timeout {
+            op,
+            after: self.checkout_timeout,
+        })?
+    }
+
+    async fn connect(&self, op: &'static str) -> Result<ClusterConnection, Error> {
+        let _connecting = self.connecting.lock().await;
+        if let Some(conn) = self.current() {
+            return Ok(conn);
+        }
+        self.reconnect.may_try()?;
+        match self.client.get_async_connection().await {
+            Ok(conn) => {
+                self.reconnect.succeeded();
+                *self
+                    .conn
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.clone());
+                Ok(conn)
+            }
+            Err(source) => {
+                self.reconnect.failed();
+                Err(Error::Backend {
+                    op,
+                    source: BackendError::Redis(source),
+                })
+            }
+        }
+    }
+
+    /// Drops the held connection; the next call connects anew.
+    pub(super) fn discard(&self) {
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+    }
+}
+
+/// The masters serving slots, as `(host, port)`, from `CLUSTER NODES`.
+pub(super) async fn masters(
+    conn: &mut ClusterConnection,
+) -> redis::RedisResult<Vec<(String, u16)>> {
+    let nodes = conn
+        .route_command(
+            redis::cmd("CLUSTER").arg("NODES").clone(),
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+        )
+        .await?;
+    let nodes = String::from_redis_value(nodes)?;
+    Ok(parse_masters(&nodes))
+}
+
+/// The masters of a `CLUSTER NODES` reply that serve slots and are not failed.
+fn parse_masters(nodes: &str) -> Vec<(String, u16)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            let serving = fields.len() > 8;
+            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") || !serving {
+                return None;
+            }
+            // `host:port@cport[,hostname]`
+            let address = fields.get(1)?.split('@').next()?;
+            let (host, port) = address.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Routes a command to the node at `(host, port)`.
+pub(super) fn at(host: &str, port: u16) -> RoutingInfo {
+    RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// The slot of `key`: CRC16 (XMODEM) of the key, or of its hash tag (the
+/// part between the first `{` and the next `}`, when not empty), mod 16384.
+pub(super) fn slot(key: &[u8]) -> u16 {
+    let hashed = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    let mut crc: u16 = 0;
+    for &byte in hashed {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 == 0 {
+                crc << 1
+            } else {
+                (crc << 1) ^ 0x1021
+            };
+        }
+    }
+    crc % SLOTS
+}
+
+/// `items` grouped by the slot of the key each has.
+pub(super) fn by_slot<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<Vec<&T>> {
+    let mut groups: BTreeMap<u16, Vec<&T>> = BTreeMap::new();
+    for item in items {
+        groups
+            .entry(slot(key(item).as_bytes()))
+            .or_default()
+            .push(item);
+    }
+    groups.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_those_redis_computes() {
+        // `CLUSTER KEYSLOT` of each.
+        assert_eq!(slot(b"foo"), 12_182);
+        assert_eq!(slot(b"bar"), 5_061);
+        assert_eq!(slot(b"123456789"), 12_739);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
+        assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"));
+        assert_ne!(slot(b"foo{}{bar}"), slot(b"bar"));
+    }
+
+    #[test]
+    fn masters_come_from_cluster_nodes() {
+        let nodes = "\
+a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
+b2 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10922
+c3 127.0.0.1:7003@17003 slave a1 0 0 1 connected
+d4 127.0.0.1:7002@17002 master,fail - 0 0 3 connected 10923-16383
+e5 127.0.0.1:7004@17004 master - 0 0 4 connected
+";
+        assert_eq!(
+            parse_masters(nodes),
+            [
+                ("127.0.0.1".to_owned(), 7000),
+                ("127.0.0.1".to_owned(), 7001)
+            ]
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! How commands reach Redis: through held connections to one server
+//! (`lanes.rs`) or through a cluster connection (`cluster.rs`). Every
+//! command runs through [`RedisBackend::run`]: the circuit breaker, a
+//! connection, the command deadline, and what a failure means.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
+use deadpool_redis::redis::cluster_async::ClusterConnection;
+use deadpool_redis::redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+
+use super::RedisBackend;
+use super::cluster::ClusterLink;
+use super::lanes::Lanes;
+use crate::backend::breaker::Pass;
+use crate::clock::Monotonic;
+use crate::{BackendError, Error};
+
+/// How long calls fail at once after a failed connect, before one tries again.
+const RECONNECT_INTERVAL_MS: u64 = 500;
+
+/// The connections of a backend (one per backend, behind its `Arc`).
+#[allow(clippy::large_enum_variant)] // one per backend
+pub(super) enum Link {
+    Single(Lanes),
+    Cluster(ClusterLink),
+}
+
+/// One command's connection: cloned from a held one, multiplexed.
+pub(super) enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// After a failed connect, calls fail at once for a moment instead of each
+/// paying a connect timeout.
+pub(super) struct Reconnect {
+    /// When the last connect failed, in ms since `started`, or `u64::MAX`.
+    failed_ms: AtomicU64,
+    started: Monotonic,
+    redacted_url: String,
+}
+
+impl Reconnect {
+    pub(super) fn new(redacted_url: String) -> Self {
+        Self {
+            failed_ms: AtomicU64::new(u64::MAX),
+            started: Monotonic::start(),
+            redacted_url,
+        }
+    }
+
+    /// Whether a connect may be tried now.
+    pub(super) fn may_try(&self) -> Result<(), Error> {
+        let failed = self.failed_ms.load(Relaxed);
+        if failed != u64::MAX
+            && self.started.now_ms().saturating_sub(failed) < RECONNECT_INTERVAL_MS
+        {
+            return Err(Error::Unavailable {
+                reason: format!("cannot connect to {}; retrying shortly", self.redacted_url),
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn succeeded(&self) {
+        self.failed_ms.store(u64::MAX, Relaxed);
+    }
+
+    pub(super) fn failed(&self) {
+        self.failed_ms.store(self.started.now_ms(), Relaxed);
+    }
+}
+
+impl RedisBackend {
+    /// Connects now, returning the first error.
+    pub(crate) async fn connect_all(&self) -> Result<(), Error> {
+        match &self.link {
+            Link::Single(lanes) => lanes.connect_all().await,
+            Link::Cluster(cluster) => cluster.checkout("connect").await.map(drop),
+        }
+    }
+
+    /// Runs one request under the command deadline, unless the circuit is open.
+    pub(super) async fn run<T, F, Fut>(&self, op: &'static str, request: F) -> Result<T, Error>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let pass = self
+            .breaker
+            .admit()
+            .map_err(|retry_in| Error::CircuitOpen { op, retry_in })?;
+        match &self.link {
+            Link::Single(lanes) => {
+                let (lane, generation, conn) = match lanes.checkout(op).await {
+                    Ok(found) => found,
+                    Err(error) => {
+                        self.failed(pass);
+                        return Err(error);
+                    }
+                };
+                // The connection enforces the command deadline (its response timeout).
+                let result = request(Conn::Single(conn)).await;
+                self.settle(op, pass, result, || lane.discard(generation))
+            }
+            Link::Cluster(cluster) => {
+                let conn = match cluster.checkout(op).await {
+                    Ok(conn) => conn,
+                    Err(error) => {
+                        self.failed(pass);
+                        return Err(error);
+                    }
+                };
+                // Redirections and retries happen inside the request: the
+                // deadline bounds them all.
+                match tokio::time::timeout(self.command_timeout, request(Conn::Cluster(conn))).await
+                {
+                    Ok(result) => self.settle(op, pass, result, || {}),
+                    Err(_) => {
+                        self.failed(pass);
+                        Err(Error::Timeout {
+                            op,
+                            after: self.command_timeout,
+                        })
+                    }
+                }
+            }
+        }
+    }
+
+    /// What a request's result means for the breaker and the connection.
+    fn settle<T>(
+        &self,
+        op: &'static str,
+        pass: Pass<'_>,
+        result: RedisResult<T>,
+        discard: impl FnOnce(),
+    ) -> Result<T, Error> {
+        match result {
+            Ok(value) => {
+                pass.succeeded();
+                Ok(value)
+            }
+            Err(error) if error.is_timeout() => {
+                self.failed(pass);
+                Err(Error::Timeout {
+                    op,
+                    after: self.command_timeout,
+                })
+            }
+            Err(error) => {
+                if is_broken(&error) {
+                    discard();
+                    self.failed(pass);
+                } else {
+                    // An error reply: the server is there.
+                    pass.succeeded();
+                }
+                Err(Error::Backend {
+                    op,
+                    source: BackendError::Redis(error),
+                })
+            }
+        }
+    }
+
+    /// Counts a failure; when it opens the circuit, held connections are
+    /// dropped so that the probe starts on a new one.
+    fn failed(&self, pass: Pass<'_>) {
+        if pass.failed() {
+            match &self.link {
+                Link::Single(lanes) => lanes.discard_all(),
+                Link::Cluster(cluster) => cluster.discard(),
+            }
+        }
+    }
+}
+
+/// Whether an error means the connection itself is gone.
+fn is_broken(error: &RedisError) -> bool {
+    error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error()
+}
