@@ -10,10 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use cachette::{Cache, cached};
+use support::app::{App, HANG, expected, is_hit, load};
 use support::{RedisServer, eventually};
-
-/// No call may take this long: far above every deadline, it only catches a hang.
-const HANG: Duration = Duration::from_secs(5);
 
 /// A cache on `server` with the default deadlines and breaker.
 async fn cache_on(server: &RedisServer) -> Cache {
@@ -22,82 +20,6 @@ async fn cache_on(server: &RedisServer) -> Cache {
         .build()
         .await
         .unwrap()
-}
-
-/// The "database" behind the cached function, and what the callers saw.
-struct App {
-    cache: Cache,
-    computed: AtomicU64,
-    calls: AtomicU64,
-    hung: AtomicU64,
-    wrong: AtomicU64,
-    /// The longest call, in ms.
-    slowest_ms: AtomicU64,
-}
-
-impl App {
-    fn new(cache: Cache) -> Arc<Self> {
-        Arc::new(Self {
-            cache,
-            computed: AtomicU64::new(0),
-            calls: AtomicU64::new(0),
-            hung: AtomicU64::new(0),
-            wrong: AtomicU64::new(0),
-            slowest_ms: AtomicU64::new(0),
-        })
-    }
-
-    /// One call of `item`, checked: it completes, with the right value.
-    async fn call(&self, id: u64) {
-        let start = Instant::now();
-        let result = tokio::time::timeout(HANG, item(self, id)).await;
-        let ms = u64::try_from(start.elapsed().as_millis()).unwrap();
-        self.slowest_ms.fetch_max(ms, SeqCst);
-        self.calls.fetch_add(1, SeqCst);
-        match result {
-            Ok(value) if value == expected(id) => {}
-            Ok(_) => {
-                self.wrong.fetch_add(1, SeqCst);
-            }
-            Err(_) => {
-                self.hung.fetch_add(1, SeqCst);
-            }
-        }
-    }
-}
-
-fn expected(id: u64) -> String {
-    format!("item {id}: {}", id * 7)
-}
-
-#[cached(key = "item:{id}", skip(app), cache = &app.cache, timeout = 60)]
-async fn item(app: &App, id: u64) -> String {
-    app.computed.fetch_add(1, SeqCst);
-    expected(id)
-}
-
-/// `tasks` tasks calling `item` on ids 0..50 in a loop until `stop` is set.
-fn load(app: &Arc<App>, tasks: u64, stop: &Arc<AtomicBool>) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..tasks)
-        .map(|task| {
-            let (app, stop) = (Arc::clone(app), Arc::clone(stop));
-            tokio::spawn(async move {
-                let mut id = task;
-                while !stop.load(SeqCst) {
-                    app.call(id % 50).await;
-                    id += 7;
-                    tokio::task::yield_now().await;
-                }
-            })
-        })
-        .collect()
-}
-
-/// Whether `item(id)` is served from the cache now (a hit: nothing computed).
-async fn is_hit(app: &App, id: u64) -> bool {
-    let before = app.computed.load(SeqCst);
-    assert_eq!(item(app, id).await, expected(id));
-    app.computed.load(SeqCst) == before
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! Test support: a real `redis-server` per test, on a free loopback port.
 #![allow(dead_code, unreachable_pub)] // each test file uses part of it
 
+pub mod app;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -177,6 +179,10 @@ impl RedisCluster {
                     "yes",
                     "--cluster-node-timeout",
                     "1000",
+                    // Replicas sync at once (by default they wait 5 s for
+                    // company), so that a failover finds one ready.
+                    "--repl-diskless-sync-delay",
+                    "0",
                 ])
             })
             .collect();
@@ -203,13 +209,18 @@ impl RedisCluster {
         cluster
     }
 
-    /// Waits until every live node says `cluster_state:ok` with every slot assigned.
+    /// Waits until every live node says `cluster_state:ok` with every slot
+    /// served, and every live replica is in sync with its master.
     pub fn wait_until_ok(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let ok = self.nodes.iter().filter(|n| n.is_running()).all(|n| {
                 let info = cli(n.port(), &["CLUSTER", "INFO"]);
-                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                let replication = cli(n.port(), &["INFO", "replication"]);
+                info.contains("cluster_state:ok")
+                    && info.contains("cluster_slots_ok:16384")
+                    && (replication.contains("role:master")
+                        || replication.contains("master_link_status:up"))
             });
             if ok {
                 return;
