@@ -6,7 +6,9 @@
 //! 1. raw redis-rs `MultiplexedConnection` `GET` (one round trip, nothing else);
 //! 2. raw deadpool-redis `GET` (a pool checkout per call);
 //! 3. the `cached` crate's `AsyncRedisCache` through `#[concurrent_cached]`;
-//! 4. cachette `#[cached]`: plain, and with a namespace and two tags.
+//! 4. cachette `#[cached]`: plain, and with a namespace and two tags;
+//! 5. on a 3-master Redis Cluster: a raw redis-rs `ClusterConnection` `GET`, and
+//!    cachette plain and tagged (each compared with the cluster `GET`).
 //!
 //! For 1 task: latency percentiles over sequential calls; for 64 tasks:
 //! throughput. Each measurement runs `ROUNDS` times, rows interleaved, and
@@ -44,6 +46,8 @@ const TASKS: usize = 64;
 const THROUGHPUT_FOR: Duration = Duration::from_millis(1500);
 
 static URL: OnceLock<String> = OnceLock::new();
+/// The seed nodes of the bench's cluster.
+static SEEDS: OnceLock<Vec<String>> = OnceLock::new();
 
 /// The value every contender stores for `size`: text of that many bytes.
 fn value(size: usize) -> String {
@@ -80,6 +84,25 @@ async fn cachette_tagged_item(size: usize) -> String {
     value(size)
 }
 
+/// The cache on the cluster, for the cluster rows.
+static CLUSTER_CACHE: OnceLock<cachette::Cache> = OnceLock::new();
+
+fn cluster_cache() -> &'static cachette::Cache {
+    CLUSTER_CACHE
+        .get()
+        .expect("the cluster cache is built first")
+}
+
+#[cached(timeout = 3600, cache = cluster_cache())]
+async fn cluster_item(size: usize) -> String {
+    value(size)
+}
+
+#[cached(timeout = 3600, namespace = "catalog", tags = ["size:{size}", "bench"], cache = cluster_cache())]
+async fn cluster_tagged_item(size: usize) -> String {
+    value(size)
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Row {
     RawGet,
@@ -87,15 +110,21 @@ enum Row {
     CachedCrate,
     Cachette,
     CachetteTagged,
+    RawClusterGet,
+    Cluster,
+    ClusterTagged,
 }
 
 impl Row {
-    const ALL: [Row; 5] = [
+    const ALL: [Row; 8] = [
         Row::RawGet,
         Row::Deadpool,
         Row::CachedCrate,
         Row::Cachette,
         Row::CachetteTagged,
+        Row::RawClusterGet,
+        Row::Cluster,
+        Row::ClusterTagged,
     ];
 
     fn name(self) -> &'static str {
@@ -105,6 +134,17 @@ impl Row {
             Row::CachedCrate => "cached 4 AsyncRedisCache",
             Row::Cachette => "cachette #[cached]",
             Row::CachetteTagged => "cachette #[cached] ns + 2 tags",
+            Row::RawClusterGet => "cluster: redis-rs ClusterConnection GET",
+            Row::Cluster => "cluster: cachette #[cached]",
+            Row::ClusterTagged => "cluster: cachette #[cached] ns + 2 tags",
+        }
+    }
+
+    /// The row whose figures this one is compared with: the raw `GET` on the same store.
+    fn floor(self) -> usize {
+        match self {
+            Row::RawClusterGet | Row::Cluster | Row::ClusterTagged => 5,
+            _ => 0,
         }
     }
 }
@@ -113,6 +153,7 @@ impl Row {
 struct Clients {
     conn: redis::aio::MultiplexedConnection,
     pool: deadpool_redis::Pool,
+    cluster: redis::cluster_async::ClusterConnection,
 }
 
 impl Clients {
@@ -134,6 +175,12 @@ impl Clients {
             },
             Row::Cachette => cachette_item(size).await.len(),
             Row::CachetteTagged => cachette_tagged_item(size).await.len(),
+            Row::RawClusterGet => {
+                let bytes: Vec<u8> = self.cluster.clone().get(raw_key(size)).await.unwrap();
+                bytes.len()
+            }
+            Row::Cluster => cluster_item(size).await.len(),
+            Row::ClusterTagged => cluster_tagged_item(size).await.len(),
         };
         assert_eq!(len, size, "{} returned a wrong value", row.name());
     }
@@ -229,6 +276,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn main() {
     let server = support::RedisServer::start();
     URL.set(server.url(0)).unwrap();
+    let cluster = support::RedisCluster::start();
+    SEEDS.set(cluster.seeds()).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -244,7 +293,7 @@ fn main() {
     std::fs::write(format!("{out}/load.md"), &table).unwrap();
     std::fs::write(format!("{out}/load.svg"), chart(&results)).unwrap();
     println!("written: {out}/load.md, {out}/load.svg");
-    drop(server);
+    drop((server, cluster));
 }
 
 /// Figures by size, then by row (in `Row::ALL` order); `None` after profiling one row.
@@ -264,10 +313,32 @@ async fn run() -> Option<Vec<(usize, Vec<Figures>)>> {
     let pool = deadpool_redis::Config::from_url(url)
         .create_pool(Some(deadpool_redis::Runtime::Tokio1))
         .unwrap();
-    let clients: &'static Clients = Box::leak(Box::new(Clients { conn, pool }));
+    let seeds = SEEDS.get().unwrap().clone();
+    let cluster_cache = cachette::Cache::builder()
+        .redis_cluster(seeds.clone())
+        .build()
+        .await
+        .unwrap();
+    CLUSTER_CACHE.set(cluster_cache).unwrap();
+    let cluster = redis::cluster::ClusterClient::new(seeds)
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap();
+    let clients: &'static Clients = Box::leak(Box::new(Clients {
+        conn,
+        pool,
+        cluster,
+    }));
     for size in SIZES {
         let () = clients
             .conn
+            .clone()
+            .set(raw_key(size), value(size))
+            .await
+            .unwrap();
+        let () = clients
+            .cluster
             .clone()
             .set(raw_key(size), value(size))
             .await
@@ -329,8 +400,8 @@ fn table(results: &[(usize, Vec<Figures>)]) -> String {
     .unwrap();
     writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|").unwrap();
     for (size, figures) in results {
-        let floor = figures[0];
         for (row, f) in Row::ALL.iter().zip(figures) {
+            let floor = figures[row.floor()];
             writeln!(
                 out,
                 "| {} | {} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.2} |",
@@ -363,7 +434,9 @@ type Ratio = fn(&Figures, &Figures) -> f64;
 /// Two panels of grouped bars: p50 latency and throughput, each as a ratio
 /// to the raw `GET` of the same size (1.0, dashed).
 fn chart(results: &[(usize, Vec<Figures>)]) -> String {
-    const COLORS: [&str; 5] = ["#555555", "#999999", "#d08c2c", "#2c6fd0", "#6fa8f0"];
+    const COLORS: [&str; 8] = [
+        "#555555", "#999999", "#d08c2c", "#2c6fd0", "#6fa8f0", "#333333", "#2ca05a", "#7fd49a",
+    ];
     let (width, panel_h, top, left) = (900.0, 260.0, 40.0, 60.0);
     let group_w = (width - left - 20.0) / results.len() as f64;
     let bar_w = group_w / (Row::ALL.len() as f64 + 1.5);
@@ -411,7 +484,7 @@ fn chart(results: &[(usize, Vec<Figures>)]) -> String {
         for (g, (size, figures)) in results.iter().enumerate() {
             let gx = left + g as f64 * group_w + bar_w * 0.75;
             for (i, f) in figures.iter().enumerate() {
-                let r = ratio(f, &figures[0]);
+                let r = ratio(f, &figures[Row::ALL[i].floor()]);
                 let x = gx + i as f64 * bar_w;
                 let y = y_of(r);
                 writeln!(
