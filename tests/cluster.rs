@@ -23,6 +23,29 @@ async fn hits_resharding_failover_and_outage_on_one_cluster() {
     resharding_under_load_serves_no_wrong_value(&cluster).await;
     a_killed_master_under_load_fails_no_call(&mut cluster).await;
     a_cluster_down_is_misses_at_no_cost(&mut cluster).await;
+    drop(cluster);
+    a_password_protected_cluster_works_and_is_never_printed().await;
+}
+
+async fn a_password_protected_cluster_works_and_is_never_printed() {
+    let cluster = RedisCluster::start_with_password(Some("s3cret-pass"));
+    let cache = cache_on(&cluster).await;
+    cache.set("k", "v", HOUR).await.unwrap();
+    assert_eq!(
+        cache.get::<String>("k").await.unwrap().as_deref(),
+        Some("v")
+    );
+    let shown = format!("{cache:?}");
+    assert!(!shown.contains("s3cret-pass"), "{shown}");
+    assert!(shown.contains("RedisCluster"), "{shown}");
+    let wrong: Vec<String> = cluster
+        .seeds()
+        .iter()
+        .map(|s| s.replace("s3cret-pass", "wrong"))
+        .collect();
+    let refused = Cache::builder().redis_cluster(wrong).build().await;
+    let error = refused.expect_err("a wrong password is a build error");
+    assert!(!format!("{error} {error:?}").contains("s3cret-pass"));
 }
 
 async fn cache_on(cluster: &RedisCluster) -> Cache {

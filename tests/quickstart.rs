@@ -6,7 +6,7 @@ mod support;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use support::{RedisServer, free_port};
+use support::{RedisCluster, RedisServer, free_port};
 
 fn quickstart() -> Command {
     example("quickstart")
@@ -105,6 +105,19 @@ async fn runs_on_redis_from_redis_url_and_leaves_its_entries_there() {
             "cachette:products:games",
             "cachette:user_order_stats:42"
         ]
+    );
+}
+
+#[test]
+fn runs_on_a_cluster_from_redis_cluster_urls_which_win_over_redis_url() {
+    let cluster = RedisCluster::start();
+    let out = run(quickstart()
+        .env("REDIS_CLUSTER_URLS", cluster.seeds().join(","))
+        .env("REDIS_URL", format!("redis://127.0.0.1:{}/0", free_port())));
+    assert!(out.contains("backend: Redis(RedisCluster"), "{out}");
+    assert!(
+        out.contains("hits: 2, misses: 6, backend errors: 0"),
+        "{out}"
     );
 }
 

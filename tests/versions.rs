@@ -157,32 +157,29 @@ async fn a_version_key_lost_to_eviction_never_revives_old_entries() {
     assert_eq!(got, "new");
 }
 
-/// A counter standing in for a database row, in the test's Redis.
-struct Row {
-    conn: MultiplexedConnection,
+/// A counter standing in for a database row, in the test's Redis (one
+/// server, or a cluster).
+enum Row {
+    Server(MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
 impl Row {
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        match self {
+            Row::Server(conn) => cmd.query_async(&mut conn.clone()).await.unwrap(),
+            Row::Cluster(conn) => cmd.query_async(&mut conn.clone()).await.unwrap(),
+        }
+    }
+
     async fn read(&self) -> u64 {
-        let mut conn = self.conn.clone();
-        let v: Option<u64> = redis::cmd("HGET")
-            .arg("db:row")
-            .arg("v")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let v: Option<u64> = self.query(redis::cmd("HGET").arg("db:row").arg("v")).await;
         v.unwrap_or(0)
     }
 
     async fn write_next(&self) -> u64 {
-        let mut conn = self.conn.clone();
-        redis::cmd("HINCRBY")
-            .arg("db:row")
-            .arg("v")
-            .arg(1)
-            .query_async(&mut conn)
+        self.query(redis::cmd("HINCRBY").arg("db:row").arg("v").arg(1))
             .await
-            .unwrap()
     }
 }
 
@@ -210,13 +207,8 @@ enum How {
 
 /// Writers update the row then invalidate; readers check that no call that
 /// started after an invalidation returned sees a value older than it.
-async fn invalidation_wins(cache: Cache, server: &RedisServer, how: How) {
-    let ctx = Arc::new(Ctx {
-        cache,
-        row: Row {
-            conn: server.connect(1).await,
-        },
-    });
+async fn invalidation_wins(cache: Cache, row: Row, how: How) {
+    let ctx = Arc::new(Ctx { cache, row });
     let floor = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let stale = Arc::new(AtomicUsize::new(0));
@@ -282,7 +274,7 @@ macro_rules! race {
                 "redis" => Cache::builder().redis_url(server.url(0)).build().await.unwrap(),
                 _ => Cache::memory(),
             };
-            invalidation_wins(cache, &server, $how).await;
+            invalidation_wins(cache, Row::Server(server.connect(1).await), $how).await;
         }
     )*};
 }
@@ -294,6 +286,22 @@ race! {
     key_invalidation_wins_in_memory: memory, How::Key;
     namespace_invalidation_wins_in_memory: memory, How::Namespace;
     tag_invalidation_wins_in_memory: memory, How::Tag;
+}
+
+/// The same races on a cluster, where the entry and its version keys live
+/// on different masters: one cluster for the three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalidation_wins_on_a_cluster() {
+    let cluster = support::RedisCluster::start();
+    for how in [How::Key, How::Namespace, How::Tag] {
+        cluster.flush();
+        let cache = Cache::builder()
+            .redis_cluster(cluster.seeds())
+            .build()
+            .await
+            .unwrap();
+        invalidation_wins(cache, Row::Cluster(cluster.connect().await), how).await;
+    }
 }
 
 #[cached(namespace = "product", key = "products:{category}")]

@@ -286,7 +286,9 @@ fn main() {
     let Some(results) = runtime.block_on(run()) else {
         return; // profiled one row; the server stops as it drops
     };
-    let out = std::env::var("LOAD_BENCH_OUT").unwrap_or_else(|_| "target/load-bench".to_owned());
+    let out = std::env::var("LOAD_BENCH_OUT").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/load-bench").to_owned()
+    });
     std::fs::create_dir_all(&out).unwrap();
     let table = table(&results);
     println!("{table}");

@@ -440,5 +440,9 @@ fn is_refusal(error: &Error) -> bool {
             | redis::ErrorKind::Server(
                 redis::ServerErrorKind::NoPerm | redis::ServerErrorKind::ResponseError
             )
-    ) || redis.to_string().contains("WRONGPASS")
+    ) || {
+        // A cluster client reports a refused password inside its connect error.
+        let text = redis.to_string();
+        text.contains("WRONGPASS") || text.contains("AuthenticationFailed")
+    }
 }

@@ -166,31 +166,44 @@ impl Drop for RedisServer {
 /// A Redis Cluster of three masters, each with a replica, on loopback.
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
+    /// The password every node asks for, if any.
+    password: Option<String>,
 }
 
 impl RedisCluster {
     /// Starts six nodes, joins them with `redis-cli --cluster create`, and
     /// waits until every slot is served.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-node-timeout",
-                    "1000",
-                    // Replicas sync at once (by default they wait 5 s for
-                    // company), so that a failover finds one ready.
-                    "--repl-diskless-sync-delay",
-                    "0",
-                ])
-            })
-            .collect();
+        Self::start_with_password(None)
+    }
+
+    /// [`start`](Self::start), every node asking for `password`.
+    pub fn start_with_password(password: Option<&str>) -> Self {
+        let mut args = vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-node-timeout",
+            "1000",
+            // Replicas sync at once (by default they wait 5 s for
+            // company), so that a failover finds one ready.
+            "--repl-diskless-sync-delay",
+            "0",
+        ];
+        if let Some(password) = password {
+            args.extend(["--requirepass", password, "--masterauth", password]);
+        }
+        let nodes: Vec<RedisServer> = (0..6).map(|_| RedisServer::start_with(&args)).collect();
         let addresses: Vec<String> = nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
         let created = Command::new("redis-cli")
+            .args(
+                password
+                    .map(|p| ["-a", p, "--no-auth-warning"])
+                    .into_iter()
+                    .flatten(),
+            )
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
@@ -204,7 +217,10 @@ impl RedisCluster {
             "redis-cli --cluster create: {}",
             String::from_utf8_lossy(&created.stderr)
         );
-        let cluster = Self { nodes };
+        let cluster = Self {
+            nodes,
+            password: password.map(str::to_owned),
+        };
         cluster.wait_until_ok();
         cluster
     }
@@ -215,8 +231,8 @@ impl RedisCluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let ok = self.nodes.iter().filter(|n| n.is_running()).all(|n| {
-                let info = cli(n.port(), &["CLUSTER", "INFO"]);
-                let replication = cli(n.port(), &["INFO", "replication"]);
+                let info = self.cli(n.port(), &["CLUSTER", "INFO"]);
+                let replication = self.cli(n.port(), &["INFO", "replication"]);
                 info.contains("cluster_state:ok")
                     && info.contains("cluster_slots_ok:16384")
                     && (replication.contains("role:master")
@@ -230,12 +246,28 @@ impl RedisCluster {
         panic!("the cluster never served every slot");
     }
 
-    /// `redis://127.0.0.1:{port}` of every node, as seeds.
+    /// `redis://[:password@]127.0.0.1:{port}` of every node, as seeds.
     pub fn seeds(&self) -> Vec<String> {
+        let auth = self
+            .password
+            .as_deref()
+            .map_or(String::new(), |p| format!(":{p}@"));
         self.nodes
             .iter()
-            .map(|n| format!("redis://127.0.0.1:{}", n.port()))
+            .map(|n| format!("redis://{auth}127.0.0.1:{}", n.port()))
             .collect()
+    }
+
+    /// What `redis-cli -p port args…` printed, with the cluster's password.
+    pub fn cli(&self, port: u16, args: &[&str]) -> String {
+        match &self.password {
+            Some(password) => {
+                let mut with_auth = vec!["-a", password.as_str(), "--no-auth-warning"];
+                with_auth.extend_from_slice(args);
+                cli(port, &with_auth)
+            }
+            None => cli(port, args),
+        }
     }
 
     /// The ports of the nodes that are masters now.
@@ -243,7 +275,7 @@ impl RedisCluster {
         self.nodes
             .iter()
             .filter(|n| n.is_running())
-            .filter(|n| cli(n.port(), &["ROLE"]).starts_with("master"))
+            .filter(|n| self.cli(n.port(), &["ROLE"]).starts_with("master"))
             .map(RedisServer::port)
             .collect()
     }
@@ -251,7 +283,7 @@ impl RedisCluster {
     /// Empties every master (and so its replica).
     pub fn flush(&self) {
         for port in self.master_ports() {
-            cli(port, &["FLUSHALL"]);
+            self.cli(port, &["FLUSHALL"]);
         }
     }
 
