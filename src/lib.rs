@@ -2,7 +2,7 @@
 
 pub use cachette_runtime::{
     BackendError, Cache, CacheBuilder, Cacheable, DEFAULT_MAX_KEY_LENGTH, DEFAULT_TIMEOUT, Error,
-    Lock, MAX_SCOPE, Namespace, Result, Scope, Stats, Timeout, cache, redis,
+    Lock, MAX_SCOPE, Namespace, Result, Scope, Stats, Timeout, cache, redis, with_budget,
 };
 
 /// Caches the results of an `async fn`.

@@ -268,3 +268,41 @@ async fn dropped_connections_are_one_miss_and_the_next_call_works() {
     );
     assert!(hits >= 9, "the next calls are hits: {hits} of 10");
 }
+
+/// A page making three cache calls, Redis paused: the request's budget,
+/// not each call's deadline, bounds what the cache may cost it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_budget_is_shared_by_its_cache_calls() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server).await;
+    cache
+        .set("warm", "v", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut admin = server.connect(0).await;
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg("3000")
+        .arg("ALL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let before = cache.stats();
+    let page = cachette::with_budget(Duration::from_millis(300), async {
+        let mut found = Vec::new();
+        for key in ["a", "b", "c"] {
+            found.push(cache.get::<String>(key).await.unwrap());
+        }
+        found
+    })
+    .await;
+    let after = cache.stats();
+    let (errors, skipped) = (after.errors - before.errors, after.skipped - before.skipped);
+    eprintln!("a paused Redis, three calls in a 300 ms budget: errors={errors} skipped={skipped}");
+    assert_eq!(page, [None, None, None], "every call a miss");
+    assert_eq!(errors + skipped, 3);
+    assert!(
+        skipped >= 1,
+        "the last call found the budget spent and skipped Redis"
+    );
+}

@@ -98,6 +98,13 @@ pub enum Error {
         /// The key as the caller gave it.
         key: String,
     },
+    /// The request's cache budget ([`with_budget`](crate::with_budget)) was
+    /// spent before this call: it skipped the backend.
+    #[error("the cache budget of this request was spent before `{op}`")]
+    BudgetSpent {
+        /// The operation that was skipped.
+        op: &'static str,
+    },
     /// A lock is held by another owner, or its lease ran out.
     #[error("the lock `{name}` is not held by this owner")]
     LockLost {
@@ -137,6 +144,7 @@ impl Error {
             Self::Backend { .. }
                 | Self::Timeout { .. }
                 | Self::CircuitOpen { .. }
+                | Self::BudgetSpent { .. }
                 | Self::Unavailable { .. }
         )
     }

@@ -37,6 +37,7 @@ mod key;
 mod scope;
 
 // Everything else.
+mod budget;
 mod clock;
 mod error;
 mod flight;
@@ -48,6 +49,7 @@ pub mod __private;
 pub mod internals;
 
 pub use backend::breaker::{Circuit, Health};
+pub use budget::with_budget;
 pub use builder::CacheBuilder;
 pub use cache::{Cache, Lock, Namespace};
 pub use codec::Cacheable;

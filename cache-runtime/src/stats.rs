@@ -48,7 +48,8 @@ pub struct Stats {
     pub undecodable: u64,
     /// Backend errors and timeouts, returned or ignored.
     pub errors: u64,
-    /// Calls that skipped the backend because its circuit was open.
+    /// Calls that skipped the backend: its circuit was open, or the
+    /// request's cache budget was spent.
     pub skipped: u64,
 }
 
@@ -118,8 +119,9 @@ impl Counters {
     /// Counts a backend error and logs it, at most once per [`LOG_INTERVAL_MS`]
     /// with the number of errors ignored in between.
     pub(crate) fn backend_error(&self, error: &Error, ignored: bool) {
-        if matches!(error, Error::CircuitOpen { .. }) {
-            // The breaker logged its opening once; skipped calls are only counted.
+        if matches!(error, Error::CircuitOpen { .. } | Error::BudgetSpent { .. }) {
+            // The breaker logged its opening once, and a spent budget is the
+            // caller's choice: skipped calls are only counted.
             self.skipped.fetch_add(1, Relaxed);
             return;
         }

@@ -115,10 +115,50 @@ impl RedisBackend {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
+        let budget = crate::budget::remaining();
+        if budget.is_some_and(|left| left.is_zero()) {
+            return Err(Error::BudgetSpent { op });
+        }
         let pass = self
             .breaker
             .admit()
             .map_err(|retry_in| Error::CircuitOpen { op, retry_in })?;
+        if let Some(left) = budget {
+            // Rare (inside a budget): boxed, to keep every command's future small.
+            return Box::pin(self.run_within(op, pass, left, request)).await;
+        }
+        self.run_admitted(op, pass, request).await
+    }
+
+    /// [`run`](Self::run) under what is left of the request's budget.
+    async fn run_within<T, F, Fut>(
+        &self,
+        op: &'static str,
+        pass: Pass<'_>,
+        left: std::time::Duration,
+        request: F,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        match tokio::time::timeout(left, self.run_admitted(op, pass, request)).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout { op, after: left }),
+        }
+    }
+
+    /// Runs one admitted request under the command deadline.
+    async fn run_admitted<T, F, Fut>(
+        &self,
+        op: &'static str,
+        pass: Pass<'_>,
+        request: F,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
         match &self.link {
             Link::Single(lanes) => {
                 let (lane, generation, conn) = match lanes.checkout(op).await {
