@@ -170,6 +170,10 @@ pub use cachette_macros::cached;
 #[doc(inline)]
 pub use cachette_macros::invalidate;
 
+/// Whole-response caching for tower and axum (feature `http`).
+#[cfg(feature = "http")]
+pub use cachette_runtime::http;
+
 /// The value format and key derivation, for benchmarks and tools (feature
 /// `internals`; not a stable API).
 #[cfg(feature = "internals")]

@@ -45,6 +45,8 @@ mod stats;
 
 #[doc(hidden)]
 pub mod __private;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "internals")]
 pub mod internals;
 

@@ -1,0 +1,324 @@
+//! Whole-response caching for tower and axum (feature `http`): the analog of
+//! Django's `@cache_page`, with a shared cache's safe defaults.
+//!
+//! [`CacheLayer`] stores the responses of `GET` routes in a cachette
+//! [`Cache`] (memory, Redis or a cluster) and answers the next identical
+//! request from it, with one handler run per key for a burst of identical
+//! requests. By default it never shares what belongs to one user:
+//!
+//! - only `GET` and `HEAD` (answered from `GET`'s entry) are cached, and
+//!   only `200` responses unless [`statuses`](CacheLayer::statuses) says otherwise;
+//! - a response with `Set-Cookie`, `Cache-Control: private`, `no-store` or
+//!   `no-cache`, or `Vary: *` is never stored;
+//! - a request with `Authorization` or `Cookie` bypasses the cache unless the
+//!   layer varies on it ([`vary_by_header`](CacheLayer::vary_by_header), or
+//!   [`vary_by`](CacheLayer::vary_by) with the user's identity);
+//! - request headers cannot bypass, refresh or purge the cache.
+//!
+//! The key is the host, the path, the query with its parameters sorted, and
+//! the request headers the response's `Vary` names (learned per URL, as
+//! Django's `learn_cache_key` does). Answers carry `x-cache: HIT | MISS |
+//! BYPASS`, `Age`, and an `ETag`, and a matching `If-None-Match` gets a
+//! `304`. Bodies larger than [`max_body`](CacheLayer::max_body), or of
+//! unknown length (streams, server-sent events), pass through untouched and
+//! are never buffered.
+//!
+//! ```
+//! # extern crate cachette_runtime as cachette;
+//! use std::time::Duration;
+//!
+//! use cachette::http::CacheLayer;
+//!
+//! // `Router::new().route("/reports", get(report)).layer(layer)` in axum.
+//! let layer = CacheLayer::new(Duration::from_secs(15 * 60))
+//!     .tags(|request| vec![format!("path:{}", request.uri.path())]);
+//! # drop(layer);
+//! ```
+
+mod page;
+mod service;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::header::HeaderName;
+use http::request;
+
+use crate::Cache;
+use crate::options::Timeout;
+pub use page::CacheBody;
+pub use service::CacheService;
+
+/// A closure of the request's head.
+type Of<T> = Arc<dyn Fn(&request::Parts) -> T + Send + Sync>;
+
+/// A tower [`Layer`](tower_layer::Layer) that caches whole responses; see
+/// the [module docs](self).
+#[derive(Clone)]
+#[must_use]
+pub struct CacheLayer {
+    config: Arc<Config>,
+}
+
+struct Config {
+    /// `None`: the global [`cache()`](crate::cache), at each request.
+    cache: Option<Cache>,
+    timeout: Timeout,
+    statuses: Vec<u16>,
+    max_body: u64,
+    vary_headers: Vec<HeaderName>,
+    vary_by: Option<Of<Option<String>>>,
+    honour_max_age: bool,
+    namespace: Option<String>,
+    tags: Option<Of<Vec<String>>>,
+    budget: Option<Duration>,
+    /// The request headers each URL's responses vary on, as learned.
+    learned: Mutex<HashMap<String, Vec<HeaderName>>>,
+}
+
+/// How many URLs' `Vary` headers are remembered before the memory starts over.
+const LEARNED_URLS: usize = 10_000;
+
+impl std::fmt::Debug for CacheLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &*self.config;
+        f.debug_struct("CacheLayer")
+            .field("timeout", &c.timeout)
+            .field("statuses", &c.statuses)
+            .field("max_body", &c.max_body)
+            .field("vary_headers", &c.vary_headers)
+            .field("honour_max_age", &c.honour_max_age)
+            .field("namespace", &c.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CacheLayer {
+    /// Caches responses for `timeout` in the global [`cache()`](crate::cache).
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let layer = cachette::http::CacheLayer::new(std::time::Duration::from_secs(900));
+    /// # drop(layer);
+    /// ```
+    pub fn new(timeout: impl Into<Timeout>) -> Self {
+        Self {
+            config: Arc::new(Config {
+                cache: None,
+                timeout: timeout.into(),
+                statuses: vec![200],
+                max_body: 1 << 20,
+                vary_headers: Vec::new(),
+                vary_by: None,
+                honour_max_age: false,
+                namespace: None,
+                tags: None,
+                budget: Some(Duration::from_millis(250)),
+                learned: Mutex::default(),
+            }),
+        }
+    }
+
+    fn with(mut self, change: impl FnOnce(&mut Config)) -> Self {
+        // A layer being configured is not shared yet; a clone starts its own config.
+        match Arc::get_mut(&mut self.config) {
+            Some(config) => change(config),
+            None => {
+                let c = &*self.config;
+                let mut config = Config {
+                    cache: c.cache.clone(),
+                    timeout: c.timeout,
+                    statuses: c.statuses.clone(),
+                    max_body: c.max_body,
+                    vary_headers: c.vary_headers.clone(),
+                    vary_by: c.vary_by.clone(),
+                    honour_max_age: c.honour_max_age,
+                    namespace: c.namespace.clone(),
+                    tags: c.tags.clone(),
+                    budget: c.budget,
+                    learned: Mutex::default(),
+                };
+                change(&mut config);
+                self.config = Arc::new(config);
+            }
+        }
+        self
+    }
+
+    /// Stores in `cache` instead of the global one.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// use std::time::Duration;
+    ///
+    /// let pages = cachette::Cache::memory();
+    /// let layer = cachette::http::CacheLayer::new(Duration::from_secs(60)).cache(pages);
+    /// # drop(layer);
+    /// ```
+    pub fn cache(self, cache: Cache) -> Self {
+        self.with(|c| c.cache = Some(cache))
+    }
+
+    /// The statuses whose responses may be stored (default: `200` only).
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let layer = cachette::http::CacheLayer::new(std::time::Duration::from_secs(60))
+    ///     .statuses([200, 301, 404]);
+    /// # drop(layer);
+    /// ```
+    pub fn statuses(self, statuses: impl IntoIterator<Item = u16>) -> Self {
+        let statuses = statuses.into_iter().collect();
+        self.with(|c| c.statuses = statuses)
+    }
+
+    /// The largest body stored, in bytes (default 1 MiB); larger ones pass through.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let layer = cachette::http::CacheLayer::new(std::time::Duration::from_secs(60))
+    ///     .max_body(256 * 1024);
+    /// # drop(layer);
+    /// ```
+    pub fn max_body(self, bytes: u64) -> Self {
+        self.with(|c| c.max_body = bytes)
+    }
+
+    /// Varies the entries on this request header (its values join the key).
+    /// Naming `authorization` or `cookie` lets requests that carry it use
+    /// the cache: each value gets entries of its own.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let layer = cachette::http::CacheLayer::new(std::time::Duration::from_secs(60))
+    ///     .vary_by_header(http::header::ACCEPT_LANGUAGE);
+    /// # drop(layer);
+    /// ```
+    pub fn vary_by_header(self, name: HeaderName) -> Self {
+        self.with(|c| c.vary_headers.push(name))
+    }
+
+    /// Varies the entries on what `part` makes of the request — typically
+    /// the user's identity, for per-user pages. `None` bypasses the cache
+    /// for that request. With it, requests with `Authorization` or `Cookie`
+    /// use the cache, each under the part it was given.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let layer = cachette::http::CacheLayer::new(std::time::Duration::from_secs(60))
+    ///     .vary_by(|request| {
+    ///         let user = request.headers.get("x-user-id")?.to_str().ok()?;
+    ///         Some(format!("user:{user}"))
+    ///     });
+    /// # drop(layer);
+    /// ```
+    pub fn vary_by(
+        self,
+        part: impl Fn(&request::Parts) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.with(|c| c.vary_by = Some(Arc::new(part)))
+    }
+
+    /// Takes each response's lifetime from its `s-maxage` (or `max-age`)
+    /// when it has one. Such responses are computed without single flight
+    /// (their lifetime is known only once they are).
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let layer = cachette::http::CacheLayer::new(std::time::Duration::from_secs(60))
+    ///     .honour_max_age(true);
+    /// # drop(layer);
+    /// ```
+    pub fn honour_max_age(self, on: bool) -> Self {
+        self.with(|c| c.honour_max_age = on)
+    }
+
+    /// Puts the entries in a namespace: `invalidate!(namespace = ..)` drops them all.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let layer = cachette::http::CacheLayer::new(std::time::Duration::from_secs(60))
+    ///     .namespace("pages");
+    /// # drop(layer);
+    /// ```
+    pub fn namespace(self, namespace: impl Into<String>) -> Self {
+        let namespace = namespace.into();
+        self.with(|c| c.namespace = Some(namespace))
+    }
+
+    /// Tags each entry with what `tags` makes of the request (say
+    /// `product:{id}` from the path), so that `invalidate!(tag = ..)` drops it.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let layer = cachette::http::CacheLayer::new(std::time::Duration::from_secs(60))
+    ///     .tags(|request| {
+    ///         let id = request.uri.path().rsplit('/').next().unwrap_or_default();
+    ///         vec![format!("product:{id}")]
+    ///     });
+    /// # drop(layer);
+    /// ```
+    pub fn tags(
+        self,
+        tags: impl Fn(&request::Parts) -> Vec<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.with(|c| c.tags = Some(Arc::new(tags)))
+    }
+
+    /// The cache budget of each request ([`with_budget`](crate::with_budget)):
+    /// the time all its cache calls may take together (default 250 ms;
+    /// `None` for the calls' own deadlines only).
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// use std::time::Duration;
+    ///
+    /// let layer = cachette::http::CacheLayer::new(Duration::from_secs(60))
+    ///     .budget(Some(Duration::from_millis(100)));
+    /// # drop(layer);
+    /// ```
+    pub fn budget(self, budget: Option<Duration>) -> Self {
+        self.with(|c| c.budget = budget)
+    }
+}
+
+impl<S> tower_layer::Layer<S> for CacheLayer {
+    type Service = CacheService<S>;
+
+    fn layer(&self, inner: S) -> CacheService<S> {
+        CacheService::new(inner, Arc::clone(&self.config))
+    }
+}
+
+impl Config {
+    /// The request headers the responses of `url` vary on: configured, then learned.
+    fn vary_of(&self, url: &str) -> Vec<HeaderName> {
+        let mut vary = self.vary_headers.clone();
+        let learned = self
+            .learned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(names) = learned.get(url) {
+            vary.extend(
+                names
+                    .iter()
+                    .filter(|n| !self.vary_headers.contains(n))
+                    .cloned(),
+            );
+        }
+        vary
+    }
+
+    /// Remembers the request headers `url`'s responses vary on.
+    fn learn(&self, url: String, names: Vec<HeaderName>) {
+        let mut learned = self
+            .learned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if learned.len() >= LEARNED_URLS && !learned.contains_key(&url) {
+            learned.clear();
+        }
+        learned.insert(url, names);
+    }
+}

@@ -1,0 +1,287 @@
+//! The service the layer wraps around a handler: decide whether a request
+//! may use the cache, look it up (one handler run per key), decide whether
+//! the response may be stored, and answer.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, request};
+use http_body::Body;
+use http_body_util::BodyExt;
+
+use super::Config;
+use super::page::{self, CacheBody, Page, X_CACHE};
+use crate::{Cache, Error, Scope};
+
+/// The service made by [`CacheLayer`](super::CacheLayer) around a handler.
+#[derive(Clone)]
+pub struct CacheService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> std::fmt::Debug for CacheService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheService").finish_non_exhaustive()
+    }
+}
+
+impl<S> CacheService<S> {
+    pub(super) fn new(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+}
+
+/// Why a computation gave no page to store.
+enum Outcome<B, E> {
+    /// A response not to store, passed on untouched.
+    Pass(Response<B>),
+    /// The handler failed.
+    Inner(E),
+    /// The body failed while it was read.
+    Broken,
+    Cache(Error),
+}
+
+impl<B, E> From<Error> for Outcome<B, E> {
+    fn from(error: Error) -> Self {
+        Self::Cache(error)
+    }
+}
+
+type Answer<B, E> = Result<Response<CacheBody<B>>, E>;
+
+impl<S, ReqB, ResB> tower_service::Service<Request<ReqB>> for CacheService<S>
+where
+    S: tower_service::Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ReqB: Send + 'static,
+    ResB: Body<Data = Bytes> + Send + 'static,
+{
+    type Response = Response<CacheBody<ResB>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Answer<ResB, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        // The ready service answers this request; its clone waits for the next.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let config = Arc::clone(&self.config);
+        Box::pin(async move {
+            match config.budget {
+                Some(budget) => crate::with_budget(budget, serve(&config, inner, request)).await,
+                None => serve(&config, inner, request).await,
+            }
+        })
+    }
+}
+
+/// A response passed on untouched, marked with what the cache did.
+fn passed<B>(response: Response<B>, outcome: &'static str) -> Response<CacheBody<B>> {
+    let mut response = response.map(CacheBody::passed);
+    response
+        .headers_mut()
+        .insert(X_CACHE, HeaderValue::from_static(outcome));
+    response
+}
+
+async fn serve<S, ReqB, ResB>(
+    config: &Config,
+    mut inner: S,
+    request: Request<ReqB>,
+) -> Answer<ResB, S::Error>
+where
+    S: tower_service::Service<Request<ReqB>, Response = Response<ResB>> + Send,
+    S::Future: Send,
+    ReqB: Send,
+    ResB: Body<Data = Bytes> + Send,
+{
+    let method = request.method().clone();
+    if method != Method::GET && method != Method::HEAD {
+        return Ok(inner.call(request).await?.map(CacheBody::passed));
+    }
+    let (head, body) = request.into_parts();
+    let own = match &config.vary_by {
+        Some(part) => match part(&head) {
+            Some(own) => Some(own),
+            None => {
+                return Ok(passed(
+                    inner.call(Request::from_parts(head, body)).await?,
+                    "BYPASS",
+                ));
+            }
+        },
+        None => None,
+    };
+    let personal = [header::AUTHORIZATION, header::COOKIE]
+        .iter()
+        .any(|name| head.headers.contains_key(name) && !config.vary_headers.contains(name));
+    if personal && own.is_none() {
+        // Never shared: it may be about one user.
+        return Ok(passed(
+            inner.call(Request::from_parts(head, body)).await?,
+            "BYPASS",
+        ));
+    }
+    let url = page::key(&head, &[], None);
+    let vary = config.vary_of(&url);
+    let key = page::key(&head, &vary, own.as_deref());
+    let cache = config.cache.clone().unwrap_or_else(crate::cache);
+    let mut scope = Scope::new();
+    if let Some(namespace) = &config.namespace {
+        scope = scope.namespace(namespace.clone());
+    }
+    if let Some(tags) = &config.tags {
+        for tag in tags(&head) {
+            scope = scope.tag(tag);
+        }
+    }
+    if method == Method::HEAD {
+        // Answered from `GET`'s entry; a miss goes to the handler, and nothing is stored.
+        if let Ok(Some(page)) = cache.get_in::<Page>(&key, &scope).await {
+            return Ok(page.answer(&head, "HIT"));
+        }
+        return Ok(passed(
+            inner.call(Request::from_parts(head, body)).await?,
+            "MISS",
+        ));
+    }
+    if config.honour_max_age {
+        return serve_by_max_age(config, inner, head, body, &cache, &key, &scope, &url, &vary)
+            .await;
+    }
+    let computed = AtomicBool::new(false);
+    let waiting = Mutex::new(Some((inner, Request::from_parts(head.clone(), body))));
+    let compute = || async {
+        computed.store(true, Relaxed);
+        let taken = waiting
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some((mut inner, request)) = taken else {
+            return Err(Outcome::Broken);
+        };
+        let response = inner.call(request).await.map_err(Outcome::Inner)?;
+        storable(config, response, &url, &vary).await
+    };
+    match cache
+        .try_get_or_set_in(&key, compute, config.timeout, &scope)
+        .await
+    {
+        Ok(page) => {
+            let outcome = if computed.load(Relaxed) {
+                "MISS"
+            } else {
+                "HIT"
+            };
+            Ok(page.answer(&head, outcome))
+        }
+        Err(Outcome::Pass(response)) => Ok(passed(response, "MISS")),
+        Err(Outcome::Inner(error)) => Err(error),
+        Err(Outcome::Broken) => Ok(unavailable()),
+        Err(Outcome::Cache(error)) => {
+            // The cache failed (without fail-open): serve the handler's answer
+            // if it has not run yet.
+            {
+                let error: &dyn std::error::Error = &error;
+                tracing::warn!(key, error, "response cache failed");
+            }
+            let taken = waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            match taken {
+                Some((mut inner, request)) => Ok(passed(inner.call(request).await?, "BYPASS")),
+                None => Ok(unavailable()),
+            }
+        }
+    }
+}
+
+/// [`serve`] for a layer that takes lifetimes from the responses: a lookup,
+/// then the handler and a write (no single flight).
+#[allow(clippy::too_many_arguments)] // one request's whole context, passed on once
+async fn serve_by_max_age<S, ReqB, ResB>(
+    config: &Config,
+    mut inner: S,
+    head: request::Parts,
+    body: ReqB,
+    cache: &Cache,
+    key: &str,
+    scope: &Scope,
+    url: &str,
+    vary: &[http::HeaderName],
+) -> Answer<ResB, S::Error>
+where
+    S: tower_service::Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: Body<Data = Bytes>,
+{
+    if let Ok(Some(page)) = cache.get_in::<Page>(key, scope).await {
+        return Ok(page.answer(&head, "HIT"));
+    }
+    let response = inner.call(Request::from_parts(head.clone(), body)).await?;
+    let lifetime = page::max_age(response.headers()).map_or(config.timeout, |seconds| {
+        Duration::from_secs(seconds).into()
+    });
+    match storable::<ResB, S::Error>(config, response, url, vary).await {
+        Ok(page) => {
+            // A failed write only means the next request computes again.
+            let _ = cache.set_in(key, &page, lifetime, scope).await;
+            Ok(page.answer(&head, "MISS"))
+        }
+        Err(Outcome::Pass(response)) => Ok(passed(response, "MISS")),
+        Err(_) => Ok(unavailable()),
+    }
+}
+
+/// The page to store of `response`, or why not (the response then passes
+/// on untouched; its body is read only when it is to be stored).
+async fn storable<B: Body<Data = Bytes>, E>(
+    config: &Config,
+    response: Response<B>,
+    url: &str,
+    vary: &[http::HeaderName],
+) -> Result<Page, Outcome<B, E>> {
+    let refused = page::refusal(
+        &config.statuses,
+        response.status(),
+        response.headers(),
+        vary,
+    );
+    if refused == Some("vary") {
+        // Learn what it varies on: the next request's key includes it.
+        let names = page::response_vary(response.headers())
+            .into_iter()
+            .flatten()
+            .collect();
+        config.learn(url.to_owned(), names);
+    }
+    let size = response.body().size_hint().exact();
+    if refused.is_some() || size.is_none_or(|size| size > config.max_body) {
+        return Err(Outcome::Pass(response));
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map_err(|_| Outcome::Broken)?
+        .to_bytes();
+    Ok(Page::new(parts.status, &parts.headers, bytes))
+}
+
+/// The answer when a response was lost to a failure after it was computed.
+fn unavailable<B>() -> Response<CacheBody<B>> {
+    let mut response = Response::new(CacheBody::full(Bytes::new()));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response
+}
