@@ -1,6 +1,8 @@
-//! The caching patterns of a typical Django project, in cachette. Runs on the
-//! memory backend, or on Redis when `REDIS_URL` is set:
-//! `cargo run --example guide`.
+//! The caching patterns of a typical Django project, in cachette, in one
+//! tour with `sleep` standing in for the slow parts. Runs on the memory
+//! backend, or on Redis when `REDIS_URL` is set: `cargo run --example guide`.
+//! Each use case also runs on real parts — axum, SQLite, an upstream HTTP
+//! API, templates — in `web/examples/` (`cargo run -p cachette-web --example api_route`, …).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
