@@ -39,6 +39,7 @@ mod page;
 mod service;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,6 +76,8 @@ struct Config {
     budget: Option<Duration>,
     /// The request headers each URL's responses vary on, as learned.
     learned: Mutex<HashMap<String, Vec<HeaderName>>>,
+    /// Whether anything was learned: until then a request skips the lookup.
+    learned_any: AtomicBool,
 }
 
 /// How many URLs' `Vary` headers are remembered before the memory starts over.
@@ -116,6 +119,7 @@ impl CacheLayer {
                 tags: None,
                 budget: Some(Duration::from_millis(250)),
                 learned: Mutex::default(),
+                learned_any: AtomicBool::new(false),
             }),
         }
     }
@@ -138,6 +142,7 @@ impl CacheLayer {
                     tags: c.tags.clone(),
                     budget: c.budget,
                     learned: Mutex::default(),
+                    learned_any: AtomicBool::new(false),
                 };
                 change(&mut config);
                 self.config = Arc::new(config);
@@ -292,14 +297,18 @@ impl<S> tower_layer::Layer<S> for CacheLayer {
 }
 
 impl Config {
-    /// The request headers the responses of `url` vary on: configured, then learned.
-    fn vary_of(&self, url: &str) -> Vec<HeaderName> {
+    /// The request headers the responses to `request` vary on: configured, then learned.
+    fn vary_of(&self, request: &request::Parts) -> Vec<HeaderName> {
         let mut vary = self.vary_headers.clone();
+        if !self.learned_any.load(Relaxed) {
+            return vary;
+        }
+        let url = page::key(request, &[], None);
         let learned = self
             .learned
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(names) = learned.get(url) {
+        if let Some(names) = learned.get(&url) {
             vary.extend(
                 names
                     .iter()
@@ -310,8 +319,9 @@ impl Config {
         vary
     }
 
-    /// Remembers the request headers `url`'s responses vary on.
-    fn learn(&self, url: String, names: Vec<HeaderName>) {
+    /// Remembers the request headers the responses to `request`'s URL vary on.
+    fn learn(&self, request: &request::Parts, names: Vec<HeaderName>) {
+        let url = page::key(request, &[], None);
         let mut learned = self
             .learned
             .lock()
@@ -320,5 +330,6 @@ impl Config {
             learned.clear();
         }
         learned.insert(url, names);
+        self.learned_any.store(true, Relaxed);
     }
 }

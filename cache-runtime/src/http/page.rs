@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 pub(super) struct Page {
     status: u16,
     /// Headers as stored: names and raw values, hop-by-hop and `Age` left out.
-    headers: Vec<(String, serde_bytes::ByteBuf)>,
-    #[serde(with = "serde_bytes")]
-    body: Vec<u8>,
+    /// Shared, like the body, so that a memory hit copies neither.
+    headers: std::sync::Arc<[(String, serde_bytes::ByteBuf)]>,
+    body: Bytes,
     /// A strong validator: the response's own `ETag`, or a digest of the body.
     etag: String,
     /// When it was stored, in Unix milliseconds, for `Age`.
@@ -62,7 +62,7 @@ impl Page {
                     )
                 })
                 .collect(),
-            body: Vec::from(body),
+            body,
             etag,
             stored_at_ms: crate::clock::now_ms(),
         }
@@ -93,12 +93,12 @@ impl Page {
         let body = if not_modified || request.method == Method::HEAD {
             Bytes::new()
         } else {
-            Bytes::from(self.body.clone())
+            self.body.clone()
         };
         let mut response = Response::new(CacheBody::full(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        for (name, value) in &self.headers {
+        for (name, value) in self.headers.iter() {
             if let (Ok(name), Ok(value)) = (
                 HeaderName::from_bytes(name.as_bytes()),
                 HeaderValue::from_bytes(value),

@@ -133,8 +133,7 @@ where
             "BYPASS",
         ));
     }
-    let url = page::key(&head, &[], None);
-    let vary = config.vary_of(&url);
+    let vary = config.vary_of(&head);
     let key = page::key(&head, &vary, own.as_deref());
     let cache = config.cache.clone().unwrap_or_else(crate::cache);
     let mut scope = Scope::new();
@@ -157,8 +156,7 @@ where
         ));
     }
     if config.honour_max_age {
-        return serve_by_max_age(config, inner, head, body, &cache, &key, &scope, &url, &vary)
-            .await;
+        return serve_by_max_age(config, inner, head, body, &cache, &key, &scope, &vary).await;
     }
     let computed = AtomicBool::new(false);
     let waiting = Mutex::new(Some((inner, Request::from_parts(head.clone(), body))));
@@ -172,7 +170,7 @@ where
             return Err(Outcome::Broken);
         };
         let response = inner.call(request).await.map_err(Outcome::Inner)?;
-        storable(config, response, &url, &vary).await
+        storable(config, response, &head, &vary).await
     };
     match cache
         .try_get_or_set_in(&key, compute, config.timeout, &scope)
@@ -219,7 +217,6 @@ async fn serve_by_max_age<S, ReqB, ResB>(
     cache: &Cache,
     key: &str,
     scope: &Scope,
-    url: &str,
     vary: &[http::HeaderName],
 ) -> Answer<ResB, S::Error>
 where
@@ -233,7 +230,7 @@ where
     let lifetime = page::max_age(response.headers()).map_or(config.timeout, |seconds| {
         Duration::from_secs(seconds).into()
     });
-    match storable::<ResB, S::Error>(config, response, url, vary).await {
+    match storable::<ResB, S::Error>(config, response, &head, vary).await {
         Ok(page) => {
             // A failed write only means the next request computes again.
             let _ = cache.set_in(key, &page, lifetime, scope).await;
@@ -249,7 +246,7 @@ where
 async fn storable<B: Body<Data = Bytes>, E>(
     config: &Config,
     response: Response<B>,
-    url: &str,
+    request: &request::Parts,
     vary: &[http::HeaderName],
 ) -> Result<Page, Outcome<B, E>> {
     let refused = page::refusal(
@@ -264,7 +261,7 @@ async fn storable<B: Body<Data = Bytes>, E>(
             .into_iter()
             .flatten()
             .collect();
-        config.learn(url.to_owned(), names);
+        config.learn(request, names);
     }
     let size = response.body().size_hint().exact();
     if refused.is_some() || size.is_none_or(|size| size > config.max_body) {
