@@ -46,6 +46,7 @@ pub use cachette_runtime::{
 /// | `key = "user:{user_id}"` | the key, from a template: `{name}` (`Display`), `{name.field}`, `{name:?}` (`Debug`); every name is checked at compile time against the parameters |
 /// | `namespace = "product"` | puts the entries in a namespace that [`invalidate!`]`(namespace = "product")` drops at once |
 /// | `tags = ["user:{user_id}", "orders"]` | tags (templates like `key`) that [`invalidate!`]`(tag = ...)` drops at once |
+/// | `tags_from = \|value: &T\| ...` | tags computed from the value stored (say the groups a user belongs to): `invalidate!(tag = ...)` drops every entry that carried it, and any computation of one still under way is not stored; a hit still reads one key |
 /// | `skip(db, client)` | parameters left out of the derived key (pools, clients, contexts) |
 /// | `cache = expr` | a [`Cache`] (or `&Cache`) to use instead of the global [`cache()`]; may use the parameters, as in `cache = &self.cache` |
 /// | `cache_none = true` | for an `Option` return: cache `None` too (by default only `Some` is cached) |

@@ -11,6 +11,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "key",
     "namespace",
     "tags",
+    "tags_from",
     "skip",
     "cache",
     "cache_none",
@@ -31,6 +32,7 @@ pub(crate) struct Attr {
     pub(crate) key: Option<LitStr>,
     pub(crate) namespace: Option<LitStr>,
     pub(crate) tags: Vec<LitStr>,
+    pub(crate) tags_from: Option<Expr>,
     pub(crate) skip: Vec<Ident>,
     pub(crate) cache: Option<Expr>,
     pub(crate) cache_none: Option<LitBool>,
@@ -103,6 +105,7 @@ impl Attr {
                     let names = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
                     attr.skip = names.into_iter().collect();
                 }
+                "tags_from" => attr.tags_from = Some(meta.value()?.parse()?),
                 "cache" => attr.cache = Some(meta.value()?.parse()?),
                 "cache_none" => attr.cache_none = Some(meta.value()?.parse()?),
                 "unless" => attr.unless = Some(meta.value()?.parse()?),

@@ -150,6 +150,10 @@ impl Expansion<'_> {
             Returns::Option => quote!(#private::pick_some()),
         };
         let pick = respan(pick, span);
+        let pick = match &self.attr.tags_from {
+            Some(tags) => quote_spanned!(tags.span()=> #pick.tags_from(#tags)),
+            None => pick,
+        };
         let refreshes = self.attr.stale.is_some() || self.attr.early.is_some();
         // With owned arguments the refresh of a stale value runs in the background.
         let call = if refreshes && self.sig.owns_arguments {

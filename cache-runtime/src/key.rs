@@ -172,6 +172,10 @@ pub(crate) enum Internal {
     Tag,
     /// A fleet-wide lease on computing an entry.
     Lock,
+    /// The entries carrying a tag computed from their value.
+    Members,
+    /// The entries with tags from their value being computed now.
+    Pending,
     /// An entry whose key is too long, shortened with a digest.
     Shortened,
 }
@@ -182,6 +186,8 @@ impl Internal {
             Self::Namespace => "ns",
             Self::Tag => "tag",
             Self::Lock => "lock",
+            Self::Members => "members",
+            Self::Pending => "pending",
             Self::Shortened => "long",
         }
     }

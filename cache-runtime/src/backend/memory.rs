@@ -96,6 +96,9 @@ pub(crate) struct Memory {
     /// Leases by key: the holder's token and when the lease ends. Apart
     /// from the entries, so that eviction never frees a held lease.
     leases: Mutex<HashMap<String, (String, Instant)>>,
+    /// Sets of keys by set key: the entries carrying a tag from their value,
+    /// and those being computed.
+    sets: Mutex<HashMap<String, HashMap<String, usize>>>,
 }
 
 impl std::fmt::Debug for Memory {
@@ -117,6 +120,7 @@ impl Memory {
             store,
             versions: Mutex::default(),
             leases: Mutex::default(),
+            sets: Mutex::default(),
         }
     }
 
@@ -224,6 +228,40 @@ impl Memory {
             .filter(|(key, slot)| matches(key) && slot.is_live())
             .map(|(key, _)| key.as_str().to_owned())
             .collect()
+    }
+
+    /// Adds `member` to the set at `set` (counted: each add wants a remove).
+    pub(crate) fn add_to_set(&self, set: &str, member: &str) {
+        let mut sets = self.sets.lock().unwrap_or_else(PoisonError::into_inner);
+        *sets
+            .entry(set.to_owned())
+            .or_default()
+            .entry(member.to_owned())
+            .or_insert(0) += 1;
+    }
+
+    /// Takes one count of `member` out of the set at `set`.
+    pub(crate) fn remove_from_set(&self, set: &str, member: &str) {
+        let mut sets = self.sets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(members) = sets.get_mut(set)
+            && let Some(count) = members.get_mut(member)
+        {
+            *count -= 1;
+            if *count == 0 {
+                members.remove(member);
+            }
+        }
+    }
+
+    /// The members of the set at `set`, which is emptied when `take` says so.
+    pub(crate) fn members(&self, set: &str, take: bool) -> Vec<String> {
+        let mut sets = self.sets.lock().unwrap_or_else(PoisonError::into_inner);
+        let members = if take {
+            sets.remove(set).unwrap_or_default()
+        } else {
+            sets.get(set).cloned().unwrap_or_default()
+        };
+        members.into_keys().collect()
     }
 
     /// Takes the lease at `key` for `ttl` with `token`, unless another holds it.

@@ -118,6 +118,11 @@ pub(crate) enum Backend {
     Unavailable(String),
 }
 
+/// The key a set member stands for: what comes before a newline, if any.
+pub(crate) fn member_key(member: &str) -> &str {
+    member.split('\n').next().unwrap_or(member)
+}
+
 fn unavailable(reason: &str) -> Error {
     Error::Unavailable {
         reason: reason.to_owned(),
@@ -439,6 +444,62 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.settle_lease(key, token, None)),
             Self::Redis(redis) => redis.delete_if_equal(key, token.as_bytes()).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Adds `member` to each set of `sets` (Redis `SADD`, one per set).
+    pub(crate) async fn add_to_sets(&self, sets: &[String], member: &str) -> Result<(), Error> {
+        match self {
+            Self::Memory(memory) => {
+                for set in sets {
+                    memory.add_to_set(set, member);
+                }
+                Ok(())
+            }
+            Self::Redis(redis) => redis.add_to_sets(sets, member).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Takes `member` out of the set at `set`.
+    pub(crate) async fn remove_from_set(&self, set: &str, member: &str) -> Result<(), Error> {
+        match self {
+            Self::Memory(memory) => {
+                memory.remove_from_set(set, member);
+                Ok(())
+            }
+            Self::Redis(redis) => redis.remove_from_set(set, member).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Writes `tombstone` (for `ttl`) over every key in the set at `take`,
+    /// which is emptied, and in the set at `keep`; how many keys. A member
+    /// may carry a suffix after a newline (a computation's token): the key
+    /// is what comes before it.
+    pub(crate) async fn tombstone_sets(
+        &self,
+        take: &str,
+        keep: &str,
+        tombstone: &[u8],
+        ttl: Expiry,
+    ) -> Result<u64, Error> {
+        match self {
+            Self::Memory(memory) => {
+                let mut keys = memory.members(take, true);
+                keys.extend(memory.members(keep, false));
+                let mut keys: Vec<String> = keys.iter().map(|m| member_key(m).to_owned()).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                for key in &keys {
+                    memory
+                        .set(key.clone(), Slot::new(tombstone.to_vec(), None, ttl))
+                        .await;
+                }
+                Ok(keys.len() as u64)
+            }
+            Self::Redis(redis) => redis.tombstone_sets(take, keep, tombstone, ttl).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }

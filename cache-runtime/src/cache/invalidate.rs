@@ -65,7 +65,9 @@ impl Cache {
             .await
     }
 
-    /// Drops every entry tagged `tag` at once; returns the tag's new version.
+    /// Drops every entry tagged `tag` at once, and every entry that carries
+    /// it from its value (`#[cached(tags_from = ..)]`, with any computation
+    /// of one under way); returns the tag's new version.
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -83,8 +85,25 @@ impl Cache {
     /// # }
     /// ```
     pub async fn invalidate_tag(&self, tag: &str) -> Result<u64, Error> {
-        self.bump(&self.inner.keys.internal(Internal::Tag, tag))
-            .await
+        let version = self
+            .bump(&self.inner.keys.internal(Internal::Tag, tag))
+            .await?;
+        // Entries that carry the tag from their value, and computations
+        // that may yet: tombstones, so that none is served or stored.
+        let inner = &*self.inner;
+        let dropped = inner
+            .backend
+            .tombstone_sets(
+                &inner.keys.internal(Internal::Members, tag),
+                &inner.keys.internal(Internal::Pending, ""),
+                &codec::tombstone(),
+                Expiry::after(inner.options.tombstone_ttl),
+            )
+            .await;
+        if let Err(error) = dropped {
+            inner.backend_failed(error)?;
+        }
+        Ok(version)
     }
 
     /// A namespace of this cache, to read or bump its version.

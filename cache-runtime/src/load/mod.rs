@@ -17,6 +17,7 @@ use crate::flight::{FlightState, Role, follow};
 use crate::freshness::Windows;
 use crate::guard::Guard;
 use crate::inner::Inner;
+use crate::key::Internal;
 use crate::read::Lookup;
 use crate::scope::Scope;
 use lease::Lease;
@@ -56,6 +57,42 @@ impl<O> Loaded<O> {
             (None, None) => Err(Error::Unavailable {
                 reason: "the computation ended without an outcome".to_owned(),
             }),
+        }
+    }
+}
+
+impl Inner {
+    /// Marks a computation of `full` whose tags come from its value; the
+    /// mark to take off when it ends (`None` if the backend failed).
+    async fn mark_pending(&self, full: &str) -> Option<String> {
+        let mark = format!("{full}\n{:016x}", crate::clock::random_id());
+        let pending = self.keys.internal(Internal::Pending, "");
+        match self.backend.add_to_sets(&[pending], &mark).await {
+            Ok(()) => Some(mark),
+            Err(error) => {
+                self.counters.backend_error(&error, true);
+                None
+            }
+        }
+    }
+
+    async fn unmark_pending(&self, mark: Option<String>) {
+        if let Some(mark) = mark {
+            let pending = self.keys.internal(Internal::Pending, "");
+            if let Err(error) = self.backend.remove_from_set(&pending, &mark).await {
+                self.counters.backend_error(&error, true);
+            }
+        }
+    }
+
+    /// Lists `full` among the entries of each tag in `tags`.
+    async fn register_tags(&self, full: &str, tags: &[String]) {
+        let sets: Vec<String> = tags
+            .iter()
+            .map(|tag| self.keys.internal(Internal::Members, tag))
+            .collect();
+        if let Err(error) = self.backend.add_to_sets(&sets, full).await {
+            self.counters.backend_error(&error, true);
         }
     }
 }
@@ -280,6 +317,12 @@ impl Inner {
                 }
                 Lease::Held(lease) => lease,
             };
+            // Tags from the value are known only once it is computed: mark the
+            // computation, so that invalidating any tag meanwhile refuses its write.
+            let pending = match (pick.tags_of, &guard) {
+                (Some(_), Some(_)) => self.mark_pending(&full).await,
+                _ => None,
+            };
             counters.miss();
             let started = std::time::Instant::now();
             let outcome = compute.await;
@@ -292,12 +335,16 @@ impl Inner {
                 if let Some(held) = lease {
                     self.release_lease(held).await;
                 }
+                self.unmark_pending(pending).await;
                 leader.land(Some(Arc::new(kept.clone())));
                 return Loaded::value((pick.wrap)(kept));
             }
             let stored = (pick.value_of)(&outcome).filter(|_| store_if(&outcome));
             let error = match (stored, guard) {
                 (Some(value), Some(guard)) => {
+                    if let Some(tags_of) = pick.tags_of {
+                        self.register_tags(&full, &tags_of(value)).await;
+                    }
                     let expiry = plan.timeout.resolve(self.options.default_timeout);
                     let draw = if windows.jitter > 0.0 {
                         clock::draw()
@@ -315,6 +362,7 @@ impl Inner {
             if let Some(held) = lease {
                 self.release_lease(held).await;
             }
+            self.unmark_pending(pending).await;
             leader.land(stored.map(|value| Arc::new(value.clone()) as Arc<dyn Any + Send + Sync>));
             return Loaded {
                 outcome: Some(outcome),

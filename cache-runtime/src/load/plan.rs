@@ -104,6 +104,17 @@ duration_seconds!(u64, u32, i64, i32, usize);
 pub struct Pick<T, O> {
     pub(crate) value_of: for<'o> fn(&'o O) -> Option<&'o T>,
     pub(crate) wrap: fn(T) -> O,
+    /// Tags computed from the stored value (`#[cached(tags_from = ..)]`).
+    pub(crate) tags_of: Option<fn(&T) -> Vec<String>>,
+}
+
+impl<T, O> Pick<T, O> {
+    /// `#[cached(tags_from = ..)]`: tags computed from the value stored.
+    #[must_use]
+    pub fn tags_from(mut self, tags: fn(&T) -> Vec<String>) -> Self {
+        self.tags_of = Some(tags);
+        self
+    }
 }
 
 impl<T, O> Clone for Pick<T, O> {
@@ -120,6 +131,7 @@ pub fn pick_value<T>() -> Pick<T, T> {
     Pick {
         value_of: itself,
         wrap: |v| v,
+        tags_of: None,
     }
 }
 
@@ -129,6 +141,7 @@ pub fn pick_ok<T, E>() -> Pick<T, Result<T, E>> {
     Pick {
         value_of: ok_of,
         wrap: Ok,
+        tags_of: None,
     }
 }
 
@@ -138,6 +151,7 @@ pub fn pick_some<T>() -> Pick<T, Option<T>> {
     Pick {
         value_of: some_of,
         wrap: Some,
+        tags_of: None,
     }
 }
 

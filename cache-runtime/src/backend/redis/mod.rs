@@ -524,6 +524,77 @@ impl RedisBackend {
         })
     }
 
+    /// Adds `member` to each set of `sets`, the parts sent at once.
+    pub(crate) async fn add_to_sets(&self, sets: &[String], member: &str) -> Result<(), Error> {
+        try_join_all(sets.iter().map(|set| {
+            self.run("tags", move |mut c| async move {
+                redis::cmd("SADD")
+                    .arg(set)
+                    .arg(member)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+        }))
+        .await
+        .map(drop)
+    }
+
+    /// Takes `member` out of the set at `set`.
+    pub(crate) async fn remove_from_set(&self, set: &str, member: &str) -> Result<(), Error> {
+        self.run("tags", |mut c| async move {
+            redis::cmd("SREM")
+                .arg(set)
+                .arg(member)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Writes `tombstone` over every key in the sets at `take` (then
+    /// removed) and `keep`; how many keys.
+    pub(crate) async fn tombstone_sets(
+        &self,
+        take: &str,
+        keep: &str,
+        tombstone: &[u8],
+        ttl: Expiry,
+    ) -> Result<u64, Error> {
+        let members = |set: &str| {
+            let set = set.to_owned();
+            self.run("invalidate", move |mut c| async move {
+                redis::cmd("SMEMBERS")
+                    .arg(&set)
+                    .query_async::<Vec<String>>(&mut c)
+                    .await
+            })
+        };
+        let mut keys = members(take).await?;
+        keys.extend(members(keep).await?);
+        let mut keys: Vec<String> = keys
+            .iter()
+            .map(|m| super::member_key(m).to_owned())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let groups = self.groups(&keys, String::as_str);
+        try_join_all(groups.into_iter().map(|group| {
+            self.run("invalidate", move |mut c| async move {
+                let mut pipe = redis::pipe();
+                for key in group {
+                    pipe.add_command(set_cmd(key, tombstone, ttl)).ignore();
+                }
+                pipe.query_async::<()>(&mut c).await
+            })
+        }))
+        .await?;
+        self.run("invalidate", |mut c| async move {
+            redis::cmd("DEL").arg(take).query_async::<()>(&mut c).await
+        })
+        .await?;
+        Ok(keys.len() as u64)
+    }
+
     /// One page of `SCAN … MATCH pattern` on one server, or on the
     /// cluster's master `node`: the next cursor (0 at the end) and the keys.
     async fn scan_page(
