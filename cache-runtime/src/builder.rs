@@ -11,6 +11,9 @@ use crate::key::{DEFAULT_MAX_KEY_LENGTH, KeySpace};
 use crate::options::Options;
 use crate::{BackendError, Error};
 
+/// The byte budget of the memory backend unless configured.
+const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+
 /// The prefix of a cache's keys unless configured.
 const DEFAULT_PREFIX: &str = "cachette";
 
@@ -29,7 +32,7 @@ const DEFAULT_PREFIX: &str = "cachette";
 /// let cache = cachette::Cache::builder()
 ///     .key_prefix("shop")
 ///     .default_timeout(Duration::from_secs(3600))
-///     .memory_capacity(50_000)
+///     .memory_bytes(256 << 20)
 ///     .build()
 ///     .await?;
 /// assert_eq!(cache.key_for("user:7"), "shop:user:7");
@@ -44,7 +47,9 @@ pub struct CacheBuilder {
     cluster: Option<Vec<String>>,
     prefix: String,
     max_key_length: usize,
-    memory_capacity: u64,
+    memory_bytes: u64,
+    /// The byte budget of a local tier in front of Redis, if any, and its entries' longest life.
+    local: Option<(u64, Option<Duration>)>,
     options: Options,
     redis: Settings,
 }
@@ -62,7 +67,8 @@ impl std::fmt::Debug for CacheBuilder {
             )
             .field("prefix", &self.prefix)
             .field("max_key_length", &self.max_key_length)
-            .field("memory_capacity", &self.memory_capacity)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("local", &self.local)
             .field("options", &self.options)
             .field("redis", &self.redis)
             .finish()
@@ -76,7 +82,8 @@ impl Default for CacheBuilder {
             cluster: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             max_key_length: DEFAULT_MAX_KEY_LENGTH,
-            memory_capacity: 10_000,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            local: None,
             options: Options::default(),
             redis: Settings {
                 pool_size: 50,
@@ -179,10 +186,50 @@ impl CacheBuilder {
         self
     }
 
-    /// How many entries the memory backend holds before evicting the least
-    /// useful ones (default 10 000).
-    pub fn memory_capacity(mut self, entries: u64) -> Self {
-        self.memory_capacity = entries;
+    /// How many bytes the memory backend holds (keys and encoded values)
+    /// before evicting the least useful entries (default 64 MiB). An entry
+    /// heavier than a sixteenth of it is not kept: it is computed each time.
+    pub fn memory_bytes(mut self, bytes: u64) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+
+    /// Keeps the hot entries of Redis in this process too, in up to
+    /// `max_bytes`: a hit there sends no command at all, even with a
+    /// namespace and tags. Redis tells this process of every key another
+    /// process (or this one) changes, through `CLIENT TRACKING` on a
+    /// dedicated connection, and the local copy goes at once; while that
+    /// connection is down the local tier is empty and bypassed. An entry
+    /// heavier than a sixteenth of `max_bytes` is not kept locally. One
+    /// Redis server only (not a cluster); with the memory backend it has
+    /// nothing to add and is ignored.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let builder = cachette::Cache::builder()
+    ///     .redis_url("redis://127.0.0.1:6379/0")
+    ///     .local_tier(64 << 20);
+    /// # drop(builder);
+    /// ```
+    pub fn local_tier(mut self, max_bytes: u64) -> Self {
+        self.local = Some((max_bytes, self.local.and_then(|(_, life)| life)));
+        self
+    }
+
+    /// The longest an entry stays in the local tier (default: until Redis
+    /// says it changed, or evicted).
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let builder = cachette::Cache::builder()
+    ///     .redis_url("redis://127.0.0.1:6379/0")
+    ///     .local_tier(64 << 20)
+    ///     .local_lifetime(std::time::Duration::from_secs(30));
+    /// # drop(builder);
+    /// ```
+    pub fn local_lifetime(mut self, lifetime: Duration) -> Self {
+        let bytes = self.local.map_or(DEFAULT_MEMORY_BYTES, |(bytes, _)| bytes);
+        self.local = Some((bytes, Some(lifetime)));
         self
     }
 
@@ -358,10 +405,19 @@ impl CacheBuilder {
                 source: None,
             });
         }
-        let backend = match (&self.cluster, &self.redis_url) {
-            (Some(seeds), _) => Backend::redis_cluster(seeds, settings)?,
-            (None, Some(url)) => Backend::redis(url, settings)?,
-            (None, None) => Backend::memory(self.memory_capacity),
+        let backend = match (&self.cluster, &self.redis_url, self.local) {
+            (Some(_), _, Some(_)) => {
+                return Err(Error::Config {
+                    reason: "the local tier tracks one Redis server, not a cluster".to_owned(),
+                    source: None,
+                });
+            }
+            (Some(seeds), _, None) => Backend::redis_cluster(seeds, settings)?,
+            (None, Some(url), Some((bytes, lifetime))) => {
+                Backend::redis_with_local(url, settings, bytes, lifetime, &keys)?
+            }
+            (None, Some(url), None) => Backend::redis(url, settings)?,
+            (None, None, _) => Backend::memory(self.memory_bytes),
         };
         Ok(Cache::from_parts(Arc::new(backend), keys, self.options))
     }
@@ -417,7 +473,7 @@ impl Cache {
     #[must_use]
     pub fn memory() -> Self {
         let builder = CacheBuilder::default();
-        let backend = Backend::memory(builder.memory_capacity);
+        let backend = Backend::memory(builder.memory_bytes);
         // The default prefix and bound are valid.
         let keys = KeySpace::new(DEFAULT_PREFIX, DEFAULT_MAX_KEY_LENGTH)
             .unwrap_or_else(|reason| unreachable!("the default key space is valid: {reason}"));

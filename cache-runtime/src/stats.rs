@@ -48,6 +48,9 @@ pub struct Stats {
     pub undecodable: u64,
     /// Backend errors and timeouts, returned or ignored.
     pub errors: u64,
+    /// Hits served by the local tier in front of Redis (counted in `hits`
+    /// too), without a command to Redis.
+    pub local_hits: u64,
     /// Calls that skipped the backend: its circuit was open, or the
     /// request's cache budget was spent.
     pub skipped: u64,
@@ -159,6 +162,7 @@ impl Counters {
             undecodable: self.undecodable.load(Relaxed),
             errors: self.errors.load(Relaxed),
             skipped: self.skipped.load(Relaxed),
+            local_hits: 0,
         }
     }
 }

@@ -91,6 +91,8 @@ impl Slot {
 /// The memory store of one cache.
 pub(crate) struct Memory {
     store: Moka<String, Slot>,
+    /// The heaviest entry kept, in bytes.
+    max_entry: u64,
     /// Namespace and tag versions. Never evicted: a missing version is 0.
     versions: Mutex<HashMap<String, u64>>,
     /// Leases by key: the holder's token and when the lease ends. Apart
@@ -110,13 +112,25 @@ impl std::fmt::Debug for Memory {
     }
 }
 
+/// What an entry weighs against the byte budget: its key, its stored
+/// bytes, and a little for the bookkeeping.
+fn weight(key: &str, slot: &Slot) -> u64 {
+    (key.len() + slot.bytes.len() + 64) as u64
+}
+
 impl Memory {
-    pub(crate) fn new(capacity: u64) -> Self {
+    /// A store of at most `max_bytes` (keys and stored bytes); an entry
+    /// heavier than a sixteenth of that is not kept.
+    pub(crate) fn new(max_bytes: u64) -> Self {
         let store = Moka::builder()
-            .max_capacity(capacity)
+            .max_capacity(max_bytes)
+            .weigher(|key: &String, slot: &Slot| {
+                u32::try_from(weight(key, slot)).unwrap_or(u32::MAX)
+            })
             .expire_after(PerEntry)
             .build();
         Self {
+            max_entry: max_bytes / 16,
             store,
             versions: Mutex::default(),
             leases: Mutex::default(),
@@ -134,7 +148,9 @@ impl Memory {
     /// writes do, so a write never slips between a guarded write's check
     /// and its store.
     pub(crate) async fn set(&self, key: String, slot: Slot) {
-        let expired = slot.expires_at.is_some_and(|at| at <= Instant::now());
+        // Too heavy to keep: the key is emptied rather than left with an older value.
+        let expired = slot.expires_at.is_some_and(|at| at <= Instant::now())
+            || weight(&key, &slot) > self.max_entry;
         self.store
             .entry(key)
             .and_compute_with(|_| async move { if expired { Op::Remove } else { Op::Put(slot) } })
@@ -143,6 +159,9 @@ impl Memory {
 
     /// Stores `slot` unless the key holds a live value; whether it stored it.
     pub(crate) async fn add(&self, key: String, slot: Slot) -> bool {
+        if weight(&key, &slot) > self.max_entry {
+            return false;
+        }
         let result = self
             .store
             .entry(key)
@@ -161,12 +180,18 @@ impl Memory {
 
     /// Stores `slot` if the key still holds what a read saw; whether it did.
     pub(crate) async fn write_guarded(&self, key: String, slot: Slot, expected: Expected) -> bool {
+        let heavy = weight(&key, &slot) > self.max_entry;
         let result = self
             .store
             .entry(key)
             .and_compute_with(|entry| async move {
                 let current = entry.map(moka::Entry::into_value);
                 match (current, expected) {
+                    // Too heavy to keep: the key is emptied, as the write would have replaced it.
+                    (Some(current), expected) if heavy && current.is_expected(expected) => {
+                        Op::Remove
+                    }
+                    _ if heavy => Op::Nop,
                     (None, Expected::Absent) => Op::Put(slot),
                     (Some(current), expected) if current.is_expected(expected) => Op::Put(slot),
                     _ => Op::Nop,

@@ -9,6 +9,7 @@
 //! each method here.
 
 pub(crate) mod breaker;
+pub(crate) mod local;
 pub(crate) mod memory;
 pub(crate) mod redis;
 
@@ -19,6 +20,7 @@ use std::time::Duration;
 use crate::Error;
 use crate::key::{KeySpace, glob_matches};
 use breaker::{Circuit, Health};
+use local::Local;
 use memory::{Memory, Slot};
 use redis::RedisBackend;
 
@@ -114,8 +116,34 @@ impl Found {
 pub(crate) enum Backend {
     Memory(Memory),
     Redis(RedisBackend),
+    /// Redis with a local tier in front, kept coherent by tracking.
+    Tiered(Box<Tiered>),
     /// A backend that could not be set up: every call fails with this reason.
     Unavailable(String),
+}
+
+/// Redis, and the local tier in front of it.
+#[derive(Debug)]
+pub(crate) struct Tiered {
+    local: Arc<Local>,
+    redis: RedisBackend,
+    /// Where the tracking connection goes, and the key prefixes it tracks.
+    url: String,
+    prefixes: Vec<String>,
+}
+
+impl Tiered {
+    /// Forgets `keys` locally after a write of this process went to Redis.
+    async fn wrote<T>(&self, keys: &[String], result: Result<T, Error>) -> Result<T, Error> {
+        self.local.forget(keys).await;
+        result
+    }
+
+    /// Forgets everything locally after a write of many keys.
+    async fn wrote_many<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        self.local.flush().await;
+        result
+    }
 }
 
 /// The key a set member stands for: what comes before a newline, if any.
@@ -148,6 +176,31 @@ impl Backend {
         RedisBackend::cluster(seeds, settings).map(Self::Redis)
     }
 
+    /// Redis at `url` with a local tier of `max_bytes` in front, tracking
+    /// the keys of `keys`' space.
+    pub(crate) fn redis_with_local(
+        url: &str,
+        settings: &redis::Settings,
+        max_bytes: u64,
+        lifetime: Option<Duration>,
+        keys: &KeySpace,
+    ) -> Result<Self, Error> {
+        Ok(Self::Tiered(Box::new(Tiered {
+            local: Arc::new(Local::new(max_bytes, lifetime)),
+            redis: RedisBackend::new(url, settings)?,
+            url: url.to_owned(),
+            prefixes: vec![format!("{}:", keys.prefix()), format!("{}#", keys.prefix())],
+        })))
+    }
+
+    /// Hits served by a local tier.
+    pub(crate) fn local_hits(&self) -> u64 {
+        match self {
+            Self::Tiered(t) => t.local.hits.load(std::sync::atomic::Ordering::Relaxed),
+            _ => 0,
+        }
+    }
+
     /// A store that fails every call with `reason`.
     pub(crate) fn unavailable(reason: String) -> Self {
         Self::Unavailable(reason)
@@ -157,6 +210,10 @@ impl Backend {
     pub(crate) async fn connect(&self) -> Result<(), Error> {
         match self {
             Self::Redis(redis) => redis.connect_all().await,
+            Self::Tiered(t) => {
+                t.local.start(&t.url, t.prefixes.clone());
+                t.redis.connect_all().await
+            }
             Self::Memory(_) | Self::Unavailable(_) => Ok(()),
         }
     }
@@ -165,18 +222,19 @@ impl Backend {
     /// [`remember_typed`](Self::remember_typed)), so that a write or a read
     /// should hand one over: a hit then skips decoding.
     pub(crate) fn keeps_typed(&self) -> bool {
-        matches!(self, Self::Memory(_))
+        matches!(self, Self::Memory(_) | Self::Tiered(_))
     }
 
     /// Whether other processes share this store, so that a fleet-wide lease means something.
     pub(crate) fn is_shared(&self) -> bool {
-        matches!(self, Self::Redis(_))
+        matches!(self, Self::Redis(_) | Self::Tiered(_))
     }
 
     /// Whether calls reach the store: the circuit breaker's state.
     pub(crate) fn health(&self) -> Health {
         match self {
             Self::Redis(redis) => redis.health(),
+            Self::Tiered(t) => t.redis.health(),
             Self::Memory(_) => Health::fixed(Circuit::Closed),
             // Set up wrong: nothing will ever be tried.
             Self::Unavailable(_) => Health::fixed(Circuit::Open {
@@ -202,6 +260,23 @@ impl Backend {
                 let (bytes, versions) = redis.read(key, vkeys).await?;
                 Ok((bytes.map(Found::Bytes), versions))
             }
+            Self::Tiered(t) => {
+                t.local.start(&t.url, t.prefixes.clone());
+                if let Some((found, versions)) = t.local.read(key, vkeys).await {
+                    return Ok((Some(found), versions));
+                }
+                let reading = t.local.begin(key, vkeys);
+                match t.redis.read(key, vkeys).await {
+                    Ok((bytes, versions)) => {
+                        let found = t.local.fill(reading, key, bytes, vkeys, &versions).await;
+                        Ok((found, versions))
+                    }
+                    Err(error) => {
+                        t.local.abandon(reading, key, vkeys);
+                        Err(error)
+                    }
+                }
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -217,6 +292,13 @@ impl Backend {
                 Ok(found)
             }
             Self::Redis(redis) => Ok(redis
+                .get_many(keys)
+                .await?
+                .into_iter()
+                .map(|bytes| bytes.map(Found::Bytes))
+                .collect()),
+            Self::Tiered(t) => Ok(t
+                .redis
                 .get_many(keys)
                 .await?
                 .into_iter()
@@ -240,6 +322,10 @@ impl Backend {
                 Ok(())
             }
             Self::Redis(redis) => redis.set(&key, &bytes, expiry).await,
+            Self::Tiered(t) => {
+                let written = t.redis.set(&key, &bytes, expiry).await;
+                t.wrote(&[key], written).await
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -258,6 +344,11 @@ impl Backend {
                 Ok(())
             }
             Self::Redis(redis) => redis.set_many(&entries, expiry).await,
+            Self::Tiered(t) => {
+                let written = t.redis.set_many(&entries, expiry).await;
+                let keys: Vec<String> = entries.into_iter().map(|(key, _)| key).collect();
+                t.wrote(&keys, written).await
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -272,6 +363,10 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.add(key, Slot::new(bytes, None, expiry)).await),
             Self::Redis(redis) => redis.add(&key, &bytes, expiry).await,
+            Self::Tiered(t) => {
+                let added = t.redis.add(&key, &bytes, expiry).await;
+                t.wrote(&[key], added).await
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -290,6 +385,10 @@ impl Backend {
                 .write_guarded(key, Slot::new(bytes, typed, expiry), expected)
                 .await),
             Self::Redis(redis) => redis.write_guarded(&key, &bytes, expiry, expected).await,
+            Self::Tiered(t) => {
+                let written = t.redis.write_guarded(&key, &bytes, expiry, expected).await;
+                t.wrote(&[key], written).await
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -299,6 +398,10 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.touch(key, expiry).await),
             Self::Redis(redis) => redis.touch(&key, expiry).await,
+            Self::Tiered(t) => {
+                let touched = t.redis.touch(&key, expiry).await;
+                t.wrote(&[key], touched).await
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -314,6 +417,10 @@ impl Backend {
                 Ok(n)
             }
             Self::Redis(redis) => redis.delete_many(keys).await,
+            Self::Tiered(t) => {
+                let deleted = t.redis.delete_many(keys).await;
+                t.wrote(keys, deleted).await
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -330,6 +437,10 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.incr(key, delta, expiry, create).await),
             Self::Redis(redis) => redis.incr(&key, delta, expiry, create).await,
+            Self::Tiered(t) => {
+                let counted = t.redis.incr(&key, delta, expiry, create).await;
+                t.wrote(&[key], counted).await
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -339,6 +450,7 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.contains(key).await),
             Self::Redis(redis) => redis.contains(key).await,
+            Self::Tiered(t) => t.redis.contains(key).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -349,6 +461,7 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.ttl(key).await),
             Self::Redis(redis) => redis.ttl(key).await,
+            Self::Tiered(t) => t.redis.ttl(key).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -359,6 +472,7 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.live_keys(|key| glob_matches(pattern, key))),
             Self::Redis(redis) => redis.live_keys(pattern).await,
+            Self::Tiered(t) => t.redis.live_keys(pattern).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -374,6 +488,10 @@ impl Backend {
                 Ok(removed)
             }
             Self::Redis(redis) => redis.delete_matching(pattern).await,
+            Self::Tiered(t) => {
+                let deleted = t.redis.delete_matching(pattern).await;
+                t.wrote_many(deleted).await
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -383,6 +501,7 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.versions(vkeys)),
             Self::Redis(redis) => redis.read_versions(vkeys).await,
+            Self::Tiered(t) => t.redis.read_versions(vkeys).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -398,6 +517,10 @@ impl Backend {
                 .map(Option::unwrap_or_default)
                 .collect()),
             Self::Redis(redis) => redis.create_versions(vkeys).await,
+            Self::Tiered(t) => {
+                let created = t.redis.create_versions(vkeys).await;
+                t.wrote(vkeys, created).await
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -407,6 +530,10 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.bump(vkey)),
             Self::Redis(redis) => redis.bump(vkey, crate::codec::fresh_version()).await,
+            Self::Tiered(t) => {
+                let bumped = t.redis.bump(vkey, crate::codec::fresh_version()).await;
+                t.wrote(&[vkey.to_owned()], bumped).await
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -421,6 +548,7 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.acquire_lease(key, token, ttl)),
             Self::Redis(redis) => redis.acquire_lease(key, token, ttl).await,
+            Self::Tiered(t) => t.redis.acquire_lease(key, token, ttl).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -435,6 +563,7 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.settle_lease(key, token, Some(ttl))),
             Self::Redis(redis) => redis.extend_lease(key, token, ttl).await,
+            Self::Tiered(t) => t.redis.extend_lease(key, token, ttl).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -444,6 +573,7 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.settle_lease(key, token, None)),
             Self::Redis(redis) => redis.delete_if_equal(key, token.as_bytes()).await,
+            Self::Tiered(t) => t.redis.delete_if_equal(key, token.as_bytes()).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -458,6 +588,7 @@ impl Backend {
                 Ok(())
             }
             Self::Redis(redis) => redis.add_to_sets(sets, member).await,
+            Self::Tiered(t) => t.redis.add_to_sets(sets, member).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -470,6 +601,7 @@ impl Backend {
                 Ok(())
             }
             Self::Redis(redis) => redis.remove_from_set(set, member).await,
+            Self::Tiered(t) => t.redis.remove_from_set(set, member).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -500,6 +632,10 @@ impl Backend {
                 Ok(keys.len() as u64)
             }
             Self::Redis(redis) => redis.tombstone_sets(take, keep, tombstone, ttl).await,
+            Self::Tiered(t) => {
+                let dropped = t.redis.tombstone_sets(take, keep, tombstone, ttl).await;
+                t.wrote_many(dropped).await
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -514,16 +650,24 @@ impl Backend {
             (Self::Redis(redis), found) => {
                 redis.delete_if_equal(key, found.bytes()).await.map(drop)
             }
+            (Self::Tiered(t), found) => {
+                let removed = t.redis.delete_if_equal(key, found.bytes()).await.map(drop);
+                t.wrote(&[key.to_owned()], removed).await
+            }
             _ => Ok(()),
         }
     }
 
     /// Keeps `typed`, decoded from `found`, beside it while it is still stored.
     pub(crate) async fn remember_typed(&self, key: &str, found: &Found, typed: Typed) {
-        if let (Self::Memory(memory), Found::Slot(slot)) = (self, found) {
-            memory
-                .remember_typed(key.to_owned(), &slot.bytes, typed)
-                .await;
+        match (self, found) {
+            (Self::Memory(memory), Found::Slot(slot)) => {
+                memory
+                    .remember_typed(key.to_owned(), &slot.bytes, typed)
+                    .await;
+            }
+            (Self::Tiered(t), Found::Slot(slot)) => t.local.remember_typed(key, slot, typed).await,
+            _ => {}
         }
     }
 
@@ -536,6 +680,10 @@ impl Backend {
                 Ok(())
             }
             Self::Redis(redis) => redis.clear(&keys.scan_pattern()).await.map(drop),
+            Self::Tiered(t) => {
+                let cleared = t.redis.clear(&keys.scan_pattern()).await.map(drop);
+                t.wrote_many(cleared).await
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }

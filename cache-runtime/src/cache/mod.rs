@@ -120,7 +120,9 @@ impl Cache {
     /// ```
     #[must_use]
     pub fn stats(&self) -> Stats {
-        self.inner.counters.snapshot()
+        let mut stats = self.inner.counters.snapshot();
+        stats.local_hits = self.inner.backend.local_hits();
+        stats
     }
 
     /// Whether calls reach the backend: the state of the circuit breaker in

@@ -1,0 +1,297 @@
+//! The local tier: hot entries of a Redis cache kept in this process, and
+//! kept coherent by Redis itself.
+//!
+//! A dedicated RESP3 connection asks for `CLIENT TRACKING ON BCAST` on the
+//! cache's prefixes (its entries and its version keys): Redis then tells it
+//! of every key that changes, whoever changed it, and the tier forgets that
+//! key. The races the protocol brings are closed here:
+//!
+//! - a read from Redis leaves a placeholder first; an invalidation that
+//!   arrives before the answer removes it, and the answer is then not kept;
+//! - while the tracking connection is down, the tier is empty and bypassed,
+//!   and it is emptied again when tracking resumes;
+//! - this process's own writes forget the key at once, before Redis tells.
+//!
+//! Hits need every version key of their scope known locally too, so a hit
+//! in a namespace or with tags sends no command at all.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use deadpool_redis::redis::{self, AsyncConnectionConfig, PushKind, Value};
+
+use super::memory::{Memory, Slot};
+use super::{Expiry, Found};
+
+/// How many version keys are remembered before the tier starts over.
+const VERSIONS: usize = 100_000;
+
+/// The in-process copies, and what Redis is still being asked.
+pub(crate) struct Local {
+    entries: Memory,
+    state: Mutex<State>,
+    /// Whether tracking runs: only then is the tier used.
+    up: AtomicBool,
+    /// Whether the tracking task was started.
+    started: AtomicBool,
+    next_read: AtomicU64,
+    /// The longest an entry is kept locally.
+    lifetime: Option<Duration>,
+    pub(crate) hits: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Keys being read from Redis, by the read's number.
+    reads: HashMap<String, u64>,
+    /// Version keys known locally (`None`: absent in Redis).
+    versions: HashMap<String, Option<u64>>,
+}
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Local")
+            .field("entries", &self.entries)
+            .field("tracking", &self.up.load(SeqCst))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A read from Redis in flight: its number, once placeholders were left.
+#[derive(Clone, Copy)]
+pub(crate) struct Reading(Option<u64>);
+
+impl Local {
+    pub(crate) fn new(max_bytes: u64, lifetime: Option<Duration>) -> Self {
+        Self {
+            entries: Memory::new(max_bytes),
+            state: Mutex::default(),
+            up: AtomicBool::new(false),
+            started: AtomicBool::new(false),
+            next_read: AtomicU64::new(0),
+            lifetime,
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The entry at `key` and the versions at `vkeys`, if all are known here.
+    pub(crate) async fn read(
+        &self,
+        key: &str,
+        vkeys: &[String],
+    ) -> Option<(Found, Vec<Option<u64>>)> {
+        if !self.up.load(SeqCst) {
+            return None;
+        }
+        let versions = {
+            let state = self.state();
+            vkeys
+                .iter()
+                .map(|vkey| state.versions.get(vkey).copied())
+                .collect::<Option<Vec<_>>>()?
+        };
+        let slot = self.entries.get(key).await?;
+        self.hits.fetch_add(1, SeqCst);
+        Some((Found::Slot(slot), versions))
+    }
+
+    /// Leaves placeholders for a read of `key` and `vkeys` from Redis.
+    pub(crate) fn begin(&self, key: &str, vkeys: &[String]) -> Reading {
+        if !self.up.load(SeqCst) {
+            return Reading(None);
+        }
+        let number = self.next_read.fetch_add(1, SeqCst);
+        let mut state = self.state();
+        state.reads.insert(key.to_owned(), number);
+        for vkey in vkeys {
+            state.reads.insert(vkey.clone(), number);
+        }
+        Reading(Some(number))
+    }
+
+    /// Keeps what a read found, where no invalidation came meanwhile; the
+    /// entry to answer with (kept here, so that its decoded value can be too).
+    pub(crate) async fn fill(
+        &self,
+        reading: Reading,
+        key: &str,
+        bytes: Option<Vec<u8>>,
+        vkeys: &[String],
+        versions: &[Option<u64>],
+    ) -> Option<Found> {
+        let Reading(Some(number)) = reading else {
+            return bytes.map(Found::Bytes);
+        };
+        let keep_entry = {
+            let mut state = self.state();
+            if state.versions.len() >= VERSIONS {
+                state.versions.clear();
+            }
+            for (vkey, version) in vkeys.iter().zip(versions) {
+                if state.reads.get(vkey) == Some(&number) {
+                    state.reads.remove(vkey);
+                    state.versions.insert(vkey.clone(), *version);
+                }
+            }
+            state.reads.get(key) == Some(&number)
+        };
+        let Some(bytes) = bytes else {
+            self.state().reads.remove(key);
+            return None;
+        };
+        if !keep_entry {
+            return Some(Found::Bytes(bytes));
+        }
+        let expiry = self.lifetime.map_or(Expiry::Never, Expiry::after);
+        let slot = Slot::new(bytes, None, expiry);
+        self.entries.set(key.to_owned(), slot.clone()).await;
+        // An invalidation that came while the entry was stored removed the
+        // placeholder: the entry must go too.
+        let kept = {
+            let mut state = self.state();
+            let kept = state.reads.get(key) == Some(&number);
+            if kept {
+                state.reads.remove(key);
+            }
+            kept
+        };
+        if !kept {
+            self.entries.delete(key).await;
+        }
+        Some(Found::Slot(slot))
+    }
+
+    /// Takes away the placeholders of a read that failed.
+    pub(crate) fn abandon(&self, reading: Reading, key: &str, vkeys: &[String]) {
+        let Reading(Some(number)) = reading else {
+            return;
+        };
+        let mut state = self.state();
+        for k in std::iter::once(key).chain(vkeys.iter().map(String::as_str)) {
+            if state.reads.get(k) == Some(&number) {
+                state.reads.remove(k);
+            }
+        }
+    }
+
+    /// Forgets `keys` (entries or version keys), and cancels their reads.
+    pub(crate) async fn forget(&self, keys: &[String]) {
+        {
+            let mut state = self.state();
+            for key in keys {
+                state.reads.remove(key);
+                state.versions.remove(key);
+            }
+        }
+        for key in keys {
+            self.entries.delete(key).await;
+        }
+    }
+
+    /// Forgets everything.
+    pub(crate) async fn flush(&self) {
+        {
+            let mut state = self.state();
+            state.reads.clear();
+            state.versions.clear();
+        }
+        self.entries.clear(|_| true).await;
+    }
+
+    /// Keeps `typed`, decoded from a local entry, beside it.
+    pub(crate) async fn remember_typed(&self, key: &str, slot: &Slot, typed: super::Typed) {
+        self.entries
+            .remember_typed(key.to_owned(), &slot.bytes, typed)
+            .await;
+    }
+
+    /// Starts tracking in the background, once, on the current Tokio runtime.
+    pub(crate) fn start(self: &Arc<Self>, url: &str, prefixes: Vec<String>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.started.swap(true, SeqCst) {
+            return;
+        }
+        let url = if url.contains('?') {
+            format!("{url}&protocol=resp3")
+        } else {
+            format!("{url}?protocol=resp3")
+        };
+        runtime.spawn(track(Arc::downgrade(self), url, prefixes));
+    }
+}
+
+/// Keeps a tracking connection open for as long as the tier lives: each
+/// invalidation forgets its keys; a lost connection empties the tier and
+/// bypasses it until tracking resumes.
+async fn track(local: Weak<Local>, url: String, prefixes: Vec<String>) {
+    loop {
+        let Some(tier) = local.upgrade() else { return };
+        let (sender, mut pushes) = tokio::sync::mpsc::unbounded_channel();
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_push_sender(sender);
+        let connected = match redis::Client::open(url.as_str()) {
+            Ok(client) => client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        if let Some(mut conn) = connected {
+            let mut tracking = redis::cmd("CLIENT");
+            tracking.arg("TRACKING").arg("ON").arg("BCAST");
+            for prefix in &prefixes {
+                tracking.arg("PREFIX").arg(prefix);
+            }
+            if tracking.query_async::<()>(&mut conn).await.is_ok() {
+                tier.flush().await;
+                tier.up.store(true, SeqCst);
+                drop(tier);
+                loop {
+                    let push = tokio::select! {
+                        push = pushes.recv() => push,
+                        // Wakes up now and then to stop once the tier is gone.
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {
+                            if local.strong_count() == 0 { return; }
+                            continue;
+                        }
+                    };
+                    let Some(tier) = local.upgrade() else { return };
+                    match push {
+                        Some(push) if push.kind == PushKind::Invalidate => {
+                            match push.data.into_iter().next() {
+                                Some(Value::Array(keys)) => {
+                                    let keys: Vec<String> = keys
+                                        .into_iter()
+                                        .filter_map(|key| redis::from_redis_value(key).ok())
+                                        .collect();
+                                    tier.forget(&keys).await;
+                                }
+                                // `nil`: Redis flushed, or lost track: forget everything.
+                                _ => tier.flush().await,
+                            }
+                        }
+                        Some(push) if push.kind != PushKind::Disconnection => {}
+                        // Disconnected: stop using the tier until tracking resumes.
+                        _ => break,
+                    }
+                }
+                drop(conn);
+            }
+        }
+        if let Some(tier) = local.upgrade() {
+            tier.up.store(false, SeqCst);
+            tier.flush().await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,218 @@
+//! The local tier in front of Redis: hits with no command, coherent with
+//! every other client's writes through `CLIENT TRACKING`, flushed when its
+//! tracking connection drops, and bounded in bytes like the memory backend.
+//! Each test has two caches on one real Redis: A without a local tier (the
+//! other process), B with one.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use cachette::{Cache, Scope};
+use support::{RedisServer, eventually};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+async fn plain(server: &RedisServer) -> Cache {
+    Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap()
+}
+
+async fn tiered(server: &RedisServer) -> Cache {
+    Cache::builder()
+        .redis_url(server.url(0))
+        .local_tier(16 << 20)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Reads until the local tier serves `key` in `scope` (tracking is up, the entry kept).
+async fn warm(cache: &Cache, key: &str, scope: &Scope) {
+    eventually("the local tier serves the entry", async || {
+        let before = cache.stats().local_hits;
+        let _ = cache.get_in::<u64>(key, scope).await.unwrap();
+        cache.stats().local_hits > before
+    })
+    .await;
+}
+
+/// Calls of the data commands since `CONFIG RESETSTAT`.
+async fn data_commands(server: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut server.connect(0).await)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_")?.split_once(":calls="))
+        .filter(|(name, _)| matches!(*name, "get" | "mget" | "evalsha" | "eval" | "set"))
+        .map(|(_, rest)| rest.split(',').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_hit_sends_no_command_even_with_a_namespace_and_tags() {
+    let server = RedisServer::start();
+    let cache = tiered(&server).await;
+    let scope = Scope::new().namespace("catalog").tag("size:1").tag("bench");
+    cache.set_in("item", &7_u64, MINUTE, &scope).await.unwrap();
+    warm(&cache, "item", &scope).await;
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut server.connect(0).await)
+        .await
+        .unwrap();
+    let before = cache.stats();
+    for _ in 0..100 {
+        assert_eq!(cache.get_in::<u64>("item", &scope).await.unwrap(), Some(7));
+    }
+    let after = cache.stats();
+    assert_eq!(after.local_hits - before.local_hits, 100);
+    assert_eq!(after.hits - before.hits, 100);
+    assert_eq!(data_commands(&server).await, 0, "a local hit sends nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_clients_changes_reach_the_local_tier() {
+    let server = RedisServer::start();
+    let (a, b) = (plain(&server).await, tiered(&server).await);
+    let scope = Scope::new().namespace("rows").tag("row:1");
+    a.set_in("row", &0_u64, MINUTE, &scope).await.unwrap();
+    warm(&b, "row", &scope).await;
+    let (mut windows, mut stale_after_bound) = (Vec::new(), 0);
+    for round in 1..=400_u64 {
+        // A changes the row one of four ways; B must stop serving the old value.
+        match round % 4 {
+            0 => a.set_in("row", &round, MINUTE, &scope).await.unwrap(),
+            1 => a.invalidate("row").await.unwrap(),
+            2 => drop(a.invalidate_namespace("rows").await.unwrap()),
+            _ => drop(a.invalidate_tag("row:1").await.unwrap()),
+        }
+        let expected = if round % 4 == 0 { Some(round) } else { None };
+        let changed = Instant::now();
+        loop {
+            let seen = b.get_in::<u64>("row", &scope).await.unwrap();
+            if seen == expected {
+                break;
+            }
+            if changed.elapsed() > Duration::from_secs(1) {
+                stale_after_bound += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(100)).await;
+        }
+        windows.push(changed.elapsed());
+        if expected.is_none() {
+            // Put a value back for the next round to invalidate.
+            a.set_in("row", &round, MINUTE, &scope).await.unwrap();
+            let changed = Instant::now();
+            while b.get_in::<u64>("row", &scope).await.unwrap() != Some(round) {
+                assert!(changed.elapsed() < Duration::from_secs(1), "round {round}");
+                tokio::time::sleep(Duration::from_micros(100)).await;
+            }
+        }
+    }
+    windows.sort();
+    eprintln!(
+        "local tier: another client's change seen after p50 {:?}, p99 {:?}, max {:?} ({} rounds); local hits {}",
+        windows[windows.len() / 2],
+        windows[windows.len() * 99 / 100],
+        windows[windows.len() - 1],
+        windows.len(),
+        b.stats().local_hits,
+    );
+    assert_eq!(stale_after_bound, 0);
+    assert!(
+        b.stats().local_hits > 0,
+        "the tier served hits between the changes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_is_seen_by_the_next_read_of_the_same_process() {
+    let server = RedisServer::start();
+    let cache = tiered(&server).await;
+    let scope = Scope::new().tag("t");
+    cache.set_in("k", &0_u64, MINUTE, &scope).await.unwrap();
+    warm(&cache, "k", &scope).await;
+    for round in 1..=300_u64 {
+        cache.set_in("k", &round, MINUTE, &scope).await.unwrap();
+        assert_eq!(cache.get_in::<u64>("k", &scope).await.unwrap(), Some(round));
+        cache.invalidate_tag("t").await.unwrap();
+        assert_eq!(cache.get_in::<u64>("k", &scope).await.unwrap(), None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_tracking_connection_flushes_the_tier_and_hits_resume() {
+    let mut server = RedisServer::start();
+    let (a, b) = (plain(&server).await, tiered(&server).await);
+    let scope = Scope::new();
+    a.set("k", &1_u64, MINUTE).await.unwrap();
+    warm(&b, "k", &scope).await;
+    // Every client connection dropped, the tracking one among them.
+    let () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query_async(&mut server.connect(0).await)
+        .await
+        .unwrap_or(());
+    // A's own connections went too: it writes once it has a new one.
+    let strict = Cache::builder()
+        .redis_url(server.url(0))
+        .fail_open(false)
+        .build()
+        .await
+        .unwrap();
+    eventually("A writes again", async || {
+        strict.set("k", &2_u64, MINUTE).await.is_ok()
+    })
+    .await;
+    eventually("B reads the new value", async || {
+        b.get::<u64>("k").await.unwrap() == Some(2)
+    })
+    .await;
+    warm(&b, "k", &scope).await;
+    assert_eq!(b.get::<u64>("k").await.unwrap(), Some(2));
+    // Redis restarted, empty: the tier forgets what it held.
+    server.restart();
+    eventually("B sees the empty Redis", async || {
+        b.get::<u64>("k").await.unwrap().is_none()
+    })
+    .await;
+    eventually("A writes again", async || {
+        strict.set("k", &3_u64, MINUTE).await.is_ok()
+    })
+    .await;
+    warm(&b, "k", &scope).await;
+    assert_eq!(b.get::<u64>("k").await.unwrap(), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_backend_is_bounded_in_bytes() {
+    let cache = Cache::builder()
+        .memory_bytes(1 << 20)
+        .build()
+        .await
+        .unwrap();
+    let value = "v".repeat(32 << 10);
+    for i in 0..256 {
+        cache.set(&format!("k{i}"), &value, MINUTE).await.unwrap();
+    }
+    eventually("evictions bring it under its budget", async || {
+        cache.set("touch", &1, MINUTE).await.unwrap();
+        cache.keys("k*").await.unwrap().len() <= 32
+    })
+    .await;
+    // Over a sixteenth of the budget: not kept.
+    cache
+        .set("heavy", &"h".repeat(100 << 10), MINUTE)
+        .await
+        .unwrap();
+    assert_eq!(cache.get::<String>("heavy").await.unwrap(), None);
+}
