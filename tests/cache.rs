@@ -86,7 +86,23 @@ impl Fixture {
     }
 }
 
-on_both_backends!(memory_fixture, redis_fixture, cluster_fixture;
+async fn tiered_fixture() -> Fixture {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .key_prefix("test")
+        .local_tier(16 << 20)
+        .build()
+        .await
+        .unwrap();
+    Fixture {
+        cache,
+        server: Some(server),
+        cluster: None,
+    }
+}
+
+on_both_backends!(memory_fixture, redis_fixture, cluster_fixture, tiered_fixture;
     hit_and_miss,
     entries_expire,
     zero_timeout_removes,

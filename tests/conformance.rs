@@ -364,4 +364,19 @@ async fn cluster() -> Fx {
     }
 }
 
-on_both_backends!(memory, redis, cluster; every_operation_follows_the_rules);
+async fn tiered() -> Fx {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .local_tier(16 << 20)
+        .build()
+        .await
+        .unwrap();
+    Fx {
+        cache,
+        server: Some(server),
+        cluster: None,
+    }
+}
+
+on_both_backends!(memory, redis, cluster, tiered; every_operation_follows_the_rules);

@@ -80,7 +80,25 @@ fn fixture(cache: Cache, swr: Cache, server: Option<RedisServer>) -> Arc<Fx> {
     })
 }
 
-on_both_backends!(memory, redis, cluster;
+async fn tiered() -> Arc<Fx> {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .local_tier(16 << 20)
+        .build()
+        .await
+        .unwrap();
+    let swr = Cache::builder()
+        .redis_url(server.url(1))
+        .local_tier(16 << 20)
+        .stale_while_revalidate(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    fixture(cache, swr, Some(server))
+}
+
+on_both_backends!(memory, redis, cluster, tiered;
     stale_values_are_served_while_one_caller_refreshes,
     stale_values_are_refreshed_in_the_background,
     get_or_set_detached_refreshes_in_the_background,

@@ -67,7 +67,22 @@ async fn cluster() -> Arc<Fx> {
     })
 }
 
-on_both_backends!(memory, redis, cluster;
+async fn tiered() -> Arc<Fx> {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .local_tier(16 << 20)
+        .build()
+        .await
+        .unwrap();
+    Arc::new(Fx {
+        cache,
+        runs: AtomicUsize::new(0),
+        _server: Some(server),
+    })
+}
+
+on_both_backends!(memory, redis, cluster, tiered;
     a_thousand_cold_calls_run_the_body_once,
     a_thousand_cold_get_or_set_calls_run_once,
     callers_that_wait_for_a_computation_are_counted_as_joined,

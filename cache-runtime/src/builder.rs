@@ -198,11 +198,11 @@ impl CacheBuilder {
     /// `max_bytes`: a hit there sends no command at all, even with a
     /// namespace and tags. Redis tells this process of every key another
     /// process (or this one) changes, through `CLIENT TRACKING` on a
-    /// dedicated connection, and the local copy goes at once; while that
-    /// connection is down the local tier is empty and bypassed. An entry
-    /// heavier than a sixteenth of `max_bytes` is not kept locally. One
-    /// Redis server only (not a cluster); with the memory backend it has
-    /// nothing to add and is ignored.
+    /// dedicated connection (one per master on a cluster), and the local
+    /// copy goes at once; while tracking is down the local tier is empty and
+    /// bypassed. An entry heavier than a sixteenth of `max_bytes` is not
+    /// kept locally. With the memory backend it has nothing to add and is
+    /// ignored.
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -405,19 +405,14 @@ impl CacheBuilder {
                 source: None,
             });
         }
-        let backend = match (&self.cluster, &self.redis_url, self.local) {
-            (Some(_), _, Some(_)) => {
-                return Err(Error::Config {
-                    reason: "the local tier tracks one Redis server, not a cluster".to_owned(),
-                    source: None,
-                });
-            }
-            (Some(seeds), _, None) => Backend::redis_cluster(seeds, settings)?,
-            (None, Some(url), Some((bytes, lifetime))) => {
-                Backend::redis_with_local(url, settings, bytes, lifetime, &keys)?
-            }
-            (None, Some(url), None) => Backend::redis(url, settings)?,
-            (None, None, _) => Backend::memory(self.memory_bytes),
+        let backend = match (&self.cluster, &self.redis_url) {
+            (Some(seeds), _) => Backend::redis_cluster(seeds, settings)?,
+            (None, Some(url)) => Backend::redis(url, settings)?,
+            (None, None) => Backend::memory(self.memory_bytes),
+        };
+        let backend = match self.local {
+            Some((bytes, lifetime)) => backend.with_local(bytes, lifetime, &keys),
+            None => backend,
         };
         Ok(Cache::from_parts(Arc::new(backend), keys, self.options))
     }

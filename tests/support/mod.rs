@@ -14,9 +14,17 @@ use std::time::{Duration, Instant};
 /// `memory` and `redis` are the fixture functions named first. With a third
 /// fixture, `mod on_cluster` runs every test on one Redis Cluster started
 /// for the whole test binary (one test, the cases in turn, the cluster
-/// flushed between them): `test(cluster().await)`.
+/// flushed between them): `test(cluster().await)`. With a fourth, `mod
+/// on_local_tier` runs each test on Redis with a local tier in front.
 #[allow(unused_macros)] // not every test file runs a two-backend suite
 macro_rules! on_both_backends {
+    ($memory:ident, $redis:ident, $cluster:ident, $tiered:ident; $($name:ident),* $(,)?) => {
+        on_both_backends!($memory, $redis, $cluster; $($name),*);
+        mod on_local_tier {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::$tiered().await).await })*
+        }
+    };
     ($memory:ident, $redis:ident, $cluster:ident; $($name:ident),* $(,)?) => {
         on_both_backends!($memory, $redis; $($name),*);
         mod on_cluster {

@@ -23,6 +23,7 @@ use std::time::Duration;
 use deadpool_redis::redis::{self, AsyncConnectionConfig, PushKind, Value};
 
 use super::memory::{Memory, Slot};
+use super::redis::RedisBackend;
 use super::{Expiry, Found};
 
 /// How many version keys are remembered before the tier starts over.
@@ -211,87 +212,124 @@ impl Local {
             .await;
     }
 
-    /// Starts tracking in the background, once, on the current Tokio runtime.
-    pub(crate) fn start(self: &Arc<Self>, url: &str, prefixes: Vec<String>) {
+    /// Starts tracking in the background, once, on the current Tokio runtime:
+    /// on every master `redis` names (one server, or each master of a cluster).
+    pub(crate) fn start(self: &Arc<Self>, redis: &Arc<RedisBackend>, prefixes: &[String]) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         if self.started.swap(true, SeqCst) {
             return;
         }
-        let url = if url.contains('?') {
-            format!("{url}&protocol=resp3")
-        } else {
-            format!("{url}?protocol=resp3")
-        };
-        runtime.spawn(track(Arc::downgrade(self), url, prefixes));
+        runtime.spawn(track(
+            Arc::downgrade(self),
+            Arc::clone(redis),
+            prefixes.to_vec(),
+        ));
     }
 }
 
-/// Keeps a tracking connection open for as long as the tier lives: each
-/// invalidation forgets its keys; a lost connection empties the tier and
-/// bypasses it until tracking resumes.
-async fn track(local: Weak<Local>, url: String, prefixes: Vec<String>) {
+/// Keeps tracking connections open to every master for as long as the tier
+/// lives: each invalidation forgets its keys; a lost connection, or a change
+/// of masters, empties the tier and bypasses it until tracking resumes on
+/// every master.
+async fn track(local: Weak<Local>, redis: Arc<RedisBackend>, prefixes: Vec<String>) {
     loop {
-        let Some(tier) = local.upgrade() else { return };
+        if local.strong_count() == 0 {
+            return;
+        }
+        let urls = redis.tracking_urls().await.unwrap_or_default();
         let (sender, mut pushes) = tokio::sync::mpsc::unbounded_channel();
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_push_sender(sender);
-        let connected = match redis::Client::open(url.as_str()) {
-            Ok(client) => client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .ok(),
-            Err(_) => None,
-        };
-        if let Some(mut conn) = connected {
-            let mut tracking = redis::cmd("CLIENT");
-            tracking.arg("TRACKING").arg("ON").arg("BCAST");
-            for prefix in &prefixes {
-                tracking.arg("PREFIX").arg(prefix);
-            }
-            if tracking.query_async::<()>(&mut conn).await.is_ok() {
-                tier.flush().await;
-                tier.up.store(true, SeqCst);
-                drop(tier);
-                loop {
-                    let push = tokio::select! {
-                        push = pushes.recv() => push,
-                        // Wakes up now and then to stop once the tier is gone.
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {
-                            if local.strong_count() == 0 { return; }
-                            continue;
-                        }
-                    };
-                    let Some(tier) = local.upgrade() else { return };
-                    match push {
-                        Some(push) if push.kind == PushKind::Invalidate => {
-                            match push.data.into_iter().next() {
-                                Some(Value::Array(keys)) => {
-                                    let keys: Vec<String> = keys
-                                        .into_iter()
-                                        .filter_map(|key| redis::from_redis_value(key).ok())
-                                        .collect();
-                                    tier.forget(&keys).await;
-                                }
-                                // `nil`: Redis flushed, or lost track: forget everything.
-                                _ => tier.flush().await,
-                            }
-                        }
-                        Some(push) if push.kind != PushKind::Disconnection => {}
-                        // Disconnected: stop using the tier until tracking resumes.
-                        _ => break,
-                    }
-                }
-                drop(conn);
+        let mut connections = Vec::with_capacity(urls.len());
+        for url in &urls {
+            match tracking(url, &prefixes, sender.clone()).await {
+                Some(conn) => connections.push(conn),
+                None => break,
             }
         }
-        if let Some(tier) = local.upgrade() {
-            tier.up.store(false, SeqCst);
+        drop(sender);
+        if !urls.is_empty() && connections.len() == urls.len() {
+            let Some(tier) = local.upgrade() else { return };
             tier.flush().await;
+            tier.up.store(true, SeqCst);
+            drop(tier);
+            follow(&local, &redis, &urls, &mut pushes).await;
         }
+        drop(connections);
+        let Some(tier) = local.upgrade() else { return };
+        tier.up.store(false, SeqCst);
+        tier.flush().await;
+        drop(tier);
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A RESP3 connection to `url` tracking `prefixes`, its pushes sent to `sender`.
+async fn tracking(
+    url: &str,
+    prefixes: &[String],
+    sender: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+) -> Option<redis::aio::MultiplexedConnection> {
+    let url = if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    };
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(1)))
+        .set_push_sender(sender);
+    let client = redis::Client::open(url.as_str()).ok()?;
+    let mut conn = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .ok()?;
+    let mut command = redis::cmd("CLIENT");
+    command.arg("TRACKING").arg("ON").arg("BCAST");
+    for prefix in prefixes {
+        command.arg("PREFIX").arg(prefix);
+    }
+    command.query_async::<()>(&mut conn).await.ok()?;
+    Some(conn)
+}
+
+/// Applies invalidations until a connection is lost or the masters change.
+async fn follow(
+    local: &Weak<Local>,
+    redis: &RedisBackend,
+    urls: &[String],
+    pushes: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
+) {
+    loop {
+        let push = tokio::select! {
+            push = pushes.recv() => push,
+            // Now and then: stop once the tier is gone, start over when the masters change.
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                if local.strong_count() == 0 {
+                    return;
+                }
+                match redis.tracking_urls().await {
+                    Ok(now) if now.len() == urls.len() && now.iter().all(|u| urls.contains(u)) => continue,
+                    _ => return,
+                }
+            }
+        };
+        let Some(tier) = local.upgrade() else { return };
+        match push {
+            Some(push) if push.kind == PushKind::Invalidate => match push.data.into_iter().next() {
+                Some(Value::Array(keys)) => {
+                    let keys: Vec<String> = keys
+                        .into_iter()
+                        .filter_map(|key| redis::from_redis_value(key).ok())
+                        .collect();
+                    tier.forget(&keys).await;
+                }
+                // `nil`: Redis flushed, or lost track: forget everything.
+                _ => tier.flush().await,
+            },
+            Some(push) if push.kind != PushKind::Disconnection => {}
+            // A connection was lost: start over.
+            _ => return,
+        }
     }
 }

@@ -126,9 +126,8 @@ pub(crate) enum Backend {
 #[derive(Debug)]
 pub(crate) struct Tiered {
     local: Arc<Local>,
-    redis: RedisBackend,
-    /// Where the tracking connection goes, and the key prefixes it tracks.
-    url: String,
+    redis: Arc<RedisBackend>,
+    /// The key prefixes tracking watches.
     prefixes: Vec<String>,
 }
 
@@ -176,21 +175,22 @@ impl Backend {
         RedisBackend::cluster(seeds, settings).map(Self::Redis)
     }
 
-    /// Redis at `url` with a local tier of `max_bytes` in front, tracking
-    /// the keys of `keys`' space.
-    pub(crate) fn redis_with_local(
-        url: &str,
-        settings: &redis::Settings,
+    /// `redis` (a `Redis` backend) with a local tier of `max_bytes` in
+    /// front, tracking the keys of `keys`' space.
+    pub(crate) fn with_local(
+        self,
         max_bytes: u64,
         lifetime: Option<Duration>,
         keys: &KeySpace,
-    ) -> Result<Self, Error> {
-        Ok(Self::Tiered(Box::new(Tiered {
-            local: Arc::new(Local::new(max_bytes, lifetime)),
-            redis: RedisBackend::new(url, settings)?,
-            url: url.to_owned(),
-            prefixes: vec![format!("{}:", keys.prefix()), format!("{}#", keys.prefix())],
-        })))
+    ) -> Self {
+        match self {
+            Self::Redis(redis) => Self::Tiered(Box::new(Tiered {
+                local: Arc::new(Local::new(max_bytes, lifetime)),
+                redis: Arc::new(redis),
+                prefixes: vec![format!("{}:", keys.prefix()), format!("{}#", keys.prefix())],
+            })),
+            other => other,
+        }
     }
 
     /// Hits served by a local tier.
@@ -211,7 +211,7 @@ impl Backend {
         match self {
             Self::Redis(redis) => redis.connect_all().await,
             Self::Tiered(t) => {
-                t.local.start(&t.url, t.prefixes.clone());
+                t.local.start(&t.redis, &t.prefixes);
                 t.redis.connect_all().await
             }
             Self::Memory(_) | Self::Unavailable(_) => Ok(()),
@@ -261,7 +261,7 @@ impl Backend {
                 Ok((bytes.map(Found::Bytes), versions))
             }
             Self::Tiered(t) => {
-                t.local.start(&t.url, t.prefixes.clone());
+                t.local.start(&t.redis, &t.prefixes);
                 if let Some((found, versions)) = t.local.read(key, vkeys).await {
                     return Ok((Some(found), versions));
                 }

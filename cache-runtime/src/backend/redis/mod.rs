@@ -59,6 +59,9 @@ impl std::fmt::Debug for Pem {
 
 pub(crate) struct RedisBackend {
     link: Link,
+    /// The URL (with credentials) of the server, or of the first seed: what
+    /// a dedicated connection to a master is made from.
+    url: String,
     command_timeout: Duration,
     breaker: Breaker,
     scripts: Scripts,
@@ -129,6 +132,7 @@ impl RedisBackend {
             redact(url),
         );
         Ok(Self {
+            url: url.to_owned(),
             link: Link::Single(lanes),
             command_timeout: settings.command_timeout,
             breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
@@ -179,12 +183,33 @@ impl RedisBackend {
             redacted.clone(),
         );
         Ok(Self {
+            url: seeds[0].clone(),
             link: Link::Cluster(link),
             command_timeout: settings.command_timeout,
             breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
             scripts: Scripts::new(),
             redacted_url: redacted,
         })
+    }
+
+    /// The URLs of the masters, for dedicated connections: the server's own,
+    /// or each master of a cluster (with the seeds' credentials).
+    pub(crate) async fn tracking_urls(&self) -> Result<Vec<String>, Error> {
+        if !self.is_cluster() {
+            return Ok(vec![self.url.clone()]);
+        }
+        let masters = self
+            .run("tracking", |c| async move {
+                match c {
+                    Conn::Cluster(mut c) => cluster::masters(&mut c).await,
+                    Conn::Single(_) => Ok(Vec::new()),
+                }
+            })
+            .await?;
+        Ok(masters
+            .iter()
+            .map(|(host, port)| with_address(&self.url, host, *port))
+            .collect())
     }
 
     /// Whether commands go to a cluster, where what spans slots is split.
@@ -745,6 +770,18 @@ fn set_cmd(key: &str, bytes: &[u8], expiry: Expiry) -> redis::Cmd {
     }
 }
 
+/// `url` pointing at `host:port` instead, its scheme, credentials, path
+/// and query kept.
+fn with_address(url: &str, host: &str, port: u16) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let credentials = authority
+        .rsplit_once('@')
+        .map_or(String::new(), |(user, _)| format!("{user}@"));
+    format!("{scheme}://{credentials}{host}:{port}{tail}")
+}
+
 /// The URL with its password, if any, replaced by `***`.
 pub(crate) fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
@@ -768,6 +805,20 @@ pub(crate) fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::redact;
+
+    #[test]
+    fn addresses_are_replaced_and_credentials_kept() {
+        use super::with_address;
+        assert_eq!(
+            with_address("redis://:pw@10.0.0.1:7000", "127.0.0.1", 7001),
+            "redis://:pw@127.0.0.1:7001"
+        );
+        assert_eq!(
+            with_address("rediss://app:pw@h:1/2?x=1", "m", 9),
+            "rediss://app:pw@m:9/2?x=1"
+        );
+        assert_eq!(with_address("redis://h:1", "m", 2), "redis://m:2");
+    }
 
     #[test]
     fn passwords_are_redacted() {
