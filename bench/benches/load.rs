@@ -8,7 +8,8 @@
 //! 3. the `cached` crate's `AsyncRedisCache` through `#[concurrent_cached]`;
 //! 4. cachette `#[cached]`: plain, and with a namespace and two tags;
 //! 5. on a 3-master Redis Cluster: a raw redis-rs `ClusterConnection` `GET`, and
-//!    cachette plain and tagged (each compared with the cluster `GET`).
+//!    cachette plain and tagged (each compared with the cluster `GET`);
+//! 6. cachette with a local tier in front of the one server, plain and tagged.
 //!
 //! For 1 task: latency percentiles over sequential calls; for 64 tasks:
 //! throughput. Each measurement runs `ROUNDS` times, rows interleaved, and
@@ -84,6 +85,23 @@ async fn cachette_tagged_item(size: usize) -> String {
     value(size)
 }
 
+/// The cache with a local tier in front of the one server, for the local rows.
+static LOCAL_CACHE: OnceLock<cachette::Cache> = OnceLock::new();
+
+fn local_cache() -> &'static cachette::Cache {
+    LOCAL_CACHE.get().expect("the local cache is built first")
+}
+
+#[cached(timeout = 3600, cache = local_cache())]
+async fn local_item(size: usize) -> String {
+    value(size)
+}
+
+#[cached(timeout = 3600, namespace = "catalog", tags = ["size:{size}", "bench"], cache = local_cache())]
+async fn local_tagged_item(size: usize) -> String {
+    value(size)
+}
+
 /// The cache on the cluster, for the cluster rows.
 static CLUSTER_CACHE: OnceLock<cachette::Cache> = OnceLock::new();
 
@@ -113,10 +131,12 @@ enum Row {
     RawClusterGet,
     Cluster,
     ClusterTagged,
+    Local,
+    LocalTagged,
 }
 
 impl Row {
-    const ALL: [Row; 8] = [
+    const ALL: [Row; 10] = [
         Row::RawGet,
         Row::Deadpool,
         Row::CachedCrate,
@@ -125,6 +145,8 @@ impl Row {
         Row::RawClusterGet,
         Row::Cluster,
         Row::ClusterTagged,
+        Row::Local,
+        Row::LocalTagged,
     ];
 
     fn name(self) -> &'static str {
@@ -137,6 +159,8 @@ impl Row {
             Row::RawClusterGet => "cluster: redis-rs ClusterConnection GET",
             Row::Cluster => "cluster: cachette #[cached]",
             Row::ClusterTagged => "cluster: cachette #[cached] ns + 2 tags",
+            Row::Local => "local tier: cachette #[cached]",
+            Row::LocalTagged => "local tier: cachette #[cached] ns + 2 tags",
         }
     }
 
@@ -181,6 +205,8 @@ impl Clients {
             }
             Row::Cluster => cluster_item(size).await.len(),
             Row::ClusterTagged => cluster_tagged_item(size).await.len(),
+            Row::Local => local_item(size).await.len(),
+            Row::LocalTagged => local_tagged_item(size).await.len(),
         };
         assert_eq!(len, size, "{} returned a wrong value", row.name());
     }
@@ -245,6 +271,10 @@ async fn throughput(clients: &'static Clients, row: Row, size: usize) -> (f64, f
             tokio::spawn(async move {
                 while !stop.load(Relaxed) {
                     clients.hit(row, size).await;
+                    if matches!(row, Row::Local | Row::LocalTagged) {
+                        // A local hit never waits: let the other tasks and the timer run.
+                        tokio::task::yield_now().await;
+                    }
                     if counted.load(Relaxed) {
                         done.fetch_add(1, Relaxed);
                     }
@@ -322,6 +352,14 @@ async fn run() -> Option<Vec<(usize, Vec<Figures>)>> {
         .await
         .unwrap();
     CLUSTER_CACHE.set(cluster_cache).unwrap();
+    let local = cachette::Cache::builder()
+        .redis_url(url)
+        .key_prefix("local")
+        .local_tier(64 << 20)
+        .build()
+        .await
+        .unwrap();
+    LOCAL_CACHE.set(local).unwrap();
     let cluster = redis::cluster::ClusterClient::new(seeds)
         .unwrap()
         .get_async_connection()
@@ -436,8 +474,9 @@ type Ratio = fn(&Figures, &Figures) -> f64;
 /// Two panels of grouped bars: p50 latency and throughput, each as a ratio
 /// to the raw `GET` of the same size (1.0, dashed).
 fn chart(results: &[(usize, Vec<Figures>)]) -> String {
-    const COLORS: [&str; 8] = [
+    const COLORS: [&str; 10] = [
         "#555555", "#999999", "#d08c2c", "#2c6fd0", "#6fa8f0", "#333333", "#2ca05a", "#7fd49a",
+        "#8e44ad", "#c39bd3",
     ];
     let (width, panel_h, top, left) = (900.0, 260.0, 40.0, 60.0);
     let group_w = (width - left - 20.0) / results.len() as f64;

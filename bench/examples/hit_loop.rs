@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Kinds: `moka` (no expiry), `moka-expiry` (per-entry expiry), `cached`
-//! (`#[cached]`), `by-hand` (`Cache::get_or_set`).
+//! (`#[cached]`), `by-hand` (`Cache::get_or_set`), `local` (`#[cached]` on a
+//! cache with a local tier in front of the Redis at `REDIS_URL`).
 
 use std::hint::black_box;
 use std::sync::OnceLock;
@@ -39,6 +40,18 @@ fn memory() -> &'static Cache {
 
 #[cached(timeout = 3600, key = "user_order_stats:{user_id}", cache = memory())]
 async fn with_macro(user_id: i64) -> OrderStats {
+    compute(user_id)
+}
+
+/// A cache with a local tier in front of the Redis at `REDIS_URL`.
+static LOCAL: OnceLock<Cache> = OnceLock::new();
+
+fn local() -> &'static Cache {
+    LOCAL.get().expect("the local cache is built first")
+}
+
+#[cached(timeout = 3600, key = "user_order_stats:{user_id}", cache = local())]
+async fn with_local_tier(user_id: i64) -> OrderStats {
     compute(user_id)
 }
 
@@ -77,12 +90,29 @@ fn main() {
         expiring.insert(key.to_owned(), compute(7)).await;
         with_macro(7).await;
         by_hand(7).await;
+        if kind == "local" {
+            let url = std::env::var("REDIS_URL").expect("`local` reads REDIS_URL");
+            let cache = Cache::builder()
+                .redis_url(url)
+                .key_prefix("hit-loop")
+                .local_tier(64 << 20)
+                .build()
+                .await
+                .unwrap();
+            let _ = LOCAL.set(cache);
+            // Until tracking runs and the entry is kept locally.
+            while local().stats().local_hits == 0 {
+                with_local_tier(7).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         for _ in 0..n {
             match kind.as_str() {
                 "moka" => drop(black_box(plain.get(black_box(key)).await)),
                 "moka-expiry" => drop(black_box(expiring.get(black_box(key)).await)),
                 "cached" => drop(black_box(with_macro(black_box(7)).await)),
                 "by-hand" => drop(black_box(by_hand(black_box(7)).await)),
+                "local" => drop(black_box(with_local_tier(black_box(7)).await)),
                 other => panic!("unknown kind `{other}`"),
             }
         }
