@@ -145,9 +145,16 @@ impl Tiered {
     }
 }
 
-/// The key a set member stands for: what comes before a newline, if any.
-pub(crate) fn member_key(member: &str) -> &str {
-    member.split('\n').next().unwrap_or(member)
+/// The keys set members stand for (what comes before a newline, if any),
+/// each once.
+pub(crate) fn member_keys(members: &[String]) -> Vec<String> {
+    let mut keys: Vec<String> = members
+        .iter()
+        .map(|m| m.split('\n').next().unwrap_or(m).to_owned())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys
 }
 
 fn unavailable(reason: &str) -> Error {
@@ -619,11 +626,9 @@ impl Backend {
     ) -> Result<u64, Error> {
         match self {
             Self::Memory(memory) => {
-                let mut keys = memory.members(take, true);
-                keys.extend(memory.members(keep, false));
-                let mut keys: Vec<String> = keys.iter().map(|m| member_key(m).to_owned()).collect();
-                keys.sort_unstable();
-                keys.dedup();
+                let mut members = memory.members(take, true);
+                members.extend(memory.members(keep, false));
+                let keys = member_keys(&members);
                 for key in &keys {
                     memory
                         .set(key.clone(), Slot::new(tombstone.to_vec(), None, ttl))

@@ -594,14 +594,9 @@ impl RedisBackend {
                     .await
             })
         };
-        let mut keys = members(take).await?;
-        keys.extend(members(keep).await?);
-        let mut keys: Vec<String> = keys
-            .iter()
-            .map(|m| super::member_key(m).to_owned())
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
+        let mut found = members(take).await?;
+        found.extend(members(keep).await?);
+        let keys = super::member_keys(&found);
         let groups = self.groups(&keys, String::as_str);
         try_join_all(groups.into_iter().map(|group| {
             self.run("invalidate", move |mut c| async move {
