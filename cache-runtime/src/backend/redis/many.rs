@@ -1,0 +1,215 @@
+//! The commands that span many keys or every master: the masters' URLs,
+//! sets of keys, and walking the key space with `SCAN` (on every master of
+//! a cluster), page by page.
+
+use deadpool_redis::redis;
+use futures_util::future::try_join_all;
+
+use super::link::Conn;
+use super::{RedisBackend, SCAN_BATCH, cluster, set_cmd, with_address};
+use crate::Error;
+use crate::backend::Expiry;
+
+impl RedisBackend {
+    /// The URLs of the masters, for dedicated connections: the server's own,
+    /// or each master of a cluster (with the seeds' credentials).
+    pub(crate) async fn tracking_urls(&self) -> Result<Vec<String>, Error> {
+        if !self.is_cluster() {
+            return Ok(vec![self.url.clone()]);
+        }
+        let masters = self
+            .run("tracking", |c| async move {
+                match c {
+                    Conn::Cluster(mut c) => cluster::masters(&mut c).await,
+                    Conn::Single(_) => Ok(Vec::new()),
+                }
+            })
+            .await?;
+        Ok(masters
+            .iter()
+            .map(|(host, port)| with_address(&self.url, host, *port))
+            .collect())
+    }
+
+    /// Adds `member` to each set of `sets`, the parts sent at once.
+    pub(crate) async fn add_to_sets(&self, sets: &[String], member: &str) -> Result<(), Error> {
+        try_join_all(sets.iter().map(|set| {
+            self.run("tags", move |mut c| async move {
+                redis::cmd("SADD")
+                    .arg(set)
+                    .arg(member)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+        }))
+        .await
+        .map(drop)
+    }
+
+    /// Takes `member` out of the set at `set`.
+    pub(crate) async fn remove_from_set(&self, set: &str, member: &str) -> Result<(), Error> {
+        self.run("tags", |mut c| async move {
+            redis::cmd("SREM")
+                .arg(set)
+                .arg(member)
+                .query_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Writes `tombstone` over every key in the sets at `take` (then
+    /// removed) and `keep`; how many keys.
+    pub(crate) async fn tombstone_sets(
+        &self,
+        take: &str,
+        keep: &str,
+        tombstone: &[u8],
+        ttl: Expiry,
+    ) -> Result<u64, Error> {
+        let members = |set: &str| {
+            let set = set.to_owned();
+            self.run("invalidate", move |mut c| async move {
+                redis::cmd("SMEMBERS")
+                    .arg(&set)
+                    .query_async::<Vec<String>>(&mut c)
+                    .await
+            })
+        };
+        let mut found = members(take).await?;
+        found.extend(members(keep).await?);
+        let keys = crate::backend::member_keys(&found);
+        let groups = self.groups(&keys, String::as_str);
+        try_join_all(groups.into_iter().map(|group| {
+            self.run("invalidate", move |mut c| async move {
+                let mut pipe = redis::pipe();
+                for key in group {
+                    pipe.add_command(set_cmd(key, tombstone, ttl)).ignore();
+                }
+                pipe.query_async::<()>(&mut c).await
+            })
+        }))
+        .await?;
+        self.run("invalidate", |mut c| async move {
+            redis::cmd("DEL").arg(take).query_async::<()>(&mut c).await
+        })
+        .await?;
+        Ok(keys.len() as u64)
+    }
+
+    /// One page of `SCAN … MATCH pattern` on one server, or on the
+    /// cluster's master `node`: the next cursor (0 at the end) and the keys.
+    async fn scan_page(
+        &self,
+        op: &'static str,
+        node: Option<&(String, u16)>,
+        cursor: u64,
+        pattern: &str,
+    ) -> Result<(u64, Vec<String>), Error> {
+        self.run(op, |c| async move {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH);
+            match (c, node) {
+                (Conn::Cluster(mut c), Some((host, port))) => {
+                    let page = c.route_command(scan, cluster::at(host, *port)).await?;
+                    Ok(redis::FromRedisValue::from_redis_value(page)?)
+                }
+                (mut c, _) => scan.query_async(&mut c).await,
+            }
+        })
+        .await
+    }
+
+    /// Walks the keys matching `pattern` page by page — on every master of
+    /// a cluster — handing each page to `page`.
+    async fn scan(
+        &self,
+        op: &'static str,
+        pattern: &str,
+        mut page: impl AsyncFnMut(Vec<String>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let nodes: Vec<Option<(String, u16)>> = if self.is_cluster() {
+            let masters = self
+                .run(op, |c| async move {
+                    match c {
+                        Conn::Cluster(mut c) => cluster::masters(&mut c).await,
+                        Conn::Single(_) => Ok(Vec::new()),
+                    }
+                })
+                .await?;
+            masters.into_iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        for node in &nodes {
+            let mut cursor = 0_u64;
+            loop {
+                let (next, keys) = self.scan_page(op, node.as_ref(), cursor, pattern).await?;
+                if !keys.is_empty() {
+                    page(keys).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys matching `pattern` that hold a live value.
+    pub(crate) async fn live_keys(&self, pattern: &str) -> Result<Vec<String>, Error> {
+        let script = &self.scripts.live;
+        let mut found = Vec::new();
+        self.scan("keys", pattern, async |keys: Vec<String>| {
+            let groups = self.groups(&keys, String::as_str);
+            let live = try_join_all(groups.into_iter().map(|group| {
+                self.run("keys", move |mut c| async move {
+                    let mut invocation = script.prepare_invoke();
+                    for key in group {
+                        invocation.key(key);
+                    }
+                    invocation.invoke_async::<Vec<String>>(&mut c).await
+                })
+            }))
+            .await?;
+            found.extend(live.into_iter().flatten());
+            Ok(())
+        })
+        .await?;
+        Ok(found)
+    }
+
+    /// Deletes every key matching `pattern`; how many held a live value.
+    pub(crate) async fn delete_matching(&self, pattern: &str) -> Result<u64, Error> {
+        let mut removed = 0;
+        self.scan("delete_pattern", pattern, async |keys: Vec<String>| {
+            removed += self.delete_many(&keys).await?;
+            Ok(())
+        })
+        .await?;
+        Ok(removed)
+    }
+
+    /// Deletes every key matching `pattern` (`UNLINK`, split by slot on a cluster).
+    pub(crate) async fn clear(&self, pattern: &str) -> Result<u64, Error> {
+        let mut removed = 0;
+        self.scan("clear", pattern, async |keys: Vec<String>| {
+            removed += self
+                .run("clear", |mut c| async move {
+                    redis::cmd("UNLINK")
+                        .arg(&keys)
+                        .query_async::<u64>(&mut c)
+                        .await
+                })
+                .await?;
+            Ok(())
+        })
+        .await?;
+        Ok(removed)
+    }
+}
