@@ -240,3 +240,77 @@ async fn the_memory_backend_is_bounded_in_bytes() {
         .unwrap();
     assert_eq!(cache.get::<String>("heavy").await.unwrap(), None);
 }
+
+const CHILD_URL: &str = "CACHETTE_TEST_LOCAL_WRITER_URL";
+const CHILD_TEST: &str = "a_writer_in_another_process_is_never_served_stale";
+
+/// Two OS processes: a child writes the row 600 times (every third write
+/// after a namespace bump, every third after a tag bump) and prints each
+/// round once its write returned; this process, with a local tier, must
+/// then read that round or a later one. A value older than the last
+/// printed round, still served a second after it, counts as stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_in_another_process_is_never_served_stale() {
+    use tokio::io::AsyncBufReadExt;
+
+    let scope = Scope::new().namespace("rows").tag("row:1");
+    if let Ok(url) = std::env::var(CHILD_URL) {
+        let a = Cache::builder().redis_url(url).build().await.unwrap();
+        for round in 1..=600_u64 {
+            match round % 3 {
+                0 => drop(a.invalidate_namespace("rows").await.unwrap()),
+                1 => drop(a.invalidate_tag("row:1").await.unwrap()),
+                _ => {}
+            }
+            a.set_in("row", &round, MINUTE, &scope).await.unwrap();
+            println!("round {round}");
+        }
+        return;
+    }
+    let server = RedisServer::start();
+    let b = tiered(&server).await;
+    let writer = plain(&server).await;
+    writer.set_in("row", &0_u64, MINUTE, &scope).await.unwrap();
+    warm(&b, "row", &scope).await;
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
+        .env(CHILD_URL, server.url(0))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut rounds, mut stale, mut slowest) = (0, 0, Duration::ZERO);
+    while let Some(line) = lines.next_line().await.unwrap() {
+        // The first round shares its line with the test harness' own words.
+        let Some(done) = line
+            .rsplit_once("round ")
+            .and_then(|(_, n)| n.trim().parse::<u64>().ok())
+        else {
+            continue;
+        };
+        rounds += 1;
+        let seen_at = Instant::now();
+        loop {
+            if b.get_in::<u64>("row", &scope)
+                .await
+                .unwrap()
+                .is_some_and(|v| v >= done)
+            {
+                break;
+            }
+            if seen_at.elapsed() > Duration::from_secs(1) {
+                stale += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_micros(100)).await;
+        }
+        slowest = slowest.max(seen_at.elapsed());
+    }
+    assert!(child.wait().await.unwrap().success());
+    eprintln!(
+        "local tier, two processes: {rounds} rounds, slowest catch-up {slowest:?}, local hits {}",
+        b.stats().local_hits
+    );
+    assert_eq!(rounds, 600);
+    assert_eq!(stale, 0);
+}
