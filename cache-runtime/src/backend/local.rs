@@ -16,7 +16,9 @@
 //! in a namespace or with tags sends no command at all.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -87,10 +89,13 @@ impl Local {
         key: &str,
         vkeys: &[String],
     ) -> Option<(Found, Vec<Option<u64>>)> {
-        if !self.up.load(SeqCst) {
+        // Acquire: a tier seen up was flushed before it went up.
+        if !self.up.load(Acquire) {
             return None;
         }
-        let versions = {
+        let versions = if vkeys.is_empty() {
+            Vec::new()
+        } else {
             let state = self.state();
             vkeys
                 .iter()
@@ -98,7 +103,7 @@ impl Local {
                 .collect::<Option<Vec<_>>>()?
         };
         let slot = self.entries.get(key).await?;
-        self.hits.fetch_add(1, SeqCst);
+        self.hits.fetch_add(1, Relaxed);
         Some((Found::Slot(slot), versions))
     }
 
@@ -215,6 +220,10 @@ impl Local {
     /// Starts tracking in the background, once, on the current Tokio runtime:
     /// on every master `redis` names (one server, or each master of a cluster).
     pub(crate) fn start(self: &Arc<Self>, redis: &Arc<RedisBackend>, prefixes: &[String]) {
+        // Checked on every read: a load first, the runtime only once.
+        if self.started.load(Relaxed) {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
