@@ -27,9 +27,138 @@ use deadpool_redis::redis::{self, AsyncConnectionConfig, PushKind, Value};
 use super::memory::{Memory, Slot};
 use super::redis::RedisBackend;
 use super::{Expiry, Found};
+use crate::Error;
+use crate::key::KeySpace;
 
 /// How many version keys are remembered before the tier starts over.
 const VERSIONS: usize = 100_000;
+
+/// Redis, with a local tier in front when one was asked for: what the
+/// backend's `Redis` variant holds. Its commands are Redis' own (through
+/// `Deref`); reads go through the tier, and writes make it forget.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    redis: Arc<RedisBackend>,
+    tier: Option<Tier>,
+}
+
+/// The local tier and the key prefixes its tracking watches.
+#[derive(Debug)]
+struct Tier {
+    local: Arc<Local>,
+    prefixes: Vec<String>,
+}
+
+impl std::ops::Deref for Remote {
+    type Target = RedisBackend;
+
+    fn deref(&self) -> &RedisBackend {
+        &self.redis
+    }
+}
+
+impl Remote {
+    pub(crate) fn new(redis: RedisBackend) -> Self {
+        Self {
+            redis: Arc::new(redis),
+            tier: None,
+        }
+    }
+
+    /// This Redis with a local tier of `max_bytes` in front, tracking the
+    /// keys of `keys`' space.
+    pub(crate) fn with_local(
+        self,
+        max_bytes: u64,
+        lifetime: Option<Duration>,
+        keys: &KeySpace,
+    ) -> Self {
+        Self {
+            tier: Some(Tier {
+                local: Arc::new(Local::new(max_bytes, lifetime)),
+                prefixes: vec![format!("{}:", keys.prefix()), format!("{}#", keys.prefix())],
+            }),
+            ..self
+        }
+    }
+
+    /// Hits the local tier served.
+    pub(crate) fn local_hits(&self) -> u64 {
+        self.tier
+            .as_ref()
+            .map_or(0, |tier| tier.local.hits.load(Relaxed))
+    }
+
+    /// Whether reads are answered with entries that keep a decoded value.
+    pub(crate) fn keeps_typed(&self) -> bool {
+        self.tier.is_some()
+    }
+
+    /// Connects now, and starts tracking for the local tier.
+    pub(crate) async fn connect(&self) -> Result<(), Error> {
+        if let Some(tier) = &self.tier {
+            tier.local.start(&self.redis, &tier.prefixes);
+        }
+        self.redis.connect_all().await
+    }
+
+    /// The entry at `key` and the versions at `vkeys`: from the local tier
+    /// when it holds them all, else from Redis in one round trip (kept
+    /// locally when no invalidation came meanwhile).
+    pub(crate) async fn read_through(
+        &self,
+        key: &str,
+        vkeys: &[String],
+    ) -> Result<(Option<Found>, Vec<Option<u64>>), Error> {
+        let Some(tier) = &self.tier else {
+            let (bytes, versions) = self.redis.read(key, vkeys).await?;
+            return Ok((bytes.map(Found::Bytes), versions));
+        };
+        let local = &tier.local;
+        local.start(&self.redis, &tier.prefixes);
+        if let Some((found, versions)) = local.read(key, vkeys).await {
+            return Ok((Some(found), versions));
+        }
+        let reading = local.begin(key, vkeys);
+        match self.redis.read(key, vkeys).await {
+            Ok((bytes, versions)) => {
+                let found = local.fill(reading, key, bytes, vkeys, &versions).await;
+                Ok((found, versions))
+            }
+            Err(error) => {
+                local.abandon(reading, key, vkeys);
+                Err(error)
+            }
+        }
+    }
+
+    /// Forgets `keys` locally after a write of this process went to Redis.
+    pub(crate) async fn wrote<T>(
+        &self,
+        keys: &[String],
+        result: Result<T, Error>,
+    ) -> Result<T, Error> {
+        if let Some(tier) = &self.tier {
+            tier.local.forget(keys).await;
+        }
+        result
+    }
+
+    /// Forgets everything locally after a write of many keys.
+    pub(crate) async fn wrote_many<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Some(tier) = &self.tier {
+            tier.local.flush().await;
+        }
+        result
+    }
+
+    /// Keeps `typed`, decoded from a local entry, beside it.
+    pub(crate) async fn remember_typed(&self, key: &str, slot: &Slot, typed: super::Typed) {
+        if let Some(tier) = &self.tier {
+            tier.local.remember_typed(key, slot, typed).await;
+        }
+    }
+}
 
 /// The in-process copies, and what Redis is still being asked.
 pub(crate) struct Local {

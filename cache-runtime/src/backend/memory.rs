@@ -159,6 +159,11 @@ impl Memory {
 
     /// Stores `slot` unless the key holds a live value; whether it stored it.
     pub(crate) async fn add(&self, key: String, slot: Slot) -> bool {
+        if slot.expires_at.is_some_and(|at| at <= Instant::now()) {
+            // Expired as it is written: nothing is kept, and whether it
+            // would have been added is the answer.
+            return !self.contains(&key).await;
+        }
         if weight(&key, &slot) > self.max_entry {
             return false;
         }

@@ -12,149 +12,28 @@ pub(crate) mod breaker;
 pub(crate) mod local;
 pub(crate) mod memory;
 pub(crate) mod redis;
+mod types;
 
-use std::any::Any;
-use std::sync::Arc;
+pub(crate) use types::{Counted, Expected, Expiry, Found, Typed, member_keys};
+
 use std::time::Duration;
 
 use crate::Error;
 use crate::key::{KeySpace, glob_matches};
 use breaker::{Circuit, Health};
-use local::Local;
+use local::Remote;
 use memory::{Memory, Slot};
 use redis::RedisBackend;
-
-/// When a written entry expires, resolved from a [`Timeout`](crate::Timeout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expiry {
-    /// After this long (never zero).
-    After(Duration),
-    /// Never.
-    Never,
-    /// At once: the write is a delete.
-    Now,
-}
-
-/// The longest life an entry is given; a longer timeout never expires.
-pub(crate) const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-impl Expiry {
-    /// An expiry after `d`: at once for zero, never past [`FOREVER`].
-    pub(crate) fn after(d: Duration) -> Self {
-        if d.is_zero() {
-            Self::Now
-        } else if d > FOREVER {
-            Self::Never
-        } else {
-            Self::After(d)
-        }
-    }
-
-    /// Milliseconds for Redis `PX`, at least 1.
-    pub(crate) fn millis(d: Duration) -> u64 {
-        crate::clock::millis(d).max(1)
-    }
-}
-
-/// What a guarded write must still find at its key, as the read before it
-/// saw the key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expected {
-    /// The key held nothing.
-    Absent,
-    /// The key held the entry or tombstone with this write id.
-    WriteId(u64),
-    /// The key held something a computed value must not replace (a counter):
-    /// the write is refused.
-    NotReplaceable,
-}
-
-/// What adding to a counter came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Counted {
-    /// The counter's new value.
-    Value(i64),
-    /// The key holds something else, or the sum overflows an `i64`.
-    NotACounter,
-    /// No counter, and none was to be created.
-    Missing,
-}
-
-/// A typed value kept beside its bytes by the memory store.
-pub(crate) type Typed = Arc<dyn Any + Send + Sync>;
-
-/// What a read found at a key.
-pub(crate) enum Found {
-    /// A memory entry: its bytes, and the typed value once it was written or read as one.
-    Slot(Slot),
-    /// Bytes from Redis.
-    Bytes(Vec<u8>),
-}
-
-impl Found {
-    #[inline]
-    pub(crate) fn bytes(&self) -> &[u8] {
-        match self {
-            Self::Slot(slot) => &slot.bytes,
-            Self::Bytes(bytes) => bytes,
-        }
-    }
-
-    /// The typed value stored with the bytes, if any.
-    #[inline]
-    pub(crate) fn typed(&self) -> Option<&Typed> {
-        match self {
-            Self::Slot(slot) => slot.typed.as_ref(),
-            Self::Bytes(_) => None,
-        }
-    }
-}
 
 /// The store of one cache.
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per cache, behind an `Arc`
 pub(crate) enum Backend {
     Memory(Memory),
-    Redis(RedisBackend),
-    /// Redis with a local tier in front, kept coherent by tracking.
-    Tiered(Box<Tiered>),
+    /// Redis (one server or a cluster), with a local tier in front when asked.
+    Redis(Remote),
     /// A backend that could not be set up: every call fails with this reason.
     Unavailable(String),
-}
-
-/// Redis, and the local tier in front of it.
-#[derive(Debug)]
-pub(crate) struct Tiered {
-    local: Arc<Local>,
-    redis: Arc<RedisBackend>,
-    /// The key prefixes tracking watches.
-    prefixes: Vec<String>,
-}
-
-impl Tiered {
-    /// Forgets `keys` locally after a write of this process went to Redis.
-    async fn wrote<T>(&self, keys: &[String], result: Result<T, Error>) -> Result<T, Error> {
-        self.local.forget(keys).await;
-        result
-    }
-
-    /// Forgets everything locally after a write of many keys.
-    async fn wrote_many<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
-        self.local.flush().await;
-        result
-    }
-}
-
-/// The keys set members stand for (what comes before a newline, if any),
-/// each once.
-pub(crate) fn member_keys(members: &[String]) -> Vec<String> {
-    let mut keys: Vec<String> = members
-        .iter()
-        .map(|m| m.split('\n').next().unwrap_or(m).to_owned())
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    keys
 }
 
 fn unavailable(reason: &str) -> Error {
@@ -171,7 +50,7 @@ impl Backend {
 
     /// A Redis store at `url` (not connected yet).
     pub(crate) fn redis(url: &str, settings: &redis::Settings) -> Result<Self, Error> {
-        RedisBackend::new(url, settings).map(Self::Redis)
+        RedisBackend::new(url, settings).map(|r| Self::Redis(Remote::new(r)))
     }
 
     /// A Redis Cluster reached through `seeds` (not connected yet).
@@ -179,7 +58,7 @@ impl Backend {
         seeds: &[String],
         settings: &redis::Settings,
     ) -> Result<Self, Error> {
-        RedisBackend::cluster(seeds, settings).map(Self::Redis)
+        RedisBackend::cluster(seeds, settings).map(|r| Self::Redis(Remote::new(r)))
     }
 
     /// `redis` (a `Redis` backend) with a local tier of `max_bytes` in
@@ -191,11 +70,7 @@ impl Backend {
         keys: &KeySpace,
     ) -> Self {
         match self {
-            Self::Redis(redis) => Self::Tiered(Box::new(Tiered {
-                local: Arc::new(Local::new(max_bytes, lifetime)),
-                redis: Arc::new(redis),
-                prefixes: vec![format!("{}:", keys.prefix()), format!("{}#", keys.prefix())],
-            })),
+            Self::Redis(redis) => Self::Redis(redis.with_local(max_bytes, lifetime, keys)),
             other => other,
         }
     }
@@ -203,7 +78,7 @@ impl Backend {
     /// Hits served by a local tier.
     pub(crate) fn local_hits(&self) -> u64 {
         match self {
-            Self::Tiered(t) => t.local.hits.load(std::sync::atomic::Ordering::Relaxed),
+            Self::Redis(redis) => redis.local_hits(),
             _ => 0,
         }
     }
@@ -216,11 +91,7 @@ impl Backend {
     /// Connects now where the store connects at all (a refused password is an error here).
     pub(crate) async fn connect(&self) -> Result<(), Error> {
         match self {
-            Self::Redis(redis) => redis.connect_all().await,
-            Self::Tiered(t) => {
-                t.local.start(&t.redis, &t.prefixes);
-                t.redis.connect_all().await
-            }
+            Self::Redis(redis) => redis.connect().await,
             Self::Memory(_) | Self::Unavailable(_) => Ok(()),
         }
     }
@@ -229,19 +100,22 @@ impl Backend {
     /// [`remember_typed`](Self::remember_typed)), so that a write or a read
     /// should hand one over: a hit then skips decoding.
     pub(crate) fn keeps_typed(&self) -> bool {
-        matches!(self, Self::Memory(_) | Self::Tiered(_))
+        match self {
+            Self::Memory(_) => true,
+            Self::Redis(redis) => redis.keeps_typed(),
+            Self::Unavailable(_) => false,
+        }
     }
 
     /// Whether other processes share this store, so that a fleet-wide lease means something.
     pub(crate) fn is_shared(&self) -> bool {
-        matches!(self, Self::Redis(_) | Self::Tiered(_))
+        matches!(self, Self::Redis(_))
     }
 
     /// Whether calls reach the store: the circuit breaker's state.
     pub(crate) fn health(&self) -> Health {
         match self {
             Self::Redis(redis) => redis.health(),
-            Self::Tiered(t) => t.redis.health(),
             Self::Memory(_) => Health::fixed(Circuit::Closed),
             // Set up wrong: nothing will ever be tried.
             Self::Unavailable(_) => Health::fixed(Circuit::Open {
@@ -263,27 +137,7 @@ impl Backend {
                 let versions = memory.versions(vkeys);
                 Ok((memory.get(key).await.map(Found::Slot), versions))
             }
-            Self::Redis(redis) => {
-                let (bytes, versions) = redis.read(key, vkeys).await?;
-                Ok((bytes.map(Found::Bytes), versions))
-            }
-            Self::Tiered(t) => {
-                t.local.start(&t.redis, &t.prefixes);
-                if let Some((found, versions)) = t.local.read(key, vkeys).await {
-                    return Ok((Some(found), versions));
-                }
-                let reading = t.local.begin(key, vkeys);
-                match t.redis.read(key, vkeys).await {
-                    Ok((bytes, versions)) => {
-                        let found = t.local.fill(reading, key, bytes, vkeys, &versions).await;
-                        Ok((found, versions))
-                    }
-                    Err(error) => {
-                        t.local.abandon(reading, key, vkeys);
-                        Err(error)
-                    }
-                }
-            }
+            Self::Redis(redis) => redis.read_through(key, vkeys).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -299,13 +153,6 @@ impl Backend {
                 Ok(found)
             }
             Self::Redis(redis) => Ok(redis
-                .get_many(keys)
-                .await?
-                .into_iter()
-                .map(|bytes| bytes.map(Found::Bytes))
-                .collect()),
-            Self::Tiered(t) => Ok(t
-                .redis
                 .get_many(keys)
                 .await?
                 .into_iter()
@@ -328,10 +175,9 @@ impl Backend {
                 memory.set(key, Slot::new(bytes, typed, expiry)).await;
                 Ok(())
             }
-            Self::Redis(redis) => redis.set(&key, &bytes, expiry).await,
-            Self::Tiered(t) => {
-                let written = t.redis.set(&key, &bytes, expiry).await;
-                t.wrote(&[key], written).await
+            Self::Redis(redis) => {
+                let result = redis.set(&key, &bytes, expiry).await;
+                redis.wrote(&[key], result).await
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -350,11 +196,10 @@ impl Backend {
                 }
                 Ok(())
             }
-            Self::Redis(redis) => redis.set_many(&entries, expiry).await,
-            Self::Tiered(t) => {
-                let written = t.redis.set_many(&entries, expiry).await;
+            Self::Redis(redis) => {
+                let result = redis.set_many(&entries, expiry).await;
                 let keys: Vec<String> = entries.into_iter().map(|(key, _)| key).collect();
-                t.wrote(&keys, written).await
+                redis.wrote(&keys, result).await
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -369,10 +214,9 @@ impl Backend {
     ) -> Result<bool, Error> {
         match self {
             Self::Memory(memory) => Ok(memory.add(key, Slot::new(bytes, None, expiry)).await),
-            Self::Redis(redis) => redis.add(&key, &bytes, expiry).await,
-            Self::Tiered(t) => {
-                let added = t.redis.add(&key, &bytes, expiry).await;
-                t.wrote(&[key], added).await
+            Self::Redis(redis) => {
+                let result = redis.add(&key, &bytes, expiry).await;
+                redis.wrote(&[key], result).await
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -391,10 +235,9 @@ impl Backend {
             Self::Memory(memory) => Ok(memory
                 .write_guarded(key, Slot::new(bytes, typed, expiry), expected)
                 .await),
-            Self::Redis(redis) => redis.write_guarded(&key, &bytes, expiry, expected).await,
-            Self::Tiered(t) => {
-                let written = t.redis.write_guarded(&key, &bytes, expiry, expected).await;
-                t.wrote(&[key], written).await
+            Self::Redis(redis) => {
+                let result = redis.write_guarded(&key, &bytes, expiry, expected).await;
+                redis.wrote(&[key], result).await
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -404,10 +247,9 @@ impl Backend {
     pub(crate) async fn touch(&self, key: String, expiry: Expiry) -> Result<bool, Error> {
         match self {
             Self::Memory(memory) => Ok(memory.touch(key, expiry).await),
-            Self::Redis(redis) => redis.touch(&key, expiry).await,
-            Self::Tiered(t) => {
-                let touched = t.redis.touch(&key, expiry).await;
-                t.wrote(&[key], touched).await
+            Self::Redis(redis) => {
+                let result = redis.touch(&key, expiry).await;
+                redis.wrote(&[key], result).await
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -423,10 +265,9 @@ impl Backend {
                 }
                 Ok(n)
             }
-            Self::Redis(redis) => redis.delete_many(keys).await,
-            Self::Tiered(t) => {
-                let deleted = t.redis.delete_many(keys).await;
-                t.wrote(keys, deleted).await
+            Self::Redis(redis) => {
+                let result = redis.delete_many(keys).await;
+                redis.wrote(keys, result).await
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -443,10 +284,9 @@ impl Backend {
     ) -> Result<Counted, Error> {
         match self {
             Self::Memory(memory) => Ok(memory.incr(key, delta, expiry, create).await),
-            Self::Redis(redis) => redis.incr(&key, delta, expiry, create).await,
-            Self::Tiered(t) => {
-                let counted = t.redis.incr(&key, delta, expiry, create).await;
-                t.wrote(&[key], counted).await
+            Self::Redis(redis) => {
+                let result = redis.incr(&key, delta, expiry, create).await;
+                redis.wrote(&[key], result).await
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -457,7 +297,6 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.contains(key).await),
             Self::Redis(redis) => redis.contains(key).await,
-            Self::Tiered(t) => t.redis.contains(key).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -468,7 +307,6 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.ttl(key).await),
             Self::Redis(redis) => redis.ttl(key).await,
-            Self::Tiered(t) => t.redis.ttl(key).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -479,7 +317,6 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.live_keys(|key| glob_matches(pattern, key))),
             Self::Redis(redis) => redis.live_keys(pattern).await,
-            Self::Tiered(t) => t.redis.live_keys(pattern).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -494,10 +331,9 @@ impl Backend {
                 }
                 Ok(removed)
             }
-            Self::Redis(redis) => redis.delete_matching(pattern).await,
-            Self::Tiered(t) => {
-                let deleted = t.redis.delete_matching(pattern).await;
-                t.wrote_many(deleted).await
+            Self::Redis(redis) => {
+                let result = redis.delete_matching(pattern).await;
+                redis.wrote_many(result).await
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -508,7 +344,6 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.versions(vkeys)),
             Self::Redis(redis) => redis.read_versions(vkeys).await,
-            Self::Tiered(t) => t.redis.read_versions(vkeys).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -523,10 +358,9 @@ impl Backend {
                 .into_iter()
                 .map(Option::unwrap_or_default)
                 .collect()),
-            Self::Redis(redis) => redis.create_versions(vkeys).await,
-            Self::Tiered(t) => {
-                let created = t.redis.create_versions(vkeys).await;
-                t.wrote(vkeys, created).await
+            Self::Redis(redis) => {
+                let result = redis.create_versions(vkeys).await;
+                redis.wrote(vkeys, result).await
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -536,10 +370,9 @@ impl Backend {
     pub(crate) async fn bump(&self, vkey: &str) -> Result<u64, Error> {
         match self {
             Self::Memory(memory) => Ok(memory.bump(vkey)),
-            Self::Redis(redis) => redis.bump(vkey, crate::codec::fresh_version()).await,
-            Self::Tiered(t) => {
-                let bumped = t.redis.bump(vkey, crate::codec::fresh_version()).await;
-                t.wrote(&[vkey.to_owned()], bumped).await
+            Self::Redis(redis) => {
+                let result = redis.bump(vkey, crate::codec::fresh_version()).await;
+                redis.wrote(&[vkey.to_owned()], result).await
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -555,7 +388,6 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.acquire_lease(key, token, ttl)),
             Self::Redis(redis) => redis.acquire_lease(key, token, ttl).await,
-            Self::Tiered(t) => t.redis.acquire_lease(key, token, ttl).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -570,7 +402,6 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.settle_lease(key, token, Some(ttl))),
             Self::Redis(redis) => redis.extend_lease(key, token, ttl).await,
-            Self::Tiered(t) => t.redis.extend_lease(key, token, ttl).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -580,7 +411,6 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.settle_lease(key, token, None)),
             Self::Redis(redis) => redis.delete_if_equal(key, token.as_bytes()).await,
-            Self::Tiered(t) => t.redis.delete_if_equal(key, token.as_bytes()).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -595,7 +425,6 @@ impl Backend {
                 Ok(())
             }
             Self::Redis(redis) => redis.add_to_sets(sets, member).await,
-            Self::Tiered(t) => t.redis.add_to_sets(sets, member).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -608,7 +437,6 @@ impl Backend {
                 Ok(())
             }
             Self::Redis(redis) => redis.remove_from_set(set, member).await,
-            Self::Tiered(t) => t.redis.remove_from_set(set, member).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -636,10 +464,9 @@ impl Backend {
                 }
                 Ok(keys.len() as u64)
             }
-            Self::Redis(redis) => redis.tombstone_sets(take, keep, tombstone, ttl).await,
-            Self::Tiered(t) => {
-                let dropped = t.redis.tombstone_sets(take, keep, tombstone, ttl).await;
-                t.wrote_many(dropped).await
+            Self::Redis(redis) => {
+                let result = redis.tombstone_sets(take, keep, tombstone, ttl).await;
+                redis.wrote_many(result).await
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -653,11 +480,8 @@ impl Backend {
                 Ok(())
             }
             (Self::Redis(redis), found) => {
-                redis.delete_if_equal(key, found.bytes()).await.map(drop)
-            }
-            (Self::Tiered(t), found) => {
-                let removed = t.redis.delete_if_equal(key, found.bytes()).await.map(drop);
-                t.wrote(&[key.to_owned()], removed).await
+                let result = redis.delete_if_equal(key, found.bytes()).await.map(drop);
+                redis.wrote(&[key.to_owned()], result).await
             }
             _ => Ok(()),
         }
@@ -671,7 +495,7 @@ impl Backend {
                     .remember_typed(key.to_owned(), &slot.bytes, typed)
                     .await;
             }
-            (Self::Tiered(t), Found::Slot(slot)) => t.local.remember_typed(key, slot, typed).await,
+            (Self::Redis(redis), Found::Slot(slot)) => redis.remember_typed(key, slot, typed).await,
             _ => {}
         }
     }
@@ -684,10 +508,9 @@ impl Backend {
                 memory.clear(move |stored| keys.owns(stored)).await;
                 Ok(())
             }
-            Self::Redis(redis) => redis.clear(&keys.scan_pattern()).await.map(drop),
-            Self::Tiered(t) => {
-                let cleared = t.redis.clear(&keys.scan_pattern()).await.map(drop);
-                t.wrote_many(cleared).await
+            Self::Redis(redis) => {
+                let result = redis.clear(&keys.scan_pattern()).await.map(drop);
+                redis.wrote_many(result).await
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }

@@ -80,11 +80,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = T>,
     {
-        let job = Job {
-            compute: async move { compute().await },
-            store_if: |_: &T| true,
-            pick: pick_value(),
-        };
+        let job = Job::direct(compute, pick_value());
         let plan = Plan::direct(timeout.into());
         self.inner.load(key, scope, plan, job).await.into_result()
     }
@@ -128,11 +124,7 @@ impl Cache {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = T> + Send + 'static,
     {
-        let job = Job {
-            compute: async move { compute().await },
-            store_if: |_: &T| true,
-            pick: pick_value(),
-        };
+        let job = Job::direct(compute, pick_value());
         let plan = Plan::direct(timeout.into());
         self.inner
             .load_detached(key, scope, plan, job)
@@ -220,11 +212,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let job = Job {
-            compute: async move { compute().await },
-            store_if: |_: &Result<T, E>| true,
-            pick: pick_ok(),
-        };
+        let job = Job::direct(compute, pick_ok());
         let plan = Plan::direct(timeout.into());
         match self.inner.load(key, scope, plan, job).await.into_result() {
             Ok(outcome) => outcome,

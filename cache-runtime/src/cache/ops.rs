@@ -138,6 +138,8 @@ impl Cache {
     }
 
     /// Stores `value` unless `key` already holds a live value; whether it did.
+    /// With a zero timeout nothing is kept, and the answer is whether it
+    /// would have been stored, as in Django.
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -162,14 +164,6 @@ impl Cache {
         let inner = &*self.inner;
         let expiry = timeout.into().resolve(inner.options.default_timeout);
         let full = inner.keys.entry(key);
-        if expiry == Expiry::Now {
-            // Added and expired at once, as in Django: it would have been
-            // added where nothing lives, and nothing is kept.
-            return match inner.backend.contains(&full).await {
-                Ok(live) => Ok(!live),
-                Err(error) => inner.backend_failed(error).map(|()| false),
-            };
-        }
         let added = match inner.backend.add(full, bytes, expiry).await {
             Ok(added) => added,
             Err(error) => inner.backend_failed(error).map(|()| false)?,

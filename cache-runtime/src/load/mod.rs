@@ -31,6 +31,25 @@ pub(crate) struct Job<Fut, S, T, O> {
     pub(crate) pick: Pick<T, O>,
 }
 
+impl<T, O> Job<(), fn(&O) -> bool, T, O> {
+    /// A computation of the direct API: `compute` runs only on a miss, and
+    /// every outcome `pick` takes a value from is stored.
+    pub(crate) fn direct<F, Fut>(
+        compute: F,
+        pick: Pick<T, O>,
+    ) -> Job<impl Future<Output = O>, fn(&O) -> bool, T, O>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = O>,
+    {
+        Job {
+            compute: async move { compute().await },
+            store_if: |_| true,
+            pick,
+        }
+    }
+}
+
 /// What a load came back with: the outcome, when there is one, and the
 /// cache's error, when there is one.
 pub(crate) struct Loaded<O> {

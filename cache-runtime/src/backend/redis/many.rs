@@ -76,9 +76,13 @@ impl RedisBackend {
                     .await
             })
         };
-        let mut found = members(take).await?;
-        found.extend(members(keep).await?);
-        let keys = crate::backend::member_keys(&found);
+        // Both sets in one round of latency (they may sit on two masters).
+        let (taken, kept) = tokio::try_join!(members(take), members(keep))?;
+        if taken.is_empty() && kept.is_empty() {
+            // No entry carries the tag from its value: nothing more to send.
+            return Ok(0);
+        }
+        let keys = crate::backend::member_keys(&[taken.as_slice(), kept.as_slice()].concat());
         let groups = self.groups(&keys, String::as_str);
         try_join_all(groups.into_iter().map(|group| {
             self.run("invalidate", move |mut c| async move {
@@ -90,10 +94,12 @@ impl RedisBackend {
             })
         }))
         .await?;
-        self.run("invalidate", |mut c| async move {
-            redis::cmd("DEL").arg(take).query_async::<()>(&mut c).await
-        })
-        .await?;
+        if !taken.is_empty() {
+            self.run("invalidate", |mut c| async move {
+                redis::cmd("DEL").arg(take).query_async::<()>(&mut c).await
+            })
+            .await?;
+        }
         Ok(keys.len() as u64)
     }
 

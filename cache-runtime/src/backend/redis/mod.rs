@@ -14,6 +14,10 @@ mod lanes;
 mod link;
 mod many;
 mod scripts;
+mod url;
+
+pub(crate) use url::redact;
+use url::with_address;
 
 use std::time::Duration;
 
@@ -266,7 +270,7 @@ impl RedisBackend {
             script
                 .key(key)
                 .arg(bytes)
-                .arg(ttl_arg(expiry))
+                .arg(script_ttl(expiry))
                 .invoke_async(&mut c)
                 .await
         })
@@ -404,10 +408,7 @@ impl RedisBackend {
     }
 
     pub(crate) async fn touch(&self, key: &str, expiry: Expiry) -> Result<bool, Error> {
-        let ttl = match expiry {
-            Expiry::Now => "now".to_owned(),
-            expiry => ttl_arg(expiry).to_string(),
-        };
+        let ttl = script_ttl(expiry);
         let script = &self.scripts.touch;
         self.run("touch", |mut c| async move {
             script.key(key).arg(ttl).invoke_async(&mut c).await
@@ -425,10 +426,7 @@ impl RedisBackend {
         create: bool,
     ) -> Result<Counted, Error> {
         let script = &self.scripts.incr;
-        let ttl = match expiry {
-            Expiry::Now => "now".to_owned(),
-            expiry => ttl_arg(expiry).to_string(),
-        };
+        let ttl = script_ttl(expiry);
         let result = self
             .run("incr", |mut c| async move {
                 script
@@ -531,6 +529,15 @@ impl RedisBackend {
     }
 }
 
+/// A time to live for a script that tells "at once" apart: milliseconds, `0`
+/// for none, `now` for an entry that expires as it is written.
+fn script_ttl(expiry: Expiry) -> String {
+    match expiry {
+        Expiry::Now => "now".to_owned(),
+        expiry => ttl_arg(expiry).to_string(),
+    }
+}
+
 /// A time to live for a script: milliseconds, or 0 for none.
 fn ttl_arg(expiry: Expiry) -> u64 {
     match expiry {
@@ -561,73 +568,5 @@ fn set_cmd(key: &str, bytes: &[u8], expiry: Expiry) -> redis::Cmd {
             cmd.arg(key).arg(bytes).arg("PX").arg(Expiry::millis(d));
             cmd
         }
-    }
-}
-
-/// `url` pointing at `host:port` instead, its scheme, credentials, path
-/// and query kept.
-fn with_address(url: &str, host: &str, port: u16) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let credentials = authority
-        .rsplit_once('@')
-        .map_or(String::new(), |(user, _)| format!("{user}@"));
-    format!("{scheme}://{credentials}{host}:{port}{tail}")
-}
-
-/// The URL with its password, if any, replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let authority_end = url[scheme_end..]
-        .find('/')
-        .map_or(url.len(), |i| scheme_end + i);
-    let Some(at) = url[scheme_end..authority_end]
-        .rfind('@')
-        .map(|i| scheme_end + i)
-    else {
-        return url.to_owned();
-    };
-    match url[scheme_end..at].find(':').map(|i| scheme_end + i) {
-        Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn addresses_are_replaced_and_credentials_kept() {
-        use super::with_address;
-        assert_eq!(
-            with_address("redis://:pw@10.0.0.1:7000", "127.0.0.1", 7001),
-            "redis://:pw@127.0.0.1:7001"
-        );
-        assert_eq!(
-            with_address("rediss://app:pw@h:1/2?x=1", "m", 9),
-            "rediss://app:pw@m:9/2?x=1"
-        );
-        assert_eq!(with_address("redis://h:1", "m", 2), "redis://m:2");
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("redis://127.0.0.1:6379/2"),
-            "redis://127.0.0.1:6379/2"
-        );
-        assert_eq!(
-            redact("redis://:secret@host:6379"),
-            "redis://:***@host:6379"
-        );
-        assert_eq!(
-            redact("rediss://app:p%40ss@host/1"),
-            "rediss://app:***@host/1"
-        );
-        assert_eq!(redact("redis://app@host"), "redis://app@host");
     }
 }
