@@ -36,7 +36,6 @@ const VERSIONS: usize = 100_000;
 /// Redis, with a local tier in front when one was asked for: what the
 /// backend's `Redis` variant holds. Its commands are Redis' own (through
 /// `Deref`); reads go through the tier, and writes make it forget.
-#[derive(Debug)]
 pub(crate) struct Remote {
     redis: Arc<RedisBackend>,
     tier: Option<Tier>,
@@ -47,6 +46,20 @@ pub(crate) struct Remote {
 struct Tier {
     local: Arc<Local>,
     prefixes: Vec<String>,
+}
+
+impl std::fmt::Debug for Remote {
+    /// Redis as it is; with a tier, Redis and the tier.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.tier {
+            None => std::fmt::Debug::fmt(&*self.redis, f),
+            Some(tier) => f
+                .debug_struct("WithLocalTier")
+                .field("redis", &*self.redis)
+                .field("local", &tier.local)
+                .finish(),
+        }
+    }
 }
 
 impl std::ops::Deref for Remote {
