@@ -9,9 +9,13 @@
 //! done   # (second - first) / 100000 = instructions per hit
 //! ```
 //!
-//! Kinds: `moka` (no expiry), `moka-expiry` (per-entry expiry), `cached`
-//! (`#[cached]`), `by-hand` (`Cache::get_or_set`), `local` (`#[cached]` on a
-//! cache with a local tier in front of the Redis at `REDIS_URL`).
+//! Kinds: `moka` (moka's asynchronous cache, no expiry), `moka-sync` (its
+//! synchronous cache), `moka-expiry` (asynchronous, per-entry expiry),
+//! `cached` (`#[cached]`), `tagged` (`#[cached]` with a namespace and two
+//! tags), `by-hand` (`Cache::get_or_set`), `local` (`#[cached]` on a cache
+//! with a local tier in front of the Redis at `REDIS_URL`).
+//!
+//! It also prints the heap allocations per hit, counted by the allocator.
 
 use std::hint::black_box;
 use std::sync::OnceLock;
@@ -19,6 +23,10 @@ use std::time::{Duration, Instant};
 
 use cachette::{Cache, cached};
 use serde::{Deserialize, Serialize};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static ALLOCATOR: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct OrderStats {
@@ -40,6 +48,17 @@ fn memory() -> &'static Cache {
 
 #[cached(timeout = 3600, key = "user_order_stats:{user_id}", cache = memory())]
 async fn with_macro(user_id: i64) -> OrderStats {
+    compute(user_id)
+}
+
+#[cached(
+    timeout = 3600,
+    key = "user_order_stats:{user_id}",
+    namespace = "orders",
+    tags = ["user:{user_id}", "stats"],
+    cache = memory()
+)]
+async fn tagged(user_id: i64) -> OrderStats {
     compute(user_id)
 }
 
@@ -80,6 +99,7 @@ fn main() {
         .build()
         .unwrap();
     let plain: moka::future::Cache<String, OrderStats> = moka::future::Cache::new(10_000);
+    let sync: moka::sync::Cache<String, OrderStats> = moka::sync::Cache::new(10_000);
     let expiring: moka::future::Cache<String, OrderStats> = moka::future::Cache::builder()
         .max_capacity(10_000)
         .expire_after(AnHour)
@@ -87,8 +107,10 @@ fn main() {
     runtime.block_on(async {
         let key = "user_order_stats:7";
         plain.insert(key.to_owned(), compute(7)).await;
+        sync.insert(key.to_owned(), compute(7));
         expiring.insert(key.to_owned(), compute(7)).await;
         with_macro(7).await;
+        tagged(7).await;
         by_hand(7).await;
         if kind == "local" {
             let url = std::env::var("REDIS_URL").expect("`local` reads REDIS_URL");
@@ -106,15 +128,21 @@ fn main() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
+        let region = Region::new(ALLOCATOR);
         for _ in 0..n {
             match kind.as_str() {
                 "moka" => drop(black_box(plain.get(black_box(key)).await)),
+                "moka-sync" => drop(black_box(sync.get(black_box(key)))),
                 "moka-expiry" => drop(black_box(expiring.get(black_box(key)).await)),
                 "cached" => drop(black_box(with_macro(black_box(7)).await)),
+                "tagged" => drop(black_box(tagged(black_box(7)).await)),
                 "by-hand" => drop(black_box(by_hand(black_box(7)).await)),
                 "local" => drop(black_box(with_local_tier(black_box(7)).await)),
                 other => panic!("unknown kind `{other}`"),
             }
         }
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        let per_hit = region.change().allocations as f64 / n as f64;
+        eprintln!("{kind}: {per_hit:.2} allocations per hit");
     });
 }

@@ -233,26 +233,31 @@ impl Expansion<'_> {
             None => quote!(#private::cache()),
         };
         let krate = self.attr.krate();
+        let cache_var = Ident::new("__cachette_cache", Span::mixed_site());
+        let out = Ident::new("__cachette_rendered", Span::mixed_site());
         let key = match self.key {
-            Some(template) => template.render(&krate),
-            None => self.derived_key(),
+            Some(template) => template.render_into(&krate, &out),
+            None => self.derived_key(&out),
         };
         let namespace = match &self.attr.namespace {
             Some(ns) => quote!(#private::Option::Some(#ns)),
             None => quote!(#private::Option::None),
         };
         let tags = self.tags.iter().map(|t| t.render(&krate));
-        quote! {
+        quote! {{
+            let #cache_var: #private::Cache = #cache;
+            let mut #out = #private::KeyBuf::new(&#cache_var);
+            #key
             #private::CallKey {
-                cache: #cache,
-                key: #key,
+                cache: #cache_var,
+                key: #out,
                 scope: #private::scope(#namespace, #private::vec![#(#tags),*]),
             }
-        }
+        }}
     }
 
-    /// The function's path and a digest of its key arguments.
-    fn derived_key(&self) -> TokenStream {
+    /// Writes the function's path and a digest of its key arguments to `out`.
+    fn derived_key(&self, out: &Ident) -> TokenStream {
         let private = self.private();
         let builder = format_ident!("__cachette_key_builder", span = Span::mixed_site());
         let start = if self.in_impl() {
@@ -274,7 +279,7 @@ impl Expansion<'_> {
         quote!({
             let mut #builder = #start;
             #(#args)*
-            #builder.finish(#name)
+            #builder.finish(#name, &mut #out);
         })
     }
 

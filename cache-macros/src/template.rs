@@ -81,13 +81,30 @@ impl Template {
     }
 
     /// An expression rendering the template to a `String`, reading the arguments by name.
-    /// Integers and strings are written directly; other values through
-    /// `Display` (or `Debug` for `{name:?}`), as `format!` would.
     pub(crate) fn render(&self, krate: &syn::Path) -> TokenStream {
         let private = quote!(#krate::__private);
-        let out = Ident::new("__cachette_rendered", Span::mixed_site());
-        let capacity =
-            self.literals.iter().map(String::len).sum::<usize>() + 20 * self.placeholders.len();
+        let out = Ident::new("__cachette_tag", Span::mixed_site());
+        let capacity = self.capacity();
+        let steps = self.render_into(krate, &out);
+        quote! {{
+            let mut #out = #private::String::with_capacity(#capacity);
+            #steps
+            #out
+        }}
+    }
+
+    /// Room for the rendered template, most of the time: its text and 20
+    /// bytes for each value.
+    pub(crate) fn capacity(&self) -> usize {
+        self.literals.iter().map(String::len).sum::<usize>() + 20 * self.placeholders.len()
+    }
+
+    /// Statements writing the template to `out` (a `String` or a call's
+    /// key), reading the arguments by name. Integers and strings are written
+    /// directly; other values through `Display` (or `Debug` for `{name:?}`),
+    /// as `format!` would.
+    pub(crate) fn render_into(&self, krate: &syn::Path, out: &Ident) -> TokenStream {
+        let private = quote!(#krate::__private);
         let mut steps = Vec::new();
         for (literal, placeholder) in self
             .literals
@@ -114,13 +131,11 @@ impl Template {
                 quote::quote_spanned!(span=> (&#private::Part(&(#value))).push_to(&mut #out);)
             });
         }
-        quote! {{
+        quote! {
             #[allow(unused_imports)]
             use #private::{PartDisplay as _, PartFast as _};
-            let mut #out = #private::String::with_capacity(#capacity);
             #(#steps)*
-            #out
-        }}
+        }
     }
 }
 

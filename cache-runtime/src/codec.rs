@@ -84,12 +84,58 @@ pub(crate) struct Meta<'a> {
 impl Meta<'_> {
     /// Whether the stamps are exactly `current`, every one of them known.
     pub(crate) fn stamped(&self, current: &[Option<u64>]) -> bool {
-        self.versions.len() == current.len() * 8
-            && self
-                .versions
-                .chunks_exact(8)
-                .zip(current)
-                .all(|(stamp, v)| v.is_some_and(|v| stamp == v.to_le_bytes()))
+        stamped(self.versions, current)
+    }
+}
+
+/// Whether the raw stamps `stamps` are exactly `current`, every one known.
+fn stamped(stamps: &[u8], current: &[Option<u64>]) -> bool {
+    stamps.len() == current.len() * 8
+        && stamps
+            .chunks_exact(8)
+            .zip(current)
+            .all(|(stamp, v)| v.is_some_and(|v| stamp == v.to_le_bytes()))
+}
+
+/// What stored bytes hold, read once when an in-process store keeps them,
+/// so that its hits judge them without reading the envelope again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Counter,
+    Value {
+        write_id: u64,
+        freshness: Freshness,
+        /// How many version stamps follow the header.
+        stamps: u8,
+    },
+    Tombstone,
+    /// Bytes that are not cachette's.
+    Foreign,
+}
+
+impl Shape {
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        match inspect(bytes) {
+            Ok(Stored::Counter(_)) => Self::Counter,
+            Ok(Stored::Value(meta, _)) => Self::Value {
+                write_id: meta.write_id,
+                freshness: meta.freshness,
+                stamps: u8::try_from(meta.versions.len() / 8).unwrap_or(u8::MAX),
+            },
+            Ok(Stored::Tombstone(_)) => Self::Tombstone,
+            Err(Undecodable) => Self::Foreign,
+        }
+    }
+
+    /// Whether `bytes`, of this shape, hold a value stamped exactly `current`.
+    pub(crate) fn stamped(self, bytes: &[u8], current: &[Option<u64>]) -> bool {
+        match self {
+            Self::Value { stamps: 0, .. } => current.is_empty(),
+            Self::Value { stamps, .. } => bytes
+                .get(HEADER_LEN..HEADER_LEN + usize::from(stamps) * 8)
+                .is_some_and(|raw| stamped(raw, current)),
+            _ => false,
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use crate::backend::{Expected, Found, Typed};
-use crate::codec::{self, Cacheable, Meta, Stored};
+use crate::backend::{Expected, Found, Peeked, Typed};
+use crate::codec::{self, Cacheable, Freshness, Shape, Stored};
 use crate::freshness::{Verdict, verdict};
 use crate::guard::Guard;
 use crate::inner::Inner;
@@ -56,14 +56,19 @@ pub(crate) enum Lookup<T> {
 }
 
 impl Inner {
-    /// Reads the entry at `full` and the versions at `vkeys`, in one round trip.
+    /// Reads the entry at `full` and the versions at `vkeys`, in one round
+    /// trip — or takes what an in-process store answered (`peeked`).
     pub(crate) async fn read<T: Cacheable>(
         &self,
         full: &str,
         vkeys: &[String],
         early: Option<f64>,
+        peeked: Option<Peeked>,
     ) -> Result<Read<T>, Error> {
-        let (found, versions) = self.backend.read(full, vkeys).await?;
+        let (found, versions) = match peeked {
+            Some(peeked) => peeked,
+            None => self.backend.read(full, vkeys).await?,
+        };
         let judged = match &found {
             // A typed value kept by the store is judged without decoding, or awaiting.
             Some(found) => match judge_typed(found, &versions, early) {
@@ -90,20 +95,46 @@ impl Inner {
         })
     }
 
-    /// A read to be followed by the write of a computed value. On a miss the
-    /// scope's missing version keys are created, so the value can be stamped.
+    /// The value at the stored key `full` when an in-process store holds it
+    /// fresh and typed, judged at once, without awaiting (counted as a hit);
+    /// else what the store answered, for the read that follows (`None`:
+    /// Redis must be asked).
+    #[inline]
+    pub(crate) fn look<T: Cacheable>(
+        &self,
+        full: &str,
+        scope: &Scope,
+        early: Option<f64>,
+    ) -> Result<T, Option<Peeked>> {
+        let Ok(vkeys) = scope.version_keys(&self.keys) else {
+            return Err(None);
+        };
+        let peeked = self.backend.peek(full, &vkeys);
+        if let Some((Some(found), versions)) = &peeked
+            && let Some(Judged::Hit(value)) = judge_typed::<T>(found, versions, early)
+        {
+            self.counters.hit();
+            return Ok(value);
+        }
+        Err(peeked)
+    }
+
+    /// A read of the stored key `full`, to be followed by the write of a
+    /// computed value, starting from what an in-process store answered when
+    /// there is that (`peeked`). On a miss the scope's missing version keys
+    /// are created, so the value can be stamped.
     /// With `count`, a hit is counted; what a miss becomes (computed here, or
     /// joined to another computation) is counted by the caller.
     pub(crate) async fn read_for_write<T: Cacheable>(
         &self,
-        key: &str,
+        full: &str,
         scope: &Scope,
         count: bool,
         early: Option<f64>,
+        peeked: Option<Peeked>,
     ) -> Result<Lookup<T>, Error> {
-        let full = self.keys.entry(key);
         let vkeys = scope.version_keys(&self.keys)?;
-        let read = match self.read::<T>(&full, &vkeys, early).await {
+        let read = match self.read::<T>(full, &vkeys, early, peeked).await {
             Ok(read) => read,
             Err(error) => {
                 self.backend_failed(error)?;
@@ -128,7 +159,7 @@ impl Inner {
             }
         };
         let guard = Some(Guard {
-            full_key: full,
+            full_key: full.to_owned(),
             expected: read.expected,
             stamps,
         });
@@ -159,7 +190,7 @@ impl Inner {
         match &judged {
             Judged::Hit(value) | Judged::Stale { value, .. } if self.backend.keeps_typed() => {
                 let typed: Typed = Arc::new(T::clone(value));
-                Box::pin(self.backend.remember_typed(full, found, typed)).await;
+                self.backend.remember_typed(full, found, typed);
             }
             Judged::Undecodable => {
                 self.counters.undecodable(full);
@@ -180,13 +211,18 @@ fn judge_typed<T: Cacheable>(
     versions: &[Option<u64>],
     early: Option<f64>,
 ) -> Option<Judged<T>> {
-    let value = found.typed()?.downcast_ref::<T>()?;
-    Some(match codec::inspect(found.bytes()) {
-        Ok(Stored::Value(meta, _)) if meta.stamped(versions) => {
-            freshen(value.clone(), &meta, early)
+    let (typed, shape) = found.typed()?;
+    let value = typed.downcast_ref::<T>()?;
+    Some(match shape {
+        Shape::Value {
+            write_id,
+            freshness,
+            ..
+        } if shape.stamped(found.bytes(), versions) => {
+            freshen(value.clone(), write_id, freshness, early)
         }
-        Ok(Stored::Counter(_)) if versions.is_empty() => Judged::Hit(value.clone()),
-        Ok(Stored::Value(meta, _)) => Judged::Miss(Expected::WriteId(meta.write_id)),
+        Shape::Counter if versions.is_empty() => Judged::Hit(value.clone()),
+        Shape::Value { write_id, .. } => Judged::Miss(Expected::WriteId(write_id)),
         _ => Judged::Miss(Expected::NotReplaceable),
     })
 }
@@ -204,19 +240,19 @@ fn judge<T: Cacheable>(bytes: &[u8], versions: &[Option<u64>], early: Option<f64
             Judged::Miss(Expected::WriteId(meta.write_id))
         }
         Ok(Stored::Value(meta, payload)) => match codec::decode_payload(payload) {
-            Ok(value) => freshen(value, &meta, early),
+            Ok(value) => freshen(value, meta.write_id, meta.freshness, early),
             Err(_) => Judged::Undecodable,
         },
     }
 }
 
 /// A decoded value as its freshness makes it (see [`verdict`]).
-fn freshen<T>(value: T, meta: &Meta<'_>, early: Option<f64>) -> Judged<T> {
-    match verdict(meta.freshness, early, clock::now_ms, clock::draw) {
+fn freshen<T>(value: T, write_id: u64, freshness: Freshness, early: Option<f64>) -> Judged<T> {
+    match verdict(freshness, early, clock::now_ms, clock::draw) {
         Verdict::Fresh => Judged::Hit(value),
         Verdict::Stale { for_ms } => Judged::Stale {
             value,
-            write_id: meta.write_id,
+            write_id,
             stale_for_ms: for_ms,
         },
     }

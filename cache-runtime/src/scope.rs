@@ -68,12 +68,17 @@ impl Scope {
 
     /// The version keys to read beside the entry: the namespace's, then each
     /// tag's (an entry is stamped with their versions, in this order).
+    #[inline]
     pub(crate) fn version_keys(&self, keys: &KeySpace) -> Result<Vec<String>, Error> {
-        let count = usize::from(self.namespace.is_some()) + self.tags.len();
-        if count == 0 {
+        if self.namespace.is_none() && self.tags.is_empty() {
             // Most entries have no scope: nothing to build on their hit path.
             return Ok(Vec::new());
         }
+        self.build_version_keys(keys)
+    }
+
+    fn build_version_keys(&self, keys: &KeySpace) -> Result<Vec<String>, Error> {
+        let count = usize::from(self.namespace.is_some()) + self.tags.len();
         if count > MAX_SCOPE {
             return Err(Error::Config {
                 reason: format!(

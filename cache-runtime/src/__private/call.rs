@@ -35,8 +35,14 @@ where
         store_if: |outcome: &O| !unless(outcome),
         pick,
     };
-    let loaded = key.cache.inner.load(&key.key, &key.scope, plan, job).await;
-    outcome(&key, loaded)
+    let full = key.stored();
+    let inner = &key.cache.inner;
+    // An in-process hit is served without a future of its own.
+    let loaded = match inner.look::<T>(&full, &key.scope, inner.early(&plan)) {
+        Ok(value) => Loaded::value((job.pick.wrap)(value)),
+        Err(peeked) => inner.load_after(&full, &key.scope, plan, job, peeked).await,
+    };
+    outcome(&full, loaded)
 }
 
 /// [`call`] for a computation that owns its arguments: a stale value is
@@ -59,18 +65,20 @@ where
         store_if: move |outcome: &O| !unless(outcome),
         pick,
     };
+    let full = key.stored();
     let loaded = key
         .cache
         .inner
-        .load_detached(&key.key, &key.scope, plan, job)
+        .load_detached(&full, &key.scope, plan, job)
         .await;
-    outcome(&key, loaded)
+    outcome(&full, loaded)
 }
 
-/// The outcome of a cached call; the cache's error, if any, is logged.
-fn outcome<O>(key: &CallKey, loaded: Loaded<O>) -> O {
+/// The outcome of the cached call of the stored key `full`; the cache's
+/// error, if any, is logged.
+fn outcome<O>(full: &str, loaded: Loaded<O>) -> O {
     if let Some(error) = &loaded.error {
-        report(&key.key, error);
+        report(full, error);
     }
     loaded
         .outcome
@@ -79,7 +87,10 @@ fn outcome<O>(key: &CallKey, loaded: Loaded<O>) -> O {
 
 /// Drops the entry of one call, with a tombstone (see `Cache::invalidate`).
 pub async fn invalidate_key(key: CallKey, cache: Option<Cache>) -> Result<(), Error> {
-    cache.unwrap_or(key.cache).invalidate(&key.key).await
+    cache
+        .unwrap_or(key.cache)
+        .invalidate(key.key.as_given())
+        .await
 }
 
 /// Drops every entry of a namespace.

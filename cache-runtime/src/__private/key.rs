@@ -1,8 +1,13 @@
-//! Keys of cached calls: the key of one call ([`CallKey`]), derived keys
+//! Keys of cached calls: the key of one call ([`CallKey`]) rendered into a
+//! [`KeyBuf`] that begins with the cache's prefix, derived keys
 //! ([`KeyBuilder`]: the function's path and a digest of its arguments) and
 //! key templates (`{name}` rendered without the formatting machinery for
 //! integers and strings).
 
+use std::borrow::Cow;
+use std::fmt;
+
+use arrayvec::ArrayString;
 use serde::Serialize;
 
 use crate::Cache;
@@ -12,8 +17,123 @@ use crate::scope::Scope;
 #[derive(Debug)]
 pub struct CallKey {
     pub cache: Cache,
-    pub key: String,
+    pub key: KeyBuf,
     pub scope: Scope,
+}
+
+impl CallKey {
+    /// The key as it is stored: prefix, `:` and the key, or its shortened
+    /// form when that is over the cache's bound.
+    pub(crate) fn stored(&self) -> Cow<'_, str> {
+        let keys = &self.cache.inner.keys;
+        let stored = self.key.as_str();
+        if stored.len() <= keys.max_len() {
+            Cow::Borrowed(stored)
+        } else {
+            Cow::Owned(keys.entry(self.key.as_given()))
+        }
+    }
+}
+
+/// A call's stored key being rendered: the cache's prefix and `:`, then the
+/// key. Kept inline up to [`INLINE_KEY`] bytes, so most keys cost no
+/// allocation.
+pub struct KeyBuf {
+    text: Text,
+    /// Where the key as given starts, after the prefix and `:`.
+    key_at: usize,
+}
+
+/// The longest stored key kept inline.
+const INLINE_KEY: usize = 64;
+
+enum Text {
+    Inline(ArrayString<INLINE_KEY>),
+    Heap(String),
+}
+
+impl KeyBuf {
+    /// A key of `cache`: its prefix and `:` written.
+    #[must_use]
+    pub fn new(cache: &Cache) -> Self {
+        let mut key = Self {
+            text: Text::Inline(ArrayString::new()),
+            key_at: 0,
+        };
+        key.push_str(cache.inner.keys.prefix());
+        key.push_str(":");
+        key.key_at = key.as_str().len();
+        key
+    }
+
+    #[inline]
+    pub fn push_str(&mut self, text: &str) {
+        if let Text::Inline(inline) = &mut self.text
+            && inline.try_push_str(text).is_ok()
+        {
+            return;
+        }
+        self.push_on_heap(text);
+    }
+
+    /// Past the inline room: the key moves to the heap.
+    fn push_on_heap(&mut self, text: &str) {
+        match &mut self.text {
+            Text::Inline(inline) => {
+                let mut heap = String::with_capacity(inline.len() + text.len() + 64);
+                heap.push_str(inline);
+                heap.push_str(text);
+                self.text = Text::Heap(heap);
+            }
+            Text::Heap(heap) => heap.push_str(text),
+        }
+    }
+
+    /// Prefix, `:` and key.
+    #[inline]
+    fn as_str(&self) -> &str {
+        match &self.text {
+            Text::Inline(inline) => inline,
+            Text::Heap(heap) => heap,
+        }
+    }
+
+    /// The key as it was given, without the prefix.
+    pub(crate) fn as_given(&self) -> &str {
+        &self.as_str()[self.key_at..]
+    }
+}
+
+impl fmt::Write for KeyBuf {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.push_str(text);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for KeyBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// Where template values are written: a call's key, or a tag.
+pub trait Out: fmt::Write {
+    fn push_str(&mut self, text: &str);
+}
+
+impl Out for String {
+    #[inline]
+    fn push_str(&mut self, text: &str) {
+        String::push_str(self, text);
+    }
+}
+
+impl Out for KeyBuf {
+    #[inline]
+    fn push_str(&mut self, text: &str) {
+        KeyBuf::push_str(self, text);
+    }
 }
 
 /// The scope of a call: its namespace and its rendered tags.
@@ -81,24 +201,21 @@ impl KeyBuilder {
         }
     }
 
-    /// `{path}::{fn}:{digest}`, or `{Self type}::{fn}:{digest}` for methods.
-    #[must_use]
-    pub fn finish(self, function: &str) -> String {
+    /// Writes `{path}::{fn}:{digest}`, or `{Self type}::{fn}:{digest}` for methods.
+    pub fn finish(self, function: &str, key: &mut KeyBuf) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = self.digest.digest128();
         let owner = self.self_type.unwrap_or(self.path);
-        let mut key = String::with_capacity(owner.len() + function.len() + 35);
         key.push_str(owner);
         key.push_str("::");
         key.push_str(function);
-        key.push(':');
+        key.push_str(":");
         let mut hex = [0_u8; 32];
         for (i, digit) in hex.iter_mut().enumerate() {
             let nibble = (digest >> ((31 - i) * 4)) & 0xf;
             *digit = HEX[usize::try_from(nibble).unwrap_or(0)];
         }
         key.push_str(std::str::from_utf8(&hex).unwrap_or_default());
-        key
     }
 }
 
@@ -119,7 +236,7 @@ pub struct Part<'a, T: ?Sized>(pub &'a T);
 
 /// Writes a template value without the formatting machinery.
 pub trait PartFast {
-    fn push_to(&self, out: &mut String);
+    fn push_to(&self, out: &mut impl Out);
 }
 
 /// Writes a template value with `Display`, as `format!("{}")` does.
@@ -128,25 +245,24 @@ pub trait PartFast {
     label = "a template value must implement `Display` (or be written `{{name:?}}` for `Debug`)"
 )]
 pub trait PartDisplay {
-    fn push_to(&self, out: &mut String);
+    fn push_to(&self, out: &mut impl Out);
 }
 
 impl<T: std::fmt::Display + ?Sized> PartDisplay for &Part<'_, T> {
-    fn push_to(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        // Writing to a `String` cannot fail.
+    fn push_to(&self, out: &mut impl Out) {
+        // Writing to a key or a `String` cannot fail.
         let _ = write!(out, "{}", self.0);
     }
 }
 
 impl PartFast for Part<'_, str> {
-    fn push_to(&self, out: &mut String) {
+    fn push_to(&self, out: &mut impl Out) {
         out.push_str(self.0);
     }
 }
 
 impl PartFast for Part<'_, String> {
-    fn push_to(&self, out: &mut String) {
+    fn push_to(&self, out: &mut impl Out) {
         out.push_str(self.0);
     }
 }
@@ -156,7 +272,7 @@ impl<T: ?Sized> PartFast for Part<'_, &T>
 where
     for<'b> Part<'b, T>: PartFast,
 {
-    fn push_to(&self, out: &mut String) {
+    fn push_to(&self, out: &mut impl Out) {
         Part(*self.0).push_to(out);
     }
 }
@@ -164,7 +280,7 @@ where
 macro_rules! fast_signed {
     ($($t:ty),*) => {$(
         impl PartFast for Part<'_, $t> {
-            fn push_to(&self, out: &mut String) {
+            fn push_to(&self, out: &mut impl Out) {
                 let n = i64::try_from(*self.0).unwrap_or(i64::MIN);
                 push_decimal(out, n < 0, n.unsigned_abs());
             }
@@ -176,7 +292,7 @@ fast_signed!(i8, i16, i32, i64, isize);
 macro_rules! fast_unsigned {
     ($($t:ty),*) => {$(
         impl PartFast for Part<'_, $t> {
-            fn push_to(&self, out: &mut String) {
+            fn push_to(&self, out: &mut impl Out) {
                 push_decimal(out, false, u64::try_from(*self.0).unwrap_or(u64::MAX));
             }
         }
@@ -185,26 +301,24 @@ macro_rules! fast_unsigned {
 fast_unsigned!(u8, u16, u32, u64, usize);
 
 /// Writes `n` in decimal, with a `-` first when `negative`.
-fn push_decimal(out: &mut String, negative: bool, mut n: u64) {
-    let mut digits = [0_u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + u8::try_from(n % 10).unwrap_or(0);
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
+fn push_decimal(out: &mut impl Out, negative: bool, n: u64) {
+    const DIGITS: &str = "0123456789";
     if negative {
-        out.push('-');
+        out.push_str("-");
     }
-    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
+    let mut unit = 1;
+    while unit <= n / 10 {
+        unit *= 10;
+    }
+    while unit > 0 {
+        let digit = usize::try_from(n / unit % 10).unwrap_or(0);
+        out.push_str(&DIGITS[digit..=digit]);
+        unit /= 10;
+    }
 }
 
 /// Writes a template value with `Debug` (`{name:?}`).
-pub fn push_debug<T: std::fmt::Debug + ?Sized>(out: &mut String, value: &T) {
-    use std::fmt::Write as _;
+pub fn push_debug<T: std::fmt::Debug + ?Sized>(out: &mut impl Out, value: &T) {
     let _ = write!(out, "{value:?}");
 }
 
@@ -223,6 +337,19 @@ mod tests {
             (&Part(&by_ref)).push_to(&mut out);
             assert_eq!(out, format!("{}", value), "&&{}", stringify!($value));
         })*};
+    }
+
+    #[test]
+    fn keys_past_the_inline_room_keep_every_byte() {
+        let cache = crate::Cache::memory();
+        let mut key = super::KeyBuf::new(&cache);
+        let mut given = String::new();
+        for piece in ["user:", "é✓", &"x".repeat(50), ":", &"y".repeat(100)] {
+            key.push_str(piece);
+            given.push_str(piece);
+            assert_eq!(key.as_given(), given);
+        }
+        assert_eq!(key.as_str(), format!("cachette:{given}"));
     }
 
     #[test]

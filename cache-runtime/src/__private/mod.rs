@@ -6,6 +6,7 @@ mod call;
 mod convert;
 mod key;
 
+pub use crate::Cache;
 pub use crate::global::cache;
 pub use crate::load::{IntoDuration, Pick, Plan, pick_ok, pick_some, pick_value};
 pub use crate::options::Timeout;
@@ -16,7 +17,9 @@ pub use call::{
 pub use convert::{CachedValue, IntoCache, IntoTimeout};
 pub use core::module_path;
 pub use core::option::Option;
-pub use key::{CallKey, KeyArg, KeyBuilder, Part, PartDisplay, PartFast, push_debug, scope};
+pub use key::{
+    CallKey, KeyArg, KeyBuf, KeyBuilder, Out, Part, PartDisplay, PartFast, push_debug, scope,
+};
 pub use std::string::String;
 pub use std::time::Duration;
 pub use std::{format, vec};

@@ -127,15 +127,14 @@ impl Remote {
             let (bytes, versions) = self.redis.read(key, vkeys).await?;
             return Ok((bytes.map(Found::Bytes), versions));
         };
-        let local = &tier.local;
-        local.start(&self.redis, &tier.prefixes);
-        if let Some((found, versions)) = local.read(key, vkeys).await {
+        if let Some((found, versions)) = self.peek(key, vkeys) {
             return Ok((Some(found), versions));
         }
+        let local = &tier.local;
         let reading = local.begin(key, vkeys);
         match self.redis.read(key, vkeys).await {
             Ok((bytes, versions)) => {
-                let found = local.fill(reading, key, bytes, vkeys, &versions).await;
+                let found = local.fill(reading, key, bytes, vkeys, &versions);
                 Ok((found, versions))
             }
             Err(error) => {
@@ -145,30 +144,35 @@ impl Remote {
         }
     }
 
+    /// The entry at `key` and the versions at `vkeys` from the local tier,
+    /// when it holds them all.
+    #[inline]
+    pub(crate) fn peek(&self, key: &str, vkeys: &[String]) -> Option<(Found, Vec<Option<u64>>)> {
+        let tier = self.tier.as_ref()?;
+        tier.local.start(&self.redis, &tier.prefixes);
+        tier.local.read(key, vkeys)
+    }
+
     /// Forgets `keys` locally after a write of this process went to Redis.
-    pub(crate) async fn wrote<T>(
-        &self,
-        keys: &[String],
-        result: Result<T, Error>,
-    ) -> Result<T, Error> {
+    pub(crate) fn wrote<T>(&self, keys: &[String], result: Result<T, Error>) -> Result<T, Error> {
         if let Some(tier) = &self.tier {
-            tier.local.forget(keys).await;
+            tier.local.forget(keys);
         }
         result
     }
 
     /// Forgets everything locally after a write of many keys.
-    pub(crate) async fn wrote_many<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+    pub(crate) fn wrote_many<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
         if let Some(tier) = &self.tier {
-            tier.local.flush().await;
+            tier.local.flush();
         }
         result
     }
 
     /// Keeps `typed`, decoded from a local entry, beside it.
-    pub(crate) async fn remember_typed(&self, key: &str, slot: &Slot, typed: super::Typed) {
+    pub(crate) fn remember_typed(&self, key: &str, slot: &Slot, typed: super::Typed) {
         if let Some(tier) = &self.tier {
-            tier.local.remember_typed(key, slot, typed).await;
+            tier.local.remember_typed(key, slot, typed);
         }
     }
 }
@@ -226,11 +230,7 @@ impl Local {
     }
 
     /// The entry at `key` and the versions at `vkeys`, if all are known here.
-    pub(crate) async fn read(
-        &self,
-        key: &str,
-        vkeys: &[String],
-    ) -> Option<(Found, Vec<Option<u64>>)> {
+    pub(crate) fn read(&self, key: &str, vkeys: &[String]) -> Option<(Found, Vec<Option<u64>>)> {
         // Acquire: a tier seen up was flushed before it went up.
         if !self.up.load(Acquire) {
             return None;
@@ -244,7 +244,7 @@ impl Local {
                 .map(|vkey| state.versions.get(vkey).copied())
                 .collect::<Option<Vec<_>>>()?
         };
-        let slot = self.entries.get(key).await?;
+        let slot = self.entries.get(key)?;
         self.hits.fetch_add(1, Relaxed);
         Some((Found::Slot(slot), versions))
     }
@@ -265,7 +265,7 @@ impl Local {
 
     /// Keeps what a read found, where no invalidation came meanwhile; the
     /// entry to answer with (kept here, so that its decoded value can be too).
-    pub(crate) async fn fill(
+    pub(crate) fn fill(
         &self,
         reading: Reading,
         key: &str,
@@ -298,7 +298,7 @@ impl Local {
         }
         let expiry = self.lifetime.map_or(Expiry::Never, Expiry::after);
         let slot = Slot::new(bytes, None, expiry);
-        self.entries.set(key.to_owned(), slot.clone()).await;
+        self.entries.set(key.to_owned(), slot.clone());
         // An invalidation that came while the entry was stored removed the
         // placeholder: the entry must go too.
         let kept = {
@@ -310,7 +310,7 @@ impl Local {
             kept
         };
         if !kept {
-            self.entries.delete(key).await;
+            self.entries.delete(key);
         }
         Some(Found::Slot(slot))
     }
@@ -329,7 +329,7 @@ impl Local {
     }
 
     /// Forgets `keys` (entries or version keys), and cancels their reads.
-    pub(crate) async fn forget(&self, keys: &[String]) {
+    pub(crate) fn forget(&self, keys: &[String]) {
         {
             let mut state = self.state();
             for key in keys {
@@ -338,25 +338,24 @@ impl Local {
             }
         }
         for key in keys {
-            self.entries.delete(key).await;
+            self.entries.delete(key);
         }
     }
 
     /// Forgets everything.
-    pub(crate) async fn flush(&self) {
+    pub(crate) fn flush(&self) {
         {
             let mut state = self.state();
             state.reads.clear();
             state.versions.clear();
         }
-        self.entries.clear(|_| true).await;
+        self.entries.clear(|_| true);
     }
 
     /// Keeps `typed`, decoded from a local entry, beside it.
-    pub(crate) async fn remember_typed(&self, key: &str, slot: &Slot, typed: super::Typed) {
+    pub(crate) fn remember_typed(&self, key: &str, slot: &Slot, typed: super::Typed) {
         self.entries
-            .remember_typed(key.to_owned(), &slot.bytes, typed)
-            .await;
+            .remember_typed(key.to_owned(), &slot.bytes, typed);
     }
 
     /// Starts tracking in the background, once, on the current Tokio runtime:
@@ -401,7 +400,7 @@ async fn track(local: Weak<Local>, redis: Arc<RedisBackend>, prefixes: Vec<Strin
         drop(sender);
         if !urls.is_empty() && connections.len() == urls.len() {
             let Some(tier) = local.upgrade() else { return };
-            tier.flush().await;
+            tier.flush();
             tier.up.store(true, SeqCst);
             drop(tier);
             follow(&local, &redis, &urls, &mut pushes).await;
@@ -409,7 +408,7 @@ async fn track(local: Weak<Local>, redis: Arc<RedisBackend>, prefixes: Vec<Strin
         drop(connections);
         let Some(tier) = local.upgrade() else { return };
         tier.up.store(false, SeqCst);
-        tier.flush().await;
+        tier.flush();
         drop(tier);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -473,10 +472,10 @@ async fn follow(
                         .into_iter()
                         .filter_map(|key| redis::from_redis_value(key).ok())
                         .collect();
-                    tier.forget(&keys).await;
+                    tier.forget(&keys);
                 }
                 // `nil`: Redis flushed, or lost track: forget everything.
-                _ => tier.flush().await,
+                _ => tier.flush(),
             },
             Some(push) if push.kind != PushKind::Disconnection => {}
             // A connection was lost: start over.

@@ -14,7 +14,7 @@ pub(crate) mod memory;
 pub(crate) mod redis;
 mod types;
 
-pub(crate) use types::{Counted, Expected, Expiry, Found, Typed, member_keys};
+pub(crate) use types::{Counted, Expected, Expiry, Found, Peeked, Typed, member_keys};
 
 use std::time::Duration;
 
@@ -124,6 +124,20 @@ impl Backend {
         }
     }
 
+    /// What an in-process store answers, without waiting, for the entry at
+    /// `key` and the versions at `vkeys`: the memory store always, a local
+    /// tier when it holds them all; `None` when Redis must be asked.
+    #[inline]
+    pub(crate) fn peek(&self, key: &str, vkeys: &[String]) -> Option<Peeked> {
+        match self {
+            Self::Memory(memory) => {
+                Some((memory.get(key).map(Found::Slot), memory.versions(vkeys)))
+            }
+            Self::Redis(redis) => redis.peek(key, vkeys).map(|(found, v)| (Some(found), v)),
+            Self::Unavailable(_) => None,
+        }
+    }
+
     /// The entry at `key` and the versions at `vkeys` (`None` where
     /// missing), in one round trip.
     #[inline]
@@ -135,7 +149,7 @@ impl Backend {
         match self {
             Self::Memory(memory) => {
                 let versions = memory.versions(vkeys);
-                Ok((memory.get(key).await.map(Found::Slot), versions))
+                Ok((memory.get(key).map(Found::Slot), versions))
             }
             Self::Redis(redis) => redis.read_through(key, vkeys).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
@@ -148,7 +162,7 @@ impl Backend {
             Self::Memory(memory) => {
                 let mut found = Vec::with_capacity(keys.len());
                 for key in keys {
-                    found.push(memory.get(key).await.map(Found::Slot));
+                    found.push(memory.get(key).map(Found::Slot));
                 }
                 Ok(found)
             }
@@ -172,12 +186,12 @@ impl Backend {
     ) -> Result<(), Error> {
         match self {
             Self::Memory(memory) => {
-                memory.set(key, Slot::new(bytes, typed, expiry)).await;
+                memory.set(key, Slot::new(bytes, typed, expiry));
                 Ok(())
             }
             Self::Redis(redis) => {
                 let result = redis.set(&key, &bytes, expiry).await;
-                redis.wrote(&[key], result).await
+                redis.wrote(&[key], result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -192,14 +206,14 @@ impl Backend {
         match self {
             Self::Memory(memory) => {
                 for (key, bytes) in entries {
-                    memory.set(key, Slot::new(bytes, None, expiry)).await;
+                    memory.set(key, Slot::new(bytes, None, expiry));
                 }
                 Ok(())
             }
             Self::Redis(redis) => {
                 let result = redis.set_many(&entries, expiry).await;
                 let keys: Vec<String> = entries.into_iter().map(|(key, _)| key).collect();
-                redis.wrote(&keys, result).await
+                redis.wrote(&keys, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -213,10 +227,10 @@ impl Backend {
         expiry: Expiry,
     ) -> Result<bool, Error> {
         match self {
-            Self::Memory(memory) => Ok(memory.add(key, Slot::new(bytes, None, expiry)).await),
+            Self::Memory(memory) => Ok(memory.add(key, Slot::new(bytes, None, expiry))),
             Self::Redis(redis) => {
                 let result = redis.add(&key, &bytes, expiry).await;
-                redis.wrote(&[key], result).await
+                redis.wrote(&[key], result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -232,12 +246,12 @@ impl Backend {
         expected: Expected,
     ) -> Result<bool, Error> {
         match self {
-            Self::Memory(memory) => Ok(memory
-                .write_guarded(key, Slot::new(bytes, typed, expiry), expected)
-                .await),
+            Self::Memory(memory) => {
+                Ok(memory.write_guarded(key, Slot::new(bytes, typed, expiry), expected))
+            }
             Self::Redis(redis) => {
                 let result = redis.write_guarded(&key, &bytes, expiry, expected).await;
-                redis.wrote(&[key], result).await
+                redis.wrote(&[key], result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -246,10 +260,10 @@ impl Backend {
     /// Gives the live value at `key` a new expiry; whether there was one.
     pub(crate) async fn touch(&self, key: String, expiry: Expiry) -> Result<bool, Error> {
         match self {
-            Self::Memory(memory) => Ok(memory.touch(key, expiry).await),
+            Self::Memory(memory) => Ok(memory.touch(key, expiry)),
             Self::Redis(redis) => {
                 let result = redis.touch(&key, expiry).await;
-                redis.wrote(&[key], result).await
+                redis.wrote(&[key], result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -261,13 +275,13 @@ impl Backend {
             Self::Memory(memory) => {
                 let mut n = 0;
                 for key in keys {
-                    n += u64::from(memory.delete(key).await);
+                    n += u64::from(memory.delete(key));
                 }
                 Ok(n)
             }
             Self::Redis(redis) => {
                 let result = redis.delete_many(keys).await;
-                redis.wrote(keys, result).await
+                redis.wrote(keys, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -283,10 +297,10 @@ impl Backend {
         create: bool,
     ) -> Result<Counted, Error> {
         match self {
-            Self::Memory(memory) => Ok(memory.incr(key, delta, expiry, create).await),
+            Self::Memory(memory) => Ok(memory.incr(key, delta, expiry, create)),
             Self::Redis(redis) => {
                 let result = redis.incr(&key, delta, expiry, create).await;
-                redis.wrote(&[key], result).await
+                redis.wrote(&[key], result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -295,7 +309,7 @@ impl Backend {
     /// Whether `key` holds a live value (a tombstone or an expired value does not).
     pub(crate) async fn contains(&self, key: &str) -> Result<bool, Error> {
         match self {
-            Self::Memory(memory) => Ok(memory.contains(key).await),
+            Self::Memory(memory) => Ok(memory.contains(key)),
             Self::Redis(redis) => redis.contains(key).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -305,7 +319,7 @@ impl Backend {
     /// none, `Some(None)` when it never expires.
     pub(crate) async fn ttl(&self, key: &str) -> Result<Option<Option<Duration>>, Error> {
         match self {
-            Self::Memory(memory) => Ok(memory.ttl(key).await),
+            Self::Memory(memory) => Ok(memory.ttl(key)),
             Self::Redis(redis) => redis.ttl(key).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -327,13 +341,13 @@ impl Backend {
             Self::Memory(memory) => {
                 let mut removed = 0;
                 for key in memory.live_keys(|key| glob_matches(pattern, key)) {
-                    removed += u64::from(memory.delete(&key).await);
+                    removed += u64::from(memory.delete(&key));
                 }
                 Ok(removed)
             }
             Self::Redis(redis) => {
                 let result = redis.delete_matching(pattern).await;
-                redis.wrote_many(result).await
+                redis.wrote_many(result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -360,7 +374,7 @@ impl Backend {
                 .collect()),
             Self::Redis(redis) => {
                 let result = redis.create_versions(vkeys).await;
-                redis.wrote(vkeys, result).await
+                redis.wrote(vkeys, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -372,7 +386,7 @@ impl Backend {
             Self::Memory(memory) => Ok(memory.bump(vkey)),
             Self::Redis(redis) => {
                 let result = redis.bump(vkey, crate::codec::fresh_version()).await;
-                redis.wrote(&[vkey.to_owned()], result).await
+                redis.wrote(&[vkey.to_owned()], result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -458,15 +472,13 @@ impl Backend {
                 members.extend(memory.members(keep, false));
                 let keys = member_keys(&members);
                 for key in &keys {
-                    memory
-                        .set(key.clone(), Slot::new(tombstone.to_vec(), None, ttl))
-                        .await;
+                    memory.set(key.clone(), Slot::new(tombstone.to_vec(), None, ttl));
                 }
                 Ok(keys.len() as u64)
             }
             Self::Redis(redis) => {
                 let result = redis.tombstone_sets(take, keep, tombstone, ttl).await;
-                redis.wrote_many(result).await
+                redis.wrote_many(result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -476,26 +488,24 @@ impl Backend {
     pub(crate) async fn remove_if_same(&self, key: &str, found: &Found) -> Result<(), Error> {
         match (self, found) {
             (Self::Memory(memory), Found::Slot(slot)) => {
-                memory.remove_if_same(key.to_owned(), &slot.bytes).await;
+                memory.remove_if_same(key.to_owned(), &slot.bytes);
                 Ok(())
             }
             (Self::Redis(redis), found) => {
                 let result = redis.delete_if_equal(key, found.bytes()).await.map(drop);
-                redis.wrote(&[key.to_owned()], result).await
+                redis.wrote(&[key.to_owned()], result)
             }
             _ => Ok(()),
         }
     }
 
     /// Keeps `typed`, decoded from `found`, beside it while it is still stored.
-    pub(crate) async fn remember_typed(&self, key: &str, found: &Found, typed: Typed) {
+    pub(crate) fn remember_typed(&self, key: &str, found: &Found, typed: Typed) {
         match (self, found) {
             (Self::Memory(memory), Found::Slot(slot)) => {
-                memory
-                    .remember_typed(key.to_owned(), &slot.bytes, typed)
-                    .await;
+                memory.remember_typed(key.to_owned(), &slot.bytes, typed);
             }
-            (Self::Redis(redis), Found::Slot(slot)) => redis.remember_typed(key, slot, typed).await,
+            (Self::Redis(redis), Found::Slot(slot)) => redis.remember_typed(key, slot, typed),
             _ => {}
         }
     }
@@ -505,12 +515,12 @@ impl Backend {
         match self {
             Self::Memory(memory) => {
                 let keys = keys.clone();
-                memory.clear(move |stored| keys.owns(stored)).await;
+                memory.clear(move |stored| keys.owns(stored));
                 Ok(())
             }
             Self::Redis(redis) => {
                 let result = redis.clear(&keys.scan_pattern()).await.map(drop);
-                redis.wrote_many(result).await
+                redis.wrote_many(result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::memory::Slot;
+use crate::codec::Shape;
 
 /// When a written entry expires, resolved from a [`Timeout`](crate::Timeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,15 +84,18 @@ impl Found {
         }
     }
 
-    /// The typed value stored with the bytes, if any.
+    /// The typed value stored with the bytes, if any, and what the bytes hold.
     #[inline]
-    pub(crate) fn typed(&self) -> Option<&Typed> {
+    pub(crate) fn typed(&self) -> Option<(&Typed, Shape)> {
         match self {
-            Self::Slot(slot) => slot.typed.as_ref(),
+            Self::Slot(slot) => Some((slot.typed.as_ref()?, slot.shape)),
             Self::Bytes(_) => None,
         }
     }
 }
+
+/// What an in-process store answered: the entry, if any, and the versions.
+pub(crate) type Peeked = (Option<Found>, Vec<Option<u64>>);
 
 /// The keys set members stand for (what comes before a newline, if any),
 /// each once.

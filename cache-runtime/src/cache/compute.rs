@@ -82,7 +82,8 @@ impl Cache {
     {
         let job = Job::direct(compute, pick_value());
         let plan = Plan::direct(timeout.into());
-        self.inner.load(key, scope, plan, job).await.into_result()
+        let full = self.inner.keys.entry(key);
+        self.inner.load(&full, scope, plan, job).await.into_result()
     }
 
     /// [`get_or_set_in`](Self::get_or_set_in) with the refresh of a stale
@@ -126,8 +127,9 @@ impl Cache {
     {
         let job = Job::direct(compute, pick_value());
         let plan = Plan::direct(timeout.into());
+        let full = self.inner.keys.entry(key);
         self.inner
-            .load_detached(key, scope, plan, job)
+            .load_detached(&full, scope, plan, job)
             .await
             .into_result()
     }
@@ -214,7 +216,8 @@ impl Cache {
     {
         let job = Job::direct(compute, pick_ok());
         let plan = Plan::direct(timeout.into());
-        match self.inner.load(key, scope, plan, job).await.into_result() {
+        let full = self.inner.keys.entry(key);
+        match self.inner.load(&full, scope, plan, job).await.into_result() {
             Ok(outcome) => outcome,
             Err(error) => Err(error.into()),
         }

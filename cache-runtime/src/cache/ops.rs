@@ -55,7 +55,7 @@ impl Cache {
         let inner = &*self.inner;
         let full = inner.keys.entry(key);
         let vkeys = scope.version_keys(&inner.keys)?;
-        let found = match inner.read::<T>(&full, &vkeys, None).await {
+        let found = match inner.read::<T>(&full, &vkeys, None, None).await {
             // A value past its freshness is kept only for the computations that refresh it.
             Ok(read) => read.value.filter(|_| read.stale_for_ms.is_none()),
             Err(error) => {

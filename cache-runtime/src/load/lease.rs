@@ -34,14 +34,16 @@ impl Inner {
     /// computes anyway.
     pub(super) async fn lease<T: Cacheable>(
         &self,
-        key: &str,
+        full: &str,
         scope: &Scope,
         lease: Option<Duration>,
     ) -> Lease<T> {
         let Some(ttl) = lease.filter(|_| self.backend.is_shared()) else {
             return Lease::Held(None);
         };
-        let lock_key = self.keys.internal(Internal::Lock, key);
+        // Named for the key as it was given (a shortened key, as stored).
+        let name = self.keys.user_key(full).unwrap_or(full);
+        let lock_key = self.keys.internal(Internal::Lock, name);
         let token = format!("{:x}", clock::random_id() >> 11);
         let start = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(5);
@@ -65,7 +67,9 @@ impl Inner {
             }
             tokio::time::sleep(pause.min(ttl.saturating_sub(start.elapsed()))).await;
             pause = (pause * 2).min(Duration::from_millis(100));
-            if let Ok(Lookup::Hit(value)) = self.read_for_write::<T>(key, scope, false, None).await
+            if let Ok(Lookup::Hit(value)) = self
+                .read_for_write::<T>(full, scope, false, None, None)
+                .await
             {
                 return Lease::Found(value);
             }

@@ -11,6 +11,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::Error;
+use crate::backend::Peeked;
 use crate::clock;
 use crate::codec::Cacheable;
 use crate::flight::{FlightState, Role, follow};
@@ -58,7 +59,7 @@ pub(crate) struct Loaded<O> {
 }
 
 impl<O> Loaded<O> {
-    fn value(outcome: O) -> Self {
+    pub(crate) fn value(outcome: O) -> Self {
         Self {
             outcome: Some(outcome),
             error: None,
@@ -127,13 +128,19 @@ impl Inner {
         Windows::of(plan.policy.or(self.options.policy))
     }
 
-    /// The value at `key`, or the outcome of `job.compute`: on a miss the
+    /// The early-refresh factor of `plan`, the cache's filled in: the only
+    /// window a hit needs (the others wait for a miss).
+    pub(crate) fn early(&self, plan: &Plan) -> Option<f64> {
+        plan.policy.early.or(self.options.policy.early)
+    }
+
+    /// The value at the stored key `full`, or the outcome of `job.compute`: on a miss the
     /// first caller in this process computes (single flight) — with a lease,
     /// the first in the fleet — stores what `job.pick` picks from the outcome
     /// when `job.store_if` agrees, and hands it to the callers that waited.
     pub(crate) async fn load<T, O, Fut, S>(
         &self,
-        key: &str,
+        full: &str,
         scope: &Scope,
         plan: Plan,
         job: Job<Fut, S, T, O>,
@@ -143,14 +150,36 @@ impl Inner {
         Fut: Future<Output = O>,
         S: FnOnce(&O) -> bool,
     {
-        // Only early refresh matters to a hit: the other windows wait for a miss.
-        let early = plan.policy.early.or(self.options.policy.early);
-        let first = self.read_for_write::<T>(key, scope, true, early).await;
+        match self.look::<T>(full, scope, self.early(&plan)) {
+            Ok(value) => Loaded::value((job.pick.wrap)(value)),
+            Err(peeked) => self.load_after(full, scope, plan, job, peeked).await,
+        }
+    }
+
+    /// [`load`](Self::load) after its first look (see [`Inner::look`])
+    /// found no hit: `peeked` is what an in-process store answered.
+    pub(crate) async fn load_after<T, O, Fut, S>(
+        &self,
+        full: &str,
+        scope: &Scope,
+        plan: Plan,
+        job: Job<Fut, S, T, O>,
+        peeked: Option<Peeked>,
+    ) -> Loaded<O>
+    where
+        T: Cacheable,
+        Fut: Future<Output = O>,
+        S: FnOnce(&O) -> bool,
+    {
+        let early = self.early(&plan);
+        let first = self
+            .read_for_write::<T>(full, scope, true, early, peeked)
+            .await;
         if let Ok(Lookup::Hit(value)) = first {
             return Loaded::value((job.pick.wrap)(value));
         }
         // A miss: the rest lives on the heap, so a hit's future stays small.
-        Box::pin(self.load_miss(key, scope, plan, first, job)).await
+        Box::pin(self.load_miss(full, scope, plan, first, job)).await
     }
 
     /// [`load`](Self::load) for a computation that can outlive its caller:
@@ -159,7 +188,7 @@ impl Inner {
     /// the current Tokio runtime. Outside a runtime, this is `load`.
     pub(crate) async fn load_detached<T, O, Fut, S>(
         self: &Arc<Self>,
-        key: &str,
+        full: &str,
         scope: &Scope,
         plan: Plan,
         job: Job<Fut, S, T, O>,
@@ -171,11 +200,15 @@ impl Inner {
         S: FnOnce(&O) -> bool + Send + 'static,
     {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return self.load(key, scope, plan, job).await;
+            return self.load(full, scope, plan, job).await;
         };
         let windows = self.windows(&plan);
+        let peeked = match self.look::<T>(full, scope, windows.early) {
+            Ok(value) => return Loaded::value((job.pick.wrap)(value)),
+            Err(peeked) => peeked,
+        };
         let first = self
-            .read_for_write::<T>(key, scope, true, windows.early)
+            .read_for_write::<T>(full, scope, true, windows.early, peeked)
             .await;
         match first {
             Ok(Lookup::Hit(value)) => Loaded::value((job.pick.wrap)(value)),
@@ -187,8 +220,8 @@ impl Inner {
                 self.counters.miss();
                 let wrap = job.pick.wrap;
                 // A refresh already under way (here or in a spawned task) needs no other.
-                if !self.flights.busy(&self.keys.entry(key)) {
-                    let (inner, key, scope) = (Arc::clone(self), key.to_owned(), scope.clone());
+                if !self.flights.busy(full) {
+                    let (inner, key, scope) = (Arc::clone(self), full.to_owned(), scope.clone());
                     runtime.spawn(async move {
                         let loaded = inner.load(&key, &scope, plan, job).await;
                         if let Some(error) = &loaded.error {
@@ -199,7 +232,7 @@ impl Inner {
                 }
                 Loaded::value(wrap(value))
             }
-            first => Box::pin(self.load_miss(key, scope, plan, first, job)).await,
+            first => Box::pin(self.load_miss(full, scope, plan, first, job)).await,
         }
     }
 
@@ -209,7 +242,7 @@ impl Inner {
     #[allow(clippy::too_many_lines)] // one miss, step by step
     async fn load_miss<T, O, Fut, S>(
         &self,
-        key: &str,
+        full: &str,
         scope: &Scope,
         plan: Plan,
         first: Result<Lookup<T>, Error>,
@@ -237,7 +270,6 @@ impl Inner {
             }
         };
         let windows = self.windows(&plan);
-        let full = self.keys.entry(key);
         let mut first = Some(first);
         // The last good value (stale or refreshed early), for stale-while-revalidate and failover.
         let mut kept: Option<T> = None;
@@ -246,7 +278,7 @@ impl Inner {
             let read = match first.take() {
                 Some(read) => read,
                 None => {
-                    self.read_for_write::<T>(key, scope, false, windows.early)
+                    self.read_for_write::<T>(full, scope, false, windows.early, None)
                         .await
                 }
             };
@@ -273,7 +305,7 @@ impl Inner {
             };
             // Only a flight that read the key as this call did may serve it:
             // one that read it before an invalidation this call saw may not.
-            let leader = match self.flights.join(&full, state_of(guard.as_ref())) {
+            let leader = match self.flights.join(full, state_of(guard.as_ref())) {
                 Role::Leader(leader) => leader,
                 Role::Follower(landing) => {
                     // Stale-while-revalidate: while one caller recomputes,
@@ -310,7 +342,7 @@ impl Inner {
             let recheck = match guard {
                 None => Err(None),
                 Some(guard) => self
-                    .read_for_write::<T>(key, scope, false, recheck_early)
+                    .read_for_write::<T>(full, scope, false, recheck_early, None)
                     .await
                     .map_err(|_| Some(guard)),
             };
@@ -328,7 +360,7 @@ impl Inner {
             };
             // Without a guard the backend failed: no lease to take, nothing to write.
             let lease_for = guard.as_ref().and(plan.lease.or(self.options.lease));
-            let lease = match self.lease::<T>(key, scope, lease_for).await {
+            let lease = match self.lease::<T>(full, scope, lease_for).await {
                 Lease::Found(value) => {
                     counters.joined();
                     leader.land(Some(Arc::new(value.clone())));
@@ -339,7 +371,7 @@ impl Inner {
             // Tags from the value are known only once it is computed: mark the
             // computation, so that invalidating any tag meanwhile refuses its write.
             let pending = match (pick.tags_of, &guard) {
-                (Some(_), Some(_)) => self.mark_pending(&full).await,
+                (Some(_), Some(_)) => self.mark_pending(full).await,
                 _ => None,
             };
             counters.miss();
@@ -350,7 +382,10 @@ impl Inner {
                 && let Some(kept) = kept.filter(|_| windows.fails_over(stale_for_ms))
             {
                 // Failover: the computation gave nothing to cache; serve the last good value.
-                tracing::warn!(key, "computation failed; serving the last good value");
+                tracing::warn!(
+                    key = full,
+                    "computation failed; serving the last good value"
+                );
                 if let Some(held) = lease {
                     self.release_lease(held).await;
                 }
@@ -362,7 +397,7 @@ impl Inner {
             let error = match (stored, guard) {
                 (Some(value), Some(guard)) => {
                     if let Some(tags_of) = pick.tags_of {
-                        self.register_tags(&full, &tags_of(value)).await;
+                        self.register_tags(full, &tags_of(value)).await;
                     }
                     let expiry = plan.timeout.resolve(self.options.default_timeout);
                     let draw = if windows.jitter > 0.0 {

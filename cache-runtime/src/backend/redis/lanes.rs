@@ -3,6 +3,7 @@
 //! connection pipelines concurrent commands). A broken connection empties
 //! its lane and leaves the pool for good; the next call takes a fresh one.
 
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -124,8 +125,10 @@ impl Lanes {
             }
         }
         let lane = &self.held[start % count];
-        // Rare (a lane without a connection): boxed, to keep every command's future small.
-        let connect = Box::pin(tokio::time::timeout(
+        // Rare (a lane without a connection): boxed, to keep every command's
+        // future small, and behind `dyn`, so that the futures of the calls
+        // around it do not carry the connection's whole type.
+        let connect: Pin<Box<dyn Future<Output = _> + Send + '_>> = Box::pin(tokio::time::timeout(
             self.checkout_timeout,
             self.connect(lane, op),
         ));
