@@ -9,7 +9,9 @@
 //! 4. cachette `#[cached]`: plain, and with a namespace and two tags;
 //! 5. on a 3-master Redis Cluster: a raw redis-rs `ClusterConnection` `GET`, and
 //!    cachette plain and tagged (each compared with the cluster `GET`);
-//! 6. cachette with a local tier in front of the one server, plain and tagged.
+//! 6. cachette with a local tier in front of the one server, plain and tagged;
+//! 7. a bare moka (synchronous) `get` of the same value in process: the
+//!    floor of any local hit, measured the same way.
 //!
 //! For 1 task: latency percentiles over sequential calls; for 64 tasks:
 //! throughput. Each measurement runs `ROUNDS` times, rows interleaved, and
@@ -133,10 +135,11 @@ enum Row {
     ClusterTagged,
     Local,
     LocalTagged,
+    Moka,
 }
 
 impl Row {
-    const ALL: [Row; 10] = [
+    const ALL: [Row; 11] = [
         Row::RawGet,
         Row::Deadpool,
         Row::CachedCrate,
@@ -147,6 +150,7 @@ impl Row {
         Row::ClusterTagged,
         Row::Local,
         Row::LocalTagged,
+        Row::Moka,
     ];
 
     fn name(self) -> &'static str {
@@ -161,6 +165,7 @@ impl Row {
             Row::ClusterTagged => "cluster: cachette #[cached] ns + 2 tags",
             Row::Local => "local tier: cachette #[cached]",
             Row::LocalTagged => "local tier: cachette #[cached] ns + 2 tags",
+            Row::Moka => "moka get (sync, in process)",
         }
     }
 
@@ -178,6 +183,7 @@ struct Clients {
     conn: redis::aio::MultiplexedConnection,
     pool: deadpool_redis::Pool,
     cluster: redis::cluster_async::ClusterConnection,
+    moka: moka::sync::Cache<String, String>,
 }
 
 impl Clients {
@@ -207,6 +213,10 @@ impl Clients {
             Row::ClusterTagged => cluster_tagged_item(size).await.len(),
             Row::Local => local_item(size).await.len(),
             Row::LocalTagged => local_tagged_item(size).await.len(),
+            Row::Moka => self
+                .moka
+                .get_with_by_ref(moka_key(size), || value(size))
+                .len(),
         };
         assert_eq!(len, size, "{} returned a wrong value", row.name());
     }
@@ -214,6 +224,15 @@ impl Clients {
 
 fn raw_key(size: usize) -> String {
     format!("raw:{size}")
+}
+
+/// The moka row's key for `size`, not built per call: a floor builds nothing.
+fn moka_key(size: usize) -> &'static str {
+    match size {
+        256 => "raw:256",
+        4096 => "raw:4096",
+        _ => "raw:65536",
+    }
 }
 
 /// One row's figures for one size.
@@ -271,7 +290,7 @@ async fn throughput(clients: &'static Clients, row: Row, size: usize) -> (f64, f
             tokio::spawn(async move {
                 while !stop.load(Relaxed) {
                     clients.hit(row, size).await;
-                    if matches!(row, Row::Local | Row::LocalTagged) {
+                    if matches!(row, Row::Local | Row::LocalTagged | Row::Moka) {
                         // A local hit never waits: let the other tasks and the timer run.
                         tokio::task::yield_now().await;
                     }
@@ -369,6 +388,7 @@ async fn run() -> Option<Vec<(usize, Vec<Figures>)>> {
         conn,
         pool,
         cluster,
+        moka: moka::sync::Cache::new(10_000),
     }));
     for size in SIZES {
         let () = clients

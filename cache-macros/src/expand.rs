@@ -108,7 +108,7 @@ impl Expansion<'_> {
             #companion
             #(#attrs)*
             #vis #sig {
-                let #key_var: #private::CallKey = {
+                let #key_var: #private::CallKey<'_> = {
                     #refs
                     #key_block
                 };
@@ -229,6 +229,12 @@ impl Expansion<'_> {
     fn key_block(&self) -> TokenStream {
         let private = self.private();
         let cache = match &self.attr.cache {
+            // It may borrow from an argument the body then takes: the call
+            // holds its own handle.
+            Some(cache) if self.mentions_params(cache.to_token_stream()) => quote_spanned!(
+                cache.span()=> #private::IntoCache::into_cache(#cache).into_owned()
+            ),
+            // It borrows nothing of the call's: the call borrows it.
             Some(cache) => quote_spanned!(cache.span()=> #private::IntoCache::into_cache(#cache)),
             None => quote!(#private::cache()),
         };
@@ -245,7 +251,7 @@ impl Expansion<'_> {
         };
         let tags = self.tags.iter().map(|t| t.render(&krate));
         quote! {{
-            let #cache_var: #private::Cache = #cache;
+            let #cache_var: #private::CacheRef<'_> = #cache;
             let mut #out = #private::KeyBuf::new(&#cache_var);
             #key
             #private::CallKey {
@@ -280,6 +286,17 @@ impl Expansion<'_> {
             let mut #builder = #start;
             #(#args)*
             #builder.finish(#name, &mut #out);
+        })
+    }
+
+    /// Whether `tokens` name a parameter, or `self`.
+    fn mentions_params(&self, tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|tt| match tt {
+            TokenTree::Ident(ident) => {
+                ident == "self" || self.sig.params.iter().any(|p| p.name == ident)
+            }
+            TokenTree::Group(group) => self.mentions_params(group.stream()),
+            _ => false,
         })
     }
 
@@ -327,9 +344,9 @@ impl Expansion<'_> {
             #(#cfgs)*
             #[doc(hidden)]
             #[allow(clippy::all, clippy::pedantic, non_snake_case, unused_variables)]
-            #vis fn #name #generics (#receiver #(#params),*) -> #private::CallKey #where_clause {
+            #vis fn #name #generics (#receiver #(#params),*) -> #private::CallKey<'static> #where_clause {
                 #refs
-                #key_block
+                #key_block.into_owned()
             }
         }
     }

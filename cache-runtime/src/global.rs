@@ -42,6 +42,17 @@ pub fn cache() -> Cache {
     FIRST.get_or_init(CacheBuilder::build_from_env).clone()
 }
 
+/// [`cache()`] for generated code: borrowed, unless another cache replaced
+/// the first.
+#[must_use]
+pub fn cache_ref() -> crate::__private::CacheRef<'static> {
+    use crate::__private::CacheRef;
+    if REPLACED.load(Ordering::Acquire) {
+        return CacheRef::Owned(cache());
+    }
+    CacheRef::Borrowed(FIRST.get_or_init(CacheBuilder::build_from_env))
+}
+
 impl Cache {
     /// Makes this cache the one [`cache()`] returns, replacing any other.
     ///

@@ -56,9 +56,42 @@ pub struct Stats {
     pub skipped: u64,
 }
 
+/// A counter that threads on different cores add to without contending:
+/// one cell per stripe, each on its own cache line, a thread always adding
+/// to the same stripe; read by summing the cells.
+#[derive(Debug, Default)]
+pub(crate) struct Striped([Cell; STRIPES]);
+
+const STRIPES: usize = 8;
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Cell(AtomicU64);
+
+impl Striped {
+    #[inline]
+    pub(crate) fn add(&self, n: u64) {
+        self.0[stripe()].0.fetch_add(n, Relaxed);
+    }
+
+    pub(crate) fn sum(&self) -> u64 {
+        self.0.iter().map(|cell| cell.0.load(Relaxed)).sum()
+    }
+}
+
+/// This thread's stripe, given out in turn as threads first count.
+fn stripe() -> usize {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static STRIPE: usize = usize::try_from(NEXT.fetch_add(1, Relaxed)).unwrap_or(0) % STRIPES;
+    }
+    STRIPE.with(|stripe| *stripe)
+}
+
 #[derive(Debug)]
 pub(crate) struct Counters {
-    hits: AtomicU64,
+    /// Written on every hit, from every thread.
+    hits: Striped,
     misses: AtomicU64,
     joined: AtomicU64,
     writes: AtomicU64,
@@ -75,7 +108,7 @@ pub(crate) struct Counters {
 impl Default for Counters {
     fn default() -> Self {
         Self {
-            hits: AtomicU64::new(0),
+            hits: Striped::default(),
             misses: AtomicU64::new(0),
             joined: AtomicU64::new(0),
             writes: AtomicU64::new(0),
@@ -90,8 +123,9 @@ impl Default for Counters {
 }
 
 impl Counters {
+    #[inline]
     pub(crate) fn hit(&self) {
-        self.hits.fetch_add(1, Relaxed);
+        self.hits.add(1);
     }
 
     pub(crate) fn miss(&self) {
@@ -103,7 +137,7 @@ impl Counters {
     }
 
     pub(crate) fn hits_and_misses(&self, hits: usize, misses: usize) {
-        self.hits.fetch_add(hits as u64, Relaxed);
+        self.hits.add(hits as u64);
         self.misses.fetch_add(misses as u64, Relaxed);
     }
 
@@ -155,7 +189,7 @@ impl Counters {
 
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
-            hits: self.hits.load(Relaxed),
+            hits: self.hits.sum(),
             misses: self.misses.load(Relaxed),
             joined: self.joined.load(Relaxed),
             writes: self.writes.load(Relaxed),

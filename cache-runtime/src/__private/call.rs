@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use super::convert::CachedValue;
+use super::convert::{CacheRef, CachedValue};
 use super::key::CallKey;
 use crate::load::{Job, Loaded, Pick, Plan};
 use crate::options::Timeout;
-use crate::{Cache, Error, cache};
+use crate::{Cache, Error};
 
 /// The lease of `#[cached(lock = true)]`.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -19,7 +19,7 @@ pub fn plan(timeout: Timeout, lease: Option<Duration>) -> Plan {
 
 /// Runs a cached call: `pick` says what of its outcome is stored.
 pub async fn call<T, O, U, Fut>(
-    key: CallKey,
+    key: CallKey<'_>,
     plan: Plan,
     unless: U,
     compute: Fut,
@@ -48,7 +48,7 @@ where
 /// [`call`] for a computation that owns its arguments: a stale value is
 /// served at once and refreshed in the background.
 pub async fn call_detached<T, O, U, Fut>(
-    key: CallKey,
+    key: CallKey<'_>,
     plan: Plan,
     unless: U,
     compute: Fut,
@@ -86,26 +86,31 @@ fn outcome<O>(full: &str, loaded: Loaded<O>) -> O {
 }
 
 /// Drops the entry of one call, with a tombstone (see `Cache::invalidate`).
-pub async fn invalidate_key(key: CallKey, cache: Option<Cache>) -> Result<(), Error> {
-    cache
-        .unwrap_or(key.cache)
-        .invalidate(key.key.as_given())
-        .await
+pub async fn invalidate_key(key: CallKey<'_>, cache: Option<CacheRef<'_>>) -> Result<(), Error> {
+    let cache: &Cache = cache.as_deref().unwrap_or(&key.cache);
+    cache.invalidate(key.key.as_given()).await
 }
 
 /// Drops every entry of a namespace.
-pub async fn invalidate_namespace(cache: Cache, namespace: impl AsRef<str>) -> Result<u64, Error> {
+pub async fn invalidate_namespace(
+    cache: CacheRef<'_>,
+    namespace: impl AsRef<str>,
+) -> Result<u64, Error> {
     cache.invalidate_namespace(namespace.as_ref()).await
 }
 
 /// Drops every entry carrying a tag.
-pub async fn invalidate_tag(cache: Cache, tag: impl AsRef<str>) -> Result<u64, Error> {
+pub async fn invalidate_tag(cache: CacheRef<'_>, tag: impl AsRef<str>) -> Result<u64, Error> {
     cache.invalidate_tag(tag.as_ref()).await
 }
 
 /// The cache to use: the one given, or the global one.
-pub fn cache_or_global(given: Option<Cache>) -> Cache {
-    given.unwrap_or_else(cache)
+#[must_use]
+pub fn cache_or_global(given: Option<CacheRef<'_>>) -> CacheRef<'_> {
+    match given {
+        Some(cache) => cache,
+        None => crate::global::cache_ref(),
+    }
 }
 
 /// A cached function cannot return the cache's errors: they are logged, and

@@ -56,26 +56,56 @@ pub trait CachedValue: Cacheable {}
 
 impl<T: Cacheable> CachedValue for T {}
 
-/// A `Cache`, or a reference to one, as `cache = ...` accepts.
-pub trait IntoCache {
-    fn into_cache(self) -> Cache;
+/// The cache of a call: borrowed when it can be, so that a call does not
+/// touch the reference count every other call on the cache shares.
+#[derive(Debug)]
+pub enum CacheRef<'a> {
+    Borrowed(&'a Cache),
+    Owned(Cache),
 }
 
-impl IntoCache for Cache {
-    fn into_cache(self) -> Cache {
-        self
+impl CacheRef<'_> {
+    #[must_use]
+    pub fn into_owned(self) -> CacheRef<'static> {
+        match self {
+            Self::Borrowed(cache) => CacheRef::Owned(cache.clone()),
+            Self::Owned(cache) => CacheRef::Owned(cache),
+        }
     }
 }
 
-impl IntoCache for &Cache {
-    fn into_cache(self) -> Cache {
-        self.clone()
+impl std::ops::Deref for CacheRef<'_> {
+    type Target = Cache;
+
+    #[inline]
+    fn deref(&self) -> &Cache {
+        match self {
+            Self::Borrowed(cache) => cache,
+            Self::Owned(cache) => cache,
+        }
+    }
+}
+
+/// A `Cache`, or a reference to one, as `cache = ...` accepts.
+pub trait IntoCache<'a> {
+    fn into_cache(self) -> CacheRef<'a>;
+}
+
+impl IntoCache<'_> for Cache {
+    fn into_cache(self) -> CacheRef<'static> {
+        CacheRef::Owned(self)
+    }
+}
+
+impl<'a> IntoCache<'a> for &'a Cache {
+    fn into_cache(self) -> CacheRef<'a> {
+        CacheRef::Borrowed(self)
     }
 }
 
 /// A `&Cache` parameter, seen through the key's reference to it.
-impl IntoCache for &&Cache {
-    fn into_cache(self) -> Cache {
-        (*self).clone()
+impl<'a> IntoCache<'a> for &&'a Cache {
+    fn into_cache(self) -> CacheRef<'a> {
+        CacheRef::Borrowed(self)
     }
 }

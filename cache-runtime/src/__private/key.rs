@@ -10,18 +10,29 @@ use std::fmt;
 use arrayvec::ArrayString;
 use serde::Serialize;
 
+use super::convert::CacheRef;
 use crate::Cache;
 use crate::scope::Scope;
 
 /// The key of one call, and the cache it goes to.
 #[derive(Debug)]
-pub struct CallKey {
-    pub cache: Cache,
+pub struct CallKey<'a> {
+    pub cache: CacheRef<'a>,
     pub key: KeyBuf,
     pub scope: Scope,
 }
 
-impl CallKey {
+impl CallKey<'_> {
+    /// The same key, with its own handle on the cache.
+    #[must_use]
+    pub fn into_owned(self) -> CallKey<'static> {
+        CallKey {
+            cache: self.cache.into_owned(),
+            key: self.key,
+            scope: self.scope,
+        }
+    }
+
     /// The key as it is stored: prefix, `:` and the key, or its shortened
     /// form when that is over the cache's bound.
     pub(crate) fn stored(&self) -> Cow<'_, str> {

@@ -7,14 +7,14 @@ mod convert;
 mod key;
 
 pub use crate::Cache;
-pub use crate::global::cache;
+pub use crate::global::cache_ref as cache;
 pub use crate::load::{IntoDuration, Pick, Plan, pick_ok, pick_some, pick_value};
 pub use crate::options::Timeout;
 pub use call::{
     DEFAULT_LEASE, cache_or_global, call, call_detached, invalidate_key, invalidate_namespace,
     invalidate_tag, plan,
 };
-pub use convert::{CachedValue, IntoCache, IntoTimeout};
+pub use convert::{CacheRef, CachedValue, IntoCache, IntoTimeout};
 pub use core::module_path;
 pub use core::option::Option;
 pub use key::{

@@ -15,6 +15,7 @@
 //! Hits need every version key of their scope known locally too, so a hit
 //! in a namespace or with tags sends no command at all.
 
+use crate::stats::Striped;
 use std::collections::HashMap;
 use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::SeqCst,
@@ -97,9 +98,7 @@ impl Remote {
 
     /// Hits the local tier served.
     pub(crate) fn local_hits(&self) -> u64 {
-        self.tier
-            .as_ref()
-            .map_or(0, |tier| tier.local.hits.load(Relaxed))
+        self.tier.as_ref().map_or(0, |tier| tier.local.hits.sum())
     }
 
     /// Whether reads are answered with entries that keep a decoded value.
@@ -188,7 +187,7 @@ pub(crate) struct Local {
     next_read: AtomicU64,
     /// The longest an entry is kept locally.
     lifetime: Option<Duration>,
-    pub(crate) hits: AtomicU64,
+    pub(crate) hits: Striped,
 }
 
 #[derive(Default)]
@@ -221,7 +220,7 @@ impl Local {
             started: AtomicBool::new(false),
             next_read: AtomicU64::new(0),
             lifetime,
-            hits: AtomicU64::new(0),
+            hits: Striped::default(),
         }
     }
 
@@ -245,7 +244,7 @@ impl Local {
                 .collect::<Option<Vec<_>>>()?
         };
         let slot = self.entries.get(key)?;
-        self.hits.fetch_add(1, Relaxed);
+        self.hits.add(1);
         Some((Found::Slot(slot), versions))
     }
 

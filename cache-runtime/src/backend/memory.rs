@@ -27,14 +27,26 @@ use moka::sync::Cache as Moka;
 use super::{Counted, Expected, Expiry};
 use crate::codec::{self, Shape};
 
-/// A stored entry.
+/// A stored entry, behind one `Arc`: a lookup hands out a clone, and one
+/// reference count is all that threads reading the same entry share.
 #[derive(Clone)]
-pub(crate) struct Slot {
+pub(crate) struct Slot(Arc<Entry>);
+
+/// What a slot holds.
+pub(crate) struct Entry {
     pub(crate) bytes: Arc<[u8]>,
     pub(crate) typed: Option<Arc<dyn Any + Send + Sync>>,
     /// What the bytes hold, read once.
     pub(crate) shape: Shape,
     expires_at: Option<Instant>,
+}
+
+impl std::ops::Deref for Slot {
+    type Target = Entry;
+
+    fn deref(&self) -> &Entry {
+        &self.0
+    }
 }
 
 impl Slot {
@@ -43,12 +55,22 @@ impl Slot {
         typed: Option<Arc<dyn Any + Send + Sync>>,
         expiry: Expiry,
     ) -> Self {
-        Self {
+        Self(Arc::new(Entry {
             shape: Shape::of(&bytes),
             bytes: bytes.into(),
             typed,
             expires_at: deadline(expiry),
-        }
+        }))
+    }
+
+    /// The same bytes, with `typed` and `expires_at`.
+    fn with(&self, typed: Option<Arc<dyn Any + Send + Sync>>, expires_at: Option<Instant>) -> Self {
+        Self(Arc::new(Entry {
+            bytes: Arc::clone(&self.bytes),
+            typed,
+            shape: self.shape,
+            expires_at,
+        }))
     }
 }
 
@@ -369,9 +391,8 @@ impl Memory {
                 Op::Remove
             }
             Some(entry) => {
-                let mut slot = entry.into_value();
-                slot.expires_at = deadline(expiry);
-                Op::Put(slot)
+                let slot = entry.into_value();
+                Op::Put(slot.with(slot.typed.clone(), deadline(expiry)))
             }
             None => Op::Nop,
         });
@@ -396,12 +417,12 @@ impl Memory {
                 _ => (0, deadline(expiry)),
             };
             let next = current.checked_add(delta).ok_or(Counted::NotACounter)?;
-            let slot = Slot {
+            let slot = Slot(Arc::new(Entry {
                 bytes: next.to_string().into_bytes().into(),
                 typed: None,
                 shape: Shape::Counter,
                 expires_at,
-            };
+            }));
             Ok::<_, Counted>(Op::Put(slot))
         });
         self.wrote();
@@ -434,9 +455,8 @@ impl Memory {
         let bytes = Arc::clone(bytes);
         self.store.entry(key).and_compute_with(|entry| match entry {
             Some(entry) if Arc::ptr_eq(&entry.value().bytes, &bytes) => {
-                let mut slot = entry.into_value();
-                slot.typed = Some(typed);
-                Op::Put(slot)
+                let slot = entry.into_value();
+                Op::Put(slot.with(Some(typed), slot.expires_at))
             }
             _ => Op::Nop,
         });
