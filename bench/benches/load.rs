@@ -352,6 +352,7 @@ async fn run() -> Option<Vec<(usize, Vec<Figures>)>> {
     let url = URL.get().unwrap();
     cachette::Cache::builder()
         .redis_url(url)
+        .connections(std::env::var("LANES").map_or(2, |v| v.parse().unwrap()))
         .build()
         .await
         .unwrap()

@@ -13,7 +13,10 @@
 //! synchronous cache), `moka-expiry` (asynchronous, per-entry expiry),
 //! `cached` (`#[cached]`), `tagged` (`#[cached]` with a namespace and two
 //! tags), `by-hand` (`Cache::get_or_set`), `local` (`#[cached]` on a cache
-//! with a local tier in front of the Redis at `REDIS_URL`).
+//! with a local tier in front of the Redis at `REDIS_URL`); and on the Redis
+//! at `REDIS_URL`, the client's side of a hit: `redis-get` (a raw redis-rs
+//! `GET` of the same stored bytes), `redis` (`#[cached]`) and `redis-tagged`
+//! (with a namespace and two tags).
 //!
 //! It also prints the heap allocations per hit, counted by the allocator.
 
@@ -22,6 +25,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cachette::{Cache, cached};
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -59,6 +63,29 @@ async fn with_macro(user_id: i64) -> OrderStats {
     cache = memory()
 )]
 async fn tagged(user_id: i64) -> OrderStats {
+    compute(user_id)
+}
+
+/// A cache on the Redis at `REDIS_URL`.
+static REDIS: OnceLock<Cache> = OnceLock::new();
+
+fn redis() -> &'static Cache {
+    REDIS.get().expect("the Redis cache is built first")
+}
+
+#[cached(timeout = 3600, key = "user_order_stats:{user_id}", cache = redis())]
+async fn on_redis(user_id: i64) -> OrderStats {
+    compute(user_id)
+}
+
+#[cached(
+    timeout = 3600,
+    key = "user_order_stats:{user_id}",
+    namespace = "orders",
+    tags = ["user:{user_id}", "stats"],
+    cache = redis()
+)]
+async fn on_redis_tagged(user_id: i64) -> OrderStats {
     compute(user_id)
 }
 
@@ -112,6 +139,22 @@ fn main() {
         with_macro(7).await;
         tagged(7).await;
         by_hand(7).await;
+        let (mut raw, mut stored) = (None, String::new());
+        if kind.starts_with("redis") {
+            let url = std::env::var("REDIS_URL").expect("the Redis kinds read REDIS_URL");
+            let cache = Cache::builder()
+                .redis_url(url.as_str())
+                .key_prefix("hit-loop-redis")
+                .build()
+                .await
+                .unwrap();
+            let _ = REDIS.set(cache);
+            on_redis(7).await;
+            on_redis_tagged(7).await;
+            let client = redis::Client::open(url).unwrap();
+            raw = Some(client.get_multiplexed_async_connection().await.unwrap());
+            stored = redis().key_for(key);
+        }
         if kind == "local" {
             let url = std::env::var("REDIS_URL").expect("`local` reads REDIS_URL");
             let cache = Cache::builder()
@@ -138,6 +181,13 @@ fn main() {
                 "tagged" => drop(black_box(tagged(black_box(7)).await)),
                 "by-hand" => drop(black_box(by_hand(black_box(7)).await)),
                 "local" => drop(black_box(with_local_tier(black_box(7)).await)),
+                "redis-get" => {
+                    let mut conn = raw.clone().expect("connected");
+                    let bytes: Vec<u8> = conn.get(black_box(stored.as_str())).await.unwrap();
+                    drop(black_box(bytes));
+                }
+                "redis" => drop(black_box(on_redis(black_box(7)).await)),
+                "redis-tagged" => drop(black_box(on_redis_tagged(black_box(7)).await)),
                 other => panic!("unknown kind `{other}`"),
             }
         }

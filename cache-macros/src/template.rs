@@ -80,16 +80,21 @@ impl Template {
         })
     }
 
-    /// An expression rendering the template to a `String`, reading the arguments by name.
+    /// An expression rendering the template to a `Cow<'static, str>`,
+    /// reading the arguments by name: borrowed when it has no placeholder.
     pub(crate) fn render(&self, krate: &syn::Path) -> TokenStream {
         let private = quote!(#krate::__private);
+        if self.placeholders.is_empty() {
+            let text = self.literals.concat();
+            return quote!(#private::Cow::Borrowed(#text));
+        }
         let out = Ident::new("__cachette_tag", Span::mixed_site());
         let capacity = self.capacity();
         let steps = self.render_into(krate, &out);
         quote! {{
             let mut #out = #private::String::with_capacity(#capacity);
             #steps
-            #out
+            #private::Cow::Owned(#out)
         }}
     }
 

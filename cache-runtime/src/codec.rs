@@ -338,11 +338,23 @@ fn msgpack_len(bytes: &[u8]) -> Option<usize> {
 
 /// Reads a counter: optional `-` and 1 to 19 decimal digits, as Redis writes them.
 pub(crate) fn parse_counter(bytes: &[u8]) -> Option<i64> {
-    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+    match bytes.strip_prefix(b"-") {
+        Some(digits) => 0_i64.checked_sub_unsigned(parse_decimal(digits)?),
+        None => i64::try_from(parse_decimal(bytes)?).ok(),
+    }
+}
+
+/// The number `digits` spell (ASCII digits only), if it fits a `u64`.
+pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
         return None;
     }
-    std::str::from_utf8(bytes).ok()?.parse().ok()
+    digits.iter().try_fold(0_u64, |n, &digit| {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
 }
 
 /// The value of a `MessagePack` payload that is exactly one integer fitting an `i64`.
@@ -373,6 +385,43 @@ mod tests {
     #[derive(Debug, PartialEq, Deserialize)]
     struct Other {
         name: String,
+    }
+
+    #[test]
+    fn counters_and_versions_parse_as_redis_writes_them() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "007",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            assert_eq!(
+                parse_counter(text.as_bytes()),
+                text.parse::<i64>().ok(),
+                "{text}"
+            );
+        }
+        for text in [
+            "",
+            "-",
+            "+5",
+            " 5",
+            "5 ",
+            "5a",
+            "1.5",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "--1",
+        ] {
+            assert_eq!(parse_counter(text.as_bytes()), None, "{text}");
+        }
+        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_decimal(b"18446744073709551616"), None);
+        assert_eq!(parse_decimal(b"4503599627370495"), Some((1 << 52) - 1));
+        assert_eq!(parse_decimal(b"-1"), None);
     }
 
     #[test]

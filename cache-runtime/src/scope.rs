@@ -27,7 +27,7 @@ pub const MAX_SCOPE: usize = 255;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
     namespace: Option<Cow<'static, str>>,
-    tags: Vec<String>,
+    tags: Vec<Cow<'static, str>>,
 }
 
 impl Scope {
@@ -49,17 +49,20 @@ impl Scope {
     /// drops every entry carrying the tag.
     #[must_use]
     pub fn tag(mut self, tag: impl Into<String>) -> Self {
-        self.tags.push(tag.into());
+        self.tags.push(Cow::Owned(tag.into()));
         self
     }
 
     /// The tags, in the order given.
     #[must_use]
-    pub fn tags(&self) -> &[String] {
+    pub fn tags(&self) -> &[Cow<'static, str>] {
         &self.tags
     }
 
-    pub(crate) fn from_parts(namespace: Option<&'static str>, tags: Vec<String>) -> Self {
+    pub(crate) fn from_parts(
+        namespace: Option<&'static str>,
+        tags: Vec<Cow<'static, str>>,
+    ) -> Self {
         Self {
             namespace: namespace.map(Cow::Borrowed),
             tags,

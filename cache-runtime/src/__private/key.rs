@@ -149,7 +149,7 @@ impl Out for KeyBuf {
 
 /// The scope of a call: its namespace and its rendered tags.
 #[must_use]
-pub fn scope(namespace: Option<&'static str>, tags: Vec<String>) -> Scope {
+pub fn scope(namespace: Option<&'static str>, tags: Vec<Cow<'static, str>>) -> Scope {
     Scope::from_parts(namespace, tags)
 }
 

@@ -20,6 +20,7 @@ pub use core::option::Option;
 pub use key::{
     CallKey, KeyArg, KeyBuf, KeyBuilder, Out, Part, PartDisplay, PartFast, push_debug, scope,
 };
+pub use std::borrow::Cow;
 pub use std::string::String;
 pub use std::time::Duration;
 pub use std::{format, vec};

@@ -548,7 +548,7 @@ fn ttl_arg(expiry: Expiry) -> u64 {
 
 /// A version as Redis stores it: decimal text.
 fn parse_version(bytes: &[u8]) -> Option<u64> {
-    std::str::from_utf8(bytes).ok()?.parse().ok()
+    codec::parse_decimal(bytes)
 }
 
 fn set_cmd(key: &str, bytes: &[u8], expiry: Expiry) -> redis::Cmd {
