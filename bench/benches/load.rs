@@ -352,7 +352,6 @@ async fn run() -> Option<Vec<(usize, Vec<Figures>)>> {
     let url = URL.get().unwrap();
     cachette::Cache::builder()
         .redis_url(url)
-        .connections(std::env::var("LANES").map_or(2, |v| v.parse().unwrap()))
         .build()
         .await
         .unwrap()
@@ -495,9 +494,9 @@ type Ratio = fn(&Figures, &Figures) -> f64;
 /// Two panels of grouped bars: p50 latency and throughput, each as a ratio
 /// to the raw `GET` of the same size (1.0, dashed).
 fn chart(results: &[(usize, Vec<Figures>)]) -> String {
-    const COLORS: [&str; 10] = [
+    const COLORS: [&str; Row::ALL.len()] = [
         "#555555", "#999999", "#d08c2c", "#2c6fd0", "#6fa8f0", "#333333", "#2ca05a", "#7fd49a",
-        "#8e44ad", "#c39bd3",
+        "#8e44ad", "#c39bd3", "#b0b0b0",
     ];
     let (width, panel_h, top, left) = (900.0, 260.0, 40.0, 60.0);
     let group_w = (width - left - 20.0) / results.len() as f64;
