@@ -47,7 +47,9 @@ fn key_derivation(c: &mut Criterion) {
         b.iter(|| {
             let mut key = KeyBuilder::new("shop::orders");
             key.arg(black_box(&42_i64));
-            black_box(key.finish("user_order_stats"))
+            let mut derived = String::with_capacity(64);
+            key.finish("user_order_stats", &mut derived);
+            black_box(derived)
         });
     });
     group.bench_function("string + integer + struct", |b| {
@@ -61,7 +63,9 @@ fn key_derivation(c: &mut Criterion) {
             key.arg(black_box("https://api.example.com/v1/products"));
             key.arg(black_box(&2_u32));
             key.arg(black_box(&filter));
-            black_box(key.finish("search"))
+            let mut derived = String::with_capacity(64);
+            key.finish("search", &mut derived);
+            black_box(derived)
         });
     });
     group.finish();

@@ -11,13 +11,15 @@
 //!
 //! let mut key = KeyBuilder::new("shop::catalog");
 //! key.arg(&42_u64);
-//! assert!(key.finish("products").starts_with("shop::catalog::products:"));
+//! let mut derived = String::new();
+//! key.finish("products", &mut derived);
+//! assert!(derived.starts_with("shop::catalog::products:"));
 //! ```
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use crate::__private::KeyBuilder;
+pub use crate::__private::{KeyBuilder, Out};
 use crate::Error;
 use crate::codec::{self, Stored};
 

@@ -213,7 +213,7 @@ impl KeyBuilder {
     }
 
     /// Writes `{path}::{fn}:{digest}`, or `{Self type}::{fn}:{digest}` for methods.
-    pub fn finish(self, function: &str, key: &mut KeyBuf) {
+    pub fn finish(self, function: &str, key: &mut impl Out) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = self.digest.digest128();
         let owner = self.self_type.unwrap_or(self.path);
