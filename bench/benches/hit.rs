@@ -1,7 +1,7 @@
 //! A memory-backend hit: through `#[cached]`, through a hand-written
-//! `get_or_set`, and a bare moka `get` of the same value (the floor), from
-//! a moka cache without expiry and from one with a per-entry expiry (which
-//! the memory backend needs for its timeouts).
+//! `get_or_set`, and a bare moka `get` of the same value (the floor): from
+//! moka's asynchronous cache without expiry and with a per-entry expiry, and
+//! from its synchronous cache (which the memory backend is built on).
 //!
 //! `cargo bench -p cachette-bench --bench hit`
 
@@ -80,7 +80,13 @@ fn hits(c: &mut Criterion) {
         .build();
     runtime.block_on(expiring.insert("user_order_stats:7".to_owned(), compute(7)));
 
+    let sync: moka::sync::Cache<String, OrderStats> = moka::sync::Cache::new(10_000);
+    sync.insert("user_order_stats:7".to_owned(), compute(7));
+
     let mut group = c.benchmark_group("memory hit");
+    group.bench_function("moka sync get (floor)", |b| {
+        b.iter(|| black_box(sync.get(black_box("user_order_stats:7"))));
+    });
     group.bench_function("moka get (floor)", |b| {
         b.to_async(&runtime)
             .iter(|| async { black_box(moka.get(black_box("user_order_stats:7")).await) });

@@ -14,9 +14,10 @@
 //! `cached` (`#[cached]`), `tagged` (`#[cached]` with a namespace and two
 //! tags), `by-hand` (`Cache::get_or_set`), `local` (`#[cached]` on a cache
 //! with a local tier in front of the Redis at `REDIS_URL`); and on the Redis
-//! at `REDIS_URL`, the client's side of a hit: `redis-get` (a raw redis-rs
-//! `GET` of the same stored bytes), `redis` (`#[cached]`) and `redis-tagged`
-//! (with a namespace and two tags).
+//! at `REDIS_URL`, the client's side of a hit on a text of `HIT_SIZE` bytes
+//! (256 unless set): `redis-get` (a raw redis-rs `GET` of the bytes cachette
+//! stored), `redis` (`#[cached]`), `redis-tagged` (with a namespace and two
+//! tags) and `redis-peer` (the `cached` crate's `AsyncRedisCache`).
 //!
 //! It also prints the heap allocations per hit, counted by the allocator.
 
@@ -24,6 +25,8 @@ use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use cached::AsyncRedisCache;
+use cached::macros::concurrent_cached;
 use cachette::{Cache, cached};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -73,20 +76,45 @@ fn redis() -> &'static Cache {
     REDIS.get().expect("the Redis cache is built first")
 }
 
-#[cached(timeout = 3600, key = "user_order_stats:{user_id}", cache = redis())]
-async fn on_redis(user_id: i64) -> OrderStats {
-    compute(user_id)
+/// The value of the Redis kinds: text of `size` bytes.
+fn text(size: usize) -> String {
+    "cachette-bench ".chars().cycle().take(size).collect()
+}
+
+#[cached(timeout = 3600, key = "text:{size}", cache = redis())]
+async fn on_redis(size: usize) -> String {
+    text(size)
 }
 
 #[cached(
     timeout = 3600,
-    key = "user_order_stats:{user_id}",
-    namespace = "orders",
-    tags = ["user:{user_id}", "stats"],
+    key = "text:{size}",
+    namespace = "catalog",
+    tags = ["size:{size}", "bench"],
     cache = redis()
 )]
-async fn on_redis_tagged(user_id: i64) -> OrderStats {
-    compute(user_id)
+async fn on_redis_tagged(size: usize) -> String {
+    text(size)
+}
+
+#[derive(Debug, Clone)]
+struct PeerError(String);
+
+#[allow(clippy::unused_async)] // the peer's macro wants an async body
+#[concurrent_cached(
+    map_error = r#"|e| PeerError(format!("{e:?}"))"#,
+    ty = "cached::AsyncRedisCache<usize, String>",
+    create = r##"{
+        AsyncRedisCache::builder("hit_loop_peer")
+            .ttl(Duration::from_secs(3600))
+            .connection_string(&std::env::var("REDIS_URL").expect("REDIS_URL"))
+            .build()
+            .await
+            .expect("the cached crate's Redis store")
+    }"##
+)]
+async fn peer(size: usize) -> Result<String, PeerError> {
+    Ok(text(size))
 }
 
 /// A cache with a local tier in front of the Redis at `REDIS_URL`.
@@ -121,6 +149,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let kind = args.next().unwrap_or_else(|| "cached".to_owned());
     let n: usize = args.next().map_or(100_000, |n| n.parse().expect("a count"));
+    let size: usize = std::env::var("HIT_SIZE").map_or(256, |s| s.parse().expect("a size"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -149,11 +178,12 @@ fn main() {
                 .await
                 .unwrap();
             let _ = REDIS.set(cache);
-            on_redis(7).await;
-            on_redis_tagged(7).await;
+            on_redis(size).await;
+            on_redis_tagged(size).await;
+            peer(size).await.unwrap_or_else(|PeerError(e)| panic!("{e}"));
             let client = redis::Client::open(url).unwrap();
             raw = Some(client.get_multiplexed_async_connection().await.unwrap());
-            stored = redis().key_for(key);
+            stored = redis().key_for(&format!("text:{size}"));
         }
         if kind == "local" {
             let url = std::env::var("REDIS_URL").expect("`local` reads REDIS_URL");
@@ -186,8 +216,9 @@ fn main() {
                     let bytes: Vec<u8> = conn.get(black_box(stored.as_str())).await.unwrap();
                     drop(black_box(bytes));
                 }
-                "redis" => drop(black_box(on_redis(black_box(7)).await)),
-                "redis-tagged" => drop(black_box(on_redis_tagged(black_box(7)).await)),
+                "redis" => drop(black_box(on_redis(black_box(size)).await)),
+                "redis-tagged" => drop(black_box(on_redis_tagged(black_box(size)).await)),
+                "redis-peer" => drop(black_box(peer(black_box(size)).await)),
                 other => panic!("unknown kind `{other}`"),
             }
         }
