@@ -180,7 +180,9 @@ fn main() {
             let _ = REDIS.set(cache);
             on_redis(size).await;
             on_redis_tagged(size).await;
-            peer(size).await.unwrap_or_else(|PeerError(e)| panic!("{e}"));
+            peer(size)
+                .await
+                .unwrap_or_else(|PeerError(e)| panic!("{e}"));
             let client = redis::Client::open(url).unwrap();
             raw = Some(client.get_multiplexed_async_connection().await.unwrap());
             stored = redis().key_for(&format!("text:{size}"));
