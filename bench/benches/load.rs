@@ -32,14 +32,16 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+#[path = "../peer.rs"]
+mod peer;
+
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use cached::AsyncRedisCache;
-use cached::macros::concurrent_cached;
 use cachette::cached;
+use peer::{PEER_URL, PeerError, peer_item, value};
 use redis::AsyncCommands;
 
 const SIZES: [usize; 3] = [256, 4096, 65_536];
@@ -51,31 +53,6 @@ const THROUGHPUT_FOR: Duration = Duration::from_millis(1500);
 static URL: OnceLock<String> = OnceLock::new();
 /// The seed nodes of the bench's cluster.
 static SEEDS: OnceLock<Vec<String>> = OnceLock::new();
-
-/// The value every contender stores for `size`: text of that many bytes.
-fn value(size: usize) -> String {
-    "cachette-bench ".chars().cycle().take(size).collect()
-}
-
-#[derive(Debug, Clone)]
-struct PeerError(String);
-
-#[allow(clippy::unused_async)] // the peer's macro wants an async body
-#[concurrent_cached(
-    map_error = r#"|e| PeerError(format!("{e:?}"))"#,
-    ty = "cached::AsyncRedisCache<usize, String>",
-    create = r##"{
-        AsyncRedisCache::builder("bench_peer")
-            .ttl(Duration::from_secs(3600))
-            .connection_string(URL.get().expect("the URL is set first"))
-            .build()
-            .await
-            .expect("the cached crate's Redis store")
-    }"##
-)]
-async fn peer_item(size: usize) -> Result<String, PeerError> {
-    Ok(value(size))
-}
 
 #[cached(timeout = 3600)]
 async fn cachette_item(size: usize) -> String {
@@ -325,6 +302,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn main() {
     let server = support::RedisServer::start();
     URL.set(server.url(0)).unwrap();
+    PEER_URL.set(server.url(0)).unwrap();
     let cluster = support::RedisCluster::start();
     SEEDS.set(cluster.seeds()).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()

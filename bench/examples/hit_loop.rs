@@ -21,13 +21,15 @@
 //!
 //! It also prints the heap allocations per hit, counted by the allocator.
 
+#[path = "../peer.rs"]
+mod peer;
+
 use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use cached::AsyncRedisCache;
-use cached::macros::concurrent_cached;
 use cachette::{Cache, cached};
+use peer::{PEER_URL, PeerError, peer_item, value};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -76,14 +78,9 @@ fn redis() -> &'static Cache {
     REDIS.get().expect("the Redis cache is built first")
 }
 
-/// The value of the Redis kinds: text of `size` bytes.
-fn text(size: usize) -> String {
-    "cachette-bench ".chars().cycle().take(size).collect()
-}
-
 #[cached(timeout = 3600, key = "text:{size}", cache = redis())]
 async fn on_redis(size: usize) -> String {
-    text(size)
+    value(size)
 }
 
 #[cached(
@@ -94,27 +91,7 @@ async fn on_redis(size: usize) -> String {
     cache = redis()
 )]
 async fn on_redis_tagged(size: usize) -> String {
-    text(size)
-}
-
-#[derive(Debug, Clone)]
-struct PeerError(String);
-
-#[allow(clippy::unused_async)] // the peer's macro wants an async body
-#[concurrent_cached(
-    map_error = r#"|e| PeerError(format!("{e:?}"))"#,
-    ty = "cached::AsyncRedisCache<usize, String>",
-    create = r##"{
-        AsyncRedisCache::builder("hit_loop_peer")
-            .ttl(Duration::from_secs(3600))
-            .connection_string(&std::env::var("REDIS_URL").expect("REDIS_URL"))
-            .build()
-            .await
-            .expect("the cached crate's Redis store")
-    }"##
-)]
-async fn peer(size: usize) -> Result<String, PeerError> {
-    Ok(text(size))
+    value(size)
 }
 
 /// A cache with a local tier in front of the Redis at `REDIS_URL`.
@@ -178,9 +155,10 @@ fn main() {
                 .await
                 .unwrap();
             let _ = REDIS.set(cache);
+            let _ = PEER_URL.set(url.clone());
             on_redis(size).await;
             on_redis_tagged(size).await;
-            peer(size)
+            peer_item(size)
                 .await
                 .unwrap_or_else(|PeerError(e)| panic!("{e}"));
             let client = redis::Client::open(url).unwrap();
@@ -220,7 +198,7 @@ fn main() {
                 }
                 "redis" => drop(black_box(on_redis(black_box(size)).await)),
                 "redis-tagged" => drop(black_box(on_redis_tagged(black_box(size)).await)),
-                "redis-peer" => drop(black_box(peer(black_box(size)).await)),
+                "redis-peer" => drop(black_box(peer_item(black_box(size)).await)),
                 other => panic!("unknown kind `{other}`"),
             }
         }
