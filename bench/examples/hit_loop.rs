@@ -11,8 +11,8 @@
 //!
 //! Kinds: `moka` (moka's asynchronous cache, no expiry), `moka-sync` (its
 //! synchronous cache), `moka-expiry` (asynchronous, per-entry expiry),
-//! `cached` (`#[cached]`), `tagged` (`#[cached]` with a namespace and two
-//! tags), `by-hand` (`Cache::get_or_set`), `local` (`#[cached]` on a cache
+//! `cached` (`#[cached]`), `derived` (`#[cached]` with a key derived from
+//! the arguments), `tagged` (`#[cached]` with a namespace and two tags), `by-hand` (`Cache::get_or_set`), `local` (`#[cached]` on a cache
 //! with a local tier in front of the Redis at `REDIS_URL`); and on the Redis
 //! at `REDIS_URL`, the client's side of a hit on a text of `HIT_SIZE` bytes
 //! (256 unless set): `redis-get` (a raw redis-rs `GET` of the bytes cachette
@@ -57,6 +57,11 @@ fn memory() -> &'static Cache {
 
 #[cached(timeout = 3600, key = "user_order_stats:{user_id}", cache = memory())]
 async fn with_macro(user_id: i64) -> OrderStats {
+    compute(user_id)
+}
+
+#[cached(timeout = 3600, cache = memory())]
+async fn derived(user_id: i64) -> OrderStats {
     compute(user_id)
 }
 
@@ -144,6 +149,7 @@ fn main() {
         expiring.insert(key.to_owned(), compute(7)).await;
         with_macro(7).await;
         tagged(7).await;
+        derived(7).await;
         by_hand(7).await;
         let (mut raw, mut stored) = (None, String::new());
         if kind.starts_with("redis") {
@@ -189,6 +195,7 @@ fn main() {
                 "moka-expiry" => drop(black_box(expiring.get(black_box(key)).await)),
                 "cached" => drop(black_box(with_macro(black_box(7)).await)),
                 "tagged" => drop(black_box(tagged(black_box(7)).await)),
+                "derived" => drop(black_box(derived(black_box(7)).await)),
                 "by-hand" => drop(black_box(by_hand(black_box(7)).await)),
                 "local" => drop(black_box(with_local_tier(black_box(7)).await)),
                 "redis-get" => {

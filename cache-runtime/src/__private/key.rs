@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use arrayvec::ArrayString;
+use arrayvec::{ArrayString, ArrayVec};
 use serde::Serialize;
 
 use super::convert::CacheRef;
@@ -160,20 +160,47 @@ pub fn scope(namespace: Option<&'static str>, tags: Vec<Cow<'static, str>>) -> S
 pub struct KeyBuilder {
     path: &'static str,
     self_type: Option<&'static str>,
-    digest: xxhash_rust::xxh3::Xxh3Default,
+    encoded: Encoded,
 }
 
-/// Feeds what a serializer writes into the digest.
-struct Feed<'a>(&'a mut xxhash_rust::xxh3::Xxh3Default);
+/// The arguments' encodings: kept inline while they are short (hashed at
+/// once at the end, which is cheaper), streamed into the digest past that.
+/// Both give the same digest.
+enum Encoded {
+    Inline(ArrayVec<u8, INLINE_ARGS>),
+    Streamed(Box<xxhash_rust::xxh3::Xxh3Default>),
+}
 
-impl std::io::Write for Feed<'_> {
+/// The most bytes of encoded arguments kept inline.
+const INLINE_ARGS: usize = 128;
+
+impl std::io::Write for Encoded {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.update(bytes);
+        match self {
+            Self::Inline(inline) => {
+                if inline.try_extend_from_slice(bytes).is_err() {
+                    let mut digest = Box::new(xxhash_rust::xxh3::Xxh3Default::new());
+                    digest.update(inline);
+                    digest.update(bytes);
+                    *self = Self::Streamed(digest);
+                }
+            }
+            Self::Streamed(digest) => digest.update(bytes),
+        }
         Ok(bytes.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+impl Encoded {
+    fn digest(&self) -> u128 {
+        match self {
+            Self::Inline(inline) => xxhash_rust::xxh3::xxh3_128(inline),
+            Self::Streamed(digest) => digest.digest128(),
+        }
     }
 }
 
@@ -183,7 +210,7 @@ impl KeyBuilder {
         Self {
             path,
             self_type: None,
-            digest: xxhash_rust::xxh3::Xxh3Default::new(),
+            encoded: Encoded::Inline(ArrayVec::new()),
         }
     }
 
@@ -198,7 +225,8 @@ impl KeyBuilder {
 
     /// Adds one argument to the key.
     pub fn arg<T: KeyArg + ?Sized>(&mut self, value: &T) {
-        let mut ser = rmp_serde::Serializer::new(Feed(&mut self.digest)).with_struct_map();
+        use std::io::Write as _;
+        let mut ser = rmp_serde::Serializer::new(&mut self.encoded).with_struct_map();
         if let Err(error) = value.serialize(&mut ser) {
             // Keep keys distinct even for an argument that refuses to encode:
             // mark the failure and its type, and log it.
@@ -207,15 +235,15 @@ impl KeyBuilder {
                 %error,
                 "a cache key argument could not be encoded"
             );
-            self.digest.update(b"\xc1");
-            self.digest.update(std::any::type_name::<T>().as_bytes());
+            let _ = self.encoded.write(b"\xc1");
+            let _ = self.encoded.write(std::any::type_name::<T>().as_bytes());
         }
     }
 
     /// Writes `{path}::{fn}:{digest}`, or `{Self type}::{fn}:{digest}` for methods.
     pub fn finish(self, function: &str, key: &mut impl Out) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let digest = self.digest.digest128();
+        let digest = self.encoded.digest();
         let owner = self.self_type.unwrap_or(self.path);
         key.push_str(owner);
         key.push_str("::");
@@ -348,6 +376,34 @@ mod tests {
             (&Part(&by_ref)).push_to(&mut out);
             assert_eq!(out, format!("{}", value), "&&{}", stringify!($value));
         })*};
+    }
+
+    #[test]
+    fn derived_keys_digest_every_argument_encoding_in_order() {
+        #[derive(serde::Serialize)]
+        struct Filter<'a> {
+            category: &'a str,
+            max_price: u32,
+        }
+        let long = "x".repeat(300);
+        for (a, b) in [("books", 7_u32), (long.as_str(), 8), ("", 0)] {
+            let filter = Filter {
+                category: a,
+                max_price: b,
+            };
+            let mut key = super::KeyBuilder::new("shop::catalog");
+            key.arg(a);
+            key.arg(&b);
+            key.arg(&filter);
+            let mut derived = String::new();
+            key.finish("search", &mut derived);
+            // What the key has always been: xxh3-128 of the encodings, one after the other.
+            let mut encodings = rmp_serde::to_vec_named(a).unwrap();
+            encodings.extend(rmp_serde::to_vec_named(&b).unwrap());
+            encodings.extend(rmp_serde::to_vec_named(&filter).unwrap());
+            let digest = xxhash_rust::xxh3::xxh3_128(&encodings);
+            assert_eq!(derived, format!("shop::catalog::search:{digest:032x}"));
+        }
     }
 
     #[test]
