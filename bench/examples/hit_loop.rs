@@ -60,10 +60,20 @@ async fn with_macro(user_id: i64) -> OrderStats {
     compute(user_id)
 }
 
-#[cached(timeout = 3600, cache = memory())]
-async fn derived(user_id: i64) -> OrderStats {
-    compute(user_id)
+/// Where a derived key's function lives gives the key its length: here as
+/// long as an application's module path commonly is.
+mod shop {
+    pub(crate) mod orders {
+        use super::super::{OrderStats, cached, compute, memory};
+
+        #[cached(timeout = 3600, cache = memory())]
+        pub(crate) async fn user_order_stats(user_id: i64) -> OrderStats {
+            compute(user_id)
+        }
+    }
 }
+
+use shop::orders::user_order_stats as derived;
 
 #[cached(
     timeout = 3600,

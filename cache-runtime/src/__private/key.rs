@@ -56,7 +56,7 @@ pub struct KeyBuf {
 }
 
 /// The longest stored key kept inline.
-const INLINE_KEY: usize = 64;
+const INLINE_KEY: usize = 128;
 
 enum Text {
     Inline(ArrayString<INLINE_KEY>),
