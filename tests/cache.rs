@@ -10,96 +10,29 @@ use std::time::Duration;
 
 use cachette::{Cache, Error, Timeout};
 use serde::{Deserialize, Serialize};
-use support::{RedisCluster, RedisServer};
+use support::store::Store;
 
 /// A cache under test and, for Redis, the server it talks to.
-struct Fixture {
-    cache: Cache,
-    server: Option<RedisServer>,
-    cluster: Option<Arc<RedisCluster>>,
+type Fixture = Store;
+
+fn builder() -> cachette::CacheBuilder {
+    Cache::builder().key_prefix("test")
 }
 
 async fn memory_fixture() -> Fixture {
-    Fixture::memory().await
+    Store::memory(builder()).await
 }
 
 async fn redis_fixture() -> Fixture {
-    Fixture::redis().await
+    Store::redis(builder()).await
 }
 
 async fn cluster_fixture() -> Fixture {
-    let cluster = support::current_cluster();
-    let cache = Cache::builder()
-        .redis_cluster(cluster.seeds())
-        .key_prefix("test")
-        .build()
-        .await
-        .unwrap();
-    Fixture {
-        cache,
-        server: None,
-        cluster: Some(cluster),
-    }
-}
-
-impl Fixture {
-    async fn memory() -> Self {
-        Self {
-            cache: Cache::builder().key_prefix("test").build().await.unwrap(),
-            server: None,
-            cluster: None,
-        }
-    }
-
-    async fn redis() -> Self {
-        let server = RedisServer::start();
-        let cache = Cache::builder()
-            .redis_url(server.url(0))
-            .key_prefix("test")
-            .build()
-            .await
-            .unwrap();
-        Self {
-            cache,
-            server: Some(server),
-            cluster: None,
-        }
-    }
-
-    /// Another cache on the same store, under another prefix.
-    async fn sibling(&self, prefix: &str) -> Cache {
-        match (&self.server, &self.cluster) {
-            (Some(server), _) => Cache::builder()
-                .redis_url(server.url(0))
-                .key_prefix(prefix)
-                .build()
-                .await
-                .unwrap(),
-            (None, Some(cluster)) => Cache::builder()
-                .redis_cluster(cluster.seeds())
-                .key_prefix(prefix)
-                .build()
-                .await
-                .unwrap(),
-            (None, None) => self.cache.with_prefix(prefix).unwrap(),
-        }
-    }
+    Store::cluster(builder()).await
 }
 
 async fn tiered_fixture() -> Fixture {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .key_prefix("test")
-        .local_tier(16 << 20)
-        .build()
-        .await
-        .unwrap();
-    Fixture {
-        cache,
-        server: Some(server),
-        cluster: None,
-    }
+    Store::tiered(builder()).await
 }
 
 on_both_backends!(memory_fixture, redis_fixture, cluster_fixture, tiered_fixture;

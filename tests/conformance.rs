@@ -7,12 +7,11 @@
 #[macro_use]
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cachette::{Cache, Error, Timeout};
 use serde::{Deserialize, Serialize};
-use support::{RedisCluster, RedisServer};
+use support::store::Store;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -255,39 +254,26 @@ async fn run(cache: &Cache, key: &str, op: Op) -> Outcome {
 }
 
 /// A cache under test; for Redis, the server, to write foreign bytes.
-struct Fx {
-    cache: Cache,
-    server: Option<RedisServer>,
-    cluster: Option<Arc<RedisCluster>>,
-}
+type Fx = Store;
 
-impl Fx {
-    async fn put(&self, key: &str, holds: Holds) {
-        let cache = &self.cache;
-        match holds {
-            Nothing => {}
-            Value => cache.set(key, "v", MINUTE).await.unwrap(),
-            Counter => cache.set(key, &5, MINUTE).await.unwrap(),
-            Expired => cache
-                .set(key, "v", Duration::from_millis(20))
-                .await
-                .unwrap(),
-            Tombstone => {
-                cache.set(key, "v", MINUTE).await.unwrap();
-                cache.invalidate(key).await.unwrap();
-            }
-            Foreign => {
-                let set = redis::cmd("SET")
-                    .arg(cache.key_for(key))
-                    .arg(b"\xff\x00 another program's bytes")
-                    .clone();
-                let () = match (&self.server, &self.cluster) {
-                    (Some(server), _) => set.query_async(&mut server.connect(0).await).await,
-                    (None, Some(cluster)) => set.query_async(&mut cluster.connect().await).await,
-                    (None, None) => panic!("foreign bytes need Redis"),
-                }
-                .unwrap();
-            }
+/// Makes `key` hold what `holds` says.
+async fn put(fx: &Fx, key: &str, holds: Holds) {
+    let cache = &fx.cache;
+    match holds {
+        Nothing => {}
+        Value => cache.set(key, "v", MINUTE).await.unwrap(),
+        Counter => cache.set(key, &5, MINUTE).await.unwrap(),
+        Expired => cache
+            .set(key, "v", Duration::from_millis(20))
+            .await
+            .unwrap(),
+        Tombstone => {
+            cache.set(key, "v", MINUTE).await.unwrap();
+            cache.invalidate(key).await.unwrap();
+        }
+        Foreign => {
+            fx.set_raw(&cache.key_for(key), b"\xff\x00 another program's bytes")
+                .await;
         }
     }
 }
@@ -295,13 +281,13 @@ impl Fx {
 async fn every_operation_follows_the_rules(fx: Fx) {
     let holds: Vec<Holds> = HOLDS
         .into_iter()
-        .filter(|h| *h != Foreign || fx.server.is_some() || fx.cluster.is_some())
+        .filter(|h| *h != Foreign || fx.is_redis())
         .collect();
     let mut cases = Vec::new();
     for (i, op) in ops().into_iter().enumerate() {
         for (j, &h) in holds.iter().enumerate() {
             let key = format!("case:{i}:{j}");
-            fx.put(&key, h).await;
+            put(&fx, &key, h).await;
             cases.push((key, h, op));
         }
     }
@@ -327,56 +313,20 @@ async fn every_operation_follows_the_rules(fx: Fx) {
     );
 }
 
-#[allow(clippy::unused_async)] // one signature for both fixtures
 async fn memory() -> Fx {
-    Fx {
-        cache: Cache::memory(),
-        server: None,
-        cluster: None,
-    }
+    Store::memory(Cache::builder()).await
 }
 
 async fn redis() -> Fx {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
-    Fx {
-        cache,
-        server: Some(server),
-        cluster: None,
-    }
+    Store::redis(Cache::builder()).await
 }
 
 async fn cluster() -> Fx {
-    let cluster = support::current_cluster();
-    let cache = Cache::builder()
-        .redis_cluster(cluster.seeds())
-        .build()
-        .await
-        .unwrap();
-    Fx {
-        cache,
-        server: None,
-        cluster: Some(cluster),
-    }
+    Store::cluster(Cache::builder()).await
 }
 
 async fn tiered() -> Fx {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .local_tier(16 << 20)
-        .build()
-        .await
-        .unwrap();
-    Fx {
-        cache,
-        server: Some(server),
-        cluster: None,
-    }
+    Store::tiered(Cache::builder()).await
 }
 
 on_both_backends!(memory, redis, cluster, tiered; every_operation_follows_the_rules);

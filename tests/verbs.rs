@@ -5,76 +5,26 @@
 #[macro_use]
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use cachette::{Cache, Error, Timeout};
-use support::{RedisCluster, RedisServer, free_port};
+use support::free_port;
+use support::store::Store;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
-struct Fx {
-    cache: Cache,
-    server: Option<RedisServer>,
-    cluster: Option<Arc<RedisCluster>>,
-}
+type Fx = Store;
 
-impl Fx {
-    /// Another cache on the same store, under another prefix.
-    async fn sibling(&self, prefix: &str) -> Cache {
-        match (&self.server, &self.cluster) {
-            (Some(server), _) => Cache::builder()
-                .redis_url(server.url(0))
-                .key_prefix(prefix)
-                .build()
-                .await
-                .unwrap(),
-            (None, Some(cluster)) => Cache::builder()
-                .redis_cluster(cluster.seeds())
-                .key_prefix(prefix)
-                .build()
-                .await
-                .unwrap(),
-            (None, None) => self.cache.with_prefix(prefix).unwrap(),
-        }
-    }
-}
-
-#[allow(clippy::unused_async)] // one signature for both fixtures
 async fn memory() -> Fx {
-    Fx {
-        cache: Cache::memory(),
-        server: None,
-        cluster: None,
-    }
+    Store::memory(Cache::builder()).await
 }
 
 async fn redis() -> Fx {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
-    Fx {
-        cache,
-        server: Some(server),
-        cluster: None,
-    }
+    Store::redis(Cache::builder()).await
 }
 
 async fn cluster() -> Fx {
-    let cluster = support::current_cluster();
-    let cache = Cache::builder()
-        .redis_cluster(cluster.seeds())
-        .build()
-        .await
-        .unwrap();
-    Fx {
-        cache,
-        server: None,
-        cluster: Some(cluster),
-    }
+    Store::cluster(Cache::builder()).await
 }
 
 on_both_backends!(memory, redis, cluster;

@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)] // each test file uses part of it
 
 pub mod app;
+pub mod store;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

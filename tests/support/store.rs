@@ -1,0 +1,86 @@
+//! Where a suite's cache lives: in memory, on a `redis-server` of the
+//! test's own, on the test binary's cluster, or on a server behind a local
+//! tier — and what the suites do with the store besides the cache.
+
+use std::sync::Arc;
+
+use cachette::{Cache, CacheBuilder};
+
+use super::{RedisCluster, RedisServer, current_cluster};
+
+/// A cache under test and, for Redis, the server or cluster it talks to.
+pub struct Store {
+    pub cache: Cache,
+    pub server: Option<RedisServer>,
+    pub cluster: Option<Arc<RedisCluster>>,
+}
+
+impl Store {
+    /// `builder`'s cache in memory.
+    pub async fn memory(builder: CacheBuilder) -> Self {
+        Self {
+            cache: builder.build().await.unwrap(),
+            server: None,
+            cluster: None,
+        }
+    }
+
+    /// `builder`'s cache on a server of its own.
+    pub async fn redis(builder: CacheBuilder) -> Self {
+        let server = RedisServer::start();
+        Self {
+            cache: builder.redis_url(server.url(0)).build().await.unwrap(),
+            server: Some(server),
+            cluster: None,
+        }
+    }
+
+    /// `builder`'s cache on the test binary's cluster.
+    pub async fn cluster(builder: CacheBuilder) -> Self {
+        let cluster = current_cluster();
+        Self {
+            cache: builder
+                .redis_cluster(cluster.seeds())
+                .build()
+                .await
+                .unwrap(),
+            server: None,
+            cluster: Some(cluster),
+        }
+    }
+
+    /// `builder`'s cache on a server of its own, behind a 16 MiB local tier.
+    pub async fn tiered(builder: CacheBuilder) -> Self {
+        Self::redis(builder.local_tier(16 << 20)).await
+    }
+
+    /// Whether the store is Redis (one server or the cluster).
+    pub fn is_redis(&self) -> bool {
+        self.server.is_some() || self.cluster.is_some()
+    }
+
+    /// Another cache on the same store, under another prefix.
+    pub async fn sibling(&self, prefix: &str) -> Cache {
+        let builder = Cache::builder().key_prefix(prefix);
+        match (&self.server, &self.cluster) {
+            (Some(server), _) => builder.redis_url(server.url(0)).build().await.unwrap(),
+            (None, Some(cluster)) => builder
+                .redis_cluster(cluster.seeds())
+                .build()
+                .await
+                .unwrap(),
+            (None, None) => self.cache.with_prefix(prefix).unwrap(),
+        }
+    }
+
+    /// Writes `bytes` at the stored key `key`, as another program would.
+    pub async fn set_raw(&self, key: &str, bytes: &[u8]) {
+        let set = redis::cmd("SET").arg(key).arg(bytes).clone();
+        let () = match (&self.server, &self.cluster) {
+            (Some(server), _) => set.query_async(&mut server.connect(0).await).await,
+            (None, Some(cluster)) => set.query_async(&mut cluster.connect().await).await,
+            (None, None) => panic!("raw bytes need Redis"),
+        }
+        .unwrap();
+    }
+}
