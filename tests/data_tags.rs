@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use cachette::{Cache, cached, invalidate};
 use serde::{Deserialize, Serialize};
 use support::RedisServer;
+use support::store::redis_cache;
 
 /// A user's access: the groups they belong to, and what those allow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,12 +75,7 @@ async fn memory() -> Arc<Db> {
 }
 
 async fn redis() -> Arc<Db> {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let (server, cache) = redis_cache(Cache::builder()).await;
     db(cache, Some(server))
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use cachette::{Cache, cached};
 use support::app::{App, HANG, expected, is_hit, load};
+use support::store::redis_cache;
 use support::{RedisServer, eventually};
 
 /// A cache on `server` with the default deadlines and breaker.
@@ -173,14 +174,7 @@ async fn full_writes_fail_and_calls_still_succeed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_callers_than_connections_all_complete() {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .pool_size(2)
-        .connections(2)
-        .build()
-        .await
-        .unwrap();
+    let (_server, cache) = redis_cache(Cache::builder().pool_size(2).connections(2)).await;
     let app = App::new(cache);
     let slow = Arc::new(AtomicU64::new(0));
     let calls: Vec<_> = (0..400_u64)

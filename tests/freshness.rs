@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cachette::{Cache, cached};
+use support::store::redis_cache;
 use support::{RedisServer, eventually};
 
 struct Fx {
@@ -36,12 +37,7 @@ async fn memory() -> Arc<Fx> {
 }
 
 async fn redis() -> Arc<Fx> {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let (server, cache) = redis_cache(Cache::builder()).await;
     let swr = Cache::builder()
         .redis_url(server.url(1))
         .stale_while_revalidate(Duration::from_secs(30))
@@ -81,13 +77,7 @@ fn fixture(cache: Cache, swr: Cache, server: Option<RedisServer>) -> Arc<Fx> {
 }
 
 async fn tiered() -> Arc<Fx> {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .local_tier(16 << 20)
-        .build()
-        .await
-        .unwrap();
+    let (server, cache) = redis_cache(Cache::builder().local_tier(16 << 20)).await;
     let swr = Cache::builder()
         .redis_url(server.url(1))
         .local_tier(16 << 20)
@@ -275,13 +265,7 @@ async fn early_refresh_recomputes_before_the_timeout(fx: Arc<Fx>) {
 
 #[tokio::test]
 async fn jitter_spreads_the_expiries_of_values_written_together() {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .ttl_jitter(0.5)
-        .build()
-        .await
-        .unwrap();
+    let (server, cache) = redis_cache(Cache::builder().ttl_jitter(0.5)).await;
     for i in 0..100 {
         cache
             .get_or_set(&format!("k{i}"), || async { i }, Duration::from_secs(100))

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use cachette::{Cache, cached};
 use support::RedisServer;
+use support::store::redis_cache;
 
 /// A cache under test, the server behind it, and a count of computations.
 struct Fx {
@@ -41,12 +42,7 @@ async fn memory() -> Arc<Fx> {
 }
 
 async fn redis() -> Arc<Fx> {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let (server, cache) = redis_cache(Cache::builder()).await;
     Arc::new(Fx {
         cache,
         runs: AtomicUsize::new(0),
@@ -68,13 +64,7 @@ async fn cluster() -> Arc<Fx> {
 }
 
 async fn tiered() -> Arc<Fx> {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .local_tier(16 << 20)
-        .build()
-        .await
-        .unwrap();
+    let (server, cache) = redis_cache(Cache::builder().local_tier(16 << 20)).await;
     Arc::new(Fx {
         cache,
         runs: AtomicUsize::new(0),

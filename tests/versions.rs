@@ -10,6 +10,7 @@ use std::time::Duration;
 use cachette::{Cache, Scope, cached, invalidate};
 use redis::aio::MultiplexedConnection;
 use support::RedisServer;
+use support::store::redis_cache;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -39,12 +40,7 @@ async fn commands(conn: &mut MultiplexedConnection) -> Vec<(String, u64)> {
 
 #[tokio::test]
 async fn a_hit_with_a_namespace_and_two_tags_is_one_command() {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let (server, cache) = redis_cache(Cache::builder()).await;
     let scope = Scope::new()
         .namespace("product")
         .tag("category:books")
@@ -77,12 +73,7 @@ async fn a_hit_with_a_namespace_and_two_tags_is_one_command() {
 
 #[tokio::test]
 async fn a_plain_hit_is_one_get() {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let (server, cache) = redis_cache(Cache::builder()).await;
     cache.get_or_set("k", || async { 1 }, HOUR).await.unwrap();
     let mut conn = server.connect(0).await;
     reset_stats(&mut conn).await;
@@ -95,12 +86,7 @@ async fn a_plain_hit_is_one_get() {
 
 #[tokio::test]
 async fn a_bump_recycles_keys_instead_of_adding_new_ones() {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let (server, cache) = redis_cache(Cache::builder()).await;
     let scope = Scope::new().namespace("product");
     let fill = |round: u32| {
         let (cache, scope) = (cache.clone(), scope.clone());
@@ -131,13 +117,7 @@ async fn a_bump_recycles_keys_instead_of_adding_new_ones() {
 
 #[tokio::test]
 async fn a_version_key_lost_to_eviction_never_revives_old_entries() {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .key_prefix("p")
-        .build()
-        .await
-        .unwrap();
+    let (server, cache) = redis_cache(Cache::builder().key_prefix("p")).await;
     let scope = Scope::new().tag("t");
     cache
         .get_or_set_in("k", || async { "old".to_owned() }, HOUR, &scope)

@@ -8,6 +8,13 @@ use cachette::{Cache, CacheBuilder};
 
 use super::{RedisCluster, RedisServer, current_cluster};
 
+/// A `redis-server` of the test's own, and `builder`'s cache on it.
+pub async fn redis_cache(builder: CacheBuilder) -> (RedisServer, Cache) {
+    let server = RedisServer::start();
+    let cache = builder.redis_url(server.url(0)).build().await.unwrap();
+    (server, cache)
+}
+
 /// A cache under test and, for Redis, the server or cluster it talks to.
 pub struct Store {
     pub cache: Cache,
@@ -27,9 +34,9 @@ impl Store {
 
     /// `builder`'s cache on a server of its own.
     pub async fn redis(builder: CacheBuilder) -> Self {
-        let server = RedisServer::start();
+        let (server, cache) = redis_cache(builder).await;
         Self {
-            cache: builder.redis_url(server.url(0)).build().await.unwrap(),
+            cache,
             server: Some(server),
             cluster: None,
         }
