@@ -8,6 +8,8 @@
 
 use std::fmt::Write as _;
 
+use arrayvec::ArrayString;
+
 /// The default bound on the length of a stored key, in bytes.
 pub const DEFAULT_MAX_KEY_LENGTH: usize = 250;
 
@@ -67,6 +69,19 @@ impl KeySpace {
         self.shortened(key)
     }
 
+    /// [`entry`](Self::entry) without an allocation when the stored key
+    /// fits [`INLINE_KEY`] bytes.
+    pub(crate) fn stored(&self, key: &str) -> StoredKey {
+        if self.prefix.len() + 1 + key.len() > self.max_len {
+            return StoredKey(Text::Heap(self.shortened(key)));
+        }
+        let mut stored = StoredKey::default();
+        stored.push_str(&self.prefix);
+        stored.push_str(":");
+        stored.push_str(key);
+        stored
+    }
+
     /// `{prefix}#long:{head}:{digest}`: a key over the bound, shortened.
     fn shortened(&self, key: &str) -> String {
         let room = self.max_len - self.prefix.len() - SHORTENED_OVERHEAD;
@@ -112,6 +127,61 @@ impl KeySpace {
     /// The SCAN pattern matching every key of this cache, entries and internal keys.
     pub(crate) fn scan_pattern(&self) -> String {
         format!("{}[:#]*", self.prefix)
+    }
+}
+
+/// The longest stored key kept inline by [`StoredKey`].
+pub(crate) const INLINE_KEY: usize = 128;
+
+/// A stored key, kept inline up to [`INLINE_KEY`] bytes (most keys, so a
+/// call's key costs no allocation), on the heap past that.
+pub(crate) struct StoredKey(Text);
+
+enum Text {
+    Inline(ArrayString<INLINE_KEY>),
+    Heap(String),
+}
+
+impl Default for StoredKey {
+    fn default() -> Self {
+        Self(Text::Inline(ArrayString::new()))
+    }
+}
+
+impl StoredKey {
+    #[inline]
+    pub(crate) fn push_str(&mut self, text: &str) {
+        if let Text::Inline(inline) = &mut self.0
+            && inline.try_push_str(text).is_ok()
+        {
+            return;
+        }
+        self.push_on_heap(text);
+    }
+
+    /// Past the inline room: the key moves to the heap.
+    fn push_on_heap(&mut self, text: &str) {
+        match &mut self.0 {
+            Text::Inline(inline) => {
+                let mut heap = String::with_capacity(inline.len() + text.len() + 64);
+                heap.push_str(inline);
+                heap.push_str(text);
+                self.0 = Text::Heap(heap);
+            }
+            Text::Heap(heap) => heap.push_str(text),
+        }
+    }
+}
+
+impl std::ops::Deref for StoredKey {
+    type Target = str;
+
+    #[inline]
+    fn deref(&self) -> &str {
+        match &self.0 {
+            Text::Inline(inline) => inline,
+            Text::Heap(heap) => heap,
+        }
     }
 }
 
@@ -216,6 +286,15 @@ mod tests {
 
     fn space(prefix: &str) -> KeySpace {
         KeySpace::new(prefix, DEFAULT_MAX_KEY_LENGTH).unwrap()
+    }
+
+    #[test]
+    fn stored_keys_are_entries_inline_or_not() {
+        let keys = space("shop");
+        for len in [0, 1, 100, 122, 123, 124, 200, 245, 246, 400] {
+            let key = "é".repeat(len / 2) + &"k".repeat(len % 2);
+            assert_eq!(&*keys.stored(&key), keys.entry(&key), "{len} bytes");
+        }
     }
 
     #[test]

@@ -7,11 +7,12 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use arrayvec::{ArrayString, ArrayVec};
+use arrayvec::ArrayVec;
 use serde::Serialize;
 
 use super::convert::CacheRef;
 use crate::Cache;
+use crate::key::StoredKey;
 use crate::scope::Scope;
 
 /// The key of one call, and the cache it goes to.
@@ -47,66 +48,35 @@ impl CallKey<'_> {
 }
 
 /// A call's stored key being rendered: the cache's prefix and `:`, then the
-/// key. Kept inline up to [`INLINE_KEY`] bytes, so most keys cost no
-/// allocation.
+/// key; inline while it is short (see [`StoredKey`]).
 pub struct KeyBuf {
-    text: Text,
+    text: StoredKey,
     /// Where the key as given starts, after the prefix and `:`.
     key_at: usize,
-}
-
-/// The longest stored key kept inline.
-const INLINE_KEY: usize = 128;
-
-enum Text {
-    Inline(ArrayString<INLINE_KEY>),
-    Heap(String),
 }
 
 impl KeyBuf {
     /// A key of `cache`: its prefix and `:` written.
     #[must_use]
     pub fn new(cache: &Cache) -> Self {
-        let mut key = Self {
-            text: Text::Inline(ArrayString::new()),
-            key_at: 0,
-        };
-        key.push_str(cache.inner.keys.prefix());
-        key.push_str(":");
-        key.key_at = key.as_str().len();
-        key
+        let mut text = StoredKey::default();
+        text.push_str(cache.inner.keys.prefix());
+        text.push_str(":");
+        Self {
+            key_at: text.len(),
+            text,
+        }
     }
 
     #[inline]
     pub fn push_str(&mut self, text: &str) {
-        if let Text::Inline(inline) = &mut self.text
-            && inline.try_push_str(text).is_ok()
-        {
-            return;
-        }
-        self.push_on_heap(text);
-    }
-
-    /// Past the inline room: the key moves to the heap.
-    fn push_on_heap(&mut self, text: &str) {
-        match &mut self.text {
-            Text::Inline(inline) => {
-                let mut heap = String::with_capacity(inline.len() + text.len() + 64);
-                heap.push_str(inline);
-                heap.push_str(text);
-                self.text = Text::Heap(heap);
-            }
-            Text::Heap(heap) => heap.push_str(text),
-        }
+        self.text.push_str(text);
     }
 
     /// Prefix, `:` and key.
     #[inline]
     fn as_str(&self) -> &str {
-        match &self.text {
-            Text::Inline(inline) => inline,
-            Text::Heap(heap) => heap,
-        }
+        &self.text
     }
 
     /// The key as it was given, without the prefix.

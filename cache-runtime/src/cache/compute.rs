@@ -82,7 +82,7 @@ impl Cache {
     {
         let job = Job::direct(compute, pick_value());
         let plan = Plan::direct(timeout.into());
-        let full = self.inner.keys.entry(key);
+        let full = self.inner.keys.stored(key);
         self.inner.load(&full, scope, plan, job).await.into_result()
     }
 
@@ -127,7 +127,7 @@ impl Cache {
     {
         let job = Job::direct(compute, pick_value());
         let plan = Plan::direct(timeout.into());
-        let full = self.inner.keys.entry(key);
+        let full = self.inner.keys.stored(key);
         self.inner
             .load_detached(&full, scope, plan, job)
             .await
@@ -216,7 +216,7 @@ impl Cache {
     {
         let job = Job::direct(compute, pick_ok());
         let plan = Plan::direct(timeout.into());
-        let full = self.inner.keys.entry(key);
+        let full = self.inner.keys.stored(key);
         match self.inner.load(&full, scope, plan, job).await.into_result() {
             Ok(outcome) => outcome,
             Err(error) => Err(error.into()),

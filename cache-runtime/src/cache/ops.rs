@@ -53,7 +53,7 @@ impl Cache {
     /// ```
     pub async fn get_in<T: Cacheable>(&self, key: &str, scope: &Scope) -> Result<Option<T>, Error> {
         let inner = &*self.inner;
-        let full = inner.keys.entry(key);
+        let full = inner.keys.stored(key);
         let vkeys = scope.version_keys(&inner.keys)?;
         let found = match inner.read::<T>(&full, &vkeys, None, None).await {
             // A value past its freshness is kept only for the computations that refresh it.
