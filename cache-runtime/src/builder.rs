@@ -189,6 +189,8 @@ impl CacheBuilder {
     /// How many bytes the memory backend holds (keys and encoded values)
     /// before evicting the least useful entries (default 64 MiB). An entry
     /// heavier than a sixteenth of it is not kept: it is computed each time.
+    /// An expired entry is never served; it counts against the budget until
+    /// the next sweep (one every 4 096 writes) or until eviction needs room.
     pub fn memory_bytes(mut self, bytes: u64) -> Self {
         self.memory_bytes = bytes;
         self
