@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cachette::{Cache, Error, Timeout};
 use serde::{Deserialize, Serialize};
-use support::store::Store;
+use support::store::{Store, cluster, memory, redis, tiered};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -311,22 +311,6 @@ async fn every_operation_follows_the_rules(fx: Fx) {
         cases.len(),
         failures.join("\n")
     );
-}
-
-async fn memory() -> Fx {
-    Store::memory(Cache::builder()).await
-}
-
-async fn redis() -> Fx {
-    Store::redis(Cache::builder()).await
-}
-
-async fn cluster() -> Fx {
-    Store::cluster(Cache::builder()).await
-}
-
-async fn tiered() -> Fx {
-    Store::tiered(Cache::builder()).await
 }
 
 on_both_backends!(memory, redis, cluster, tiered; every_operation_follows_the_rules);

@@ -9,23 +9,11 @@ use std::time::Duration;
 
 use cachette::{Cache, Error, Timeout};
 use support::free_port;
-use support::store::Store;
+use support::store::{Store, cluster, memory, redis};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 type Fx = Store;
-
-async fn memory() -> Fx {
-    Store::memory(Cache::builder()).await
-}
-
-async fn redis() -> Fx {
-    Store::redis(Cache::builder()).await
-}
-
-async fn cluster() -> Fx {
-    Store::cluster(Cache::builder()).await
-}
 
 on_both_backends!(memory, redis, cluster;
     contains_sees_any_type_and_removes_nothing,

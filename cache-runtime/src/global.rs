@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, PoisonError, RwLock};
 
+use crate::__private::CacheRef;
 use crate::Cache;
 use crate::builder::CacheBuilder;
 
@@ -31,24 +32,23 @@ static REPLACED: AtomicBool = AtomicBool::new(false);
 /// ```
 #[must_use]
 pub fn cache() -> Cache {
+    match cache_ref() {
+        CacheRef::Borrowed(cache) => cache.clone(),
+        CacheRef::Owned(cache) => cache,
+    }
+}
+
+/// [`cache()`] for generated code: borrowed, unless another cache replaced
+/// the first.
+#[must_use]
+pub fn cache_ref() -> CacheRef<'static> {
     if REPLACED.load(Ordering::Acquire)
         && let Some(cache) = REPLACEMENT
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
     {
-        return cache.clone();
-    }
-    FIRST.get_or_init(CacheBuilder::build_from_env).clone()
-}
-
-/// [`cache()`] for generated code: borrowed, unless another cache replaced
-/// the first.
-#[must_use]
-pub fn cache_ref() -> crate::__private::CacheRef<'static> {
-    use crate::__private::CacheRef;
-    if REPLACED.load(Ordering::Acquire) {
-        return CacheRef::Owned(cache());
+        return CacheRef::Owned(cache.clone());
     }
     CacheRef::Borrowed(FIRST.get_or_init(CacheBuilder::build_from_env))
 }

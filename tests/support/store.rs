@@ -8,6 +8,23 @@ use cachette::{Cache, CacheBuilder};
 
 use super::{RedisCluster, RedisServer, current_cluster};
 
+/// The suites' fixtures, with a default cache on each store.
+pub async fn memory() -> Store {
+    Store::memory(Cache::builder()).await
+}
+
+pub async fn redis() -> Store {
+    Store::redis(Cache::builder()).await
+}
+
+pub async fn cluster() -> Store {
+    Store::cluster(Cache::builder()).await
+}
+
+pub async fn tiered() -> Store {
+    Store::tiered(Cache::builder()).await
+}
+
 /// A `redis-server` of the test's own, and `builder`'s cache on it.
 pub async fn redis_cache(builder: CacheBuilder) -> (RedisServer, Cache) {
     let server = RedisServer::start();

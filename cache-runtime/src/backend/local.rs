@@ -15,7 +15,6 @@
 //! Hits need every version key of their scope known locally too, so a hit
 //! in a namespace or with tags sends no command at all.
 
-use crate::stats::Striped;
 use std::collections::HashMap;
 use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::SeqCst,
@@ -30,6 +29,7 @@ use super::redis::RedisBackend;
 use super::{Expiry, Found};
 use crate::Error;
 use crate::key::KeySpace;
+use crate::stats::Striped;
 
 /// How many version keys are remembered before the tier starts over.
 const VERSIONS: usize = 100_000;

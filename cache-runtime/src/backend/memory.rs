@@ -203,8 +203,7 @@ impl Memory {
     /// and its store.
     pub(crate) fn set(&self, key: String, slot: Slot) {
         // Too heavy to keep: the key is emptied rather than left with an older value.
-        let expired = slot.expires_at.is_some_and(|at| at <= Instant::now())
-            || weight(&key, &slot) > self.max_entry;
+        let expired = slot.expired(Instant::now()) || weight(&key, &slot) > self.max_entry;
         self.store
             .entry(key)
             .and_compute_with(|_| if expired { Op::Remove } else { Op::Put(slot) });
@@ -213,7 +212,7 @@ impl Memory {
 
     /// Stores `slot` unless the key holds a live value; whether it stored it.
     pub(crate) fn add(&self, key: String, slot: Slot) -> bool {
-        if slot.expires_at.is_some_and(|at| at <= Instant::now()) {
+        if slot.expired(Instant::now()) {
             // Expired as it is written: nothing is kept, and whether it
             // would have been added is the answer.
             return !self.contains(&key);

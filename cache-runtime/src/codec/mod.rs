@@ -27,6 +27,15 @@ use serde::de::DeserializeOwned;
 use crate::Error;
 use crate::clock::{now_ms, random_id};
 
+mod decimal;
+#[cfg(test)]
+mod hostile;
+mod payload;
+
+pub(crate) use decimal::{fresh_version, parse_counter, parse_decimal};
+use payload::msgpack_int;
+pub(crate) use payload::{decode_counter, decode_payload};
+
 /// What a value must be to go through the cache: serializable both ways,
 /// cloneable (a memory hit hands out a clone) and shareable across tasks.
 ///
@@ -257,120 +266,6 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Undecodable
     }
 }
 
-/// Decodes a counter into a `T` (any integer type, or a newtype of one).
-pub(crate) fn decode_counter<T: DeserializeOwned>(n: i64) -> Result<T, Undecodable> {
-    let mut buf = Vec::with_capacity(9);
-    rmp::encode::write_sint(&mut buf, n).map_err(|_| Undecodable)?;
-    decode_payload(&buf)
-}
-
-/// How deep stored values may nest; deeper ones are undecodable (a miss).
-pub(crate) const MAX_DEPTH: usize = 128;
-
-/// Decodes a `MessagePack` payload that must be consumed whole.
-pub(crate) fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, Undecodable> {
-    if msgpack_len(payload) != Some(payload.len()) {
-        return Err(Undecodable);
-    }
-    // Reading from the slice itself: strings and bytes are copied once, into the value.
-    let mut de = rmp_serde::Deserializer::from_read_ref(payload);
-    // Hostile nesting must not overflow the stack of a recursive type's decoder.
-    de.set_max_depth(MAX_DEPTH);
-    T::deserialize(&mut de).map_err(|_| Undecodable)
-}
-
-/// The length of the one `MessagePack` value `bytes` starts with, found by
-/// walking its markers without recursion; `None` when it is cut short.
-fn msgpack_len(bytes: &[u8]) -> Option<usize> {
-    use rmp::Marker;
-    let mut at = 0;
-    // Values still to walk: one, plus the items of every container opened.
-    let mut pending: u64 = 1;
-    let be = |at: usize, n: usize| -> Option<u64> {
-        let slice = bytes.get(at..at.checked_add(n)?)?;
-        Some(slice.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b)))
-    };
-    while pending > 0 {
-        pending -= 1;
-        let marker = Marker::from_u8(*bytes.get(at)?);
-        at += 1;
-        // (bytes to skip, items to walk)
-        let (skip, items) = match marker {
-            Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
-                (0, 0)
-            }
-            Marker::U8 | Marker::I8 => (1, 0),
-            // (An ext is a type byte, then its data: `FixExt1` is 2 bytes.)
-            Marker::U16 | Marker::I16 | Marker::FixExt1 => (2, 0),
-            Marker::U32 | Marker::I32 | Marker::F32 => (4, 0),
-            Marker::U64 | Marker::I64 | Marker::F64 => (8, 0),
-            Marker::FixStr(n) => (u64::from(n), 0),
-            Marker::Str8 | Marker::Bin8 => (1 + be(at, 1)?, 0),
-            Marker::Str16 | Marker::Bin16 => (2 + be(at, 2)?, 0),
-            Marker::Str32 | Marker::Bin32 => (4 + be(at, 4)?, 0),
-            Marker::FixArray(n) => (0, u64::from(n)),
-            Marker::FixMap(n) => (0, 2 * u64::from(n)),
-            Marker::Array16 => (2, be(at, 2)?),
-            Marker::Array32 => (4, be(at, 4)?),
-            Marker::Map16 => (2, 2 * be(at, 2)?),
-            Marker::Map32 => (4, 2 * be(at, 4)?),
-            Marker::FixExt2 => (3, 0),
-            Marker::FixExt4 => (5, 0),
-            Marker::FixExt8 => (9, 0),
-            Marker::FixExt16 => (17, 0),
-            Marker::Ext8 => (2 + be(at, 1)?, 0),
-            Marker::Ext16 => (3 + be(at, 2)?, 0),
-            Marker::Ext32 => (5 + be(at, 4)?, 0),
-            Marker::Reserved => return None,
-        };
-        at = at.checked_add(usize::try_from(skip).ok()?)?;
-        if at > bytes.len() {
-            return None;
-        }
-        // Every item takes at least one byte: more than are left cannot be there.
-        pending = pending.checked_add(items)?;
-        if pending > (bytes.len() - at) as u64 {
-            return None;
-        }
-    }
-    Some(at)
-}
-
-/// Reads a counter: optional `-` and 1 to 19 decimal digits, as Redis writes them.
-pub(crate) fn parse_counter(bytes: &[u8]) -> Option<i64> {
-    match bytes.strip_prefix(b"-") {
-        Some(digits) => 0_i64.checked_sub_unsigned(parse_decimal(digits)?),
-        None => i64::try_from(parse_decimal(bytes)?).ok(),
-    }
-}
-
-/// The number `digits` spell (ASCII digits only), if it fits a `u64`.
-pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0_u64, |n, &digit| {
-        if !digit.is_ascii_digit() {
-            return None;
-        }
-        n.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
-    })
-}
-
-/// The value of a `MessagePack` payload that is exactly one integer fitting an `i64`.
-fn msgpack_int(payload: &[u8]) -> Option<i64> {
-    let mut rest = payload;
-    let n: i64 = rmp::decode::read_int(&mut rest).ok()?;
-    rest.is_empty().then_some(n)
-}
-
-/// A random version for a version key that does not exist yet.
-pub(crate) fn fresh_version() -> u64 {
-    // 52 bits: with 2^52 bumps of room below 2^53, every version a script
-    // returns is exact in a Lua number (a double).
-    crate::clock::random_id() >> 12
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,43 +280,6 @@ mod tests {
     #[derive(Debug, PartialEq, Deserialize)]
     struct Other {
         name: String,
-    }
-
-    #[test]
-    fn counters_and_versions_parse_as_redis_writes_them() {
-        for text in [
-            "0",
-            "-0",
-            "7",
-            "-7",
-            "007",
-            "9223372036854775807",
-            "-9223372036854775808",
-        ] {
-            assert_eq!(
-                parse_counter(text.as_bytes()),
-                text.parse::<i64>().ok(),
-                "{text}"
-            );
-        }
-        for text in [
-            "",
-            "-",
-            "+5",
-            " 5",
-            "5 ",
-            "5a",
-            "1.5",
-            "9223372036854775808",
-            "-9223372036854775809",
-            "--1",
-        ] {
-            assert_eq!(parse_counter(text.as_bytes()), None, "{text}");
-        }
-        assert_eq!(parse_decimal(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_decimal(b"18446744073709551616"), None);
-        assert_eq!(parse_decimal(b"4503599627370495"), Some((1 << 52) - 1));
-        assert_eq!(parse_decimal(b"-1"), None);
     }
 
     #[test]
@@ -546,125 +404,5 @@ mod tests {
             open(&tombstone()).unwrap().0.write_id,
         );
         assert_ne!(a, b, "every write has its own id");
-    }
-}
-
-/// Hostile bytes: whatever a key holds, decoding is a value or
-/// [`Undecodable`], never a panic, an abort or a hang.
-#[cfg(test)]
-mod hostile {
-    use std::collections::BTreeMap;
-
-    use proptest::prelude::*;
-    use serde::Deserialize;
-
-    use super::*;
-
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    struct Order {
-        id: u64,
-        items: Vec<String>,
-        total: f64,
-        note: Option<String>,
-        tags: BTreeMap<String, i32>,
-    }
-
-    /// A recursive type: hostile nesting must not overflow the stack.
-    #[derive(Debug, Deserialize)]
-    #[allow(dead_code)] // only decoded
-    struct Tree(Vec<Tree>);
-
-    /// Every target type a cached function commonly returns.
-    fn decode_all(bytes: &[u8]) {
-        let _ = inspect(bytes);
-        let _ = decode::<String>(bytes);
-        let _ = decode::<u32>(bytes);
-        let _ = decode::<Vec<u64>>(bytes);
-        let _ = decode::<Order>(bytes);
-        let _ = decode::<Vec<Order>>(bytes);
-        let _ = decode::<BTreeMap<String, Vec<u8>>>(bytes);
-        let _ = decode::<Option<(i8, String, bool)>>(bytes);
-        let _ = decode::<Tree>(bytes);
-    }
-
-    /// A valid envelope header with `stamps` versions.
-    fn header_bytes(flags: u8, stamps: u8) -> Vec<u8> {
-        let versions: Vec<u64> = (0..u64::from(stamps)).collect();
-        header(flags, &versions, Freshness::default())
-    }
-
-    fn order() -> impl Strategy<Value = Order> {
-        (
-            any::<u64>(),
-            proptest::collection::vec(".*", 0..4),
-            any::<f64>().prop_filter("NaN is not equal to itself", |f| !f.is_nan()),
-            proptest::option::of(".*"),
-            proptest::collection::btree_map(".*", any::<i32>(), 0..4),
-        )
-            .prop_map(|(id, items, total, note, tags)| Order {
-                id,
-                items,
-                total,
-                note,
-                tags,
-            })
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4096))]
-
-        #[test]
-        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            decode_all(&bytes);
-        }
-
-        #[test]
-        fn random_payloads_behind_a_valid_header_never_panic(
-            flags in 0_u8..3,
-            stamps in 0_u8..4,
-            payload in proptest::collection::vec(any::<u8>(), 0..512),
-        ) {
-            let mut bytes = header_bytes(flags, stamps);
-            bytes.extend_from_slice(&payload);
-            decode_all(&bytes);
-        }
-
-        #[test]
-        fn values_round_trip_and_every_truncation_is_undecodable(order in order(), cut in any::<prop::sample::Index>()) {
-            let bytes = encode(&order).unwrap();
-            prop_assert_eq!(decode::<Order>(&bytes), Ok(order));
-            let cut = cut.index(bytes.len());
-            prop_assert_eq!(decode::<Order>(&bytes[..cut]), Err(Undecodable));
-            let mut longer = bytes.clone();
-            longer.push(0xc0);
-            prop_assert_eq!(decode::<Order>(&longer), Err(Undecodable), "trailing bytes");
-        }
-
-        #[test]
-        fn another_format_byte_is_undecodable(order in order(), format in 2_u8..=255) {
-            let mut bytes = encode(&order).unwrap();
-            bytes[0] = format;
-            prop_assert_eq!(decode::<Order>(&bytes), Err(Undecodable));
-        }
-    }
-
-    #[test]
-    fn huge_lengths_and_deep_nesting_are_undecodable() {
-        let mut bytes = header_bytes(0, 0);
-        // An array and a string claiming 4 G elements / bytes, with nothing behind them.
-        for claim in [
-            [0xdd, 0xff, 0xff, 0xff, 0xff],
-            [0xdb, 0xff, 0xff, 0xff, 0xff],
-        ] {
-            let mut hostile = bytes.clone();
-            hostile.extend_from_slice(&claim);
-            decode_all(&hostile);
-            assert_eq!(decode::<Vec<u64>>(&hostile), Err(Undecodable));
-        }
-        // 100 000 nested one-element arrays.
-        bytes.extend(std::iter::repeat_n(0x91, 100_000));
-        bytes.push(0x01);
-        decode_all(&bytes);
-        assert!(decode::<Tree>(&bytes).is_err());
     }
 }
