@@ -7,6 +7,9 @@ use std::time::Duration;
 use crate::backend::Backend;
 use crate::backend::redis::{Settings, redact};
 use crate::cache::Cache;
+use crate::codec::{
+    DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_VALUE_BYTES, Format, MIN_SECRET_LEN, signing_key,
+};
 use crate::key::{DEFAULT_MAX_KEY_LENGTH, KeySpace};
 use crate::options::Options;
 use crate::{BackendError, Error};
@@ -50,8 +53,22 @@ pub struct CacheBuilder {
     memory_bytes: u64,
     /// The byte budget of a local tier in front of Redis, if any, and its entries' longest life.
     local: Option<(u64, Option<Duration>)>,
+    /// The compression threshold, unless left to the store.
+    compress: Compress,
+    max_value_bytes: usize,
+    /// The secret that signs, then the previous ones that still verify.
+    secrets: Vec<Vec<u8>>,
     options: Options,
     redis: Settings,
+}
+
+/// Which values are compressed.
+#[derive(Debug, Clone, Copy)]
+enum Compress {
+    /// Those over 1 KiB with Redis; none in memory.
+    ByStore,
+    /// Those at least this long; none with `None`.
+    Above(Option<usize>),
 }
 
 impl std::fmt::Debug for CacheBuilder {
@@ -69,6 +86,9 @@ impl std::fmt::Debug for CacheBuilder {
             .field("max_key_length", &self.max_key_length)
             .field("memory_bytes", &self.memory_bytes)
             .field("local", &self.local)
+            .field("compress", &self.compress)
+            .field("max_value_bytes", &self.max_value_bytes)
+            .field("secrets", &self.secrets.len())
             .field("options", &self.options)
             .field("redis", &self.redis)
             .finish()
@@ -84,6 +104,9 @@ impl Default for CacheBuilder {
             max_key_length: DEFAULT_MAX_KEY_LENGTH,
             memory_bytes: DEFAULT_MEMORY_BYTES,
             local: None,
+            compress: Compress::ByStore,
+            max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
+            secrets: Vec::new(),
             options: Options::default(),
             redis: Settings {
                 pool_size: 50,
@@ -103,7 +126,10 @@ impl CacheBuilder {
     /// Reads the environment: `REDIS_CLUSTER_URLS` (comma-separated seed
     /// nodes) selects a Redis Cluster; else `REDIS_URL`, when set and not
     /// empty, selects one Redis. When both are set, the cluster wins, and
-    /// the log says so.
+    /// the log says so. `CACHETTE_SECRET` signs values
+    /// ([`sign_with`](Self::sign_with)), and `CACHETTE_PREVIOUS_SECRET` is
+    /// still accepted during a rotation
+    /// ([`previous_secret`](Self::previous_secret)).
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -121,17 +147,31 @@ impl CacheBuilder {
             .filter(|seed| !seed.is_empty())
             .map(str::to_owned)
             .collect();
+        let mut this = self;
+        for (name, previous) in [
+            ("CACHETTE_SECRET", false),
+            ("CACHETTE_PREVIOUS_SECRET", true),
+        ] {
+            if let Some(secret) = std::env::var_os(name).filter(|s| !s.is_empty()) {
+                let secret = secret.as_encoded_bytes();
+                this = if previous {
+                    this.previous_secret(secret)
+                } else {
+                    this.sign_with(secret)
+                };
+            }
+        }
         match (url, seeds.is_empty()) {
-            (Some(url), true) => self.redis_url(url.trim()),
+            (Some(url), true) => this.redis_url(url.trim()),
             (url, false) => {
                 if url.is_some() {
                     tracing::info!(
                         "REDIS_CLUSTER_URLS and REDIS_URL are both set; using the cluster"
                     );
                 }
-                self.redis_cluster(seeds)
+                this.redis_cluster(seeds)
             }
-            (None, true) => self,
+            (None, true) => this,
         }
     }
 
@@ -232,6 +272,86 @@ impl CacheBuilder {
     pub fn local_lifetime(mut self, lifetime: Duration) -> Self {
         let bytes = self.local.map_or(DEFAULT_MEMORY_BYTES, |(bytes, _)| bytes);
         self.local = Some((bytes, Some(lifetime)));
+        self
+    }
+
+    /// Compresses values whose encoding is at least `bytes` long (LZ4), or
+    /// none with `None`. The default is 1 KiB with Redis, where every byte
+    /// crosses the network, and off in memory. The envelope says whether
+    /// its value is compressed, so entries written with any setting are read
+    /// by every other.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let builder = cachette::Cache::builder()
+    ///     .redis_url("redis://127.0.0.1:6379/0")
+    ///     .compress_above(4096);
+    /// let off = cachette::Cache::builder().compress_above(None);
+    /// # drop((builder, off));
+    /// ```
+    pub fn compress_above(mut self, bytes: impl Into<Option<usize>>) -> Self {
+        self.compress = Compress::Above(bytes.into());
+        self
+    }
+
+    /// The largest value a compressed entry may expand to (default 64 MiB).
+    /// An entry claiming more is a miss, and nothing of the claimed size is
+    /// allocated: a small planted entry cannot exhaust memory.
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+
+    /// Signs every stored value with a key derived from `secret` (at least
+    /// 16 bytes; keyed BLAKE3 over the stored key and the entry), and
+    /// refuses what is not signed so: a value planted in Redis by anyone
+    /// who can write there, copied from another key, or altered by a byte,
+    /// is a miss, counted in [`Stats::forged`](crate::Stats::forged) and
+    /// logged (rate-limited), and the computed value replaces it. Counters
+    /// (`incr`) are Redis integers and cannot be signed: `get` reads them,
+    /// but a computed value is always a signed envelope, so digits planted
+    /// at its key are refused too. A signature costs 32 bytes per entry.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::builder()
+    ///     .sign_with("a secret from the vault, 32 bytes")
+    ///     .build()
+    ///     .await?;
+    /// cache.set("price:7", &1999_u64, None).await?;
+    /// assert_eq!(cache.get::<u64>("price:7").await?, Some(1999));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn sign_with(mut self, secret: impl AsRef<[u8]>) -> Self {
+        if self.secrets.is_empty() {
+            self.secrets.push(secret.as_ref().to_vec());
+        } else {
+            self.secrets[0] = secret.as_ref().to_vec();
+        }
+        self
+    }
+
+    /// A secret that no longer signs but whose signatures are still
+    /// accepted, for a rotation: deploy the new secret with the old one as
+    /// previous, then drop the previous one once the entries it signed have
+    /// expired. Needs [`sign_with`](Self::sign_with).
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let builder = cachette::Cache::builder()
+    ///     .sign_with("the new secret, 16 bytes or more")
+    ///     .previous_secret("the old secret, 16 bytes or more");
+    /// # drop(builder);
+    /// ```
+    pub fn previous_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        if self.secrets.is_empty() {
+            // Kept behind an empty slot until `sign_with` fills it.
+            self.secrets.push(Vec::new());
+        }
+        self.secrets.push(secret.as_ref().to_vec());
         self
     }
 
@@ -407,6 +527,7 @@ impl CacheBuilder {
                 source: None,
             });
         }
+        let format = self.format()?;
         let backend = match (&self.cluster, &self.redis_url) {
             (Some(seeds), _) => Backend::redis_cluster(seeds, settings)?,
             (None, Some(url)) => Backend::redis(url, settings)?,
@@ -416,7 +537,37 @@ impl CacheBuilder {
             Some((bytes, lifetime)) => backend.with_local(bytes, lifetime, &keys),
             None => backend,
         };
-        Ok(Cache::from_parts(Arc::new(backend), keys, self.options))
+        Ok(Cache::from_parts(
+            Arc::new(backend),
+            keys,
+            self.options,
+            format,
+        ))
+    }
+
+    /// How values are compressed and signed, from the settings.
+    fn format(&self) -> Result<Format, Error> {
+        let shared = self.cluster.is_some() || self.redis_url.is_some();
+        let compress_above = match self.compress {
+            Compress::ByStore => shared.then_some(DEFAULT_COMPRESS_ABOVE),
+            Compress::Above(above) => above,
+        };
+        if self.secrets.first().is_some_and(Vec::is_empty) {
+            return Err(config(
+                "previous_secret needs sign_with (or CACHETTE_SECRET)",
+            ));
+        }
+        if self.secrets.iter().any(|s| s.len() < MIN_SECRET_LEN) {
+            return Err(config(&format!(
+                "a signing secret must be at least {MIN_SECRET_LEN} bytes"
+            )));
+        }
+        let format = Format {
+            compress_above,
+            max_value_bytes: self.max_value_bytes,
+            ..Format::default()
+        };
+        Ok(format.signed_with(self.secrets.iter().map(|s| signing_key(s)).collect()))
     }
 
     /// The cache of the environment, for the global cache: an invalid
@@ -439,7 +590,7 @@ impl CacheBuilder {
             let keys = KeySpace::new(&prefix, max_key_length)
                 .or_else(|_| KeySpace::new(DEFAULT_PREFIX, DEFAULT_MAX_KEY_LENGTH))
                 .unwrap_or_else(|reason| unreachable!("the default key space is valid: {reason}"));
-            Cache::from_parts(Arc::new(backend), keys, options)
+            Cache::from_parts(Arc::new(backend), keys, options, Format::default())
         })
     }
 }
@@ -474,7 +625,14 @@ impl Cache {
         // The default prefix and bound are valid.
         let keys = KeySpace::new(DEFAULT_PREFIX, DEFAULT_MAX_KEY_LENGTH)
             .unwrap_or_else(|reason| unreachable!("the default key space is valid: {reason}"));
-        Cache::from_parts(Arc::new(backend), keys, builder.options)
+        Cache::from_parts(Arc::new(backend), keys, builder.options, Format::default())
+    }
+}
+
+fn config(reason: &str) -> Error {
+    Error::Config {
+        reason: reason.to_owned(),
+        source: None,
     }
 }
 

@@ -38,7 +38,9 @@ impl Inner {
         if expiry == Expiry::Now {
             return Ok(());
         }
-        let bytes = codec::encode_stamped(value, &guard.stamps, freshness)?;
+        // Signed values are never counters: digits cannot carry a signature.
+        let bytes = codec::encode_as(value, &guard.stamps, freshness, !self.format.signs())?;
+        let bytes = self.format.seal(&guard.full_key, bytes);
         let typed = self
             .backend
             .keeps_typed()

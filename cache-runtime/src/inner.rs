@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::Error;
 use crate::backend::Backend;
+use crate::codec::Format;
 use crate::flight::Flights;
 use crate::key::KeySpace;
 use crate::options::Options;
@@ -16,17 +17,25 @@ pub(crate) struct Inner {
     pub(crate) backend: Arc<Backend>,
     pub(crate) keys: KeySpace,
     pub(crate) options: Options,
+    /// How envelopes are compressed and signed.
+    pub(crate) format: Format,
     pub(crate) counters: Counters,
     pub(crate) flights: Flights,
 }
 
 impl Inner {
     /// The one constructor: fresh counters and flights over the given parts.
-    pub(crate) fn new(backend: Arc<Backend>, keys: KeySpace, options: Options) -> Self {
+    pub(crate) fn new(
+        backend: Arc<Backend>,
+        keys: KeySpace,
+        options: Options,
+        format: Format,
+    ) -> Self {
         Self {
             backend,
             keys,
             options,
+            format,
             counters: Counters::default(),
             flights: Flights::new(options.single_flight),
         }

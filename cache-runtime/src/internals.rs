@@ -43,7 +43,9 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
 #[must_use]
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     match codec::inspect(bytes).ok()? {
-        Stored::Value(_, payload) => codec::decode_payload(payload).ok(),
+        Stored::Value(meta, payload) => {
+            codec::decode_payload(&codec::Format::default().unpack(meta.flags, payload).ok()?).ok()
+        }
         Stored::Counter(n) => codec::decode_counter(n).ok(),
         Stored::Tombstone(_) => None,
     }

@@ -27,6 +27,8 @@ pub(crate) enum Judged<T> {
     Miss(Expected),
     /// Bytes that are not a `T` (removed).
     Undecodable,
+    /// A value without this cache's signature (removed).
+    Forged,
 }
 
 /// What a read found: a value, or what the key held instead.
@@ -57,13 +59,16 @@ pub(crate) enum Lookup<T> {
 
 impl Inner {
     /// Reads the entry at `full` and the versions at `vkeys`, in one round
-    /// trip — or takes what an in-process store answered (`peeked`).
+    /// trip — or takes what an in-process store answered (`peeked`). A
+    /// `direct` read (`get`) takes a counter for a value even when values
+    /// are signed; a computation's read does not (see [`Self::judge_found`]).
     pub(crate) async fn read<T: Cacheable>(
         &self,
         full: &str,
         vkeys: &[String],
         early: Option<f64>,
         peeked: Option<Peeked>,
+        direct: bool,
     ) -> Result<Read<T>, Error> {
         let (found, versions) = match peeked {
             Some(peeked) => peeked,
@@ -71,9 +76,12 @@ impl Inner {
         };
         let judged = match &found {
             // A typed value kept by the store is judged without decoding, or awaiting.
-            Some(found) => match judge_typed(found, &versions, early) {
+            Some(found) => match judge_typed(found, &versions, early, self.counts(direct)) {
                 Some(judged) => judged,
-                None => self.judge_found(full, found, &versions, early).await,
+                None => {
+                    self.judge_found(full, found, &versions, early, direct)
+                        .await
+                }
             },
             None => Judged::Miss(Expected::Absent),
         };
@@ -85,7 +93,7 @@ impl Inner {
                 stale_for_ms,
             } => (Some(value), Expected::WriteId(write_id), Some(stale_for_ms)),
             Judged::Miss(expected) => (None, expected, None),
-            Judged::Undecodable => (None, Expected::Absent, None),
+            Judged::Undecodable | Judged::Forged => (None, Expected::Absent, None),
         };
         Ok(Read {
             value,
@@ -111,7 +119,8 @@ impl Inner {
         };
         let peeked = self.backend.peek(full, &vkeys);
         if let Some((Some(found), versions)) = &peeked
-            && let Some(Judged::Hit(value)) = judge_typed::<T>(found, versions, early)
+            && let Some(Judged::Hit(value)) =
+                judge_typed::<T>(found, versions, early, self.counts(false))
         {
             self.counters.hit();
             return Ok(value);
@@ -134,7 +143,7 @@ impl Inner {
         peeked: Option<Peeked>,
     ) -> Result<Lookup<T>, Error> {
         let vkeys = scope.version_keys(&self.keys)?;
-        let read = match self.read::<T>(full, &vkeys, early, peeked).await {
+        let read = match self.read::<T>(full, &vkeys, early, peeked, false).await {
             Ok(read) => read,
             Err(error) => {
                 self.backend_failed(error)?;
@@ -173,27 +182,41 @@ impl Inner {
         })
     }
 
+    /// Whether a counter (decimal text, which cannot be signed) is taken for
+    /// a value: always without signing; with it, by `direct` reads only, so
+    /// that a computed value is never replaced by planted digits.
+    fn counts(&self, direct: bool) -> bool {
+        direct || !self.format.signs()
+    }
+
     /// Judges what a read found: its typed value when the store kept one
     /// of type `T`, else its bytes. A store that keeps typed values is handed
-    /// the decoded one; undecodable bytes are counted and removed (if unchanged).
+    /// the decoded one; undecodable or unsigned bytes are counted and
+    /// removed (if unchanged).
     pub(crate) async fn judge_found<T: Cacheable>(
         &self,
         full: &str,
         found: &Found,
         versions: &[Option<u64>],
         early: Option<f64>,
+        direct: bool,
     ) -> Judged<T> {
-        if let Some(judged) = judge_typed(found, versions, early) {
+        let counters = self.counts(direct);
+        if let Some(judged) = judge_typed(found, versions, early, counters) {
             return judged;
         }
-        let judged = judge(found.bytes(), versions, early);
+        let judged = self.judge(full, found.bytes(), versions, early, counters);
         match &judged {
             Judged::Hit(value) | Judged::Stale { value, .. } if self.backend.keeps_typed() => {
                 let typed: Typed = Arc::new(T::clone(value));
                 self.backend.remember_typed(full, found, typed);
             }
-            Judged::Undecodable => {
-                self.counters.undecodable(full);
+            Judged::Undecodable | Judged::Forged => {
+                if matches!(judged, Judged::Forged) {
+                    self.counters.forged(full);
+                } else {
+                    self.counters.undecodable(full);
+                }
                 if let Err(error) = Box::pin(self.backend.remove_if_same(full, found)).await {
                     self.counters.backend_error(&error, true);
                 }
@@ -210,6 +233,7 @@ fn judge_typed<T: Cacheable>(
     found: &Found,
     versions: &[Option<u64>],
     early: Option<f64>,
+    counters: bool,
 ) -> Option<Judged<T>> {
     let (typed, shape) = found.typed()?;
     let value = typed.downcast_ref::<T>()?;
@@ -221,28 +245,48 @@ fn judge_typed<T: Cacheable>(
         } if shape.stamped(found.bytes(), versions) => {
             freshen(value.clone(), write_id, freshness, early)
         }
-        Shape::Counter if versions.is_empty() => Judged::Hit(value.clone()),
+        Shape::Counter if counters && versions.is_empty() => Judged::Hit(value.clone()),
         Shape::Value { write_id, .. } => Judged::Miss(Expected::WriteId(write_id)),
         _ => Judged::Miss(Expected::NotReplaceable),
     })
 }
 
-/// Judges stored bytes against the reader's versions, without side effects.
-fn judge<T: Cacheable>(bytes: &[u8], versions: &[Option<u64>], early: Option<f64>) -> Judged<T> {
-    match codec::inspect(bytes) {
-        Err(_) => Judged::Undecodable,
-        Ok(Stored::Tombstone(meta)) => Judged::Miss(Expected::WriteId(meta.write_id)),
-        Ok(Stored::Counter(n)) if versions.is_empty() => {
-            codec::decode_counter(n).map_or(Judged::Undecodable, Judged::Hit)
-        }
-        Ok(Stored::Counter(_)) => Judged::Miss(Expected::NotReplaceable),
-        Ok(Stored::Value(meta, _)) if !meta.stamped(versions) => {
-            Judged::Miss(Expected::WriteId(meta.write_id))
-        }
-        Ok(Stored::Value(meta, payload)) => match codec::decode_payload(payload) {
-            Ok(value) => freshen(value, meta.write_id, meta.freshness, early),
+impl Inner {
+    /// Judges the bytes stored at `full` against the reader's versions,
+    /// without side effects: the signature, when values are signed, is
+    /// checked before anything is decoded.
+    fn judge<T: Cacheable>(
+        &self,
+        full: &str,
+        bytes: &[u8],
+        versions: &[Option<u64>],
+        early: Option<f64>,
+        counters: bool,
+    ) -> Judged<T> {
+        match codec::inspect(bytes) {
             Err(_) => Judged::Undecodable,
-        },
+            Ok(Stored::Tombstone(meta)) => Judged::Miss(Expected::WriteId(meta.write_id)),
+            Ok(Stored::Counter(n)) if counters && versions.is_empty() => {
+                codec::decode_counter(n).map_or(Judged::Undecodable, Judged::Hit)
+            }
+            // Digits where a signed value belongs: planted, so replaced.
+            Ok(Stored::Counter(_)) if !counters => Judged::Forged,
+            Ok(Stored::Counter(_)) => Judged::Miss(Expected::NotReplaceable),
+            Ok(Stored::Value(meta, _)) if !meta.stamped(versions) => {
+                Judged::Miss(Expected::WriteId(meta.write_id))
+            }
+            Ok(Stored::Value(meta, _)) if !self.format.trusts(full, meta.flags, bytes) => {
+                Judged::Forged
+            }
+            Ok(Stored::Value(meta, payload)) => match self
+                .format
+                .unpack(meta.flags, payload)
+                .and_then(|payload| codec::decode_payload(&payload))
+            {
+                Ok(value) => freshen(value, meta.write_id, meta.freshness, early),
+                Err(_) => Judged::Undecodable,
+            },
+        }
     }
 }
 

@@ -46,6 +46,9 @@ pub struct Stats {
     pub writes: u64,
     /// Stored values that could not be decoded and were removed.
     pub undecodable: u64,
+    /// Stored values refused for a missing or wrong signature (see
+    /// [`CacheBuilder::sign_with`](crate::CacheBuilder::sign_with)), removed and recomputed.
+    pub forged: u64,
     /// Backend errors and timeouts, returned or ignored.
     pub errors: u64,
     /// Hits served by the local tier in front of Redis (counted in `hits`
@@ -96,13 +99,49 @@ pub(crate) struct Counters {
     joined: AtomicU64,
     writes: AtomicU64,
     undecodable: AtomicU64,
+    forged: AtomicU64,
     errors: AtomicU64,
     skipped: AtomicU64,
-    /// Errors ignored since the last log line.
+    /// The log of backend errors.
+    error_log: Throttle,
+    /// The log of refused signatures.
+    forged_log: Throttle,
+}
+
+/// A log line written at most once per [`LOG_INTERVAL_MS`], with the number
+/// of events since the last one.
+#[derive(Debug)]
+struct Throttle {
+    /// Events since the last log line.
     unlogged: AtomicU64,
     /// When the last log line was written, in ms since `started`; `u64::MAX` before the first.
     last_log_ms: AtomicU64,
     started: Monotonic,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self {
+            unlogged: AtomicU64::new(0),
+            last_log_ms: AtomicU64::new(u64::MAX),
+            started: Monotonic::start(),
+        }
+    }
+}
+
+impl Throttle {
+    /// Counts an event; when a line is due, how many events it reports.
+    fn due(&self) -> Option<u64> {
+        self.unlogged.fetch_add(1, Relaxed);
+        let now = self.started.now_ms();
+        let last = self.last_log_ms.load(Relaxed);
+        let due = last == u64::MAX || now.saturating_sub(last) >= LOG_INTERVAL_MS;
+        (due && self
+            .last_log_ms
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_ok())
+        .then(|| self.unlogged.swap(0, Relaxed))
+    }
 }
 
 impl Default for Counters {
@@ -113,11 +152,11 @@ impl Default for Counters {
             joined: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             undecodable: AtomicU64::new(0),
+            forged: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
-            unlogged: AtomicU64::new(0),
-            last_log_ms: AtomicU64::new(u64::MAX),
-            started: Monotonic::start(),
+            error_log: Throttle::default(),
+            forged_log: Throttle::default(),
         }
     }
 }
@@ -153,6 +192,19 @@ impl Counters {
         );
     }
 
+    /// Counts a value refused for its signature, and logs it (rate-limited):
+    /// someone who can write to the store planted or altered it.
+    pub(crate) fn forged(&self, key: &str) {
+        self.forged.fetch_add(1, Relaxed);
+        if let Some(refused) = self.forged_log.due() {
+            tracing::warn!(
+                key,
+                refused,
+                "cache entry without a valid signature; treated as a miss and replaced"
+            );
+        }
+    }
+
     /// Counts a backend error and logs it, at most once per [`LOG_INTERVAL_MS`]
     /// with the number of errors ignored in between.
     pub(crate) fn backend_error(&self, error: &Error, ignored: bool) {
@@ -163,17 +215,7 @@ impl Counters {
             return;
         }
         self.errors.fetch_add(1, Relaxed);
-        self.unlogged.fetch_add(1, Relaxed);
-        let now = self.started.now_ms();
-        let last = self.last_log_ms.load(Relaxed);
-        let due = last == u64::MAX || now.saturating_sub(last) >= LOG_INTERVAL_MS;
-        if due
-            && self
-                .last_log_ms
-                .compare_exchange(last, now, Relaxed, Relaxed)
-                .is_ok()
-        {
-            let since_last = self.unlogged.swap(0, Relaxed);
+        if let Some(since_last) = self.error_log.due() {
             let error: &dyn std::error::Error = error;
             if ignored {
                 tracing::warn!(
@@ -194,6 +236,7 @@ impl Counters {
             joined: self.joined.load(Relaxed),
             writes: self.writes.load(Relaxed),
             undecodable: self.undecodable.load(Relaxed),
+            forged: self.forged.load(Relaxed),
             errors: self.errors.load(Relaxed),
             skipped: self.skipped.load(Relaxed),
             local_hits: 0,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::Error;
 use crate::backend::Backend;
 use crate::backend::breaker::Health;
+use crate::codec::Format;
 use crate::inner::Inner;
 use crate::key::KeySpace;
 use crate::options::Options;
@@ -61,9 +62,14 @@ impl std::fmt::Debug for Cache {
 
 impl Cache {
     /// The one constructor, from the parts the builder set up.
-    pub(crate) fn from_parts(backend: Arc<Backend>, keys: KeySpace, options: Options) -> Self {
+    pub(crate) fn from_parts(
+        backend: Arc<Backend>,
+        keys: KeySpace,
+        options: Options,
+        format: Format,
+    ) -> Self {
         Self {
-            inner: Arc::new(Inner::new(backend, keys, options)),
+            inner: Arc::new(Inner::new(backend, keys, options, format)),
         }
     }
 
@@ -95,6 +101,7 @@ impl Cache {
             Arc::clone(&inner.backend),
             keys,
             inner.options,
+            inner.format.clone(),
         ))
     }
 

@@ -55,7 +55,7 @@ impl Cache {
         let inner = &*self.inner;
         let full = inner.keys.stored(key);
         let vkeys = scope.version_keys(&inner.keys)?;
-        let found = match inner.read::<T>(&full, &vkeys, None, None).await {
+        let found = match inner.read::<T>(&full, &vkeys, None, None, true).await {
             // A value past its freshness is kept only for the computations that refresh it.
             Ok(read) => read.value.filter(|_| read.stale_for_ms.is_none()),
             Err(error) => {
@@ -164,6 +164,7 @@ impl Cache {
         let inner = &*self.inner;
         let expiry = timeout.into().resolve(inner.options.default_timeout);
         let full = inner.keys.entry(key);
+        let bytes = inner.format.seal(&full, bytes);
         let added = match inner.backend.add(full, bytes, expiry).await {
             Ok(added) => added,
             Err(error) => inner.backend_failed(error).map(|()| false)?,
@@ -243,7 +244,8 @@ impl Cache {
             Ok(entries) => {
                 for ((key, full), entry) in keys.iter().zip(&full).zip(entries) {
                     if let Some(entry) = entry
-                        && let Judged::Hit(value) = inner.judge_found(full, &entry, &[], None).await
+                        && let Judged::Hit(value) =
+                            inner.judge_found(full, &entry, &[], None, true).await
                     {
                         found.insert(key.clone(), value);
                     }
@@ -285,7 +287,9 @@ impl Cache {
         let mut keys = Vec::new();
         let mut encoded = Vec::new();
         for (key, value) in entries {
-            encoded.push((inner.keys.entry(key.as_ref()), codec::encode(&value)?));
+            let full = inner.keys.entry(key.as_ref());
+            let bytes = inner.format.seal(&full, codec::encode(&value)?);
+            encoded.push((full, bytes));
             keys.push(key.as_ref().to_owned());
         }
         match inner.backend.set_many(encoded, expiry).await {
@@ -436,6 +440,7 @@ impl Cache {
         let inner = &*self.inner;
         let expiry = timeout.resolve(inner.options.default_timeout);
         let full = inner.keys.entry(key);
+        let bytes = inner.format.seal(&full, bytes);
         match inner.backend.set(full, bytes, None, expiry).await {
             Ok(()) => {
                 if expiry != Expiry::Now {

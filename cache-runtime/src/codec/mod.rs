@@ -5,14 +5,15 @@
 //! | bytes | content |
 //! |---|---|
 //! | 1 | format version, [`FORMAT_V1`] |
-//! | 1 | flags, reserved (0) |
+//! | 1 | flags: 1 tombstone, 2 payload compressed, 4 signed (see `seal`) |
 //! | 8 | write time, Unix milliseconds, little-endian |
 //! | 8 | write id, random, little-endian: what a guarded write compares |
 //! | 8 | fresh until, Unix milliseconds, little-endian (0: no freshness limit) |
 //! | 4 | computation time, milliseconds, little-endian (for early refresh) |
 //! | 1 | number `n` of version stamps |
 //! | 8 × n | version stamps, little-endian |
-//! | rest | the value, `MessagePack` (rmp-serde, structs as maps) |
+//! | rest | the value, `MessagePack` (rmp-serde, structs as maps), LZ4-compressed when flagged |
+//! | 32 | when signed: a keyed BLAKE3 MAC over the stored key and the bytes before it |
 //!
 //! Integers are the exception: they are stored as decimal text, as Redis
 //! keeps counters, so that `incr` and `decr` work on them atomically.
@@ -31,10 +32,14 @@ mod decimal;
 #[cfg(test)]
 mod hostile;
 mod payload;
+mod seal;
 
 pub(crate) use decimal::{fresh_version, parse_counter, parse_decimal};
 use payload::msgpack_int;
 pub(crate) use payload::{decode_counter, decode_payload};
+pub(crate) use seal::{
+    DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_VALUE_BYTES, Format, MIN_SECRET_LEN, signing_key,
+};
 
 /// What a value must be to go through the cache: serializable both ways,
 /// cloneable (a memory hit hands out a clone) and shareable across tasks.
@@ -63,7 +68,7 @@ pub(crate) const TOMBSTONE: u8 = 1;
 /// Where the write id starts.
 pub(crate) const WRITE_ID_AT: usize = 1 + 1 + 8;
 
-const HEADER_LEN: usize = WRITE_ID_AT + 8 + 8 + 4 + 1;
+pub(crate) const HEADER_LEN: usize = WRITE_ID_AT + 8 + 8 + 4 + 1;
 
 /// When a value goes stale, and what it cost: for stale-while-revalidate,
 /// failover and early refresh. The default (zeros) never goes stale.
@@ -150,7 +155,7 @@ impl Shape {
 
 /// Encodes `value` as an envelope, or as decimal text when it is an integer.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    encode_stamped(value, &[], Freshness::default())
+    encode_as(value, &[], Freshness::default(), true)
 }
 
 /// Encodes `value` as an envelope stamped with `versions` (the versions of
@@ -160,6 +165,17 @@ pub(crate) fn encode_stamped<T: Serialize + ?Sized>(
     versions: &[u64],
     freshness: Freshness,
 ) -> Result<Vec<u8>, Error> {
+    encode_as(value, versions, freshness, true)
+}
+
+/// Encodes `value` as an envelope stamped with `versions`; an integer
+/// without stamps or freshness becomes a counter when `counter` allows.
+pub(crate) fn encode_as<T: Serialize + ?Sized>(
+    value: &T,
+    versions: &[u64],
+    freshness: Freshness,
+    counter: bool,
+) -> Result<Vec<u8>, Error> {
     let mut out = header(0, versions, freshness);
     let start = out.len();
     let mut ser = rmp_serde::Serializer::new(&mut out).with_struct_map();
@@ -167,7 +183,8 @@ pub(crate) fn encode_stamped<T: Serialize + ?Sized>(
         type_name: std::any::type_name::<T>(),
         source,
     })?;
-    if versions.is_empty()
+    if counter
+        && versions.is_empty()
         && freshness == Freshness::default()
         && let Some(n) = msgpack_int(&out[start..])
     {
@@ -203,7 +220,7 @@ pub(crate) fn open(bytes: &[u8]) -> Result<(Meta<'_>, &[u8]), Undecodable> {
         return Err(Undecodable);
     }
     let (&flags, rest) = rest.split_first().ok_or(Undecodable)?;
-    if flags & !TOMBSTONE != 0 {
+    if flags & !(TOMBSTONE | seal::COMPRESSED | seal::SIGNED) != 0 {
         return Err(Undecodable);
     }
     let (written, rest) = rest.split_first_chunk::<8>().ok_or(Undecodable)?;
@@ -212,10 +229,16 @@ pub(crate) fn open(bytes: &[u8]) -> Result<(Meta<'_>, &[u8]), Undecodable> {
     let (compute, rest) = rest.split_first_chunk::<4>().ok_or(Undecodable)?;
     let (&count, rest) = rest.split_first().ok_or(Undecodable)?;
     let stamps_len = usize::from(count) * 8;
-    if rest.len() < stamps_len {
+    let mac_len = if flags & seal::SIGNED == 0 {
+        0
+    } else {
+        seal::MAC_LEN
+    };
+    if rest.len() < stamps_len + mac_len {
         return Err(Undecodable);
     }
     let (versions, payload) = rest.split_at(stamps_len);
+    let payload = &payload[..payload.len() - mac_len];
     let meta = Meta {
         flags,
         written_at_ms: u64::from_le_bytes(*written),
