@@ -13,6 +13,15 @@
 //! 7. a bare moka (synchronous) `get` of the same value in process: the
 //!    floor of any local hit, measured the same way.
 //!
+//! These rows move the same bytes as the raw `GET`: their caches compress
+//! nothing (the bench value is a repeated phrase that LZ4 shrinks a
+//! hundredfold). A second table, the envelope rows, measures what
+//! compression and signatures cost and save: a 64 KiB JSON-like value read
+//! by a raw `GET` of its uncompressed bytes, by cachette without
+//! compression, compressed (the default with Redis), signed, and signed and
+//! compressed; and a 256 B value plain and signed. `LOAD_BENCH_ONLY=envelope`
+//! runs that table alone.
+//!
 //! For 1 task: latency percentiles over sequential calls; for 64 tasks:
 //! throughput. Each measurement runs `ROUNDS` times, rows interleaved, and
 //! the median round is kept. Prints a Markdown table with each row's ratio to
@@ -81,6 +90,59 @@ async fn local_tagged_item(size: usize) -> String {
     value(size)
 }
 
+/// The caches of the envelope rows: compressing, signing, both.
+static ENVELOPE_CACHES: OnceLock<[cachette::Cache; 3]> = OnceLock::new();
+
+fn compressing_cache() -> &'static cachette::Cache {
+    &ENVELOPE_CACHES.get().expect("built first")[0]
+}
+
+fn signing_cache() -> &'static cachette::Cache {
+    &ENVELOPE_CACHES.get().expect("built first")[1]
+}
+
+fn sealing_cache() -> &'static cachette::Cache {
+    &ENVELOPE_CACHES.get().expect("built first")[2]
+}
+
+/// A JSON-like text of about `size` bytes: catalogue entries.
+fn json(size: usize) -> String {
+    let mut out = String::from("[");
+    let mut i = 0_usize;
+    while out.len() < size - 100 {
+        write!(
+            out,
+            r#"{{"id":{i},"title":"Book number {i}","price":{},"stock":{},"tags":["paper","novel"]}},"#,
+            1000 + i * 7 % 5000,
+            i * 13 % 97
+        )
+        .unwrap();
+        i += 1;
+    }
+    out.push(']');
+    out
+}
+
+#[cached(timeout = 3600, key = "json:{size}")]
+async fn json_item(size: usize) -> String {
+    json(size)
+}
+
+#[cached(timeout = 3600, key = "json:{size}", cache = compressing_cache())]
+async fn compressed_json_item(size: usize) -> String {
+    json(size)
+}
+
+#[cached(timeout = 3600, key = "json:{size}", cache = signing_cache())]
+async fn signed_json_item(size: usize) -> String {
+    json(size)
+}
+
+#[cached(timeout = 3600, key = "json:{size}", cache = sealing_cache())]
+async fn sealed_json_item(size: usize) -> String {
+    json(size)
+}
+
 /// The cache on the cluster, for the cluster rows.
 static CLUSTER_CACHE: OnceLock<cachette::Cache> = OnceLock::new();
 
@@ -113,9 +175,25 @@ enum Row {
     Local,
     LocalTagged,
     Moka,
+    // The envelope rows, on `json(size)`.
+    RawJson,
+    Json,
+    CompressedJson,
+    SignedJson,
+    SealedJson,
 }
 
 impl Row {
+    const ENVELOPE: [Row; 5] = [
+        Row::RawJson,
+        Row::Json,
+        Row::CompressedJson,
+        Row::SignedJson,
+        Row::SealedJson,
+    ];
+    /// The sizes of the envelope rows' values.
+    const ENVELOPE_SIZES: [usize; 2] = [256, 65_536];
+
     const ALL: [Row; 11] = [
         Row::RawGet,
         Row::Deadpool,
@@ -143,6 +221,11 @@ impl Row {
             Row::Local => "local tier: cachette #[cached]",
             Row::LocalTagged => "local tier: cachette #[cached] ns + 2 tags",
             Row::Moka => "moka get (sync, in process)",
+            Row::RawJson => "redis-rs GET of the uncompressed JSON",
+            Row::Json => "cachette #[cached], uncompressed",
+            Row::CompressedJson => "cachette #[cached], compressed (LZ4)",
+            Row::SignedJson => "cachette #[cached], signed",
+            Row::SealedJson => "cachette #[cached], signed and compressed",
         }
     }
 
@@ -194,13 +277,30 @@ impl Clients {
                 .moka
                 .get_with_by_ref(moka_key(size), || value(size))
                 .len(),
+            Row::RawJson => {
+                let bytes: Vec<u8> = self.conn.clone().get(json_key(size)).await.unwrap();
+                bytes.len()
+            }
+            Row::Json => json_item(size).await.len(),
+            Row::CompressedJson => compressed_json_item(size).await.len(),
+            Row::SignedJson => signed_json_item(size).await.len(),
+            Row::SealedJson => sealed_json_item(size).await.len(),
         };
-        assert_eq!(len, size, "{} returned a wrong value", row.name());
+        let expected = if Row::ENVELOPE.contains(&row) {
+            json(size).len()
+        } else {
+            size
+        };
+        assert_eq!(len, expected, "{} returned a wrong value", row.name());
     }
 }
 
 fn raw_key(size: usize) -> String {
     format!("raw:{size}")
+}
+
+fn json_key(size: usize) -> String {
+    format!("json:{size}")
 }
 
 /// The moka row's key for `size`, not built per call: a floor builds nothing.
@@ -310,30 +410,67 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let Some(results) = runtime.block_on(run()) else {
+    let Some((results, envelope)) = runtime.block_on(run()) else {
         return; // profiled one row; the server stops as it drops
     };
     let out = std::env::var("LOAD_BENCH_OUT").unwrap_or_else(|_| {
         concat!(env!("CARGO_MANIFEST_DIR"), "/../target/load-bench").to_owned()
     });
     std::fs::create_dir_all(&out).unwrap();
-    let table = table(&results);
-    println!("{table}");
-    std::fs::write(format!("{out}/load.md"), &table).unwrap();
-    std::fs::write(format!("{out}/load.svg"), chart(&results)).unwrap();
-    println!("written: {out}/load.md, {out}/load.svg");
+    let envelope = envelope_table(&envelope);
+    println!("{envelope}");
+    std::fs::write(format!("{out}/envelope.md"), &envelope).unwrap();
+    if !results.is_empty() {
+        let table = table(&results);
+        println!("{table}");
+        std::fs::write(format!("{out}/load.md"), &table).unwrap();
+        std::fs::write(format!("{out}/load.svg"), chart(&results)).unwrap();
+    }
+    println!("written to {out}");
     drop((server, cluster));
 }
 
-/// Figures by size, then by row (in `Row::ALL` order); `None` after profiling one row.
-async fn run() -> Option<Vec<(usize, Vec<Figures>)>> {
-    let url = URL.get().unwrap();
-    cachette::Cache::builder()
-        .redis_url(url)
+/// Installs the global cache and builds the others, every one on `url`
+/// but the cluster's.
+async fn build_caches(url: &str, seeds: &[String]) {
+    let plain = || cachette::Cache::builder().compress_above(None);
+    plain().redis_url(url).build().await.unwrap().install();
+    let envelope = |prefix: &str| cachette::Cache::builder().redis_url(url).key_prefix(prefix);
+    let secret = "a bench secret of 32 bytes or so";
+    let compressing = envelope("lz4").build().await.unwrap();
+    let signing = envelope("signed")
+        .compress_above(None)
+        .sign_with(secret)
         .build()
         .await
-        .unwrap()
-        .install();
+        .unwrap();
+    let sealing = envelope("sealed").sign_with(secret).build().await.unwrap();
+    assert!(ENVELOPE_CACHES.set([compressing, signing, sealing]).is_ok());
+    let cluster_cache = plain().redis_cluster(seeds.to_vec()).build().await.unwrap();
+    assert!(CLUSTER_CACHE.set(cluster_cache).is_ok());
+    let local = plain()
+        .redis_url(url)
+        .key_prefix("local")
+        .local_tier(64 << 20)
+        .build()
+        .await
+        .unwrap();
+    assert!(LOCAL_CACHE.set(local).is_ok());
+}
+
+/// The main table's figures by size, and the envelope table's by size with stored bytes.
+type Results = (
+    Vec<(usize, Vec<Figures>)>,
+    Vec<(usize, Vec<Figures>, Vec<usize>)>,
+);
+
+/// The main table's figures by size, then by row (in `Row::ALL` order),
+/// and the envelope table's (in `Row::ENVELOPE` order, the bytes stored
+/// for each row); `None` after profiling one row.
+async fn run() -> Option<Results> {
+    let url = URL.get().unwrap();
+    let seeds = SEEDS.get().unwrap().clone();
+    build_caches(url, &seeds).await;
     let conn = redis::Client::open(url.as_str())
         .unwrap()
         .get_multiplexed_async_connection()
@@ -342,21 +479,6 @@ async fn run() -> Option<Vec<(usize, Vec<Figures>)>> {
     let pool = deadpool_redis::Config::from_url(url)
         .create_pool(Some(deadpool_redis::Runtime::Tokio1))
         .unwrap();
-    let seeds = SEEDS.get().unwrap().clone();
-    let cluster_cache = cachette::Cache::builder()
-        .redis_cluster(seeds.clone())
-        .build()
-        .await
-        .unwrap();
-    CLUSTER_CACHE.set(cluster_cache).unwrap();
-    let local = cachette::Cache::builder()
-        .redis_url(url)
-        .key_prefix("local")
-        .local_tier(64 << 20)
-        .build()
-        .await
-        .unwrap();
-    LOCAL_CACHE.set(local).unwrap();
     let cluster = redis::cluster::ClusterClient::new(seeds)
         .unwrap()
         .get_async_connection()
@@ -386,10 +508,22 @@ async fn run() -> Option<Vec<(usize, Vec<Figures>)>> {
             clients.hit(row, size).await;
         }
     }
+    for size in Row::ENVELOPE_SIZES {
+        let () = clients
+            .conn
+            .clone()
+            .set(json_key(size), json(size))
+            .await
+            .unwrap();
+        for row in Row::ENVELOPE {
+            clients.hit(row, size).await;
+        }
+    }
     if let Ok(name) = std::env::var("LOAD_BENCH_PROFILE") {
         // One row alone, long enough to profile (`perf record` around the bench).
         let row = *Row::ALL
             .iter()
+            .chain(&Row::ENVELOPE)
             .find(|r| r.name().starts_with(&name))
             .expect("LOAD_BENCH_PROFILE names a row");
         let size = std::env::var("LOAD_BENCH_SIZE").map_or(SIZES[0], |s| s.parse().unwrap());
@@ -400,33 +534,92 @@ async fn run() -> Option<Vec<(usize, Vec<Figures>)>> {
         return None;
     }
     let mut results = Vec::new();
-    for size in SIZES {
-        let mut rounds: Vec<Vec<Figures>> = vec![Vec::new(); Row::ALL.len()];
-        for _ in 0..ROUNDS {
-            for (i, row) in Row::ALL.into_iter().enumerate() {
-                let (p50_us, p99_us) = latency(clients, row, size).await;
-                let (ops_per_s, cpu_us) = throughput(clients, row, size).await;
-                rounds[i].push(Figures {
-                    p50_us,
-                    p99_us,
-                    ops_per_s,
-                    cpu_us,
-                });
-            }
-        }
-        let figures = rounds
-            .into_iter()
-            .map(|r| Figures {
-                p50_us: median(r.iter().map(|f| f.p50_us).collect()),
-                p99_us: median(r.iter().map(|f| f.p99_us).collect()),
-                ops_per_s: median(r.iter().map(|f| f.ops_per_s).collect()),
-                cpu_us: median(r.iter().map(|f| f.cpu_us).collect()),
-            })
-            .collect();
+    let only_envelope = std::env::var("LOAD_BENCH_ONLY").is_ok_and(|only| only == "envelope");
+    for size in SIZES.into_iter().filter(|_| !only_envelope) {
+        results.push((size, measure(clients, &Row::ALL, size).await));
         eprintln!("size {size} B done");
-        results.push((size, figures));
     }
-    Some(results)
+    let mut envelope = Vec::new();
+    for size in Row::ENVELOPE_SIZES {
+        let figures = measure(clients, &Row::ENVELOPE, size).await;
+        let key = json_key(size);
+        let mut stored = vec![strlen(&clients.conn, &key).await];
+        for cache in [
+            &cachette::cache(),
+            compressing_cache(),
+            signing_cache(),
+            sealing_cache(),
+        ] {
+            stored.push(strlen(&clients.conn, &cache.key_for(&key)).await);
+        }
+        envelope.push((size, figures, stored));
+    }
+    Some((results, envelope))
+}
+
+/// The length of the value at `key`.
+async fn strlen(conn: &redis::aio::MultiplexedConnection, key: &str) -> usize {
+    redis::cmd("STRLEN")
+        .arg(key)
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap()
+}
+
+/// The median figures of `rows` on the value of `size`, over `ROUNDS` interleaved rounds.
+async fn measure(clients: &'static Clients, rows: &[Row], size: usize) -> Vec<Figures> {
+    let mut rounds: Vec<Vec<Figures>> = vec![Vec::new(); rows.len()];
+    for _ in 0..ROUNDS {
+        for (i, &row) in rows.iter().enumerate() {
+            let (p50_us, p99_us) = latency(clients, row, size).await;
+            let (ops_per_s, cpu_us) = throughput(clients, row, size).await;
+            rounds[i].push(Figures {
+                p50_us,
+                p99_us,
+                ops_per_s,
+                cpu_us,
+            });
+        }
+    }
+    rounds
+        .into_iter()
+        .map(|r| Figures {
+            p50_us: median(r.iter().map(|f| f.p50_us).collect()),
+            p99_us: median(r.iter().map(|f| f.p99_us).collect()),
+            ops_per_s: median(r.iter().map(|f| f.ops_per_s).collect()),
+            cpu_us: median(r.iter().map(|f| f.cpu_us).collect()),
+        })
+        .collect()
+}
+
+/// The envelope table: each row's figures beside the raw `GET`'s, and the
+/// bytes each stores for the value.
+fn envelope_table(envelope: &[(usize, Vec<Figures>, Vec<usize>)]) -> String {
+    let mut out = String::new();
+    writeln!(
+        out,
+        "| value | contender | stored bytes | 1 task p50 (µs) | {TASKS} tasks (hits/s) | ÷ GET | client CPU per hit (µs) | CPU ÷ GET |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|").unwrap();
+    for (size, figures, stored) in envelope {
+        let floor = figures[0];
+        for ((row, f), bytes) in Row::ENVELOPE.iter().zip(figures).zip(stored) {
+            writeln!(
+                out,
+                "| JSON, {} | {} | {bytes} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                human(*size),
+                row.name(),
+                f.p50_us,
+                f.ops_per_s,
+                f.ops_per_s / floor.ops_per_s,
+                f.cpu_us,
+                f.cpu_us / floor.cpu_us,
+            )
+            .unwrap();
+        }
+    }
+    out
 }
 
 fn table(results: &[(usize, Vec<Figures>)]) -> String {

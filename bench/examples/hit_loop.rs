@@ -167,6 +167,8 @@ fn main() {
             let cache = Cache::builder()
                 .redis_url(url.as_str())
                 .key_prefix("hit-loop-redis")
+                // The same bytes as the raw `GET` (the value is a phrase LZ4 shrinks 100 times).
+                .compress_above(None)
                 .build()
                 .await
                 .unwrap();

@@ -134,7 +134,15 @@ impl Expansion<'_> {
         let timeout = self.timeout();
         let lease = self.lease();
         let policy = self.policy();
-        let plan = quote!(#private::plan(#timeout, #lease) #policy);
+        // The function's site: where its figures are counted, once per function.
+        let name = self.func.sig.ident.to_string();
+        let name = name.trim_start_matches("r#");
+        let site = quote! {{
+            static __CACHETTE_SITE: #private::Site =
+                #private::Site::new(#private::concat!(#private::module_path!(), "::", #name));
+            &__CACHETTE_SITE
+        }};
+        let plan = quote!(#private::plan(#timeout, #lease, #site) #policy);
         let unless = match &self.attr.unless {
             Some(unless) => quote!(#unless),
             None => quote!(|_| false),

@@ -355,6 +355,21 @@ impl CacheBuilder {
         self
     }
 
+    /// Whether spans (see the README's "Observing" section) carry each key as
+    /// stored (`true`) or a digest of it (`false`, the default): keys often
+    /// hold user ids or e-mail addresses, which traces should not collect
+    /// unless asked to.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let builder = cachette::Cache::builder().trace_keys(true);
+    /// # drop(builder);
+    /// ```
+    pub fn trace_keys(mut self, on: bool) -> Self {
+        self.options.trace_keys = on;
+        self
+    }
+
     /// Whether backend failures are misses and no-ops (`true`, the default)
     /// or errors returned to the caller.
     pub fn fail_open(mut self, fail_open: bool) -> Self {

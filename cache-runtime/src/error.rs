@@ -150,5 +150,13 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Whether the cache was skipped (an open circuit, a spent budget)
+    /// rather than failing.
+    pub(crate) fn is_skip(&self) -> bool {
+        matches!(self, Self::CircuitOpen { .. } | Self::BudgetSpent { .. })
+    }
+}
+
 /// `Result` with the cache's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

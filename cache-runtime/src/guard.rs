@@ -41,6 +41,7 @@ impl Inner {
         // Signed values are never counters: digits cannot carry a signature.
         let bytes = codec::encode_as(value, &guard.stamps, freshness, !self.format.signs())?;
         let bytes = self.format.seal(&guard.full_key, bytes);
+        crate::meters::value_written(self.counters.label(), bytes.len());
         let typed = self
             .backend
             .keeps_typed()

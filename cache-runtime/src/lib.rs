@@ -41,6 +41,8 @@ mod budget;
 mod clock;
 mod error;
 mod flight;
+mod meters;
+mod site;
 mod stats;
 
 #[doc(hidden)]
@@ -60,6 +62,7 @@ pub use global::cache;
 pub use key::DEFAULT_MAX_KEY_LENGTH;
 pub use options::{DEFAULT_TIMEOUT, Timeout};
 pub use scope::{MAX_SCOPE, Scope};
+pub use site::FunctionStats;
 pub use stats::Stats;
 
 /// The Redis client crate, for the types that appear in errors.

@@ -97,6 +97,8 @@ pub(crate) struct Options {
     pub(crate) policy: Policy,
     /// One computation per key in this process.
     pub(crate) single_flight: bool,
+    /// Spans carry keys as stored, rather than their digests.
+    pub(crate) trace_keys: bool,
 }
 
 impl Default for Options {
@@ -108,6 +110,7 @@ impl Default for Options {
             lease: None,
             policy: Policy::default(),
             single_flight: true,
+            trace_keys: false,
         }
     }
 }

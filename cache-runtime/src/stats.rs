@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crate::Error;
 use crate::clock::Monotonic;
+use crate::meters;
 
 /// How often, in milliseconds, a backend error is logged at most.
 const LOG_INTERVAL_MS: u64 = 10_000;
@@ -106,6 +107,8 @@ pub(crate) struct Counters {
     error_log: Throttle,
     /// The log of refused signatures.
     forged_log: Throttle,
+    /// The cache's label in metrics: its key prefix.
+    label: String,
 }
 
 /// A log line written at most once per [`LOG_INTERVAL_MS`], with the number
@@ -144,8 +147,9 @@ impl Throttle {
     }
 }
 
-impl Default for Counters {
-    fn default() -> Self {
+impl Counters {
+    /// The counters of the cache labelled `label` (its key prefix).
+    pub(crate) fn new(label: &str) -> Self {
         Self {
             hits: Striped::default(),
             misses: AtomicU64::new(0),
@@ -157,11 +161,15 @@ impl Default for Counters {
             skipped: AtomicU64::new(0),
             error_log: Throttle::default(),
             forged_log: Throttle::default(),
+            label: label.to_owned(),
         }
     }
-}
 
-impl Counters {
+    /// The cache's label in metrics.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
     #[inline]
     pub(crate) fn hit(&self) {
         self.hits.add(1);
@@ -186,6 +194,7 @@ impl Counters {
 
     pub(crate) fn undecodable(&self, key: &str) {
         self.undecodable.fetch_add(1, Relaxed);
+        meters::refused(&self.label, "undecodable");
         tracing::debug!(
             key,
             "cache entry could not be decoded; treated as a miss and removed"
@@ -196,6 +205,7 @@ impl Counters {
     /// someone who can write to the store planted or altered it.
     pub(crate) fn forged(&self, key: &str) {
         self.forged.fetch_add(1, Relaxed);
+        meters::refused(&self.label, "forged");
         if let Some(refused) = self.forged_log.due() {
             tracing::warn!(
                 key,
@@ -212,9 +222,11 @@ impl Counters {
             // The breaker logged its opening once, and a spent budget is the
             // caller's choice: skipped calls are only counted.
             self.skipped.fetch_add(1, Relaxed);
+            meters::count("cachette_skipped_total", &self.label);
             return;
         }
         self.errors.fetch_add(1, Relaxed);
+        meters::count("cachette_backend_errors_total", &self.label);
         if let Some(since_last) = self.error_log.due() {
             let error: &dyn std::error::Error = error;
             if ignored {

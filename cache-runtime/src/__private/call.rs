@@ -2,19 +2,24 @@
 
 use std::time::Duration;
 
+use tracing::{Instrument, Span};
+
 use super::convert::{CacheRef, CachedValue};
 use super::key::CallKey;
-use crate::load::{Job, Loaded, Pick, Plan};
+use crate::inner::Inner;
+use crate::load::{Job, Loaded, Pick, Plan, Served};
 use crate::options::Timeout;
+use crate::site::Site;
 use crate::{Cache, Error};
 
 /// The lease of `#[cached(lock = true)]`.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
-/// How a cached call computes: its timeout, and its fleet-wide lease (or the cache's).
+/// How a cached call computes: its timeout, its fleet-wide lease (or the
+/// cache's), and the function's site, where its figures are counted.
 #[must_use]
-pub fn plan(timeout: Timeout, lease: Option<Duration>) -> Plan {
-    Plan::cached(timeout, lease)
+pub fn plan(timeout: Timeout, lease: Option<Duration>, site: &'static Site) -> Plan {
+    Plan::cached(timeout, lease, site)
 }
 
 /// Runs a cached call: `pick` says what of its outcome is stored.
@@ -37,12 +42,28 @@ where
     };
     let full = key.stored();
     let inner = &key.cache.inner;
+    let span = call_span(plan);
     // An in-process hit is served without a future of its own.
-    let loaded = match inner.look::<T>(&full, &key.scope, inner.early(&plan)) {
-        Ok(value) => Loaded::value((job.pick.wrap)(value)),
-        Err(peeked) => inner.load_after(&full, &key.scope, plan, job, peeked).await,
+    let peeked = match inner.look::<T>(&full, &key.scope, inner.early(&plan)) {
+        Ok(value) => {
+            if let Some(site) = plan.site {
+                site.tally(inner).count(Served::Hit, false);
+            }
+            if !span.is_disabled() {
+                inner.trace(&span, &full, Served::Hit, false, true);
+            }
+            return (job.pick.wrap)(value);
+        }
+        Err(peeked) => peeked,
     };
-    outcome(&full, loaded)
+    // Instrumenting moves the whole computation into a wrapper: only when a subscriber listens.
+    let loaded = if span.is_disabled() {
+        inner.load_after(&full, &key.scope, plan, job, peeked).await
+    } else {
+        let load = inner.load_after(&full, &key.scope, plan, job, peeked);
+        Box::pin(load).instrument(span.clone()).await
+    };
+    outcome(inner, plan, &span, &full, loaded)
 }
 
 /// [`call`] for a computation that owns its arguments: a stale value is
@@ -66,17 +87,43 @@ where
         pick,
     };
     let full = key.stored();
-    let loaded = key
-        .cache
-        .inner
-        .load_detached(&full, &key.scope, plan, job)
-        .await;
-    outcome(&full, loaded)
+    let inner = &key.cache.inner;
+    let span = call_span(plan);
+    let loaded = if span.is_disabled() {
+        inner.load_detached(&full, &key.scope, plan, job).await
+    } else {
+        let load = inner.load_detached(&full, &key.scope, plan, job);
+        Box::pin(load).instrument(span.clone()).await
+    };
+    outcome(inner, plan, &span, &full, loaded)
 }
 
-/// The outcome of the cached call of the stored key `full`; the cache's
-/// error, if any, is logged.
-fn outcome<O>(full: &str, loaded: Loaded<O>) -> O {
+/// The span of a cached call (level debug): the function, then how it was
+/// served, the tier and a digest of the key (the key itself only where
+/// the cache was built with `trace_keys`).
+#[inline]
+fn call_span(plan: Plan) -> Span {
+    let function = plan.site.map_or("", Site::name);
+    tracing::debug_span!(
+        "cachette.call",
+        function,
+        outcome = tracing::field::Empty,
+        tier = tracing::field::Empty,
+        key = tracing::field::Empty,
+    )
+}
+
+/// The outcome of the cached call of the stored key `full`, past an
+/// in-process store: counted in its function's figures and recorded in its
+/// span; the cache's error, if any, is logged.
+fn outcome<O>(inner: &Inner, plan: Plan, span: &Span, full: &str, loaded: Loaded<O>) -> O {
+    let skipped = loaded.error.as_ref().is_some_and(Error::is_skip);
+    if let Some(site) = plan.site {
+        site.tally(inner).count(loaded.served, skipped);
+    }
+    if !span.is_disabled() {
+        inner.trace(span, full, loaded.served, skipped, false);
+    }
     if let Some(error) = &loaded.error {
         report(full, error);
     }

@@ -158,6 +158,7 @@ impl Breaker {
         }
         if self.open_until_ms.load(SeqCst) != 0 && self.open_until_ms.swap(0, SeqCst) != 0 {
             tracing::info!("cache backend answers again; circuit closed");
+            crate::meters::circuit(false);
         }
     }
 
@@ -178,6 +179,7 @@ impl Breaker {
             .is_ok();
         if opened {
             self.times_opened.fetch_add(1, SeqCst);
+            crate::meters::circuit(true);
             tracing::warn!(
                 failures,
                 cool_down = ?self.cool_down,

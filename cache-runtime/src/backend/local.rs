@@ -214,7 +214,7 @@ pub(crate) struct Reading(Option<u64>);
 impl Local {
     pub(crate) fn new(max_bytes: u64, lifetime: Option<Duration>) -> Self {
         Self {
-            entries: Memory::new(max_bytes),
+            entries: Memory::new(max_bytes, "local"),
             state: Mutex::default(),
             up: AtomicBool::new(false),
             started: AtomicBool::new(false),

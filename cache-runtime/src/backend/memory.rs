@@ -26,6 +26,7 @@ use moka::sync::Cache as Moka;
 
 use super::{Counted, Expected, Expiry};
 use crate::codec::{self, Shape};
+use crate::meters;
 
 /// A stored entry, behind one `Arc`: a lookup hands out a clone, and one
 /// reference count is all that threads reading the same entry share.
@@ -114,6 +115,8 @@ impl Slot {
 /// The memory store of one cache.
 pub(crate) struct Memory {
     store: Moka<String, Slot, foldhash::fast::RandomState>,
+    /// The tier's name in metrics.
+    tier: &'static str,
     /// Writes since the store was made, for the sweeps of expired entries.
     writes: AtomicU64,
     /// The heaviest entry kept, in bytes.
@@ -145,15 +148,25 @@ fn weight(key: &str, slot: &Slot) -> u64 {
 
 impl Memory {
     /// A store of at most `max_bytes` (keys and stored bytes); an entry
-    /// heavier than a sixteenth of that is not kept.
-    pub(crate) fn new(max_bytes: u64) -> Self {
-        let store = Moka::builder()
-            .max_capacity(max_bytes)
-            .weigher(|key: &String, slot: &Slot| {
-                u32::try_from(weight(key, slot)).unwrap_or(u32::MAX)
-            })
-            .build_with_hasher(foldhash::fast::RandomState::default());
+    /// heavier than a sixteenth of that is not kept. `tier` names it in
+    /// metrics (`memory`, `local`).
+    pub(crate) fn new(max_bytes: u64, tier: &'static str) -> Self {
+        let builder =
+            Moka::builder()
+                .max_capacity(max_bytes)
+                .weigher(|key: &String, slot: &Slot| {
+                    u32::try_from(weight(key, slot)).unwrap_or(u32::MAX)
+                });
+        // Evictions are counted only where they are reported.
+        #[cfg(feature = "metrics")]
+        let builder = builder.eviction_listener(move |_, _, cause| {
+            if cause == moka::notification::RemovalCause::Size {
+                meters::evicted(tier, "size", 1);
+            }
+        });
+        let store = builder.build_with_hasher(foldhash::fast::RandomState::default());
         Self {
+            tier,
             writes: AtomicU64::new(0),
             max_entry: max_bytes / 16,
             store,
@@ -183,6 +196,7 @@ impl Memory {
             .filter(|(_, slot)| slot.expired(now))
             .map(|(key, _)| key)
             .collect();
+        meters::evicted(self.tier, "expired", expired.len() as u64);
         for key in expired {
             self.store
                 .entry_by_ref(key.as_str())
@@ -491,7 +505,7 @@ mod tests {
 
     #[test]
     fn expired_entries_are_swept_by_later_writes() {
-        let memory = Memory::new(1 << 20);
+        let memory = Memory::new(1 << 20, "memory");
         let soon = Expiry::After(Duration::from_millis(1));
         for i in 0..100 {
             memory.set(format!("old{i}"), Slot::new(b"old".to_vec(), None, soon));

@@ -45,7 +45,7 @@ fn unavailable(reason: &str) -> Error {
 impl Backend {
     /// A memory store of `capacity` entries.
     pub(crate) fn memory(capacity: u64) -> Self {
-        Self::Memory(Memory::new(capacity))
+        Self::Memory(Memory::new(capacity, "memory"))
     }
 
     /// A Redis store at `url` (not connected yet).

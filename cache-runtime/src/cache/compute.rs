@@ -1,10 +1,13 @@
 //! `get_or_set` and friends: the direct API's way into the miss engine
 //! (single flight, guarded writes, freshness).
 
+use tracing::Instrument;
+
 use super::Cache;
 use crate::Error;
 use crate::codec::Cacheable;
-use crate::load::{Job, Plan, pick_ok, pick_value};
+use crate::inner::Inner;
+use crate::load::{Job, Loaded, Plan, pick_ok, pick_value};
 use crate::options::Timeout;
 use crate::scope::Scope;
 
@@ -83,7 +86,16 @@ impl Cache {
         let job = Job::direct(compute, pick_value());
         let plan = Plan::direct(timeout.into());
         let full = self.inner.keys.stored(key);
-        self.inner.load(&full, scope, plan, job).await.into_result()
+        let span = self.inner.op_span("get_or_set");
+        // Instrumenting moves the whole computation into a wrapper: only when a subscriber listens.
+        let loaded = if span.is_disabled() {
+            self.inner.load(&full, scope, plan, job).await
+        } else {
+            let load = self.inner.load(&full, scope, plan, job);
+            Box::pin(load).instrument(span.clone()).await
+        };
+        self.done(&span, key, &loaded);
+        loaded.into_result()
     }
 
     /// [`get_or_set_in`](Self::get_or_set_in) with the refresh of a stale
@@ -128,10 +140,15 @@ impl Cache {
         let job = Job::direct(compute, pick_value());
         let plan = Plan::direct(timeout.into());
         let full = self.inner.keys.stored(key);
-        self.inner
-            .load_detached(&full, scope, plan, job)
-            .await
-            .into_result()
+        let span = self.inner.op_span("get_or_set");
+        let loaded = if span.is_disabled() {
+            self.inner.load_detached(&full, scope, plan, job).await
+        } else {
+            let load = self.inner.load_detached(&full, scope, plan, job);
+            Box::pin(load).instrument(span.clone()).await
+        };
+        self.done(&span, key, &loaded);
+        loaded.into_result()
     }
 
     /// Like [`get_or_set`](Self::get_or_set) for a fallible computation: only
@@ -217,9 +234,24 @@ impl Cache {
         let job = Job::direct(compute, pick_ok());
         let plan = Plan::direct(timeout.into());
         let full = self.inner.keys.stored(key);
-        match self.inner.load(&full, scope, plan, job).await.into_result() {
+        let span = self.inner.op_span("get_or_set");
+        // Instrumenting moves the whole computation into a wrapper: only when a subscriber listens.
+        let loaded = if span.is_disabled() {
+            self.inner.load(&full, scope, plan, job).await
+        } else {
+            let load = self.inner.load(&full, scope, plan, job);
+            Box::pin(load).instrument(span.clone()).await
+        };
+        self.done(&span, key, &loaded);
+        match loaded.into_result() {
             Ok(outcome) => outcome,
             Err(error) => Err(error.into()),
         }
+    }
+
+    /// Records how a direct computation of `key` was served.
+    fn done<O>(&self, span: &tracing::Span, key: &str, loaded: &Loaded<O>) {
+        let outcome = Inner::served_outcome(loaded.served, loaded.error.as_ref());
+        self.inner.op_done(span, "get_or_set", key, outcome);
     }
 }

@@ -7,6 +7,7 @@ use crate::Error;
 use crate::backend::Expiry;
 use crate::codec;
 use crate::key::Internal;
+use crate::meters;
 
 impl Cache {
     /// Drops the entry at `key` so that nothing computed before this call can
@@ -32,14 +33,18 @@ impl Cache {
         let inner = &*self.inner;
         let full = inner.keys.entry(key);
         let expiry = Expiry::after(inner.options.tombstone_ttl);
-        match inner
-            .backend
-            .set(full, codec::tombstone(), None, expiry)
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(error) => inner.backend_failed(error),
-        }
+        meters::invalidation(inner.counters.label(), "key");
+        let work = async {
+            match inner
+                .backend
+                .set(full, codec::tombstone(), None, expiry)
+                .await
+            {
+                Ok(()) => Ok(()),
+                Err(error) => inner.backend_failed(error),
+            }
+        };
+        inner.op("invalidate", key, work, |()| "ok").await
     }
 
     /// Drops every entry of `namespace` at once, in one atomic command;
@@ -61,7 +66,12 @@ impl Cache {
     /// # }
     /// ```
     pub async fn invalidate_namespace(&self, namespace: &str) -> Result<u64, Error> {
-        self.bump(&self.inner.keys.internal(Internal::Namespace, namespace))
+        let inner = &*self.inner;
+        meters::invalidation(inner.counters.label(), "namespace");
+        let vkey = inner.keys.internal(Internal::Namespace, namespace);
+        let work = self.bump(&vkey);
+        inner
+            .op("invalidate_namespace", namespace, work, |_| "ok")
             .await
     }
 
@@ -85,6 +95,15 @@ impl Cache {
     /// # }
     /// ```
     pub async fn invalidate_tag(&self, tag: &str) -> Result<u64, Error> {
+        let inner = &*self.inner;
+        meters::invalidation(inner.counters.label(), "tag");
+        inner
+            .op("invalidate_tag", tag, self.drop_tag(tag), |_| "ok")
+            .await
+    }
+
+    /// [`invalidate_tag`](Self::invalidate_tag) without its span.
+    async fn drop_tag(&self, tag: &str) -> Result<u64, Error> {
         let version = self
             .bump(&self.inner.keys.internal(Internal::Tag, tag))
             .await?;

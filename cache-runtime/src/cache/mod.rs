@@ -132,6 +132,21 @@ impl Cache {
         stats
     }
 
+    /// The figures of each `#[cached]` function that called through this
+    /// cache, by name: how its calls were served and the time spent
+    /// computing. With the `metrics` feature the same figures go to the
+    /// `metrics` facade, labelled by cache and function.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let cache = cachette::Cache::memory();
+    /// assert!(cache.function_stats().is_empty());
+    /// ```
+    #[must_use]
+    pub fn function_stats(&self) -> Vec<crate::FunctionStats> {
+        self.inner.tallies.snapshot()
+    }
+
     /// Whether calls reach the backend: the state of the circuit breaker in
     /// front of Redis (see
     /// [`CacheBuilder::circuit_breaker`](crate::CacheBuilder::circuit_breaker)).

@@ -12,6 +12,7 @@ use crate::codec::{self, Cacheable, Freshness};
 use crate::options::Timeout;
 use crate::read::Judged;
 use crate::scope::Scope;
+use tracing::Instrument;
 
 impl Cache {
     /// The value stored at `key`, or `None` when there is none, it expired,
@@ -52,6 +53,17 @@ impl Cache {
     /// # }
     /// ```
     pub async fn get_in<T: Cacheable>(&self, key: &str, scope: &Scope) -> Result<Option<T>, Error> {
+        let work = self.get_uncounted(key, scope);
+        let hit_or_miss = |found: &Option<T>| if found.is_some() { "hit" } else { "miss" };
+        self.inner.op("get", key, work, hit_or_miss).await
+    }
+
+    /// [`get_in`](Self::get_in) without its span.
+    async fn get_uncounted<T: Cacheable>(
+        &self,
+        key: &str,
+        scope: &Scope,
+    ) -> Result<Option<T>, Error> {
         let inner = &*self.inner;
         let full = inner.keys.stored(key);
         let vkeys = scope.version_keys(&inner.keys)?;
@@ -101,12 +113,15 @@ impl Cache {
         if vkeys.is_empty() {
             return self.set(key, value, timeout).await;
         }
-        let current = match inner.current_versions(&vkeys).await {
-            Ok(current) => current,
-            Err(error) => return inner.backend_failed(error),
+        let work = async {
+            let current = match inner.current_versions(&vkeys).await {
+                Ok(current) => current,
+                Err(error) => return inner.backend_failed(error),
+            };
+            let bytes = codec::encode_stamped(value, &current, Freshness::default())?;
+            self.store(key, bytes, timeout.into()).await
         };
-        let bytes = codec::encode_stamped(value, &current, Freshness::default())?;
-        self.store(key, bytes, timeout.into()).await
+        inner.op("set", key, work, |()| "ok").await
     }
 
     /// Stores `value` at `key` for `timeout`: a [`Duration`], `None` for no
@@ -133,8 +148,8 @@ impl Cache {
         value: &T,
         timeout: impl Into<Timeout>,
     ) -> Result<(), Error> {
-        let bytes = codec::encode(value)?;
-        self.store(key, bytes, timeout.into()).await
+        let work = async { self.store(key, codec::encode(value)?, timeout.into()).await };
+        self.inner.op("set", key, work, |()| "ok").await
     }
 
     /// Stores `value` unless `key` already holds a live value; whether it did.
@@ -160,19 +175,23 @@ impl Cache {
         value: &T,
         timeout: impl Into<Timeout>,
     ) -> Result<bool, Error> {
-        let bytes = codec::encode(value)?;
         let inner = &*self.inner;
-        let expiry = timeout.into().resolve(inner.options.default_timeout);
-        let full = inner.keys.entry(key);
-        let bytes = inner.format.seal(&full, bytes);
-        let added = match inner.backend.add(full, bytes, expiry).await {
-            Ok(added) => added,
-            Err(error) => inner.backend_failed(error).map(|()| false)?,
+        let work = async {
+            let bytes = codec::encode(value)?;
+            let expiry = timeout.into().resolve(inner.options.default_timeout);
+            let full = inner.keys.entry(key);
+            let bytes = inner.format.seal(&full, bytes);
+            let added = match inner.backend.add(full, bytes, expiry).await {
+                Ok(added) => added,
+                Err(error) => inner.backend_failed(error).map(|()| false)?,
+            };
+            if added {
+                inner.counters.writes(1);
+            }
+            Ok(added)
         };
-        if added {
-            inner.counters.writes(1);
-        }
-        Ok(added)
+        let stored_or_kept = |added: &bool| if *added { "stored" } else { "kept" };
+        inner.op("add", key, work, stored_or_kept).await
     }
 
     /// Removes `key`; whether there was a value to remove.
@@ -211,10 +230,14 @@ impl Cache {
         let inner = &*self.inner;
         let expiry = timeout.into().resolve(inner.options.default_timeout);
         let full = inner.keys.entry(key);
-        match inner.backend.touch(full, expiry).await {
-            Ok(touched) => Ok(touched),
-            Err(error) => inner.backend_failed(error).map(|()| false),
-        }
+        let work = async {
+            match inner.backend.touch(full, expiry).await {
+                Ok(touched) => Ok(touched),
+                Err(error) => inner.backend_failed(error).map(|()| false),
+            }
+        };
+        let found = |touched: &bool| if *touched { "hit" } else { "miss" };
+        inner.op("touch", key, work, found).await
     }
 
     /// The values found at `keys`, by key; absent and undecodable ones are
@@ -324,10 +347,14 @@ impl Cache {
             .into_iter()
             .map(|k| inner.keys.entry(k.as_ref()))
             .collect();
-        match inner.backend.delete_many(&full).await {
-            Ok(deleted) => Ok(deleted),
-            Err(error) => inner.backend_failed(error).map(|()| 0),
-        }
+        let work = async {
+            match inner.backend.delete_many(&full).await {
+                Ok(deleted) => Ok(deleted),
+                Err(error) => inner.backend_failed(error).map(|()| 0),
+            }
+        };
+        let first = full.first().map_or("", String::as_str);
+        inner.op("delete", first, work, |_| "ok").await
     }
 
     /// Adds `delta` to the integer counter at `key` and returns the new value.
@@ -383,7 +410,19 @@ impl Cache {
         let inner = &*self.inner;
         let expiry = Timeout::Default.resolve(inner.options.default_timeout);
         let full = inner.keys.entry(key);
-        match inner.backend.incr(full, delta, expiry, create).await {
+        let span = inner.op_span("incr");
+        let counted = inner
+            .backend
+            .incr(full, delta, expiry, create)
+            .instrument(span.clone())
+            .await;
+        inner.op_done(
+            &span,
+            "incr",
+            key,
+            if counted.is_ok() { "ok" } else { "error" },
+        );
+        match counted {
             Ok(Counted::Value(value)) => Ok(value),
             Ok(Counted::NotACounter) => Err(Error::NotACounter {
                 key: key.to_owned(),
@@ -441,6 +480,7 @@ impl Cache {
         let expiry = timeout.resolve(inner.options.default_timeout);
         let full = inner.keys.entry(key);
         let bytes = inner.format.seal(&full, bytes);
+        crate::meters::value_written(inner.counters.label(), bytes.len());
         match inner.backend.set(full, bytes, None, expiry).await {
             Ok(()) => {
                 if expiry != Expiry::Now {

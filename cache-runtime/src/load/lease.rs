@@ -9,6 +9,7 @@ use crate::clock;
 use crate::codec::Cacheable;
 use crate::inner::Inner;
 use crate::key::Internal;
+use crate::meters;
 use crate::read::Lookup;
 use crate::scope::Scope;
 
@@ -63,8 +64,10 @@ impl Inner {
                 }
             }
             if start.elapsed() >= ttl {
+                meters::count("cachette_lease_timeouts_total", self.counters.label());
                 return Lease::Held(None);
             }
+            meters::count("cachette_lease_waits_total", self.counters.label());
             tokio::time::sleep(pause.min(ttl.saturating_sub(start.elapsed()))).await;
             pause = (pause * 2).min(Duration::from_millis(100));
             if let Ok(Lookup::Hit(value)) = self

@@ -51,18 +51,40 @@ impl<T, O> Job<(), fn(&O) -> bool, T, O> {
     }
 }
 
-/// What a load came back with: the outcome, when there is one, and the
-/// cache's error, when there is one.
+/// What a load came back with: the outcome, when there is one, the
+/// cache's error, when there is one, and how the outcome was come by.
 pub(crate) struct Loaded<O> {
     pub(crate) outcome: Option<O>,
     pub(crate) error: Option<Error>,
+    pub(crate) served: Served,
+}
+
+/// How a load's outcome was come by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Served {
+    /// A stored value.
+    Hit,
+    /// A value past its freshness (stale-while-revalidate or failover).
+    Stale,
+    /// The value another computation stored (single flight, or the fleet's lease).
+    Joined,
+    /// Computed by this call, in this many microseconds.
+    Computed { micros: u64 },
+    /// Computed without the cache, which failed (or skipped the call).
+    Uncached,
 }
 
 impl<O> Loaded<O> {
+    /// A hit.
     pub(crate) fn value(outcome: O) -> Self {
+        Self::served(outcome, Served::Hit)
+    }
+
+    pub(crate) fn served(outcome: O, served: Served) -> Self {
         Self {
             outcome: Some(outcome),
             error: None,
+            served,
         }
     }
 
@@ -114,6 +136,13 @@ impl Inner {
         if let Err(error) = self.backend.add_to_sets(&sets, full).await {
             self.counters.backend_error(&error, true);
         }
+    }
+}
+
+/// A computation that started at `started` and just ended.
+fn computed_since(started: std::time::Instant) -> Served {
+    Served::Computed {
+        micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
     }
 }
 
@@ -230,7 +259,7 @@ impl Inner {
                         }
                     });
                 }
-                Loaded::value(wrap(value))
+                Loaded::served(wrap(value), Served::Stale)
             }
             first => Box::pin(self.load_miss(full, scope, plan, first, job)).await,
         }
@@ -267,6 +296,7 @@ impl Inner {
                     None
                 },
                 error: Some(error),
+                served: Served::Uncached,
             }
         };
         let windows = self.windows(&plan);
@@ -286,7 +316,7 @@ impl Inner {
                 Ok(Lookup::Hit(value)) => {
                     // Stored by a computation this call waited for.
                     counters.joined();
-                    return Loaded::value((pick.wrap)(value));
+                    return Loaded::served((pick.wrap)(value), Served::Joined);
                 }
                 Ok(Lookup::Stale {
                     value,
@@ -314,18 +344,20 @@ impl Inner {
                         && let Some(stale) = kept.take()
                     {
                         counters.miss();
-                        return Loaded::value((pick.wrap)(stale));
+                        return Loaded::served((pick.wrap)(stale), Served::Stale);
                     }
                     match follow(landing).await {
                         Some(value) => match value.downcast_ref::<T>() {
                             Some(value) => {
                                 counters.joined();
-                                return Loaded::value((pick.wrap)(value.clone()));
+                                return Loaded::served((pick.wrap)(value.clone()), Served::Joined);
                             }
                             // Another type under the same key: compute for ourselves, store nothing.
                             None => {
                                 counters.miss();
-                                return Loaded::value(compute.await);
+                                let started = std::time::Instant::now();
+                                let outcome = compute.await;
+                                return Loaded::served(outcome, computed_since(started));
                             }
                         },
                         // The leader landed nothing: read again, and lead if still a miss.
@@ -350,7 +382,7 @@ impl Inner {
                 Ok(Lookup::Hit(value)) => {
                     counters.joined();
                     leader.land(Some(Arc::new(value.clone())));
-                    return Loaded::value((pick.wrap)(value));
+                    return Loaded::served((pick.wrap)(value), Served::Joined);
                 }
                 Ok(Lookup::Miss(again) | Lookup::Stale { guard: again, .. }) => {
                     leader.restate(state_of(again.as_ref()));
@@ -364,7 +396,7 @@ impl Inner {
                 Lease::Found(value) => {
                     counters.joined();
                     leader.land(Some(Arc::new(value.clone())));
-                    return Loaded::value((pick.wrap)(value));
+                    return Loaded::served((pick.wrap)(value), Served::Joined);
                 }
                 Lease::Held(lease) => lease,
             };
@@ -391,7 +423,7 @@ impl Inner {
                 }
                 self.unmark_pending(pending).await;
                 leader.land(Some(Arc::new(kept.clone())));
-                return Loaded::value((pick.wrap)(kept));
+                return Loaded::served((pick.wrap)(kept), Served::Stale);
             }
             let stored = (pick.value_of)(&outcome).filter(|_| store_if(&outcome));
             let error = match (stored, guard) {
@@ -421,6 +453,7 @@ impl Inner {
             return Loaded {
                 outcome: Some(outcome),
                 error,
+                served: computed_since(started),
             };
         }
     }

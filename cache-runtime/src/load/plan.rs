@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::options::{Policy, Timeout};
+use crate::site::Site;
 
 /// How [`Inner::load`](crate::inner::Inner) runs a computation.
 #[doc(hidden)]
@@ -18,6 +19,8 @@ pub struct Plan {
     pub(crate) compute_on_error: bool,
     /// Freshness settings; those left `None` come from the cache.
     pub(crate) policy: Policy,
+    /// The `#[cached]` function computing, whose figures the call counts in.
+    pub(crate) site: Option<&'static Site>,
 }
 
 impl Plan {
@@ -28,18 +31,20 @@ impl Plan {
             lease: None,
             compute_on_error: false,
             policy: Policy::default(),
+            site: None,
         }
     }
 
-    /// How a `#[cached]` function computes: its timeout, its fleet-wide
-    /// lease (or the cache's), and on a failing cache, uncached.
+    /// How the `#[cached]` function of `site` computes: its timeout, its
+    /// fleet-wide lease (or the cache's), and on a failing cache, uncached.
     #[must_use]
-    pub fn cached(timeout: Timeout, lease: Option<Duration>) -> Self {
+    pub fn cached(timeout: Timeout, lease: Option<Duration>, site: &'static Site) -> Self {
         Self {
             timeout,
             lease,
             compute_on_error: true,
             policy: Policy::default(),
+            site: Some(site),
         }
     }
 

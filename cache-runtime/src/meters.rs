@@ -1,0 +1,142 @@
+//! What cachette reports to the `metrics` facade (feature `metrics`), for
+//! whatever exporter the application installs (Prometheus or another).
+//! Names follow Prometheus conventions; labels are the cache (its key
+//! prefix) and the function, an operation or a kind — never a key.
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `cachette_requests_total` | counter | `cache`, `function`, `result` = hit, miss, stale, joined, error, skipped |
+//! | `cachette_compute_seconds` | histogram | `cache`, `function` |
+//! | `cachette_value_bytes` | histogram | `cache` (each value written) |
+//! | `cachette_operations_total` | counter | `cache`, `op` (direct API: get, set, …), `result` |
+//! | `cachette_backend_errors_total` | counter | `cache` |
+//! | `cachette_skipped_total` | counter | `cache` (open circuit, spent budget) |
+//! | `cachette_refused_total` | counter | `cache`, `reason` = undecodable, forged |
+//! | `cachette_invalidations_total` | counter | `cache`, `kind` = key, namespace, tag |
+//! | `cachette_lease_waits_total`, `cachette_lease_timeouts_total` | counter | `cache` |
+//! | `cachette_circuit_open` | gauge | — (1 while the breaker is open) |
+//! | `cachette_circuit_transitions_total` | counter | `to` = open, closed |
+//! | `cachette_evictions_total` | counter | `tier` = memory, local; `cause` = size, expired |
+//!
+//! Without the feature, every function here is empty and the handles are
+//! zero-sized.
+
+#[cfg(feature = "metrics")]
+use metrics::{Counter, Histogram, counter, gauge, histogram};
+
+/// The handles of one function in one cache, made once.
+#[derive(Debug)]
+pub(crate) struct FunctionMeters {
+    #[cfg(feature = "metrics")]
+    hit: Counter,
+    #[cfg(feature = "metrics")]
+    miss: Counter,
+    #[cfg(feature = "metrics")]
+    compute: Histogram,
+    #[cfg(feature = "metrics")]
+    cache: String,
+    #[cfg(feature = "metrics")]
+    function: &'static str,
+}
+
+impl FunctionMeters {
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn new(cache: &str, function: &'static str) -> Self {
+        #[cfg(feature = "metrics")]
+        {
+            let requests = |result: &'static str| counter!("cachette_requests_total", "cache" => cache.to_owned(), "function" => function, "result" => result);
+            Self {
+                hit: requests("hit"),
+                miss: requests("miss"),
+                compute: histogram!("cachette_compute_seconds", "cache" => cache.to_owned(), "function" => function),
+                cache: cache.to_owned(),
+                function,
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        Self {}
+    }
+
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(clippy::unused_self))]
+    pub(crate) fn hit(&self) {
+        #[cfg(feature = "metrics")]
+        self.hit.increment(1);
+    }
+
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
+    pub(crate) fn computed(&self, micros: u64) {
+        #[cfg(feature = "metrics")]
+        {
+            self.miss.increment(1);
+            #[allow(clippy::cast_precision_loss)] // seconds as a float
+            self.compute.record(micros as f64 / 1e6);
+        }
+    }
+
+    /// A rarer result: stale, joined, error, skipped.
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
+    pub(crate) fn result(&self, result: &'static str) {
+        #[cfg(feature = "metrics")]
+        counter!("cachette_requests_total", "cache" => self.cache.clone(), "function" => self.function, "result" => result)
+            .increment(1);
+    }
+}
+
+/// A direct operation (`get`, `set`, …) and how it ended.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn operation(cache: &str, op: &'static str, result: &'static str) {
+    #[cfg(feature = "metrics")]
+    counter!("cachette_operations_total", "cache" => cache.to_owned(), "op" => op, "result" => result)
+        .increment(1);
+}
+
+/// The size of a value written.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn value_written(cache: &str, bytes: usize) {
+    #[cfg(feature = "metrics")]
+    #[allow(clippy::cast_precision_loss)] // sizes as floats
+    histogram!("cachette_value_bytes", "cache" => cache.to_owned()).record(bytes as f64);
+}
+
+/// A counter of the cache labelled `cache` alone: backend errors, skipped calls, leases.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn count(name: &'static str, cache: &str) {
+    #[cfg(feature = "metrics")]
+    counter!(name, "cache" => cache.to_owned()).increment(1);
+}
+
+/// A stored value refused: `undecodable` or `forged`.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn refused(cache: &str, reason: &'static str) {
+    #[cfg(feature = "metrics")]
+    counter!("cachette_refused_total", "cache" => cache.to_owned(), "reason" => reason)
+        .increment(1);
+}
+
+/// An invalidation of a `key`, a `namespace` or a `tag`.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn invalidation(cache: &str, kind: &'static str) {
+    #[cfg(feature = "metrics")]
+    counter!("cachette_invalidations_total", "cache" => cache.to_owned(), "kind" => kind)
+        .increment(1);
+}
+
+/// The breaker opened (`true`) or closed.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn circuit(open: bool) {
+    #[cfg(feature = "metrics")]
+    {
+        gauge!("cachette_circuit_open").set(if open { 1.0 } else { 0.0 });
+        counter!("cachette_circuit_transitions_total", "to" => if open { "open" } else { "closed" })
+            .increment(1);
+    }
+}
+
+/// Entries an in-process tier (`memory`, `local`) let go of, for `cause`
+/// (`size`: the byte budget; `expired`: the sweep).
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn evicted(tier: &'static str, cause: &'static str, n: u64) {
+    #[cfg(feature = "metrics")]
+    counter!("cachette_evictions_total", "tier" => tier, "cause" => cause).increment(n);
+}
