@@ -124,3 +124,34 @@ fn a_version_bump_drops_every_product_entry() {
         assert!(out.ends_with(": queries 4\n"), "{out}");
     });
 }
+
+/// The value of the Prometheus line that begins with `series`.
+fn sample(out: &str, series: &str) -> Option<u64> {
+    out.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[test]
+fn metrics_counts_each_call_by_result_on_the_scrape() {
+    on_both("metrics", |out| {
+        let requests = |result: &str| {
+            sample(
+                out,
+                &format!(
+                    "cachette_requests_total{{cache=\"shop\",function=\"metrics::product\",result=\"{result}\"}}"
+                ),
+            )
+        };
+        assert_eq!(requests("hit"), Some(3), "{out}");
+        assert_eq!(requests("miss"), Some(3), "{out}");
+        assert_eq!(
+            sample(
+                out,
+                "cachette_invalidations_total{cache=\"shop\",kind=\"key\"}"
+            ),
+            Some(1),
+            "{out}"
+        );
+        assert!(out.ends_with("computations: 3\n"), "{out}");
+    });
+}
