@@ -198,16 +198,25 @@ async fn a_panicking_leader_hands_over(fx: Arc<Fx>) {
 }
 
 async fn a_cancelled_leader_hands_over(fx: Arc<Fx>) {
-    let leader = tokio::time::timeout(Duration::from_millis(10), report(&fx, 7));
-    let followers = concurrently(100, || {
+    let leader = tokio::spawn({
         let fx = Arc::clone(&fx);
-        async move {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            report(&fx, 7).await
-        }
+        async move { report(&fx, 7).await }
     });
-    let (cancelled, results) = tokio::join!(leader, followers);
-    assert!(cancelled.is_err(), "the leader was cancelled");
+    // Cancelled once it computes, while the followers come.
+    support::eventually("the leader computes", async || fx.runs() == 1).await;
+    let followers = tokio::spawn(concurrently(100, {
+        let fx = Arc::clone(&fx);
+        move || {
+            let fx = Arc::clone(&fx);
+            async move { report(&fx, 7).await }
+        }
+    }));
+    leader.abort();
+    assert!(
+        leader.await.unwrap_err().is_cancelled(),
+        "the leader was cancelled"
+    );
+    let results = followers.await.unwrap();
     assert_eq!(fx.runs(), 2, "one follower took over");
     assert!(results.iter().all(|&r| r == 2));
 }

@@ -50,3 +50,81 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
         Stored::Tombstone(_) => None,
     }
 }
+
+/// What stored bytes hold, read without knowing the value's type (for
+/// tools such as `cachette inspect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Described {
+    /// A counter: decimal text, as `incr` keeps it.
+    Counter(i64),
+    /// The mark of an invalidated key.
+    Tombstone {
+        /// When it was written, in Unix milliseconds.
+        written_at_ms: u64,
+    },
+    /// A value in its envelope.
+    Value(Box<Envelope>),
+}
+
+/// A value's envelope: its metadata, and its `MessagePack` payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Envelope {
+    /// When it was written, in Unix milliseconds.
+    pub written_at_ms: u64,
+    /// The random id of the write.
+    pub write_id: u64,
+    /// Fresh until then, in Unix milliseconds; `None`: no freshness limit.
+    pub fresh_until_ms: Option<u64>,
+    /// What its computation took, in milliseconds.
+    pub compute_ms: u32,
+    /// The versions of its namespace and tags when it was computed.
+    pub stamps: Vec<u64>,
+    /// Whether the payload travels compressed.
+    pub compressed: bool,
+    /// Whether a signature follows the envelope.
+    pub signed: bool,
+    /// The payload, decompressed (`None` when it does not decompress
+    /// within `max_value_bytes`).
+    pub payload: Option<Vec<u8>>,
+}
+
+/// What `bytes` hold, or `None` when they are not cachette's.
+///
+/// ```
+/// # extern crate cachette_runtime as cachette;
+/// use cachette::internals::{Described, describe, encode};
+///
+/// assert_eq!(describe(b"42"), Some(Described::Counter(42)));
+/// let Some(Described::Value(envelope)) = describe(&encode("text").unwrap()) else { panic!() };
+/// assert!(envelope.stamps.is_empty() && !envelope.signed);
+/// assert_eq!(describe(b"not ours"), None);
+/// ```
+#[must_use]
+pub fn describe(bytes: &[u8]) -> Option<Described> {
+    Some(match codec::inspect(bytes).ok()? {
+        Stored::Counter(n) => Described::Counter(n),
+        Stored::Tombstone(meta) => Described::Tombstone {
+            written_at_ms: meta.written_at_ms,
+        },
+        Stored::Value(meta, payload) => Described::Value(Box::new(Envelope {
+            written_at_ms: meta.written_at_ms,
+            write_id: meta.write_id,
+            fresh_until_ms: (meta.freshness.fresh_until_ms != 0)
+                .then_some(meta.freshness.fresh_until_ms),
+            compute_ms: meta.freshness.compute_ms,
+            stamps: meta
+                .versions
+                .chunks_exact(8)
+                .map(|s| u64::from_le_bytes(s.try_into().unwrap_or_default()))
+                .collect(),
+            compressed: meta.flags & codec::COMPRESSED != 0,
+            signed: meta.flags & codec::SIGNED != 0,
+            payload: codec::Format::default()
+                .unpack(meta.flags, payload)
+                .ok()
+                .map(std::borrow::Cow::into_owned),
+        })),
+    })
+}

@@ -1,0 +1,171 @@
+//! Which Redis the command talks to: one server or a cluster, from the
+//! arguments or the environment; connections to read keys, to scan every
+//! master, and a [`Cache`] for the commands that change entries.
+
+use std::time::Duration;
+
+use cachette::Cache;
+use redis::aio::MultiplexedConnection;
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One Redis, or a cluster's seed nodes.
+pub(crate) enum Target {
+    One(String),
+    Cluster(Vec<String>),
+}
+
+/// A connection that reads any key: to the server, or routed in the cluster.
+pub(crate) enum KeyConn {
+    One(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl KeyConn {
+    pub(crate) async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> redis::RedisResult<T> {
+        match self {
+            Self::One(conn) => cmd.query_async(conn).await,
+            Self::Cluster(conn) => cmd.query_async(conn).await,
+        }
+    }
+}
+
+impl Target {
+    /// `--url`, else `--cluster`, else `REDIS_CLUSTER_URLS`, else `REDIS_URL`.
+    pub(crate) fn from_args(url: Option<String>, cluster: Vec<String>) -> Result<Self, String> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        if let Some(url) = url {
+            return Ok(Self::One(url));
+        }
+        let seeds: Vec<String> = if cluster.is_empty() {
+            env("REDIS_CLUSTER_URLS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        } else {
+            cluster
+        };
+        if !seeds.is_empty() {
+            return Ok(Self::Cluster(seeds));
+        }
+        env("REDIS_URL").map(Self::One).ok_or_else(|| {
+            "no Redis given: pass --url (or --cluster), or set REDIS_URL (or REDIS_CLUSTER_URLS)"
+                .to_owned()
+        })
+    }
+
+    /// Where, for messages (without a password).
+    pub(crate) fn describe(&self) -> String {
+        let hide = |url: &str| match url.split_once('@') {
+            Some((scheme_user, host)) => {
+                let scheme = scheme_user.split("//").next().unwrap_or("redis:");
+                format!("{scheme}//…@{host}")
+            }
+            None => url.to_owned(),
+        };
+        match self {
+            Self::One(url) => hide(url),
+            Self::Cluster(seeds) => format!("the cluster at {}", hide(&seeds[0])),
+        }
+    }
+
+    fn unreachable(&self, error: impl std::fmt::Display) -> String {
+        format!("cannot reach {}: {error}", self.describe())
+    }
+
+    /// A cache on this Redis under `prefix`, failing rather than failing open.
+    pub(crate) async fn cache(&self, prefix: &str) -> Result<Cache, String> {
+        let builder = Cache::builder()
+            .key_prefix(prefix)
+            .fail_open(false)
+            .circuit_breaker(0, Duration::from_secs(1))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .command_timeout(COMMAND_TIMEOUT);
+        let builder = match self {
+            Self::One(url) => builder.redis_url(url.as_str()),
+            Self::Cluster(seeds) => builder.redis_cluster(seeds.clone()),
+        };
+        builder.build().await.map_err(|e| self.unreachable(e))
+    }
+
+    /// A connection that reads any key.
+    pub(crate) async fn key_conn(&self) -> Result<KeyConn, String> {
+        match self {
+            Self::One(url) => Ok(KeyConn::One(
+                connect(url).await.map_err(|e| self.unreachable(e))?,
+            )),
+            Self::Cluster(seeds) => {
+                let client = redis::cluster::ClusterClient::builder(seeds.clone())
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(COMMAND_TIMEOUT)
+                    .build()
+                    .map_err(|e| self.unreachable(e))?;
+                let conn = client
+                    .get_async_connection()
+                    .await
+                    .map_err(|e| self.unreachable(e))?;
+                Ok(KeyConn::Cluster(conn))
+            }
+        }
+    }
+
+    /// A connection to each server holding keys: the server, or every
+    /// master of the cluster (from `CLUSTER NODES`).
+    pub(crate) async fn masters(&self) -> Result<Vec<MultiplexedConnection>, String> {
+        match self {
+            Self::One(url) => Ok(vec![connect(url).await.map_err(|e| self.unreachable(e))?]),
+            Self::Cluster(seeds) => {
+                let mut seed = connect(&seeds[0]).await.map_err(|e| self.unreachable(e))?;
+                let nodes: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query_async(&mut seed)
+                    .await
+                    .map_err(|e| self.unreachable(e))?;
+                let mut masters = Vec::new();
+                for address in master_addresses(&nodes) {
+                    let url = with_address(&seeds[0], &address);
+                    masters.push(connect(&url).await.map_err(|e| self.unreachable(e))?);
+                }
+                Ok(masters)
+            }
+        }
+    }
+}
+
+async fn connect(url: &str) -> redis::RedisResult<MultiplexedConnection> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(COMMAND_TIMEOUT));
+    Client::open(url)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
+/// `host:port` of each master in a `CLUSTER NODES` reply.
+fn master_addresses(nodes: &str) -> Vec<String> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            (flags.split(',').any(|f| f == "master") && !flags.contains("fail"))
+                .then(|| fields.get(1)?.split('@').next().map(str::to_owned))
+                .flatten()
+        })
+        .collect()
+}
+
+/// `url` with its `host:port` replaced by `address` (credentials and scheme kept).
+fn with_address(url: &str, address: &str) -> String {
+    let (scheme, rest) = url.split_once("//").unwrap_or(("redis:", url));
+    let (credentials, _) = match rest.rsplit_once('@') {
+        Some((credentials, host)) => (format!("{credentials}@"), host),
+        None => (String::new(), rest),
+    };
+    format!("{scheme}//{credentials}{address}")
+}
