@@ -109,24 +109,13 @@ async fn run(cli: Cli) -> Result<(), String> {
         } => stats::run(&target, &prefix, &glob, sample, top, json).await,
         Command::Inspect { key, json } => inspect::run(&target, &prefix, &key, json).await,
         Command::Bump { namespace } => {
-            let version = target
-                .cache(&prefix)
-                .await?
-                .invalidate_namespace(&namespace)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("namespace {namespace:?} bumped to version {version}");
-            Ok(())
+            let cache = target.cache(&prefix).await?;
+            let bumped = cache.invalidate_namespace(&namespace).await;
+            report_bump("namespace", &namespace, bumped)
         }
         Command::InvalidateTag { tag } => {
-            let version = target
-                .cache(&prefix)
-                .await?
-                .invalidate_tag(&tag)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("tag {tag:?} bumped to version {version}");
-            Ok(())
+            let cache = target.cache(&prefix).await?;
+            report_bump("tag", &tag, cache.invalidate_tag(&tag).await)
         }
         Command::DeletePattern { glob, yes } => {
             let cache = target.cache(&prefix).await?;
@@ -152,6 +141,13 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// What a bump of the namespace or tag `name` ended with.
+fn report_bump(kind: &str, name: &str, bumped: cachette::Result<u64>) -> Result<(), String> {
+    let version = bumped.map_err(|e| e.to_string())?;
+    println!("{kind} {name:?} bumped to version {version}");
+    Ok(())
 }
 
 /// Asks before a destructive command, unless `--yes`.
