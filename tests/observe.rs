@@ -106,6 +106,15 @@ fn check_spans(spans: &Spans, hit_tier: &str) {
     assert_eq!(calls[0]["outcome"], "miss");
     assert_eq!(calls[1]["outcome"], "hit");
     assert_eq!(calls[1]["tier"], hit_tier);
+    // The miss wrote the value: its encoded size (an envelope around 26 bytes of text).
+    let written: usize = calls[0]["size"].parse().unwrap();
+    assert!((40..100).contains(&written), "{calls:?}");
+    if hit_tier == "redis" {
+        assert_eq!(
+            calls[1]["size"], calls[0]["size"],
+            "the hit read what the miss wrote"
+        );
+    }
     let ops = spans.named("cachette.op");
     let outcome = |op: &str| {
         ops.iter()

@@ -42,6 +42,7 @@ impl Inner {
         let bytes = codec::encode_as(value, &guard.stamps, freshness, !self.format.signs())?;
         let bytes = self.format.seal(&guard.full_key, bytes);
         crate::meters::value_written(self.counters.label(), bytes.len());
+        crate::inner::trace_size(bytes.len());
         let typed = self
             .backend
             .keeps_typed()

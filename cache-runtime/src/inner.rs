@@ -61,6 +61,7 @@ impl Inner {
             cache = self.keys.prefix(),
             outcome = tracing::field::Empty,
             key = tracing::field::Empty,
+            size = tracing::field::Empty,
         )
     }
 
@@ -166,5 +167,19 @@ impl Inner {
             self.counters.backend_error(&error, ignore);
         }
         if ignore { Ok(()) } else { Err(error) }
+    }
+}
+
+/// Records the size of the value read or written in the current span,
+/// when a subscriber listens (the spans of calls and operations have a
+/// `size` field).
+pub(crate) fn trace_size(bytes: usize) {
+    // Finding the current span costs more than the test that nobody listens.
+    if !tracing::dispatcher::has_been_set() || !tracing::level_enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("size", bytes);
     }
 }

@@ -205,6 +205,7 @@ impl Inner {
         if let Some(judged) = judge_typed(found, versions, early, counters) {
             return judged;
         }
+        crate::inner::trace_size(found.bytes().len());
         let judged = self.judge(full, found.bytes(), versions, early, counters);
         match &judged {
             Judged::Hit(value) | Judged::Stale { value, .. } if self.backend.keeps_typed() => {

@@ -110,6 +110,7 @@ fn call_span(plan: Plan) -> Span {
         outcome = tracing::field::Empty,
         tier = tracing::field::Empty,
         key = tracing::field::Empty,
+        size = tracing::field::Empty,
     )
 }
 

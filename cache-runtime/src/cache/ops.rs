@@ -481,6 +481,7 @@ impl Cache {
         let full = inner.keys.entry(key);
         let bytes = inner.format.seal(&full, bytes);
         crate::meters::value_written(inner.counters.label(), bytes.len());
+        crate::inner::trace_size(bytes.len());
         match inner.backend.set(full, bytes, None, expiry).await {
             Ok(()) => {
                 if expiry != Expiry::Now {
