@@ -114,6 +114,11 @@ impl Inner {
         scope: &Scope,
         early: Option<f64>,
     ) -> Result<T, Option<Peeked>> {
+        // Without an in-process store there is nothing to look at: the
+        // version keys are built once, by the read that follows.
+        if !self.backend.keeps_typed() {
+            return Err(None);
+        }
         let Ok(vkeys) = scope.version_keys(&self.keys) else {
             return Err(None);
         };
