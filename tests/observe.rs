@@ -89,6 +89,12 @@ async fn observe(cache: &Cache) -> Spans {
         .await
         .unwrap();
     assert!(cache.get::<String>("absent").await.unwrap().is_none());
+    assert!(cache.contains("greeting").await.unwrap());
+    let found = cache
+        .get_many::<String>(["greeting", "absent"])
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
     spans
 }
 
@@ -123,6 +129,8 @@ fn check_spans(spans: &Spans, hit_tier: &str) {
     };
     assert_eq!(outcome("set").as_deref(), Some("ok"), "{ops:?}");
     assert_eq!(outcome("get").as_deref(), Some("miss"), "{ops:?}");
+    assert_eq!(outcome("contains").as_deref(), Some("hit"), "{ops:?}");
+    assert_eq!(outcome("get_many").as_deref(), Some("ok"), "{ops:?}");
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -1,7 +1,8 @@
 //! The parts every clone of a [`Cache`](crate::Cache) shares: the backend,
-//! the key space, the options, the counters and the flights. The read path,
-//! the miss engine and the guarded writes are methods of [`Inner`], in the
-//! rooms named for them.
+//! the key space, the options, the value format, the counters, the
+//! per-function tallies and the flights; and what the spans of calls and
+//! direct operations record. The read path, the miss engine and the guarded
+//! writes are methods of [`Inner`], in the rooms named for them.
 
 use std::sync::Arc;
 

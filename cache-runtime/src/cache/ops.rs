@@ -262,24 +262,28 @@ impl Cache {
         let inner = &*self.inner;
         let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
         let full: Vec<String> = keys.iter().map(|k| inner.keys.entry(k)).collect();
-        let mut found = HashMap::with_capacity(keys.len());
-        match inner.backend.get_many(&full).await {
-            Ok(entries) => {
-                for ((key, full), entry) in keys.iter().zip(&full).zip(entries) {
-                    if let Some(entry) = entry
-                        && let Judged::Hit(value) =
-                            inner.judge_found(full, &entry, &[], None, true).await
-                    {
-                        found.insert(key.clone(), value);
+        let work = async {
+            let mut found = HashMap::with_capacity(keys.len());
+            match inner.backend.get_many(&full).await {
+                Ok(entries) => {
+                    for ((key, full), entry) in keys.iter().zip(&full).zip(entries) {
+                        if let Some(entry) = entry
+                            && let Judged::Hit(value) =
+                                inner.judge_found(full, &entry, &[], None, true).await
+                        {
+                            found.insert(key.clone(), value);
+                        }
                     }
                 }
+                Err(error) => inner.backend_failed(error)?,
             }
-            Err(error) => inner.backend_failed(error)?,
-        }
-        inner
-            .counters
-            .hits_and_misses(found.len(), keys.len() - found.len());
-        Ok(found)
+            inner
+                .counters
+                .hits_and_misses(found.len(), keys.len() - found.len());
+            Ok(found)
+        };
+        let first = keys.first().map_or("", String::as_str);
+        inner.op("get_many", first, work, |_| "ok").await
     }
 
     /// Stores every `(key, value)` pair with the same timeout; one round trip
@@ -315,15 +319,26 @@ impl Cache {
             encoded.push((full, bytes));
             keys.push(key.as_ref().to_owned());
         }
-        match inner.backend.set_many(encoded, expiry).await {
-            Ok(()) => {
-                if expiry != Expiry::Now {
-                    inner.counters.writes(keys.len());
+        let first = keys.first().cloned().unwrap_or_default();
+        let work = async {
+            match inner.backend.set_many(encoded, expiry).await {
+                Ok(()) => {
+                    if expiry != Expiry::Now {
+                        inner.counters.writes(keys.len());
+                    }
+                    Ok(Vec::new())
                 }
-                Ok(Vec::new())
+                Err(error) => inner.backend_failed(error).map(|()| keys),
             }
-            Err(error) => inner.backend_failed(error).map(|()| keys),
-        }
+        };
+        let all_or_some = |unwritten: &Vec<String>| {
+            if unwritten.is_empty() {
+                "ok"
+            } else {
+                "skipped"
+            }
+        };
+        inner.op("set_many", &first, work, all_or_some).await
     }
 
     /// Removes every key of `keys`; how many held a value.
@@ -468,10 +483,13 @@ impl Cache {
     /// ```
     pub async fn clear(&self) -> Result<(), Error> {
         let inner = &*self.inner;
-        match inner.backend.clear(&inner.keys).await {
-            Ok(()) => Ok(()),
-            Err(error) => inner.backend_failed(error),
-        }
+        let work = async {
+            match inner.backend.clear(&inner.keys).await {
+                Ok(()) => Ok(()),
+                Err(error) => inner.backend_failed(error),
+            }
+        };
+        inner.op("clear", "", work, |()| "ok").await
     }
 
     /// Writes encoded bytes at `key`, failing open as configured.
