@@ -44,23 +44,6 @@ async fn signed(server: &RedisServer, secret: &str) -> Cache {
         .unwrap()
 }
 
-async fn raw_get(server: &RedisServer, key: &str) -> Vec<u8> {
-    redis::cmd("GET")
-        .arg(key)
-        .query_async(&mut server.connect(0).await)
-        .await
-        .unwrap()
-}
-
-async fn raw_set(server: &RedisServer, key: &str, bytes: &[u8]) {
-    let () = redis::cmd("SET")
-        .arg(key)
-        .arg(bytes)
-        .query_async(&mut server.connect(0).await)
-        .await
-        .unwrap();
-}
-
 /// Reads `key` the way a cached function does, counting computations.
 async fn permissions_of(cache: &Cache, key: &str, runs: &AtomicU32) -> Permissions {
     cache
@@ -85,8 +68,8 @@ async fn a_value_copied_from_another_key_is_a_miss_and_is_replaced() {
         .await
         .unwrap();
     // Someone with write access copies the admin's entry over user 7's.
-    let admin = raw_get(&server, &cache.key_for("perms:1")).await;
-    raw_set(&server, &cache.key_for("perms:7"), &admin).await;
+    let admin = server.get_raw(&cache.key_for("perms:1")).await;
+    server.set_raw(&cache.key_for("perms:7"), &admin).await;
 
     let runs = AtomicU32::new(0);
     assert_eq!(
@@ -151,18 +134,18 @@ async fn any_flipped_byte_is_a_miss() {
         .await
         .unwrap();
     let key = cache.key_for("k");
-    let good = raw_get(&server, &key).await;
+    let good = server.get_raw(&key).await;
     let mut believed = 0;
     for at in 0..good.len() {
         let mut bad = good.clone();
         bad[at] ^= 0x01;
-        raw_set(&server, &key, &bad).await;
+        server.set_raw(&key, &bad).await;
         if cache.get::<Permissions>("k").await.unwrap().is_some() {
             believed += 1;
         }
     }
     assert_eq!(believed, 0, "of {} flipped bytes", good.len());
-    raw_set(&server, &key, &good).await;
+    server.set_raw(&key, &good).await;
     assert_eq!(
         cache.get::<Permissions>("k").await.unwrap(),
         Some(permissions(3, "editor"))
@@ -182,7 +165,7 @@ async fn digits_planted_at_a_computed_integer_are_refused_but_counters_work() {
         cache.get_or_set("price:7", price, MINUTE).await.unwrap(),
         1999
     );
-    raw_set(&server, &cache.key_for("price:7"), b"1").await;
+    server.set_raw(&cache.key_for("price:7"), b"1").await;
     assert_eq!(
         cache.get_or_set("price:7", price, MINUTE).await.unwrap(),
         1999
@@ -289,7 +272,7 @@ async fn large_values_travel_compressed_and_every_reader_reads_them() {
     }
     // Small values stay as they are.
     compressing.set("small", "tiny", MINUTE).await.unwrap();
-    assert_eq!(raw_get(&server, &compressing.key_for("small")).await[1], 0);
+    assert_eq!(server.get_raw(&compressing.key_for("small")).await[1], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,11 +282,11 @@ async fn a_decompression_bomb_is_a_miss() {
     let cache = &store.cache;
     cache.set("page", &catalogue(), MINUTE).await.unwrap();
     let key = cache.key_for("page");
-    let mut bytes = raw_get(server, &key).await;
+    let mut bytes = server.get_raw(&key).await;
     assert_eq!(bytes[1], 2, "compressed");
     // Claim 4 GiB behind the same few kilobytes.
     bytes[PAYLOAD_AT..PAYLOAD_AT + 4].copy_from_slice(&u32::MAX.to_le_bytes());
-    raw_set(server, &key, &bytes).await;
+    server.set_raw(&key, &bytes).await;
     assert_eq!(cache.get::<Vec<String>>("page").await.unwrap(), None);
     // A value over the limit, honestly compressed, is a miss too.
     let big: Vec<String> = vec!["z".repeat(1000); 2000];

@@ -24,19 +24,38 @@
 #[cfg(feature = "metrics")]
 use metrics::{Counter, Histogram, counter, gauge, histogram};
 
-/// The handles of one function in one cache, made once.
+/// How a cached call was served, as `cachette_requests_total` labels it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Request {
+    Hit,
+    Miss,
+    Stale,
+    Joined,
+    Error,
+    Skipped,
+}
+
+impl Request {
+    #[cfg(feature = "metrics")]
+    const ALL: [(Request, &'static str); 6] = [
+        (Request::Hit, "hit"),
+        (Request::Miss, "miss"),
+        (Request::Stale, "stale"),
+        (Request::Joined, "joined"),
+        (Request::Error, "error"),
+        (Request::Skipped, "skipped"),
+    ];
+}
+
+/// The handles of one function in one cache, made once: counting a call
+/// looks nothing up.
 #[derive(Debug)]
 pub(crate) struct FunctionMeters {
+    /// `cachette_requests_total` by result, in the order of [`Request`].
     #[cfg(feature = "metrics")]
-    hit: Counter,
-    #[cfg(feature = "metrics")]
-    miss: Counter,
+    requests: [Counter; 6],
     #[cfg(feature = "metrics")]
     compute: Histogram,
-    #[cfg(feature = "metrics")]
-    cache: String,
-    #[cfg(feature = "metrics")]
-    function: &'static str,
 }
 
 impl FunctionMeters {
@@ -44,42 +63,31 @@ impl FunctionMeters {
     pub(crate) fn new(cache: &str, function: &'static str) -> Self {
         #[cfg(feature = "metrics")]
         {
-            let requests = |result: &'static str| counter!("cachette_requests_total", "cache" => cache.to_owned(), "function" => function, "result" => result);
             Self {
-                hit: requests("hit"),
-                miss: requests("miss"),
+                requests: Request::ALL.map(|(_, result)| {
+                    counter!("cachette_requests_total", "cache" => cache.to_owned(), "function" => function, "result" => result)
+                }),
                 compute: histogram!("cachette_compute_seconds", "cache" => cache.to_owned(), "function" => function),
-                cache: cache.to_owned(),
-                function,
             }
         }
         #[cfg(not(feature = "metrics"))]
         Self {}
     }
 
+    /// Counts a call served as `request`.
     #[inline]
-    #[cfg_attr(not(feature = "metrics"), allow(clippy::unused_self))]
-    pub(crate) fn hit(&self) {
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
+    pub(crate) fn count(&self, request: Request) {
         #[cfg(feature = "metrics")]
-        self.hit.increment(1);
+        self.requests[request as usize].increment(1);
     }
 
+    /// Records a computation's time (the call is counted apart).
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
     pub(crate) fn computed(&self, micros: u64) {
         #[cfg(feature = "metrics")]
-        {
-            self.miss.increment(1);
-            #[allow(clippy::cast_precision_loss)] // seconds as a float
-            self.compute.record(micros as f64 / 1e6);
-        }
-    }
-
-    /// A rarer result: stale, joined, error, skipped.
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables, clippy::unused_self))]
-    pub(crate) fn result(&self, result: &'static str) {
-        #[cfg(feature = "metrics")]
-        counter!("cachette_requests_total", "cache" => self.cache.clone(), "function" => self.function, "result" => result)
-            .increment(1);
+        #[allow(clippy::cast_precision_loss)] // seconds as a float
+        self.compute.record(micros as f64 / 1e6);
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::inner::Inner;
 use crate::load::Served;
-use crate::meters::FunctionMeters;
+use crate::meters::{FunctionMeters, Request};
 use crate::stats::Striped;
 
 /// The call site of a cached function: its name (`module::function`).
@@ -106,25 +106,29 @@ impl Tally {
         match served {
             Served::Hit => {
                 self.hits.add(1);
-                self.meters.hit();
+                self.meters.count(Request::Hit);
             }
             Served::Stale => {
                 self.stale.fetch_add(1, Relaxed);
-                self.meters.result("stale");
+                self.meters.count(Request::Stale);
             }
             Served::Joined => {
                 self.joined.fetch_add(1, Relaxed);
-                self.meters.result("joined");
+                self.meters.count(Request::Joined);
             }
             Served::Computed { micros } => {
                 self.misses.fetch_add(1, Relaxed);
                 self.compute_micros.fetch_add(micros, Relaxed);
+                self.meters.count(Request::Miss);
                 self.meters.computed(micros);
             }
             Served::Uncached => {
                 self.uncached.fetch_add(1, Relaxed);
-                self.meters
-                    .result(if skipped { "skipped" } else { "error" });
+                self.meters.count(if skipped {
+                    Request::Skipped
+                } else {
+                    Request::Error
+                });
             }
         }
     }

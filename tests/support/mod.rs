@@ -131,6 +131,27 @@ impl RedisServer {
             .expect("connect to the test's redis-server")
     }
 
+    /// The bytes at `key` in database 0, as another program would read them.
+    #[allow(dead_code)] // not every test binary reads raw bytes
+    pub async fn get_raw(&self, key: &str) -> Vec<u8> {
+        redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut self.connect(0).await)
+            .await
+            .unwrap()
+    }
+
+    /// Writes `bytes` at `key` in database 0, as another program would.
+    #[allow(dead_code)] // not every test binary writes raw bytes
+    pub async fn set_raw(&self, key: &str, bytes: &[u8]) {
+        let () = redis::cmd("SET")
+            .arg(key)
+            .arg(bytes)
+            .query_async(&mut self.connect(0).await)
+            .await
+            .unwrap();
+    }
+
     fn spawn(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])

@@ -20,15 +20,6 @@ fn sample(text: &str, series: &str) -> Option<u64> {
         .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
 
-async fn raw_set(server: &support::RedisServer, key: &str, bytes: &[u8]) {
-    let () = redis::cmd("SET")
-        .arg(key)
-        .arg(bytes)
-        .query_async(&mut server.connect(0).await)
-        .await
-        .unwrap();
-}
-
 /// One test: the recorder is global to the process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_event_reaches_the_exporter() {
@@ -65,12 +56,9 @@ async fn every_kind_of_event_reaches_the_exporter() {
         .build()
         .await
         .unwrap();
-    raw_set(
-        &server,
-        &signed.key_for("garbage"),
-        b"\x01\x07not an envelope",
-    )
-    .await;
+    server
+        .set_raw(&signed.key_for("garbage"), b"\x01\x07not an envelope")
+        .await;
     let unsigned = Cache::builder()
         .redis_url(server.url(0))
         .key_prefix("signed")

@@ -37,9 +37,10 @@ mod seal;
 pub(crate) use decimal::{fresh_version, parse_counter, parse_decimal};
 use payload::msgpack_int;
 pub(crate) use payload::{decode_counter, decode_payload};
+#[cfg(feature = "internals")]
+pub(crate) use seal::{COMPRESSED, SIGNED};
 pub(crate) use seal::{
-    COMPRESSED, DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_VALUE_BYTES, Format, MIN_SECRET_LEN, SIGNED,
-    signing_key,
+    DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_VALUE_BYTES, Format, MIN_SECRET_LEN, signing_key,
 };
 
 /// What a value must be to go through the cache: serializable both ways,

@@ -1,5 +1,8 @@
 //! The builder of a [`Cache`]: it validates the settings, sets up the
-//! backend and hands both to [`Cache::from_parts`].
+//! backend and hands both to [`Cache::from_parts`]. How values travel
+//! (compression, signatures) is set in `envelope.rs`.
+
+mod envelope;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,12 +10,11 @@ use std::time::Duration;
 use crate::backend::Backend;
 use crate::backend::redis::{Settings, redact};
 use crate::cache::Cache;
-use crate::codec::{
-    DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_VALUE_BYTES, Format, MIN_SECRET_LEN, signing_key,
-};
+use crate::codec::{DEFAULT_MAX_VALUE_BYTES, Format};
 use crate::key::{DEFAULT_MAX_KEY_LENGTH, KeySpace};
 use crate::options::Options;
 use crate::{BackendError, Error};
+use envelope::Compress;
 
 /// The byte budget of the memory backend unless configured.
 const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
@@ -60,15 +62,6 @@ pub struct CacheBuilder {
     secrets: Vec<Vec<u8>>,
     options: Options,
     redis: Settings,
-}
-
-/// Which values are compressed.
-#[derive(Debug, Clone, Copy)]
-enum Compress {
-    /// Those over 1 KiB with Redis; none in memory.
-    ByStore,
-    /// Those at least this long; none with `None`.
-    Above(Option<usize>),
 }
 
 impl std::fmt::Debug for CacheBuilder {
@@ -275,86 +268,6 @@ impl CacheBuilder {
         self
     }
 
-    /// Compresses values whose encoding is at least `bytes` long (LZ4), or
-    /// none with `None`. The default is 1 KiB with Redis, where every byte
-    /// crosses the network, and off in memory. The envelope says whether
-    /// its value is compressed, so entries written with any setting are read
-    /// by every other.
-    ///
-    /// ```
-    /// # extern crate cachette_runtime as cachette;
-    /// let builder = cachette::Cache::builder()
-    ///     .redis_url("redis://127.0.0.1:6379/0")
-    ///     .compress_above(4096);
-    /// let off = cachette::Cache::builder().compress_above(None);
-    /// # drop((builder, off));
-    /// ```
-    pub fn compress_above(mut self, bytes: impl Into<Option<usize>>) -> Self {
-        self.compress = Compress::Above(bytes.into());
-        self
-    }
-
-    /// The largest value a compressed entry may expand to (default 64 MiB).
-    /// An entry claiming more is a miss, and nothing of the claimed size is
-    /// allocated: a small planted entry cannot exhaust memory.
-    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
-        self.max_value_bytes = bytes;
-        self
-    }
-
-    /// Signs every stored value with a key derived from `secret` (at least
-    /// 16 bytes; keyed BLAKE3 over the stored key and the entry), and
-    /// refuses what is not signed so: a value planted in Redis by anyone
-    /// who can write there, copied from another key, or altered by a byte,
-    /// is a miss, counted in [`Stats::forged`](crate::Stats::forged) and
-    /// logged (rate-limited), and the computed value replaces it. Counters
-    /// (`incr`) are Redis integers and cannot be signed: `get` reads them,
-    /// but a computed value is always a signed envelope, so digits planted
-    /// at its key are refused too. A signature costs 32 bytes per entry.
-    ///
-    /// ```
-    /// # extern crate cachette_runtime as cachette;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), cachette::Error> {
-    /// let cache = cachette::Cache::builder()
-    ///     .sign_with("a secret from the vault, 32 bytes")
-    ///     .build()
-    ///     .await?;
-    /// cache.set("price:7", &1999_u64, None).await?;
-    /// assert_eq!(cache.get::<u64>("price:7").await?, Some(1999));
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn sign_with(mut self, secret: impl AsRef<[u8]>) -> Self {
-        if self.secrets.is_empty() {
-            self.secrets.push(secret.as_ref().to_vec());
-        } else {
-            self.secrets[0] = secret.as_ref().to_vec();
-        }
-        self
-    }
-
-    /// A secret that no longer signs but whose signatures are still
-    /// accepted, for a rotation: deploy the new secret with the old one as
-    /// previous, then drop the previous one once the entries it signed have
-    /// expired. Needs [`sign_with`](Self::sign_with).
-    ///
-    /// ```
-    /// # extern crate cachette_runtime as cachette;
-    /// let builder = cachette::Cache::builder()
-    ///     .sign_with("the new secret, 16 bytes or more")
-    ///     .previous_secret("the old secret, 16 bytes or more");
-    /// # drop(builder);
-    /// ```
-    pub fn previous_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
-        if self.secrets.is_empty() {
-            // Kept behind an empty slot until `sign_with` fills it.
-            self.secrets.push(Vec::new());
-        }
-        self.secrets.push(secret.as_ref().to_vec());
-        self
-    }
-
     /// Whether spans (see the README's "Observing" section) carry each key as
     /// stored (`true`) or a digest of it (`false`, the default): keys often
     /// hold user ids or e-mail addresses, which traces should not collect
@@ -558,31 +471,6 @@ impl CacheBuilder {
             self.options,
             format,
         ))
-    }
-
-    /// How values are compressed and signed, from the settings.
-    fn format(&self) -> Result<Format, Error> {
-        let shared = self.cluster.is_some() || self.redis_url.is_some();
-        let compress_above = match self.compress {
-            Compress::ByStore => shared.then_some(DEFAULT_COMPRESS_ABOVE),
-            Compress::Above(above) => above,
-        };
-        if self.secrets.first().is_some_and(Vec::is_empty) {
-            return Err(config(
-                "previous_secret needs sign_with (or CACHETTE_SECRET)",
-            ));
-        }
-        if self.secrets.iter().any(|s| s.len() < MIN_SECRET_LEN) {
-            return Err(config(&format!(
-                "a signing secret must be at least {MIN_SECRET_LEN} bytes"
-            )));
-        }
-        let format = Format {
-            compress_above,
-            max_value_bytes: self.max_value_bytes,
-            ..Format::default()
-        };
-        Ok(format.signed_with(self.secrets.iter().map(|s| signing_key(s)).collect()))
     }
 
     /// The cache of the environment, for the global cache: an invalid
