@@ -220,7 +220,7 @@ impl RedisBackend {
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         self.run("get", |mut c| async move {
-            redis::cmd("GET").arg(key).query_async(&mut c).await
+            command("GET", [key]).query_async(&mut c).await
         })
         .await
     }
@@ -230,7 +230,9 @@ impl RedisBackend {
             return Ok(Vec::new());
         }
         self.run("get_many", |mut c| async move {
-            redis::cmd("MGET").arg(keys).query_async(&mut c).await
+            command("MGET", keys.iter().map(String::as_str))
+                .query_async(&mut c)
+                .await
         })
         .await
     }
@@ -288,11 +290,12 @@ impl RedisBackend {
         }
         let mut values: Vec<Option<Vec<u8>>> = self
             .run("get", |mut c| async move {
-                redis::cmd("MGET")
-                    .arg(key)
-                    .arg(vkeys)
-                    .query_async(&mut c)
-                    .await
+                command(
+                    "MGET",
+                    std::iter::once(key).chain(vkeys.iter().map(String::as_str)),
+                )
+                .query_async(&mut c)
+                .await
             })
             .await?;
         let versions = values
@@ -309,7 +312,9 @@ impl RedisBackend {
         }
         let values: Vec<Option<Vec<u8>>> = self
             .run("version", |mut c| async move {
-                redis::cmd("MGET").arg(vkeys).query_async(&mut c).await
+                command("MGET", vkeys.iter().map(String::as_str))
+                    .query_async(&mut c)
+                    .await
             })
             .await?;
         Ok(values
@@ -546,6 +551,23 @@ fn ttl_arg(expiry: Expiry) -> u64 {
     }
 }
 
+/// The command `name` on `keys`, its buffers sized at once: growing them
+/// argument by argument cost a tagged hit's `MGET` three reallocations.
+fn command<'k>(name: &str, keys: impl IntoIterator<Item = &'k str> + Clone) -> redis::Cmd {
+    let (count, bytes) = keys
+        .clone()
+        .into_iter()
+        .fold((1, name.len()), |(count, bytes), key| {
+            (count + 1, bytes + key.len())
+        });
+    let mut cmd = redis::Cmd::with_capacity(count, bytes);
+    cmd.arg(name);
+    for key in keys {
+        cmd.arg(key);
+    }
+    cmd
+}
+
 /// A version as Redis stores it: decimal text.
 fn parse_version(bytes: &[u8]) -> Option<u64> {
     codec::parse_decimal(bytes)
@@ -559,13 +581,18 @@ fn set_cmd(key: &str, bytes: &[u8], expiry: Expiry) -> redis::Cmd {
             cmd
         }
         Expiry::Never => {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(bytes);
+            let mut cmd = redis::Cmd::with_capacity(3, 3 + key.len() + bytes.len());
+            cmd.arg("SET").arg(key).arg(bytes);
             cmd
         }
         Expiry::After(d) => {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(bytes).arg("PX").arg(Expiry::millis(d));
+            // "PX" and up to 20 digits.
+            let mut cmd = redis::Cmd::with_capacity(5, 25 + key.len() + bytes.len());
+            cmd.arg("SET")
+                .arg(key)
+                .arg(bytes)
+                .arg("PX")
+                .arg(Expiry::millis(d));
             cmd
         }
     }
