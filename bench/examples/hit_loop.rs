@@ -16,8 +16,10 @@
 //! with a local tier in front of the Redis at `REDIS_URL`); and on the Redis
 //! at `REDIS_URL`, the client's side of a hit on a text of `HIT_SIZE` bytes
 //! (256 unless set): `redis-get` (a raw redis-rs `GET` of the bytes cachette
-//! stored), `redis` (`#[cached]`), `redis-tagged` (with a namespace and two
-//! tags) and `redis-peer` (the `cached` crate's `AsyncRedisCache`).
+//! stored), `redis-mget` (a raw redis-rs `MGET` of those bytes and the three
+//! version keys a tagged hit reads: the floor of a tagged hit), `redis`
+//! (`#[cached]`), `redis-tagged` (with a namespace and two tags) and
+//! `redis-peer` (the `cached` crate's `AsyncRedisCache`).
 //!
 //! It also prints the heap allocations per hit, counted by the allocator.
 
@@ -25,6 +27,7 @@
 mod peer;
 
 use std::hint::black_box;
+use std::pin::Pin;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -161,7 +164,7 @@ fn main() {
         tagged(7).await;
         derived(7).await;
         by_hand(7).await;
-        let (mut raw, mut stored) = (None, String::new());
+        let (mut raw, mut stored, mut scoped) = (None, String::new(), Vec::new());
         if kind.starts_with("redis") {
             let url = std::env::var("REDIS_URL").expect("the Redis kinds read REDIS_URL");
             let cache = Cache::builder()
@@ -182,6 +185,14 @@ fn main() {
             let client = redis::Client::open(url).unwrap();
             raw = Some(client.get_multiplexed_async_connection().await.unwrap());
             stored = redis().key_for(&format!("text:{size}"));
+            let versions = [
+                "#ns:catalog".to_owned(),
+                format!("#tag:size:{size}"),
+                "#tag:bench".to_owned(),
+            ];
+            scoped = std::iter::once(stored.clone())
+                .chain(versions.iter().map(|v| format!("hit-loop-redis{v}")))
+                .collect();
         }
         if kind == "local" {
             let url = std::env::var("REDIS_URL").expect("`local` reads REDIS_URL");
@@ -199,30 +210,102 @@ fn main() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
+        let fixtures = Fixtures {
+            plain: &plain,
+            sync: &sync,
+            expiring: &expiring,
+            raw: raw.as_ref(),
+            stored: &stored,
+            scoped: &scoped,
+            size,
+        };
+        let hits = hits(&kind, n, &fixtures);
         let region = Region::new(ALLOCATOR);
-        for _ in 0..n {
-            match kind.as_str() {
-                "moka" => drop(black_box(plain.get(black_box(key)).await)),
-                "moka-sync" => drop(black_box(sync.get(black_box(key)))),
-                "moka-expiry" => drop(black_box(expiring.get(black_box(key)).await)),
-                "cached" => drop(black_box(with_macro(black_box(7)).await)),
-                "tagged" => drop(black_box(tagged(black_box(7)).await)),
-                "derived" => drop(black_box(derived(black_box(7)).await)),
-                "by-hand" => drop(black_box(by_hand(black_box(7)).await)),
-                "local" => drop(black_box(with_local_tier(black_box(7)).await)),
-                "redis-get" => {
-                    let mut conn = raw.clone().expect("connected");
-                    let bytes: Vec<u8> = conn.get(black_box(stored.as_str())).await.unwrap();
-                    drop(black_box(bytes));
-                }
-                "redis" => drop(black_box(on_redis(black_box(size)).await)),
-                "redis-tagged" => drop(black_box(on_redis_tagged(black_box(size)).await)),
-                "redis-peer" => drop(black_box(peer_item(black_box(size)).await)),
-                other => panic!("unknown kind `{other}`"),
-            }
-        }
+        hits.await;
         #[allow(clippy::cast_precision_loss)] // counts far below 2^52
         let per_hit = region.change().allocations as f64 / n as f64;
         eprintln!("{kind}: {per_hit:.2} allocations per hit");
     });
+}
+
+/// What the kinds' loops read.
+struct Fixtures<'a> {
+    plain: &'a moka::future::Cache<String, OrderStats>,
+    sync: &'a moka::sync::Cache<String, OrderStats>,
+    expiring: &'a moka::future::Cache<String, OrderStats>,
+    raw: Option<&'a redis::aio::MultiplexedConnection>,
+    stored: &'a str,
+    scoped: &'a [String],
+    size: usize,
+}
+
+/// The loop of `n` hits of `kind`. Each kind's loop is a future of its own,
+/// behind `dyn`: adding a kind does not change how another kind's loop is
+/// compiled.
+fn hits<'a>(kind: &str, n: usize, fx: &'a Fixtures<'a>) -> Pin<Box<dyn Future<Output = ()> + 'a>> {
+    let key = "user_order_stats:7";
+    let size = fx.size;
+    match kind {
+        "moka" => repeat(n, || async {
+            black_box(fx.plain.get(black_box(key)).await);
+        }),
+        "moka-sync" => repeat(n, || async {
+            black_box(fx.sync.get(black_box(key)));
+        }),
+        "moka-expiry" => repeat(n, || async {
+            black_box(fx.expiring.get(black_box(key)).await);
+        }),
+        "cached" => repeat(n, || async {
+            black_box(with_macro(black_box(7)).await);
+        }),
+        "tagged" => repeat(n, || async {
+            black_box(tagged(black_box(7)).await);
+        }),
+        "derived" => repeat(n, || async {
+            black_box(derived(black_box(7)).await);
+        }),
+        "by-hand" => repeat(n, || async {
+            black_box(by_hand(black_box(7)).await);
+        }),
+        "local" => repeat(n, || async {
+            black_box(with_local_tier(black_box(7)).await);
+        }),
+        "redis-get" => repeat(n, || async {
+            let mut conn = fx.raw.expect("connected").clone();
+            let bytes: Vec<u8> = conn.get(black_box(fx.stored)).await.unwrap();
+            black_box(bytes);
+        }),
+        "redis-mget" => repeat(n, || async {
+            let mut conn = fx.raw.expect("connected").clone();
+            let values: Vec<Option<Vec<u8>>> = conn.mget(black_box(fx.scoped)).await.unwrap();
+            assert!(
+                values.iter().all(Option::is_some),
+                "the entry and its versions"
+            );
+            black_box(values);
+        }),
+        "redis" => repeat(n, move || async move {
+            black_box(on_redis(black_box(size)).await);
+        }),
+        "redis-tagged" => repeat(n, move || async move {
+            black_box(on_redis_tagged(black_box(size)).await);
+        }),
+        "redis-peer" => repeat(n, move || async move {
+            let _ = black_box(peer_item(black_box(size)).await);
+        }),
+        other => panic!("unknown kind `{other}`"),
+    }
+}
+
+/// `n` calls of `hit`, one after another, as a boxed future.
+fn repeat<'a, F, Fut>(n: usize, mut hit: F) -> Pin<Box<dyn Future<Output = ()> + 'a>>
+where
+    F: FnMut() -> Fut + 'a,
+    Fut: Future<Output = ()> + 'a,
+{
+    Box::pin(async move {
+        for _ in 0..n {
+            hit().await;
+        }
+    })
 }
