@@ -41,7 +41,7 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
 /// assert_eq!(cachette::internals::decode::<u32>(b"garbage"), None);
 /// ```
 #[must_use]
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Option<T> {
     match codec::inspect(bytes).ok()? {
         Stored::Value(meta, payload) => {
             codec::decode_payload(&codec::Format::default().unpack(meta.flags, payload).ok()?).ok()

@@ -283,7 +283,7 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<Stored<'_>, Undecodable> {
 /// Decodes stored bytes (an envelope or a counter) into a `T`. A tombstone
 /// is [`Undecodable`] here; callers that care look with [`inspect`] first.
 #[cfg(test)]
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Undecodable> {
+pub(crate) fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, Undecodable> {
     match inspect(bytes)? {
         Stored::Counter(n) => decode_counter(n),
         Stored::Value(_, payload) => decode_payload(payload),
