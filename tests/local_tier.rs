@@ -243,9 +243,10 @@ async fn the_memory_backend_is_bounded_in_bytes() {
 
 const CHILD_URL: &str = "CACHETTE_TEST_LOCAL_WRITER_URL";
 const CHILD_TEST: &str = "a_writer_in_another_process_is_never_served_stale";
+const ROUNDS: u64 = 2_400;
 
-/// Two OS processes: a child writes the row 600 times (every third write
-/// after a namespace bump, every third after a tag bump) and prints each
+/// Two OS processes: a child writes the row 2 400 times (each fourth write
+/// after a namespace bump, a tag bump, or the key's invalidation) and prints each
 /// round once its write returned; this process, with a local tier, must
 /// then read that round or a later one. A value older than the last
 /// printed round, still served a second after it, counts as stale.
@@ -256,10 +257,11 @@ async fn a_writer_in_another_process_is_never_served_stale() {
     let scope = Scope::new().namespace("rows").tag("row:1");
     if let Ok(url) = std::env::var(CHILD_URL) {
         let a = Cache::builder().redis_url(url).build().await.unwrap();
-        for round in 1..=600_u64 {
-            match round % 3 {
+        for round in 1..=ROUNDS {
+            match round % 4 {
                 0 => drop(a.invalidate_namespace("rows").await.unwrap()),
                 1 => drop(a.invalidate_tag("row:1").await.unwrap()),
+                2 => a.invalidate("row").await.unwrap(),
                 _ => {}
             }
             a.set_in("row", &round, MINUTE, &scope).await.unwrap();
@@ -311,6 +313,6 @@ async fn a_writer_in_another_process_is_never_served_stale() {
         "local tier, two processes: {rounds} rounds, slowest catch-up {slowest:?}, local hits {}",
         b.stats().local_hits
     );
-    assert_eq!(rounds, 600);
+    assert_eq!(rounds, ROUNDS);
     assert_eq!(stale, 0);
 }
