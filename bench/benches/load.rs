@@ -6,7 +6,9 @@
 //! 1. raw redis-rs `MultiplexedConnection` `GET` (one round trip, nothing else);
 //! 2. raw deadpool-redis `GET` (a pool checkout per call);
 //! 3. the `cached` crate's `AsyncRedisCache` through `#[concurrent_cached]`;
-//! 4. cachette `#[cached]`: plain, and with a namespace and two tags;
+//! 4. cachette `#[cached]`: plain, and with a namespace and two tags, and
+//!    the floor of the tagged hit: a raw `MGET` of the value and the three
+//!    version keys that hit reads;
 //! 5. on a 3-master Redis Cluster: a raw redis-rs `ClusterConnection` `GET`, and
 //!    cachette plain and tagged (each compared with the cluster `GET`);
 //! 6. cachette with a local tier in front of the one server, plain and tagged;
@@ -31,6 +33,11 @@
 //! ```sh
 //! cargo bench -p cachette-bench --bench load
 //! ```
+//!
+//! `LOAD_BENCH_PROFILE=<start of a row's name>` (and `LOAD_BENCH_SIZE`)
+//! measures one row's 64-task throughput five times, long enough to
+//! profile; `LOAD_BENCH_CONNECTIONS=n` gives cachette's caches `n` held
+//! connections instead of the default 2.
 
 #![allow(
     clippy::cast_precision_loss,
@@ -183,6 +190,7 @@ enum Row {
     CachedCrate,
     Cachette,
     CachetteTagged,
+    RawMget,
     RawClusterGet,
     Cluster,
     ClusterTagged,
@@ -208,12 +216,13 @@ impl Row {
     /// The sizes of the envelope rows' values.
     const ENVELOPE_SIZES: [usize; 2] = [256, 65_536];
 
-    const ALL: [Row; 11] = [
+    const ALL: [Row; 12] = [
         Row::RawGet,
         Row::Deadpool,
         Row::CachedCrate,
         Row::Cachette,
         Row::CachetteTagged,
+        Row::RawMget,
         Row::RawClusterGet,
         Row::Cluster,
         Row::ClusterTagged,
@@ -229,6 +238,7 @@ impl Row {
             Row::CachedCrate => "cached 4 AsyncRedisCache",
             Row::Cachette => "cachette #[cached]",
             Row::CachetteTagged => "cachette #[cached] ns + 2 tags",
+            Row::RawMget => "redis-rs MGET of 4 keys (a tagged hit's floor)",
             Row::RawClusterGet => "cluster: redis-rs ClusterConnection GET",
             Row::Cluster => "cluster: cachette #[cached]",
             Row::ClusterTagged => "cluster: cachette #[cached] ns + 2 tags",
@@ -246,7 +256,7 @@ impl Row {
     /// The row whose figures this one is compared with: the raw `GET` on the same store.
     fn floor(self) -> usize {
         match self {
-            Row::RawClusterGet | Row::Cluster | Row::ClusterTagged => 5,
+            Row::RawClusterGet | Row::Cluster | Row::ClusterTagged => 6,
             _ => 0,
         }
     }
@@ -279,6 +289,15 @@ impl Clients {
             },
             Row::Cachette => cachette_item(size).await.len(),
             Row::CachetteTagged => cachette_tagged_item(size).await.len(),
+            Row::RawMget => {
+                let values: Vec<Option<Vec<u8>>> =
+                    self.conn.clone().mget(mget_keys(size)).await.unwrap();
+                assert!(
+                    values.iter().all(Option::is_some),
+                    "a version key is missing"
+                );
+                values[0].as_ref().map_or(0, Vec::len)
+            }
             Row::RawClusterGet => {
                 let bytes: Vec<u8> = self.cluster.clone().get(raw_key(size)).await.unwrap();
                 bytes.len()
@@ -311,6 +330,27 @@ impl Clients {
 
 fn raw_key(size: usize) -> String {
     format!("raw:{size}")
+}
+
+/// The raw value's key and the three version keys the tagged row reads
+/// (the global cache's namespace and tags), built once per size.
+fn mget_keys(size: usize) -> &'static [String] {
+    static KEYS: OnceLock<Vec<Vec<String>>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        SIZES
+            .iter()
+            .map(|size| {
+                vec![
+                    raw_key(*size),
+                    "cachette#ns:catalog".to_owned(),
+                    format!("cachette#tag:size:{size}"),
+                    "cachette#tag:bench".to_owned(),
+                ]
+            })
+            .collect()
+    });
+    let at = SIZES.iter().position(|s| *s == size).expect("a bench size");
+    &keys[at]
 }
 
 fn json_key(size: usize) -> String {
@@ -688,8 +728,8 @@ type Ratio = fn(&Figures, &Figures) -> f64;
 /// to the raw `GET` of the same size (1.0, dashed).
 fn chart(results: &[(usize, Vec<Figures>)]) -> String {
     const COLORS: [&str; Row::ALL.len()] = [
-        "#555555", "#999999", "#d08c2c", "#2c6fd0", "#6fa8f0", "#333333", "#2ca05a", "#7fd49a",
-        "#8e44ad", "#c39bd3", "#b0b0b0",
+        "#555555", "#999999", "#d08c2c", "#2c6fd0", "#6fa8f0", "#777777", "#333333", "#2ca05a",
+        "#7fd49a", "#8e44ad", "#c39bd3", "#b0b0b0",
     ];
     let (width, panel_h, top, left) = (900.0, 260.0, 40.0, 60.0);
     let group_w = (width - left - 20.0) / results.len() as f64;
