@@ -84,6 +84,53 @@ async fn a_plain_hit_is_one_get() {
     assert_eq!(commands(&mut conn).await, [("get".to_owned(), 1)]);
 }
 
+static SHELF_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "shelf:{shelf}", namespace = "shelves", tags = ["shelf:{shelf}", "all"], cache = cache)]
+async fn shelf(cache: &Cache, shelf: u32) -> Vec<String> {
+    SHELF_RUNS.fetch_add(1, Ordering::SeqCst);
+    vec![format!("book on shelf {shelf}")]
+}
+
+static PLAIN_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(key = "plain:{n}", cache = cache)]
+async fn plain(cache: &Cache, n: u32) -> u32 {
+    PLAIN_RUNS.fetch_add(1, Ordering::SeqCst);
+    n * 2
+}
+
+/// A `#[cached]` hit on Redis is one command. Its miss reads twice (the
+/// first read, then the flight's leader re-reads before computing) and
+/// writes once, through the guarded-write script (whose own `GET` and `SET`
+/// Redis counts too).
+#[tokio::test]
+async fn a_cached_functions_hit_is_one_command_and_its_miss_reads_twice() {
+    let (server, cache) = redis_cache(Cache::builder()).await;
+    let mut conn = server.connect(0).await;
+    cache.invalidate_namespace("shelves").await.unwrap();
+    reset_stats(&mut conn).await;
+    assert_eq!(shelf(&cache, 1).await, ["book on shelf 1"]);
+    let miss = commands(&mut conn).await;
+    assert_eq!(SHELF_RUNS.load(Ordering::SeqCst), 1);
+    assert!(miss.contains(&("mget".to_owned(), 2)), "{miss:?}");
+    reset_stats(&mut conn).await;
+    assert_eq!(shelf(&cache, 1).await, ["book on shelf 1"]);
+    assert_eq!(SHELF_RUNS.load(Ordering::SeqCst), 1);
+    assert_eq!(commands(&mut conn).await, [("mget".to_owned(), 1)]);
+
+    reset_stats(&mut conn).await;
+    assert_eq!(plain(&cache, 4).await, 8);
+    let mut plain_miss = commands(&mut conn).await;
+    plain_miss.sort();
+    let expected = [("evalsha", 1), ("get", 3), ("set", 1)].map(|(c, n)| (c.to_owned(), n));
+    assert_eq!(plain_miss, expected);
+    reset_stats(&mut conn).await;
+    assert_eq!(plain(&cache, 4).await, 8);
+    assert_eq!(PLAIN_RUNS.load(Ordering::SeqCst), 1);
+    assert_eq!(commands(&mut conn).await, [("get".to_owned(), 1)]);
+}
+
 #[tokio::test]
 async fn a_bump_recycles_keys_instead_of_adding_new_ones() {
     let (server, cache) = redis_cache(Cache::builder()).await;

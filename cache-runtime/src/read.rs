@@ -41,6 +41,10 @@ pub(crate) struct Read<T> {
     pub(crate) versions: Vec<Option<u64>>,
 }
 
+/// What a first read saw, handed to the read that follows it so that the
+/// store is not asked twice: what it answered, or how it failed.
+pub(crate) type Seen = Result<Peeked, Error>;
+
 /// The outcome of a read made to be followed by a write.
 pub(crate) enum Lookup<T> {
     Hit(T),
@@ -59,7 +63,7 @@ pub(crate) enum Lookup<T> {
 
 impl Inner {
     /// Reads the entry at `full` and the versions at `vkeys`, in one round
-    /// trip — or takes what an in-process store answered (`peeked`). A
+    /// trip — or takes what a first look or fetch saw (`seen`). A
     /// `direct` read (`get`) takes a counter for a value even when values
     /// are signed; a computation's read does not (see [`Self::judge_found`]).
     pub(crate) async fn read<T: Cacheable>(
@@ -67,11 +71,11 @@ impl Inner {
         full: &str,
         vkeys: &[String],
         early: Option<f64>,
-        peeked: Option<Peeked>,
+        seen: Option<Seen>,
         direct: bool,
     ) -> Result<Read<T>, Error> {
-        let (found, versions) = match peeked {
-            Some(peeked) => peeked,
+        let (found, versions) = match seen {
+            Some(seen) => seen?,
             None => self.backend.read(full, vkeys).await?,
         };
         let judged = match &found {
@@ -133,9 +137,35 @@ impl Inner {
         Err(peeked)
     }
 
+    /// The value at the stored key `full` when the backend, which keeps
+    /// nothing in process, holds it fresh: one round trip, judged without
+    /// side effects, counted as a hit. Else what the read saw, for the read
+    /// that follows (which judges it again, with its side effects), or
+    /// `None` when the scope's version keys cannot be built.
+    pub(crate) async fn fetch<T: Cacheable>(
+        &self,
+        full: &str,
+        scope: &Scope,
+        early: Option<f64>,
+    ) -> Result<T, Option<Seen>> {
+        let Ok(vkeys) = scope.version_keys(&self.keys) else {
+            return Err(None);
+        };
+        let seen = self.backend.read(full, &vkeys).await;
+        if let Ok((Some(found), versions)) = &seen
+            && let Judged::Hit(value) =
+                self.judge::<T>(full, found.bytes(), versions, early, self.counts(false))
+        {
+            crate::inner::trace_size(found.bytes().len());
+            self.counters.hit();
+            return Ok(value);
+        }
+        Err(Some(seen))
+    }
+
     /// A read of the stored key `full`, to be followed by the write of a
-    /// computed value, starting from what an in-process store answered when
-    /// there is that (`peeked`). On a miss the scope's missing version keys
+    /// computed value, starting from what a first look or fetch saw when
+    /// there is that (`seen`). On a miss the scope's missing version keys
     /// are created, so the value can be stamped.
     /// With `count`, a hit is counted; what a miss becomes (computed here, or
     /// joined to another computation) is counted by the caller.
@@ -145,10 +175,10 @@ impl Inner {
         scope: &Scope,
         count: bool,
         early: Option<f64>,
-        peeked: Option<Peeked>,
+        seen: Option<Seen>,
     ) -> Result<Lookup<T>, Error> {
         let vkeys = scope.version_keys(&self.keys)?;
-        let read = match self.read::<T>(full, &vkeys, early, peeked, false).await {
+        let read = match self.read::<T>(full, &vkeys, early, seen, false).await {
             Ok(read) => read,
             Err(error) => {
                 self.backend_failed(error)?;

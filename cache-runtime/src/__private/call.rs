@@ -56,11 +56,37 @@ where
         }
         Err(peeked) => peeked,
     };
+    // Without an in-process store: one read of Redis, and a hit served
+    // before the miss engine's future is built.
+    let seen = match peeked {
+        Some(peeked) => Some(Ok(peeked)),
+        None if !inner.backend.keeps_typed() => {
+            let fetch = inner.fetch::<T>(&full, &key.scope, inner.early(&plan));
+            let fetched = if span.is_disabled() {
+                fetch.await
+            } else {
+                fetch.instrument(span.clone()).await
+            };
+            match fetched {
+                Ok(value) => {
+                    if let Some(site) = plan.site {
+                        site.tally(inner).count(Served::Hit, false);
+                    }
+                    if !span.is_disabled() {
+                        inner.trace(&span, &full, Served::Hit, false, false);
+                    }
+                    return (job.pick.wrap)(value);
+                }
+                Err(seen) => seen,
+            }
+        }
+        None => None,
+    };
     // Instrumenting moves the whole computation into a wrapper: only when a subscriber listens.
     let loaded = if span.is_disabled() {
-        inner.load_after(&full, &key.scope, plan, job, peeked).await
+        inner.load_after(&full, &key.scope, plan, job, seen).await
     } else {
-        let load = inner.load_after(&full, &key.scope, plan, job, peeked);
+        let load = inner.load_after(&full, &key.scope, plan, job, seen);
         Box::pin(load).instrument(span.clone()).await
     };
     outcome(inner, plan, &span, &full, loaded)

@@ -11,7 +11,6 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::Error;
-use crate::backend::Peeked;
 use crate::clock;
 use crate::codec::Cacheable;
 use crate::flight::{FlightState, Role, follow};
@@ -19,7 +18,7 @@ use crate::freshness::Windows;
 use crate::guard::Guard;
 use crate::inner::Inner;
 use crate::key::Internal;
-use crate::read::Lookup;
+use crate::read::{Lookup, Seen};
 use crate::scope::Scope;
 use lease::Lease;
 pub use plan::{IntoDuration, Pick, Plan, pick_ok, pick_some, pick_value};
@@ -181,19 +180,23 @@ impl Inner {
     {
         match self.look::<T>(full, scope, self.early(&plan)) {
             Ok(value) => Loaded::value((job.pick.wrap)(value)),
-            Err(peeked) => self.load_after(full, scope, plan, job, peeked).await,
+            Err(peeked) => {
+                self.load_after(full, scope, plan, job, peeked.map(Ok))
+                    .await
+            }
         }
     }
 
     /// [`load`](Self::load) after its first look (see [`Inner::look`])
-    /// found no hit: `peeked` is what an in-process store answered.
+    /// (and, without an in-process store, its fetch) found no hit: `seen`
+    /// is what they saw.
     pub(crate) async fn load_after<T, O, Fut, S>(
         &self,
         full: &str,
         scope: &Scope,
         plan: Plan,
         job: Job<Fut, S, T, O>,
-        peeked: Option<Peeked>,
+        seen: Option<Seen>,
     ) -> Loaded<O>
     where
         T: Cacheable,
@@ -202,7 +205,7 @@ impl Inner {
     {
         let early = self.early(&plan);
         let first = self
-            .read_for_write::<T>(full, scope, true, early, peeked)
+            .read_for_write::<T>(full, scope, true, early, seen)
             .await;
         if let Ok(Lookup::Hit(value)) = first {
             return Loaded::value((job.pick.wrap)(value));
@@ -237,7 +240,7 @@ impl Inner {
             Err(peeked) => peeked,
         };
         let first = self
-            .read_for_write::<T>(full, scope, true, windows.early, peeked)
+            .read_for_write::<T>(full, scope, true, windows.early, peeked.map(Ok))
             .await;
         match first {
             Ok(Lookup::Hit(value)) => Loaded::value((job.pick.wrap)(value)),
