@@ -46,12 +46,7 @@ where
     // An in-process hit is served without a future of its own.
     let peeked = match inner.look::<T>(&full, &key.scope, inner.early(&plan)) {
         Ok(value) => {
-            if let Some(site) = plan.site {
-                site.tally(inner).count(Served::Hit, false);
-            }
-            if !span.is_disabled() {
-                inner.trace(&span, &full, Served::Hit, false, true);
-            }
+            hit_served(inner, plan, &span, &full, true);
             return (job.pick.wrap)(value);
         }
         Err(peeked) => peeked,
@@ -69,12 +64,7 @@ where
             };
             match fetched {
                 Ok(value) => {
-                    if let Some(site) = plan.site {
-                        site.tally(inner).count(Served::Hit, false);
-                    }
-                    if !span.is_disabled() {
-                        inner.trace(&span, &full, Served::Hit, false, false);
-                    }
+                    hit_served(inner, plan, &span, &full, false);
                     return (job.pick.wrap)(value);
                 }
                 Err(seen) => seen,
@@ -138,6 +128,18 @@ fn call_span(plan: Plan) -> Span {
         key = tracing::field::Empty,
         size = tracing::field::Empty,
     )
+}
+
+/// A hit served before the miss engine (`near`: by an in-process store),
+/// counted in its function's figures and recorded in its span.
+#[inline]
+fn hit_served(inner: &Inner, plan: Plan, span: &Span, full: &str, near: bool) {
+    if let Some(site) = plan.site {
+        site.tally(inner).count(Served::Hit, false);
+    }
+    if !span.is_disabled() {
+        inner.trace(span, full, Served::Hit, false, near);
+    }
 }
 
 /// The outcome of the cached call of the stored key `full`, past an
