@@ -137,17 +137,28 @@ impl Inner {
         Err(peeked)
     }
 
-    /// The value at the stored key `full` when the backend, which keeps
-    /// nothing in process, holds it fresh: one round trip, judged without
-    /// side effects, counted as a hit. Else what the read saw, for the read
-    /// that follows (which judges it again, with its side effects), or
-    /// `None` when the scope's version keys cannot be built.
+    /// After a [`look`](Self::look) that found no hit (`peeked`: what an
+    /// in-process store answered), on a backend that keeps nothing in
+    /// process: the value at the stored key `full` when Redis holds it
+    /// fresh, in one round trip, judged without side effects and counted as
+    /// a hit, so that a hit is served before the miss engine's future is
+    /// built. Else what the look or this read saw, for the read that follows
+    /// (which judges it again, with its side effects); `None` when nothing
+    /// was read (a local tier's read must go through the tier, which it
+    /// fills; or the scope's version keys cannot be built).
     pub(crate) async fn fetch<T: Cacheable>(
         &self,
         full: &str,
         scope: &Scope,
         early: Option<f64>,
+        peeked: Option<Peeked>,
     ) -> Result<T, Option<Seen>> {
+        if let Some(peeked) = peeked {
+            return Err(Some(Ok(peeked)));
+        }
+        if self.backend.keeps_typed() {
+            return Err(None);
+        }
         let Ok(vkeys) = scope.version_keys(&self.keys) else {
             return Err(None);
         };

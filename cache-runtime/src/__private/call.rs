@@ -51,26 +51,19 @@ where
         }
         Err(peeked) => peeked,
     };
-    // Without an in-process store: one read of Redis, and a hit served
-    // before the miss engine's future is built.
-    let seen = match peeked {
-        Some(peeked) => Some(Ok(peeked)),
-        None if !inner.backend.keeps_typed() => {
-            let fetch = inner.fetch::<T>(&full, &key.scope, inner.early(&plan));
-            let fetched = if span.is_disabled() {
-                fetch.await
-            } else {
-                fetch.instrument(span.clone()).await
-            };
-            match fetched {
-                Ok(value) => {
-                    hit_served(inner, plan, &span, &full, false);
-                    return (job.pick.wrap)(value);
-                }
-                Err(seen) => seen,
-            }
+    // Without an in-process store: a Redis hit served before the miss engine's future is built.
+    let fetch = inner.fetch::<T>(&full, &key.scope, inner.early(&plan), peeked);
+    let fetched = if span.is_disabled() {
+        fetch.await
+    } else {
+        fetch.instrument(span.clone()).await
+    };
+    let seen = match fetched {
+        Ok(value) => {
+            hit_served(inner, plan, &span, &full, false);
+            return (job.pick.wrap)(value);
         }
-        None => None,
+        Err(seen) => seen,
     };
     // Instrumenting moves the whole computation into a wrapper: only when a subscriber listens.
     let loaded = if span.is_disabled() {

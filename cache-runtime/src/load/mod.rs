@@ -178,18 +178,19 @@ impl Inner {
         Fut: Future<Output = O>,
         S: FnOnce(&O) -> bool,
     {
-        match self.look::<T>(full, scope, self.early(&plan)) {
+        let early = self.early(&plan);
+        let peeked = match self.look::<T>(full, scope, early) {
+            Ok(value) => return Loaded::value((job.pick.wrap)(value)),
+            Err(peeked) => peeked,
+        };
+        match self.fetch::<T>(full, scope, early, peeked).await {
             Ok(value) => Loaded::value((job.pick.wrap)(value)),
-            Err(peeked) => {
-                self.load_after(full, scope, plan, job, peeked.map(Ok))
-                    .await
-            }
+            Err(seen) => self.load_after(full, scope, plan, job, seen).await,
         }
     }
 
-    /// [`load`](Self::load) after its first look (see [`Inner::look`])
-    /// (and, without an in-process store, its fetch) found no hit: `seen`
-    /// is what they saw.
+    /// [`load`](Self::load) after its look and fetch (see [`Inner::look`],
+    /// [`Inner::fetch`]) found no hit: `seen` is what they saw.
     pub(crate) async fn load_after<T, O, Fut, S>(
         &self,
         full: &str,
@@ -239,8 +240,12 @@ impl Inner {
             Ok(value) => return Loaded::value((job.pick.wrap)(value)),
             Err(peeked) => peeked,
         };
+        let seen = match self.fetch::<T>(full, scope, windows.early, peeked).await {
+            Ok(value) => return Loaded::value((job.pick.wrap)(value)),
+            Err(seen) => seen,
+        };
         let first = self
-            .read_for_write::<T>(full, scope, true, windows.early, peeked.map(Ok))
+            .read_for_write::<T>(full, scope, true, windows.early, seen)
             .await;
         match first {
             Ok(Lookup::Hit(value)) => Loaded::value((job.pick.wrap)(value)),
