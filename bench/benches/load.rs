@@ -51,12 +51,17 @@ mod support;
 #[path = "../peer.rs"]
 mod peer;
 
+#[path = "load/measure.rs"]
+mod measure;
+#[path = "load/report.rs"]
+mod report;
+
 use std::fmt::Write as _;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cachette::cached;
+use measure::{Figures, measure, throughput};
 use peer::{PEER_URL, PeerError, peer_item, value};
 use redis::AsyncCommands;
 
@@ -366,96 +371,6 @@ fn moka_key(size: usize) -> &'static str {
     }
 }
 
-/// One row's figures for one size.
-#[derive(Clone, Copy, Default)]
-struct Figures {
-    p50_us: f64,
-    p99_us: f64,
-    ops_per_s: f64,
-    /// This process's CPU time (user + system) per hit, at 64 tasks.
-    cpu_us: f64,
-}
-
-/// CPU time this process used so far (user + system), from `/proc/self/stat`.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which ends with `)`): utime is the 12th, stime the 13th.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // Clock ticks are 1/100 s on Linux.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
-}
-
-async fn latency(clients: &'static Clients, row: Row, size: usize) -> (f64, f64) {
-    for _ in 0..200 {
-        clients.hit(row, size).await;
-    }
-    let mut samples = Vec::with_capacity(LATENCY_CALLS);
-    for _ in 0..LATENCY_CALLS {
-        let start = Instant::now();
-        clients.hit(row, size).await;
-        samples.push(start.elapsed());
-    }
-    samples.sort_unstable();
-    let at = |q: f64| {
-        let index = ((samples.len() as f64 * q) as usize).min(samples.len() - 1);
-        samples[index].as_secs_f64() * 1e6
-    };
-    (at(0.50), at(0.99))
-}
-
-/// Hits per second with `TASKS` tasks, and this process's CPU µs per hit.
-/// Each task counts its own hits: one shared counter, bumped by both
-/// threads on every hit, would cost the in-process rows more than their hit.
-async fn throughput(clients: &'static Clients, row: Row, size: usize) -> (f64, f64) {
-    let stop: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-    let counted: &'static AtomicBool = Box::leak(Box::new(AtomicBool::new(false)));
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|_| {
-            tokio::spawn(async move {
-                let mut done = 0_u64;
-                while !stop.load(Relaxed) {
-                    clients.hit(row, size).await;
-                    if matches!(row, Row::Local | Row::LocalTagged | Row::Moka) {
-                        // A local hit never waits: let the other tasks and the timer run.
-                        tokio::task::yield_now().await;
-                    }
-                    if counted.load(Relaxed) {
-                        done += 1;
-                    }
-                }
-                done
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(200)).await; // warm-up
-    counted.store(true, Relaxed);
-    let (start, cpu_start) = (Instant::now(), cpu_time());
-    tokio::time::sleep(THROUGHPUT_FOR).await;
-    stop.store(true, Relaxed);
-    let (elapsed, cpu) = (start.elapsed(), cpu_time().saturating_sub(cpu_start));
-    let mut ops = 0;
-    for task in tasks {
-        ops += task.await.unwrap();
-    }
-    (
-        ops as f64 / elapsed.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / ops as f64,
-    )
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 fn main() {
     let server = support::RedisServer::start();
     URL.set(server.url(0)).unwrap();
@@ -474,14 +389,14 @@ fn main() {
         concat!(env!("CARGO_MANIFEST_DIR"), "/../target/load-bench").to_owned()
     });
     std::fs::create_dir_all(&out).unwrap();
-    let envelope = envelope_table(&envelope);
+    let envelope = report::envelope_table(&envelope);
     println!("{envelope}");
     std::fs::write(format!("{out}/envelope.md"), &envelope).unwrap();
     if !results.is_empty() {
-        let table = table(&results);
+        let table = report::table(&results);
         println!("{table}");
         std::fs::write(format!("{out}/load.md"), &table).unwrap();
-        std::fs::write(format!("{out}/load.svg"), chart(&results)).unwrap();
+        std::fs::write(format!("{out}/load.svg"), report::chart(&results)).unwrap();
     }
     println!("written to {out}");
     drop((server, cluster));
@@ -626,195 +541,4 @@ async fn strlen(conn: &redis::aio::MultiplexedConnection, key: &str) -> usize {
         .query_async(&mut conn.clone())
         .await
         .unwrap()
-}
-
-/// The median figures of `rows` on the value of `size`, over `ROUNDS` interleaved rounds.
-async fn measure(clients: &'static Clients, rows: &[Row], size: usize) -> Vec<Figures> {
-    let mut rounds: Vec<Vec<Figures>> = vec![Vec::new(); rows.len()];
-    for _ in 0..ROUNDS {
-        for (i, &row) in rows.iter().enumerate() {
-            let (p50_us, p99_us) = latency(clients, row, size).await;
-            let (ops_per_s, cpu_us) = throughput(clients, row, size).await;
-            rounds[i].push(Figures {
-                p50_us,
-                p99_us,
-                ops_per_s,
-                cpu_us,
-            });
-        }
-    }
-    rounds
-        .into_iter()
-        .map(|r| Figures {
-            p50_us: median(r.iter().map(|f| f.p50_us).collect()),
-            p99_us: median(r.iter().map(|f| f.p99_us).collect()),
-            ops_per_s: median(r.iter().map(|f| f.ops_per_s).collect()),
-            cpu_us: median(r.iter().map(|f| f.cpu_us).collect()),
-        })
-        .collect()
-}
-
-/// The envelope table: each row's figures beside the raw `GET`'s, and the
-/// bytes each stores for the value.
-fn envelope_table(envelope: &[(usize, Vec<Figures>, Vec<usize>)]) -> String {
-    let mut out = String::new();
-    writeln!(
-        out,
-        "| value | contender | stored bytes | 1 task p50 (µs) | {TASKS} tasks (hits/s) | ÷ GET | client CPU per hit (µs) | CPU ÷ GET |"
-    )
-    .unwrap();
-    writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|").unwrap();
-    for (size, figures, stored) in envelope {
-        let floor = figures[0];
-        for ((row, f), bytes) in Row::ENVELOPE.iter().zip(figures).zip(stored) {
-            writeln!(
-                out,
-                "| JSON, {} | {} | {bytes} | {:.1} | {:.0} | {:.2} | {:.2} | {:.2} |",
-                human(*size),
-                row.name(),
-                f.p50_us,
-                f.ops_per_s,
-                f.ops_per_s / floor.ops_per_s,
-                f.cpu_us,
-                f.cpu_us / floor.cpu_us,
-            )
-            .unwrap();
-        }
-    }
-    out
-}
-
-fn table(results: &[(usize, Vec<Figures>)]) -> String {
-    let mut out = String::new();
-    writeln!(
-        out,
-        "| value | contender | 1 task p50 (µs) | p99 (µs) | p50 ÷ GET | {TASKS} tasks (hits/s) | ÷ GET | client CPU per hit (µs) |"
-    )
-    .unwrap();
-    writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|").unwrap();
-    for (size, figures) in results {
-        for (row, f) in Row::ALL.iter().zip(figures) {
-            let floor = figures[row.floor()];
-            writeln!(
-                out,
-                "| {} | {} | {:.1} | {:.1} | {:.2} | {:.0} | {:.2} | {:.2} |",
-                human(*size),
-                row.name(),
-                f.p50_us,
-                f.p99_us,
-                f.p50_us / floor.p50_us,
-                f.ops_per_s,
-                f.ops_per_s / floor.ops_per_s,
-                f.cpu_us,
-            )
-            .unwrap();
-        }
-    }
-    out
-}
-
-fn human(size: usize) -> String {
-    if size >= 1024 {
-        format!("{} KiB", size / 1024)
-    } else {
-        format!("{size} B")
-    }
-}
-
-/// A row's figure as a ratio to the floor's.
-type Ratio = fn(&Figures, &Figures) -> f64;
-
-/// Two panels of grouped bars: p50 latency and throughput, each as a ratio
-/// to the raw `GET` of the same size (1.0, dashed).
-fn chart(results: &[(usize, Vec<Figures>)]) -> String {
-    const COLORS: [&str; Row::ALL.len()] = [
-        "#555555", "#999999", "#d08c2c", "#2c6fd0", "#6fa8f0", "#777777", "#333333", "#2ca05a",
-        "#7fd49a", "#8e44ad", "#c39bd3", "#b0b0b0",
-    ];
-    let (width, panel_h, top, left) = (900.0, 260.0, 40.0, 60.0);
-    let group_w = (width - left - 20.0) / results.len() as f64;
-    let bar_w = group_w / (Row::ALL.len() as f64 + 1.5);
-    let mut svg = String::new();
-    let height = top + 2.0 * (panel_h + 60.0) + 40.0;
-    writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#
-    )
-    .unwrap();
-    writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#).unwrap();
-    let panels: [(&str, Ratio); 2] = [
-        (
-            "1 task: p50 latency ÷ raw GET (lower is better)",
-            |f, floor| f.p50_us / floor.p50_us,
-        ),
-        (
-            "64 tasks: hits/s ÷ raw GET (higher is better)",
-            |f, floor| f.ops_per_s / floor.ops_per_s,
-        ),
-    ];
-    for (p, (title, ratio)) in panels.iter().enumerate() {
-        let y0 = top + p as f64 * (panel_h + 60.0);
-        let max = results
-            .iter()
-            .flat_map(|(_, fs)| fs.iter().map(|f| ratio(f, &fs[0])))
-            .fold(1.0_f64, f64::max)
-            * 1.15;
-        let y_of = |r: f64| y0 + panel_h - r / max * panel_h;
-        writeln!(
-            svg,
-            r#"<text x="{left}" y="{}" font-weight="bold">{title}</text>"#,
-            y0 - 12.0
-        )
-        .unwrap();
-        writeln!(
-            svg,
-            r##"<line x1="{left}" x2="{}" y1="{y}" y2="{y}" stroke="#000" stroke-dasharray="4 3"/><text x="{}" y="{}">1.0</text>"##,
-            width - 20.0,
-            left - 30.0,
-            y_of(1.0) + 4.0,
-            y = y_of(1.0),
-        )
-        .unwrap();
-        for (g, (size, figures)) in results.iter().enumerate() {
-            let gx = left + g as f64 * group_w + bar_w * 0.75;
-            for (i, f) in figures.iter().enumerate() {
-                let r = ratio(f, &figures[Row::ALL[i].floor()]);
-                let x = gx + i as f64 * bar_w;
-                let y = y_of(r);
-                writeln!(
-                    svg,
-                    r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"/><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{r:.2}</text>"#,
-                    bar_w * 0.9,
-                    y0 + panel_h - y,
-                    COLORS[i],
-                    x + bar_w * 0.45,
-                    y - 3.0,
-                )
-                .unwrap();
-            }
-            writeln!(
-                svg,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-                gx + bar_w * Row::ALL.len() as f64 / 2.0,
-                y0 + panel_h + 16.0,
-                human(*size)
-            )
-            .unwrap();
-        }
-    }
-    let ly = height - 24.0;
-    for (i, row) in Row::ALL.iter().enumerate() {
-        let x = left + i as f64 * 165.0;
-        writeln!(
-            svg,
-            r#"<rect x="{x}" y="{}" width="12" height="12" fill="{}"/><text x="{}" y="{ly}">{}</text>"#,
-            ly - 10.0,
-            COLORS[i],
-            x + 16.0,
-            row.name().replace('#', "&#35;"),
-        )
-        .unwrap();
-    }
-    svg.push_str("</svg>\n");
-    svg
 }
