@@ -1,8 +1,9 @@
 #![doc = include_str!("../README.md")]
 
 pub use cachette_runtime::{
-    BackendError, Cache, CacheBuilder, Cacheable, DEFAULT_MAX_KEY_LENGTH, DEFAULT_TIMEOUT, Error,
-    Lock, MAX_SCOPE, Namespace, Result, Scope, Stats, Timeout, cache, redis, with_budget,
+    BackendError, Cache, CacheBuilder, Cacheable, Circuit, DEFAULT_MAX_KEY_LENGTH, DEFAULT_TIMEOUT,
+    Error, FunctionStats, Health, Lock, MAX_SCOPE, Namespace, Result, Scope, Stats, Timeout,
+    Tracking, cache, redis, with_budget,
 };
 
 /// Caches the results of an `async fn`.

@@ -463,3 +463,14 @@ async fn invalidated_keys_read_as_absent(f: Fixture) {
     );
     assert_eq!(cache.stats().undecodable, 0, "a tombstone is not garbage");
 }
+
+#[test]
+fn what_a_cache_returns_is_nameable_from_the_facade() {
+    let cache = cachette::Cache::memory();
+    let health: cachette::Health = cache.health();
+    assert_eq!(health.circuit, cachette::Circuit::Closed);
+    let tracking: Option<cachette::Tracking> = health.tracking;
+    assert_eq!(tracking, None);
+    let functions: Vec<cachette::FunctionStats> = cache.function_stats();
+    assert!(functions.is_empty());
+}

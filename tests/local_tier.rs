@@ -316,3 +316,256 @@ async fn a_writer_in_another_process_is_never_served_stale() {
     assert_eq!(rounds, ROUNDS);
     assert_eq!(stale, 0);
 }
+
+/// Reads `key` through `cache` until it is `want`; how long that took, or
+/// `None` when it was still something else after a second (a stale read).
+async fn caught_up(cache: &Cache, key: &str, want: u64) -> Option<Duration> {
+    let started = Instant::now();
+    loop {
+        if cache
+            .get::<u64>(key)
+            .await
+            .unwrap()
+            .is_some_and(|v| v >= want)
+        {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(1) {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_under_another_prefix_is_tracked_too() {
+    let server = RedisServer::start();
+    let (other, near) = (plain(&server).await, tiered(&server).await);
+    let (other, near) = (
+        other.with_prefix("v2").unwrap(),
+        near.with_prefix("v2").unwrap(),
+    );
+    other.set("k", &1_u64, MINUTE).await.unwrap();
+    warm(&near, "k", &Scope::new()).await;
+    assert_eq!(near.get::<u64>("k").await.unwrap(), Some(1));
+    other.set("k", &2_u64, MINUTE).await.unwrap();
+    assert!(
+        caught_up(&near, "k", 2).await.is_some(),
+        "the entry kept under the handle's prefix was never invalidated"
+    );
+    // Kept and tracked again: served locally, and the next change reaches it too.
+    warm(&near, "k", &Scope::new()).await;
+    other.delete("k").await.unwrap();
+    eventually("the deletion reaches the tier", async || {
+        near.get::<u64>("k").await.unwrap().is_none()
+    })
+    .await;
+}
+
+const PREFIX_CHILD_URL: &str = "CACHETTE_TEST_PREFIX_WRITER_URL";
+const PREFIX_CHILD_TEST: &str = "a_writer_in_another_process_reaches_a_handle_under_another_prefix";
+const PREFIX_ROUNDS: u64 = 300;
+
+/// Two OS processes: the child writes `k` under the prefix `v2` once per
+/// round and prints the round; this process reads it through a
+/// `with_prefix("v2")` handle of a cache with a local tier, and must read
+/// that round or a later one within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_in_another_process_reaches_a_handle_under_another_prefix() {
+    use tokio::io::AsyncBufReadExt;
+
+    if let Ok(url) = std::env::var(PREFIX_CHILD_URL) {
+        let a = Cache::builder().redis_url(url).build().await.unwrap();
+        let a = a.with_prefix("v2").unwrap();
+        for round in 1..=PREFIX_ROUNDS {
+            a.set("k", &round, MINUTE).await.unwrap();
+            println!("round {round}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        return;
+    }
+    let server = RedisServer::start();
+    let near = tiered(&server).await.with_prefix("v2").unwrap();
+    plain(&server)
+        .await
+        .with_prefix("v2")
+        .unwrap()
+        .set("k", &0_u64, MINUTE)
+        .await
+        .unwrap();
+    warm(&near, "k", &Scope::new()).await;
+    let local_before = near.stats().local_hits;
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            PREFIX_CHILD_TEST,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(PREFIX_CHILD_URL, server.url(0))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut rounds, mut stale) = (0, 0);
+    while let Some(line) = lines.next_line().await.unwrap() {
+        let Some(done) = line
+            .rsplit_once("round ")
+            .and_then(|(_, n)| n.trim().parse::<u64>().ok())
+        else {
+            continue;
+        };
+        rounds += 1;
+        if caught_up(&near, "k", done).await.is_none() {
+            stale += 1;
+        }
+    }
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(rounds, PREFIX_ROUNDS);
+    assert_eq!(
+        stale, 0,
+        "reads through the prefixed handle served stale values"
+    );
+    // The handle's entries are kept locally (not merely bypassed).
+    warm(&near, "k", &Scope::new()).await;
+    assert!(near.stats().local_hits > local_before);
+    assert_eq!(near.get::<u64>("k").await.unwrap(), Some(PREFIX_ROUNDS));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_many_is_served_by_the_local_tier_and_stays_coherent() {
+    let server = RedisServer::start();
+    let (a, b) = (plain(&server).await, tiered(&server).await);
+    let keys: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    for (i, key) in keys.iter().enumerate() {
+        a.set(key, &(i as u64), MINUTE).await.unwrap();
+    }
+    eventually("the local tier holds every key", async || {
+        let before = b.stats().local_hits;
+        let found = b.get_many::<u64>(&keys).await.unwrap();
+        found.len() == keys.len() && b.stats().local_hits - before == keys.len() as u64
+    })
+    .await;
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut server.connect(0).await)
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        let found = b.get_many::<u64>(&keys).await.unwrap();
+        assert_eq!(found.len(), 10);
+        assert_eq!(found["m3"], 3);
+    }
+    assert_eq!(
+        data_commands(&server).await,
+        0,
+        "keys held locally need no MGET"
+    );
+    // Another client's change reaches a key get_many keeps.
+    a.set("m3", &33_u64, MINUTE).await.unwrap();
+    eventually("the change reaches get_many", async || {
+        b.get_many::<u64>(&keys).await.unwrap()["m3"] == 33
+    })
+    .await;
+    // A mix of held and absent keys: the absent ones are asked of Redis, once.
+    let mixed = ["m1", "absent", "m2"];
+    let found = b.get_many::<u64>(mixed).await.unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!((found["m1"], found["m2"]), (1, 2));
+}
+
+#[tokio::test]
+async fn a_local_lifetime_without_a_local_tier_is_an_error() {
+    let built = Cache::builder()
+        .redis_url("redis://127.0.0.1:1/0")
+        .local_lifetime(Duration::from_secs(30))
+        .build()
+        .await;
+    let error = built.unwrap_err();
+    assert!(matches!(error, cachette::Error::Config { .. }), "{error:?}");
+    assert!(error.to_string().contains("local_tier"), "{error}");
+    // Memory as well: the setting would do nothing.
+    let memory = Cache::builder()
+        .local_lifetime(Duration::from_secs(30))
+        .build()
+        .await;
+    assert!(memory.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_hits_count_the_tier_every_handle_shares() {
+    let server = RedisServer::start();
+    let (a, b) = (plain(&server).await, tiered(&server).await);
+    let b2 = b.with_prefix("other").unwrap();
+    a.set("k", &1_u64, MINUTE).await.unwrap();
+    a.with_prefix("other")
+        .unwrap()
+        .set("k", &2_u64, MINUTE)
+        .await
+        .unwrap();
+    warm(&b, "k", &Scope::new()).await;
+    warm(&b2, "k", &Scope::new()).await;
+    let (before, before_hits, before_hits2) =
+        (b.stats().local_hits, b.stats().hits, b2.stats().hits);
+    for _ in 0..10 {
+        assert_eq!(b.get::<u64>("k").await.unwrap(), Some(1));
+        assert_eq!(b2.get::<u64>("k").await.unwrap(), Some(2));
+    }
+    // Each handle counts its own hits; the shared tier counts all of them.
+    assert_eq!(b.stats().hits - before_hits, 10);
+    assert_eq!(b2.stats().hits - before_hits2, 10);
+    assert_eq!(b.stats().local_hits - before, 20);
+    assert_eq!(b2.stats().local_hits, b.stats().local_hits);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_whether_tracking_is_up_and_since_when() {
+    let mut server = RedisServer::start();
+    assert_eq!(Cache::memory().health().tracking, None);
+    assert_eq!(plain(&server).await.health().tracking, None);
+    let b = tiered(&server).await;
+    eventually("tracking is up", async || {
+        b.health().tracking.is_some_and(|t| t.up)
+    })
+    .await;
+    let up_since = b.health().tracking.unwrap().since;
+    // The tracking connection killed: down, then up again, since later.
+    let killed = Instant::now();
+    let () = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query_async(&mut server.connect(0).await)
+        .await
+        .unwrap_or(());
+    eventually("tracking comes back after the kill", async || {
+        b.health()
+            .tracking
+            .is_some_and(|t| t.up && t.since > killed)
+    })
+    .await;
+    let back = b.health().tracking.unwrap().since;
+    assert!(back > up_since);
+    eprintln!("tracking back {:?} after CLIENT KILL", back - killed);
+    // The server stopped: down while it is away, up again once it returns.
+    server.stop();
+    eventually("tracking is down while Redis is away", async || {
+        let _ = b.get::<u64>("k").await;
+        b.health().tracking.is_some_and(|t| !t.up)
+    })
+    .await;
+    let restarted = Instant::now();
+    server.restart();
+    eventually("tracking comes back after the restart", async || {
+        b.health().tracking.is_some_and(|t| t.up)
+    })
+    .await;
+    eprintln!(
+        "tracking back {:?} after the server restarted",
+        b.health()
+            .tracking
+            .unwrap()
+            .since
+            .saturating_duration_since(restarted)
+    );
+}

@@ -15,8 +15,12 @@ static REPLACEMENT: RwLock<Option<Cache>> = RwLock::new(None);
 static REPLACED: AtomicBool = AtomicBool::new(false);
 
 /// The process-wide cache: the one [installed](Cache::install), or else one
-/// built on first use from the environment — Redis when `REDIS_URL` is set,
-/// memory when it is not.
+/// built on first use from the environment
+/// ([`CacheBuilder::from_env`](crate::CacheBuilder::from_env)) — a Redis
+/// Cluster when `REDIS_CLUSTER_URLS` is set, else one Redis when
+/// `REDIS_URL` is set, else memory. An invalid setting gives a cache whose
+/// every call fails (a miss when failing open, with a log line), never a
+/// silent fallback to memory.
 ///
 /// ```
 /// # extern crate cachette_runtime as cachette;

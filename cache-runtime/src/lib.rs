@@ -52,7 +52,7 @@ pub mod http;
 #[cfg(feature = "internals")]
 pub mod internals;
 
-pub use backend::breaker::{Circuit, Health};
+pub use backend::breaker::{Circuit, Health, Tracking};
 pub use budget::with_budget;
 pub use builder::CacheBuilder;
 pub use cache::{Cache, Lock, Namespace};

@@ -52,8 +52,11 @@ pub struct Stats {
     pub forged: u64,
     /// Backend errors and timeouts, returned or ignored.
     pub errors: u64,
-    /// Hits served by the local tier in front of Redis (counted in `hits`
-    /// too), without a command to Redis.
+    /// Hits served by the local tier in front of Redis, without a command
+    /// to Redis. The tier is shared by every handle on the same backend
+    /// ([`Cache::with_prefix`](crate::Cache::with_prefix)), and so is this
+    /// figure: each such hit is counted in `hits` of the handle it served,
+    /// so with several handles `local_hits` can exceed one handle's `hits`.
     pub local_hits: u64,
     /// Calls that skipped the backend: its circuit was open, or the
     /// request's cache budget was spent.

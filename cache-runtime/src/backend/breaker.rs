@@ -11,13 +11,15 @@ use std::time::Duration;
 
 use crate::clock::Monotonic;
 
-/// The state of a cache's circuit breaker, from [`Cache::health`](crate::Cache::health).
+/// The state of a cache's circuit breaker, and of its local tier's
+/// tracking when it has one, from [`Cache::health`](crate::Cache::health).
 ///
 /// ```
 /// # extern crate cachette_runtime as cachette;
 /// let health = cachette::Cache::memory().health();
 /// assert_eq!(health.circuit, cachette::Circuit::Closed);
 /// assert!(health.is_up());
+/// assert_eq!(health.tracking, None); // no local tier
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -28,6 +30,37 @@ pub struct Health {
     pub consecutive_failures: u32,
     /// How many times the circuit has opened since the cache was built.
     pub times_opened: u64,
+    /// With a local tier ([`CacheBuilder::local_tier`](crate::CacheBuilder::local_tier)):
+    /// whether its `CLIENT TRACKING` is up, and since when. While it is
+    /// down the tier is empty and bypassed (every read goes to Redis).
+    pub tracking: Option<Tracking>,
+}
+
+/// Whether a local tier's tracking is up (see [`Health::tracking`]).
+///
+/// ```no_run
+/// # extern crate cachette_runtime as cachette;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cachette::Error> {
+/// let cache = cachette::Cache::builder()
+///     .redis_url("redis://127.0.0.1:6379/0")
+///     .local_tier(64 << 20)
+///     .build()
+///     .await?;
+/// if let Some(tracking) = cache.health().tracking {
+///     let state = if tracking.up { "up" } else { "down" };
+///     println!("tracking {state} for {:?}", tracking.since.elapsed());
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tracking {
+    /// Whether Redis tracks the tier's keys for it now, so that the tier serves hits.
+    pub up: bool,
+    /// When tracking last went up or down (when the tier was built, if it never went up).
+    pub since: std::time::Instant,
 }
 
 impl Health {
@@ -38,6 +71,7 @@ impl Health {
             circuit,
             consecutive_failures: 0,
             times_opened: 0,
+            tracking: None,
         }
     }
 
@@ -138,6 +172,7 @@ impl Breaker {
             circuit,
             consecutive_failures: self.failures.load(SeqCst),
             times_opened: self.times_opened.load(SeqCst),
+            tracking: None,
         }
     }
 

@@ -10,7 +10,10 @@
 //!   arrives before the answer removes it, and the answer is then not kept;
 //! - while the tracking connection is down, the tier is empty and bypassed,
 //!   and it is emptied again when tracking resumes;
-//! - this process's own writes forget the key at once, before Redis tells.
+//! - this process's own writes forget the key at once, before Redis tells;
+//! - a handle under another prefix (`Cache::with_prefix`) adds its prefixes
+//!   to the tracked ones: the tier is emptied and bypassed until tracking
+//!   has restarted with them, so nothing it keeps goes untracked.
 //!
 //! Hits need every version key of their scope known locally too, so a hit
 //! in a namespace or with tags sends no command at all.
@@ -20,14 +23,16 @@ use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::SeqCst,
 };
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::{self, AsyncConnectionConfig, PushKind, Value};
 
+use super::breaker::{Health, Tracking};
 use super::memory::{Memory, Slot};
 use super::redis::RedisBackend;
 use super::{Expiry, Found};
 use crate::Error;
+use crate::clock::Monotonic;
 use crate::key::KeySpace;
 use crate::stats::Striped;
 
@@ -42,11 +47,10 @@ pub(crate) struct Remote {
     tier: Option<Tier>,
 }
 
-/// The local tier and the key prefixes its tracking watches.
+/// The local tier.
 #[derive(Debug)]
 struct Tier {
     local: Arc<Local>,
-    prefixes: Vec<String>,
 }
 
 impl std::fmt::Debug for Remote {
@@ -87,13 +91,29 @@ impl Remote {
         lifetime: Option<Duration>,
         keys: &KeySpace,
     ) -> Self {
+        let local = Local::new(max_bytes, lifetime);
+        local.cover(keys);
         Self {
             tier: Some(Tier {
-                local: Arc::new(Local::new(max_bytes, lifetime)),
-                prefixes: vec![format!("{}:", keys.prefix()), format!("{}#", keys.prefix())],
+                local: Arc::new(local),
             }),
             ..self
         }
+    }
+
+    /// Makes the tier track the keys of `keys`' space too (a handle under
+    /// another prefix shares this backend and its tier).
+    pub(crate) fn cover(&self, keys: &KeySpace) {
+        if let Some(tier) = &self.tier {
+            tier.local.cover(keys);
+        }
+    }
+
+    /// The breaker's state, and the tracking's when a tier is in front.
+    pub(crate) fn health(&self) -> Health {
+        let mut health = self.redis.health();
+        health.tracking = self.tier.as_ref().map(|tier| tier.local.tracking());
+        health
     }
 
     /// Hits the local tier served.
@@ -109,7 +129,7 @@ impl Remote {
     /// Connects now, and starts tracking for the local tier.
     pub(crate) async fn connect(&self) -> Result<(), Error> {
         if let Some(tier) = &self.tier {
-            tier.local.start(&self.redis, &tier.prefixes);
+            tier.local.start(&self.redis);
         }
         self.redis.connect_all().await
     }
@@ -148,8 +168,55 @@ impl Remote {
     #[inline]
     pub(crate) fn peek(&self, key: &str, vkeys: &[String]) -> Option<(Found, Vec<Option<u64>>)> {
         let tier = self.tier.as_ref()?;
-        tier.local.start(&self.redis, &tier.prefixes);
+        tier.local.start(&self.redis);
         tier.local.read(key, vkeys)
+    }
+
+    /// The entries at `keys`, in order: those the local tier holds from it,
+    /// the others from Redis in one round trip (kept locally when no
+    /// invalidation came meanwhile).
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Found>>, Error> {
+        let Some(tier) = &self.tier else {
+            let found = self.redis.get_many(keys).await?;
+            return Ok(found
+                .into_iter()
+                .map(|bytes| bytes.map(Found::Bytes))
+                .collect());
+        };
+        let local = &tier.local;
+        local.start(&self.redis);
+        let mut found: Vec<Option<Found>> = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (at, key) in keys.iter().enumerate() {
+            match local.read(key, &[]) {
+                Some((entry, _)) => found.push(Some(entry)),
+                None => {
+                    found.push(None);
+                    missing.push(at);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let asked: Vec<String> = missing.iter().map(|&at| keys[at].clone()).collect();
+        let readings: Vec<Reading> = asked.iter().map(|key| local.begin(key, &[])).collect();
+        match self.redis.get_many(&asked).await {
+            Ok(answers) => {
+                for (((at, key), reading), bytes) in
+                    missing.into_iter().zip(&asked).zip(readings).zip(answers)
+                {
+                    found[at] = local.fill(reading, key, bytes, &[], &[]);
+                }
+                Ok(found)
+            }
+            Err(error) => {
+                for (key, reading) in asked.iter().zip(readings) {
+                    local.abandon(reading, key, &[]);
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Forgets `keys` locally after a write of this process went to Redis.
@@ -188,6 +255,21 @@ pub(crate) struct Local {
     /// The longest an entry is kept locally.
     lifetime: Option<Duration>,
     pub(crate) hits: Striped,
+    /// The key prefixes tracking must watch, and their generation.
+    prefixes: Mutex<Prefixes>,
+    /// Told when the prefixes change: tracking restarts with them.
+    changed: Arc<tokio::sync::Notify>,
+    /// When tracking last went up or down (ms of `clock`).
+    since_ms: AtomicU64,
+    clock: Monotonic,
+}
+
+/// The prefixes tracking watches (none a prefix of another, as Redis
+/// requires), and how many times they changed.
+#[derive(Debug, Default, Clone)]
+struct Prefixes {
+    generation: u64,
+    list: Vec<String>,
 }
 
 #[derive(Default)]
@@ -221,7 +303,78 @@ impl Local {
             next_read: AtomicU64::new(0),
             lifetime,
             hits: Striped::default(),
+            prefixes: Mutex::default(),
+            changed: Arc::default(),
+            since_ms: AtomicU64::new(0),
+            clock: Monotonic::start(),
         }
+    }
+
+    /// Adds the prefixes of `keys`' entries and version keys to those
+    /// tracked, unless already covered: until tracking has restarted with
+    /// them, the tier is empty and bypassed.
+    pub(crate) fn cover(&self, keys: &KeySpace) {
+        let wanted = [format!("{}:", keys.prefix()), format!("{}#", keys.prefix())];
+        {
+            let mut prefixes = self.prefixes.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut added = false;
+            for prefix in wanted {
+                if prefixes.list.iter().any(|p| prefix.starts_with(p.as_str())) {
+                    continue;
+                }
+                prefixes.list.retain(|p| !p.starts_with(prefix.as_str()));
+                prefixes.list.push(prefix);
+                added = true;
+            }
+            if !added {
+                return;
+            }
+            prefixes.generation += 1;
+            // Down before the lock is let go: tracking cannot confirm the old list now.
+            self.set_up(false);
+        }
+        self.flush();
+        self.changed.notify_one();
+    }
+
+    /// Marks tracking up or down, noting when it changed.
+    fn set_up(&self, up: bool) {
+        if self.up.swap(up, SeqCst) != up {
+            self.since_ms.store(self.clock.now_ms(), SeqCst);
+        }
+    }
+
+    /// Whether tracking is up, and since when.
+    pub(crate) fn tracking(&self) -> Tracking {
+        let ago = self
+            .clock
+            .now_ms()
+            .saturating_sub(self.since_ms.load(SeqCst));
+        let now = Instant::now();
+        Tracking {
+            up: self.up.load(SeqCst),
+            since: now.checked_sub(Duration::from_millis(ago)).unwrap_or(now),
+        }
+    }
+
+    /// The prefixes to track now.
+    fn prefixes(&self) -> Prefixes {
+        self.prefixes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Flushes the tier and marks tracking up, if the prefixes are still
+    /// those of `generation`.
+    fn go_up(&self, generation: u64) -> bool {
+        let prefixes = self.prefixes.lock().unwrap_or_else(PoisonError::into_inner);
+        if prefixes.generation != generation {
+            return false;
+        }
+        self.flush();
+        self.set_up(true);
+        true
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -359,7 +512,7 @@ impl Local {
 
     /// Starts tracking in the background, once, on the current Tokio runtime:
     /// on every master `redis` names (one server, or each master of a cluster).
-    pub(crate) fn start(self: &Arc<Self>, redis: &Arc<RedisBackend>, prefixes: &[String]) {
+    pub(crate) fn start(self: &Arc<Self>, redis: &Arc<RedisBackend>) {
         // Checked on every read: a load first, the runtime only once.
         if self.started.load(Relaxed) {
             return;
@@ -373,7 +526,7 @@ impl Local {
         runtime.spawn(track(
             Arc::downgrade(self),
             Arc::clone(redis),
-            prefixes.to_vec(),
+            Arc::clone(&self.changed),
         ));
     }
 }
@@ -381,35 +534,46 @@ impl Local {
 /// Keeps tracking connections open to every master for as long as the tier
 /// lives: each invalidation forgets its keys; a lost connection, or a change
 /// of masters, empties the tier and bypasses it until tracking resumes on
-/// every master.
-async fn track(local: Weak<Local>, redis: Arc<RedisBackend>, prefixes: Vec<String>) {
+/// every master. A change of prefixes starts over at once.
+async fn track(local: Weak<Local>, redis: Arc<RedisBackend>, changed: Arc<tokio::sync::Notify>) {
     loop {
-        if local.strong_count() == 0 {
+        let Some(prefixes) = local.upgrade().map(|tier| tier.prefixes()) else {
             return;
-        }
+        };
         let urls = redis.tracking_urls().await.unwrap_or_default();
         let (sender, mut pushes) = tokio::sync::mpsc::unbounded_channel();
         let mut connections = Vec::with_capacity(urls.len());
         for url in &urls {
-            match tracking(url, &prefixes, sender.clone()).await {
+            match tracking(url, &prefixes.list, sender.clone()).await {
                 Some(conn) => connections.push(conn),
                 None => break,
             }
         }
         drop(sender);
+        let mut moved = false;
         if !urls.is_empty() && connections.len() == urls.len() {
             let Some(tier) = local.upgrade() else { return };
-            tier.flush();
-            tier.up.store(true, SeqCst);
+            let up = tier.go_up(prefixes.generation);
             drop(tier);
-            follow(&local, &redis, &urls, &mut pushes).await;
+            moved = !up
+                || follow(
+                    &local,
+                    &redis,
+                    &urls,
+                    &mut pushes,
+                    &changed,
+                    prefixes.generation,
+                )
+                .await;
         }
         drop(connections);
         let Some(tier) = local.upgrade() else { return };
-        tier.up.store(false, SeqCst);
+        tier.set_up(false);
         tier.flush();
         drop(tier);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        if !moved {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -442,28 +606,39 @@ async fn tracking(
     Some(conn)
 }
 
-/// Applies invalidations until a connection is lost or the masters change.
+/// Applies invalidations until a connection is lost, the masters change
+/// or the prefixes change (then `true`: start over at once).
 async fn follow(
     local: &Weak<Local>,
     redis: &RedisBackend,
     urls: &[String],
     pushes: &mut tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
-) {
+    changed: &tokio::sync::Notify,
+    generation: u64,
+) -> bool {
     loop {
         let push = tokio::select! {
             push = pushes.recv() => push,
+            () = changed.notified() => {
+                match local.upgrade() {
+                    Some(tier) if tier.prefixes().generation == generation => continue,
+                    _ => return true,
+                }
+            }
             // Now and then: stop once the tier is gone, start over when the masters change.
             () = tokio::time::sleep(Duration::from_secs(1)) => {
                 if local.strong_count() == 0 {
-                    return;
+                    return false;
                 }
                 match redis.tracking_urls().await {
                     Ok(now) if now.len() == urls.len() && now.iter().all(|u| urls.contains(u)) => continue,
-                    _ => return,
+                    _ => return false,
                 }
             }
         };
-        let Some(tier) = local.upgrade() else { return };
+        let Some(tier) = local.upgrade() else {
+            return false;
+        };
         match push {
             Some(push) if push.kind == PushKind::Invalidate => match push.data.into_iter().next() {
                 Some(Value::Array(keys)) => {
@@ -478,7 +653,7 @@ async fn follow(
             },
             Some(push) if push.kind != PushKind::Disconnection => {}
             // A connection was lost: start over.
-            _ => return,
+            _ => return false,
         }
     }
 }

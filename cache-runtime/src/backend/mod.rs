@@ -75,6 +75,14 @@ impl Backend {
         }
     }
 
+    /// Makes a local tier track the keys of `keys`' space too (a handle
+    /// under another prefix).
+    pub(crate) fn cover(&self, keys: &KeySpace) {
+        if let Self::Redis(redis) = self {
+            redis.cover(keys);
+        }
+    }
+
     /// Hits served by a local tier.
     pub(crate) fn local_hits(&self) -> u64 {
         match self {
@@ -156,7 +164,8 @@ impl Backend {
         }
     }
 
-    /// The entries at `keys`, in order; one round trip.
+    /// The entries at `keys`, in order; one round trip (none for those a
+    /// local tier holds).
     pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Found>>, Error> {
         match self {
             Self::Memory(memory) => {
@@ -166,12 +175,7 @@ impl Backend {
                 }
                 Ok(found)
             }
-            Self::Redis(redis) => Ok(redis
-                .get_many(keys)
-                .await?
-                .into_iter()
-                .map(|bytes| bytes.map(Found::Bytes))
-                .collect()),
+            Self::Redis(redis) => redis.get_many(keys).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }

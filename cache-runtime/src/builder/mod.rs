@@ -53,8 +53,10 @@ pub struct CacheBuilder {
     prefix: String,
     max_key_length: usize,
     memory_bytes: u64,
-    /// The byte budget of a local tier in front of Redis, if any, and its entries' longest life.
-    local: Option<(u64, Option<Duration>)>,
+    /// The byte budget of a local tier in front of Redis, if any.
+    local: Option<u64>,
+    /// The longest an entry stays in the local tier.
+    local_lifetime: Option<Duration>,
     /// The compression threshold, unless left to the store.
     compress: Compress,
     max_value_bytes: usize,
@@ -79,6 +81,7 @@ impl std::fmt::Debug for CacheBuilder {
             .field("max_key_length", &self.max_key_length)
             .field("memory_bytes", &self.memory_bytes)
             .field("local", &self.local)
+            .field("local_lifetime", &self.local_lifetime)
             .field("compress", &self.compress)
             .field("max_value_bytes", &self.max_value_bytes)
             .field("secrets", &self.secrets.len())
@@ -97,6 +100,7 @@ impl Default for CacheBuilder {
             max_key_length: DEFAULT_MAX_KEY_LENGTH,
             memory_bytes: DEFAULT_MEMORY_BYTES,
             local: None,
+            local_lifetime: None,
             compress: Compress::ByStore,
             max_value_bytes: DEFAULT_MAX_VALUE_BYTES,
             secrets: Vec::new(),
@@ -247,12 +251,14 @@ impl CacheBuilder {
     /// # drop(builder);
     /// ```
     pub fn local_tier(mut self, max_bytes: u64) -> Self {
-        self.local = Some((max_bytes, self.local.and_then(|(_, life)| life)));
+        self.local = Some(max_bytes);
         self
     }
 
     /// The longest an entry stays in the local tier (default: until Redis
-    /// says it changed, or evicted).
+    /// says it changed, or evicted). It needs
+    /// [`local_tier`](Self::local_tier): without one, building fails with
+    /// [`Error::Config`].
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -263,8 +269,7 @@ impl CacheBuilder {
     /// # drop(builder);
     /// ```
     pub fn local_lifetime(mut self, lifetime: Duration) -> Self {
-        let bytes = self.local.map_or(DEFAULT_MEMORY_BYTES, |(bytes, _)| bytes);
-        self.local = Some((bytes, Some(lifetime)));
+        self.local_lifetime = Some(lifetime);
         self
     }
 
@@ -455,6 +460,13 @@ impl CacheBuilder {
                 source: None,
             });
         }
+        if self.local_lifetime.is_some() && self.local.is_none() {
+            return Err(Error::Config {
+                reason: "local_lifetime is set without local_tier: say how large the local tier is"
+                    .to_owned(),
+                source: None,
+            });
+        }
         let format = self.format()?;
         let backend = match (&self.cluster, &self.redis_url) {
             (Some(seeds), _) => Backend::redis_cluster(seeds, settings)?,
@@ -462,7 +474,7 @@ impl CacheBuilder {
             (None, None) => Backend::memory(self.memory_bytes),
         };
         let backend = match self.local {
-            Some((bytes, lifetime)) => backend.with_local(bytes, lifetime, &keys),
+            Some(bytes) => backend.with_local(bytes, self.local_lifetime, &keys),
             None => backend,
         };
         Ok(Cache::from_parts(

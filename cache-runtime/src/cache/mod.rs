@@ -74,7 +74,10 @@ impl Cache {
     }
 
     /// A handle on the same store (the same memory or the same Redis
-    /// connections) under another key prefix, with its own counters.
+    /// connections, and the same local tier) under another key prefix, with
+    /// its own counters. With a local tier, the new prefix is tracked too:
+    /// the first handle of a new prefix restarts tracking, and the tier is
+    /// bypassed until it is back (milliseconds on a healthy Redis).
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -97,6 +100,7 @@ impl Cache {
             reason,
             source: None,
         })?;
+        inner.backend.cover(&keys);
         Ok(Self::from_parts(
             Arc::clone(&inner.backend),
             keys,
