@@ -226,3 +226,86 @@ async fn an_invalid_url_is_a_configuration_error() {
         .unwrap_err();
     assert!(matches!(err, Error::Config { .. }), "{err}");
 }
+
+/// Pauses every client of `server` for `ms` milliseconds: the cache's
+/// commands meanwhile pass their deadline and fail.
+async fn pause(server: &RedisServer, ms: u64) {
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(ms)
+        .query_async(&mut server.connect(0).await)
+        .await
+        .unwrap();
+}
+
+/// A call held in its computation with the data read (its own read of the
+/// entry had failed), the source changed, the invalidation returned; then a
+/// second call whose read fails too: it must compute the new value, not
+/// join the older computation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_joins_no_computation_older_than_an_invalidation() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+    use cachette::Scope;
+
+    let server = RedisServer::start();
+    let cache = redis_cache(&server).await;
+    for kind in ["key", "namespace", "tag"] {
+        let scope = match kind {
+            "namespace" => Scope::new().namespace("rows"),
+            "tag" => Scope::new().tag("row:1"),
+            _ => Scope::new(),
+        };
+        let key = format!("flight-{kind}");
+        let source = Arc::new(AtomicU64::new(1));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (read, was_read) = tokio::sync::oneshot::channel();
+        let paused_at = Instant::now();
+        pause(&server, 700).await;
+        let first = tokio::spawn({
+            let (cache, key, scope) = (cache.clone(), key.clone(), scope.clone());
+            let (source, release) = (Arc::clone(&source), Arc::clone(&release));
+            async move {
+                cache
+                    .get_or_set_in(
+                        &key,
+                        || async move {
+                            let value = source.load(SeqCst);
+                            read.send(()).unwrap();
+                            release.notified().await;
+                            value
+                        },
+                        MINUTE,
+                        &scope,
+                    )
+                    .await
+            }
+        });
+        was_read.await.unwrap();
+        source.store(2, SeqCst);
+        tokio::time::sleep(Duration::from_millis(800).saturating_sub(paused_at.elapsed())).await;
+        match kind {
+            "namespace" => drop(cache.invalidate_namespace("rows").await.unwrap()),
+            "tag" => drop(cache.invalidate_tag("row:1").await.unwrap()),
+            _ => cache.invalidate(&key).await.unwrap(),
+        }
+        let paused_at = Instant::now();
+        pause(&server, 700).await;
+        let second = tokio::time::timeout(
+            Duration::from_secs(5),
+            cache.get_or_set_in(&key, || async { source.load(SeqCst) }, MINUTE, &scope),
+        )
+        .await;
+        release.notify_one();
+        assert_eq!(
+            second
+                .expect("the call waited on the older computation")
+                .unwrap(),
+            2,
+            "{kind}: a value computed before the invalidation was handed over"
+        );
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        tokio::time::sleep(Duration::from_millis(800).saturating_sub(paused_at.elapsed())).await;
+    }
+}

@@ -10,7 +10,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::watch;
@@ -20,7 +20,9 @@ use crate::backend::Expected;
 /// What the read before a flight saw of its key: what the key held and the
 /// versions of its scope (`None` when the read failed). A flight serves
 /// only the callers whose read saw the same, so a caller that read the key
-/// after an invalidation never gets a value computed before it.
+/// after an invalidation never gets a value computed before it. A failed
+/// read saw nothing: such a caller follows only a flight that started after
+/// every invalidation this cache had finished when it joined.
 pub(crate) type FlightState = Option<(Expected, Vec<u64>)>;
 
 /// What a flight ended with.
@@ -38,6 +40,8 @@ pub(crate) enum Landing {
 pub(crate) struct Flights {
     map: Mutex<HashMap<String, Flight>>,
     next_id: AtomicU64,
+    /// Invalidations of this cache that have finished (applied or failed).
+    invalidations: AtomicU64,
     /// Off: every caller leads a flight of its own, followed by nobody.
     enabled: bool,
 }
@@ -45,6 +49,8 @@ pub(crate) struct Flights {
 struct Flight {
     id: u64,
     state: FlightState,
+    /// `invalidations` when the flight started.
+    epoch: u64,
     landing: watch::Receiver<Landing>,
 }
 
@@ -59,8 +65,15 @@ impl Flights {
         Self {
             map: Mutex::default(),
             next_id: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
             enabled,
         }
+    }
+
+    /// Notes that an invalidation of this cache finished (whatever became
+    /// of it): no caller whose read fails joins a flight that started before.
+    pub(crate) fn invalidated(&self) {
+        self.invalidations.fetch_add(1, SeqCst);
     }
 
     /// Follows the flight of `key` under way if it read what this caller
@@ -77,14 +90,24 @@ impl Flights {
             });
         }
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let epoch = self.invalidations.load(SeqCst);
         if let Some(flight) = map.get(key)
             && flight.state == state
+            && (state.is_some() || flight.epoch == epoch)
         {
             return Role::Follower(flight.landing.clone());
         }
         let (sender, landing) = watch::channel(Landing::Pending);
         let id = self.next_id.fetch_add(1, Relaxed);
-        map.insert(key.to_owned(), Flight { id, state, landing });
+        map.insert(
+            key.to_owned(),
+            Flight {
+                id,
+                state,
+                epoch,
+                landing,
+            },
+        );
         Role::Leader(Leader {
             flights: self,
             key: key.to_owned(),

@@ -44,7 +44,9 @@ impl Cache {
                 Err(error) => inner.backend_failed(error),
             }
         };
-        inner.op("invalidate", key, work, |()| "ok").await
+        let done = inner.op("invalidate", key, work, |()| "ok").await;
+        inner.flights.invalidated();
+        done
     }
 
     /// Drops every entry of `namespace` at once, in one atomic command;
@@ -119,6 +121,7 @@ impl Cache {
                 Expiry::after(inner.options.tombstone_ttl),
             )
             .await;
+        inner.flights.invalidated();
         if let Err(error) = dropped {
             inner.backend_failed(error)?;
         }
@@ -148,7 +151,9 @@ impl Cache {
 
     async fn bump(&self, vkey: &str) -> Result<u64, Error> {
         let inner = &*self.inner;
-        match inner.backend.bump(vkey).await {
+        let bumped = inner.backend.bump(vkey).await;
+        inner.flights.invalidated();
+        match bumped {
             Ok(version) => Ok(version),
             Err(error) => inner.backend_failed(error).map(|()| 0),
         }
