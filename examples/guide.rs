@@ -164,5 +164,9 @@ async fn main() -> Result<(), cachette::Error> {
         "   after version bump",
         get_cached_products(Some("books".into())).await
     );
+    // On shutdown: invalidations still waiting for Redis land first.
+    cachette::cache()
+        .flush_invalidations(Duration::from_secs(5))
+        .await;
     Ok(())
 }

@@ -67,6 +67,11 @@ async fn main() -> Result<(), cachette::Error> {
     show("products(\"books\")", products("books".into())).await;
     show("products(\"games\")", products("games".into())).await;
 
+    // On shutdown: invalidations still waiting for Redis (none, unless it
+    // was down) land first, so that other processes see them.
+    cachette::cache()
+        .flush_invalidations(Duration::from_secs(5))
+        .await;
     let stats = cachette::cache().stats();
     println!(
         "hits: {}, misses: {}, backend errors: {}",

@@ -265,7 +265,7 @@ async fn invalidation_wins(cache: Cache, row: Row, how: How) {
     for _ in 0..1000 {
         let written = ctx.row.write_next().await;
         match how {
-            How::Key => invalidate!(read_row(&ctx)).await.unwrap(),
+            How::Key => drop(invalidate!(read_row(&ctx)).await.unwrap()),
             How::Namespace => drop(
                 invalidate!(namespace = "rows", cache = &ctx.cache)
                     .await

@@ -13,6 +13,8 @@
 //! | `cachette_skipped_total` | counter | `cache` (open circuit, spent budget) |
 //! | `cachette_refused_total` | counter | `cache`, `reason` = undecodable, forged |
 //! | `cachette_invalidations_total` | counter | `cache`, `kind` = key, namespace, tag |
+//! | `cachette_invalidations_pending` | gauge | — (invalidations waiting for Redis now) |
+//! | `cachette_invalidations_queued_total`, `cachette_invalidations_retried_total`, `cachette_invalidations_applied_late_total` | counter | — |
 //! | `cachette_lease_waits_total`, `cachette_lease_timeouts_total` | counter | `cache` |
 //! | `cachette_circuit_open` | gauge | — (1 while the breaker is open) |
 //! | `cachette_circuit_transitions_total` | counter | `to` = open, closed |
@@ -128,6 +130,20 @@ pub(crate) fn invalidation(cache: &str, kind: &'static str) {
     #[cfg(feature = "metrics")]
     counter!("cachette_invalidations_total", "cache" => cache.to_owned(), "kind" => kind)
         .increment(1);
+}
+
+/// Invalidations that Redis did not take: `n` more of the counter `name`
+/// (queued, retried, applied late), and how many wait now.
+#[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+pub(crate) fn pending(name: &'static str, n: u64, waiting: usize) {
+    #[cfg(feature = "metrics")]
+    {
+        if n > 0 {
+            counter!(name).increment(n);
+        }
+        #[allow(clippy::cast_precision_loss)] // a count as a float
+        gauge!("cachette_invalidations_pending").set(waiting as f64);
+    }
 }
 
 /// The breaker opened (`true`) or closed.

@@ -61,6 +61,17 @@ pub struct Stats {
     /// Calls that skipped the backend: its circuit was open, or the
     /// request's cache budget was spent.
     pub skipped: u64,
+    /// Invalidations Redis did not take when they were issued, kept to be
+    /// retried (see [`Cache::invalidate`](crate::Cache::invalidate)). Like
+    /// the three below, a figure of the Redis connection that every handle
+    /// made with [`Cache::with_prefix`](crate::Cache::with_prefix) shares.
+    pub invalidations_queued: u64,
+    /// Retries of kept invalidations (each attempt, landed or not).
+    pub invalidations_retried: u64,
+    /// Kept invalidations that landed on a retry.
+    pub invalidations_applied_late: u64,
+    /// Kept invalidations still waiting for Redis now.
+    pub invalidations_pending: u64,
 }
 
 /// A counter that threads on different cores add to without contending:
@@ -255,6 +266,10 @@ impl Counters {
             errors: self.errors.load(Relaxed),
             skipped: self.skipped.load(Relaxed),
             local_hits: 0,
+            invalidations_queued: 0,
+            invalidations_retried: 0,
+            invalidations_applied_late: 0,
+            invalidations_pending: 0,
         }
     }
 }

@@ -155,7 +155,10 @@ fn outcome<O>(inner: &Inner, plan: Plan, span: &Span, full: &str, loaded: Loaded
 }
 
 /// Drops the entry of one call, with a tombstone (see `Cache::invalidate`).
-pub async fn invalidate_key(key: CallKey<'_>, cache: Option<CacheRef<'_>>) -> Result<(), Error> {
+pub async fn invalidate_key(
+    key: CallKey<'_>,
+    cache: Option<CacheRef<'_>>,
+) -> Result<crate::Invalidated, Error> {
     let cache: &Cache = cache.as_deref().unwrap_or(&key.cache);
     cache.invalidate(key.key.as_given()).await
 }
@@ -164,12 +167,15 @@ pub async fn invalidate_key(key: CallKey<'_>, cache: Option<CacheRef<'_>>) -> Re
 pub async fn invalidate_namespace(
     cache: CacheRef<'_>,
     namespace: impl AsRef<str>,
-) -> Result<u64, Error> {
+) -> Result<crate::Invalidated, Error> {
     cache.invalidate_namespace(namespace.as_ref()).await
 }
 
 /// Drops every entry carrying a tag.
-pub async fn invalidate_tag(cache: CacheRef<'_>, tag: impl AsRef<str>) -> Result<u64, Error> {
+pub async fn invalidate_tag(
+    cache: CacheRef<'_>,
+    tag: impl AsRef<str>,
+) -> Result<crate::Invalidated, Error> {
     cache.invalidate_tag(tag.as_ref()).await
 }
 

@@ -29,6 +29,7 @@ use deadpool_redis::redis::{self, AsyncConnectionConfig, PushKind, Value};
 
 use super::breaker::{Health, Tracking};
 use super::memory::{Memory, Slot};
+use super::pending::{Action, Fate, Invalidations, Pending};
 use super::redis::RedisBackend;
 use super::{Expiry, Found};
 use crate::Error;
@@ -45,6 +46,8 @@ const VERSIONS: usize = 100_000;
 pub(crate) struct Remote {
     redis: Arc<RedisBackend>,
     tier: Option<Tier>,
+    /// Invalidations Redis did not take yet.
+    invalidations: Invalidations,
 }
 
 /// The local tier.
@@ -57,12 +60,19 @@ impl std::fmt::Debug for Remote {
     /// Redis as it is; with a tier, Redis and the tier.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.tier {
-            None => std::fmt::Debug::fmt(&*self.redis, f),
-            Some(tier) => f
-                .debug_struct("WithLocalTier")
-                .field("redis", &*self.redis)
-                .field("local", &tier.local)
-                .finish(),
+            None if !self.invalidations.pending.any() => std::fmt::Debug::fmt(&*self.redis, f),
+            tier => {
+                let mut d = f.debug_struct(if tier.is_some() {
+                    "WithLocalTier"
+                } else {
+                    "Redis"
+                });
+                d.field("redis", &*self.redis);
+                if let Some(tier) = tier {
+                    d.field("local", &tier.local);
+                }
+                d.field("pending", &*self.invalidations.pending).finish()
+            }
         }
     }
 }
@@ -76,11 +86,35 @@ impl std::ops::Deref for Remote {
 }
 
 impl Remote {
-    pub(crate) fn new(redis: RedisBackend) -> Self {
+    pub(crate) fn new(redis: RedisBackend, pending_bound: usize) -> Self {
         Self {
             redis: Arc::new(redis),
             tier: None,
+            invalidations: Invalidations::new(pending_bound),
         }
+    }
+
+    /// Applies an invalidation (`action` on `target`, a key of the key
+    /// space scanned by `space`) now, or keeps it and retries it until Redis
+    /// takes it.
+    pub(crate) async fn invalidate(&self, space: &str, target: String, action: Action) -> Fate {
+        let tier = self.tier.as_ref().map(|tier| &tier.local);
+        self.invalidations
+            .apply(&self.redis, tier, space, target, action)
+            .await
+    }
+
+    /// The invalidations still waiting for Redis.
+    pub(crate) fn pending(&self) -> &Pending {
+        &self.invalidations.pending
+    }
+
+    /// After a write of `key` that Redis took: a pending tombstone of it is superseded.
+    pub(crate) fn wrote_over<T>(&self, key: &str, result: Result<T, Error>) -> Result<T, Error> {
+        if result.is_ok() {
+            self.invalidations.pending.superseded(key);
+        }
+        self.wrote(&[key.to_owned()], result)
     }
 
     /// This Redis with a local tier of `max_bytes` in front, tracking the
@@ -143,8 +177,10 @@ impl Remote {
         vkeys: &[String],
     ) -> Result<(Option<Found>, Vec<Option<u64>>), Error> {
         let Some(tier) = &self.tier else {
-            let (bytes, versions) = self.redis.read(key, vkeys).await?;
-            return Ok((bytes.map(Found::Bytes), versions));
+            let (bytes, mut versions) = self.redis.read(key, vkeys).await?;
+            let mut found = bytes.map(Found::Bytes);
+            self.mask(key, &mut found, vkeys, &mut versions);
+            return Ok((found, versions));
         };
         if let Some((found, versions)) = self.peek(key, vkeys) {
             return Ok((Some(found), versions));
@@ -152,8 +188,9 @@ impl Remote {
         let local = &tier.local;
         let reading = local.begin(key, vkeys);
         match self.redis.read(key, vkeys).await {
-            Ok((bytes, versions)) => {
-                let found = local.fill(reading, key, bytes, vkeys, &versions);
+            Ok((bytes, mut versions)) => {
+                let mut found = local.fill(reading, key, bytes, vkeys, &versions);
+                self.mask(key, &mut found, vkeys, &mut versions);
                 Ok((found, versions))
             }
             Err(error) => {
@@ -163,11 +200,29 @@ impl Remote {
         }
     }
 
+    /// Makes a read see the invalidations still waiting for Redis.
+    #[inline]
+    fn mask(
+        &self,
+        key: &str,
+        found: &mut Option<Found>,
+        vkeys: &[String],
+        versions: &mut [Option<u64>],
+    ) {
+        let pending = &self.invalidations.pending;
+        if pending.any() {
+            pending.mask(key, found, vkeys, versions);
+        }
+    }
+
     /// The entry at `key` and the versions at `vkeys` from the local tier,
-    /// when it holds them all.
+    /// when it holds them all (and no invalidation waits for Redis).
     #[inline]
     pub(crate) fn peek(&self, key: &str, vkeys: &[String]) -> Option<(Found, Vec<Option<u64>>)> {
         let tier = self.tier.as_ref()?;
+        if self.invalidations.pending.any() {
+            return None;
+        }
         tier.local.start(&self.redis);
         tier.local.read(key, vkeys)
     }

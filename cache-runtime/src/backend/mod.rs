@@ -11,6 +11,7 @@
 pub(crate) mod breaker;
 pub(crate) mod local;
 pub(crate) mod memory;
+pub(crate) mod pending;
 pub(crate) mod redis;
 mod types;
 
@@ -23,6 +24,7 @@ use crate::key::{KeySpace, glob_matches};
 use breaker::{Circuit, Health};
 use local::Remote;
 use memory::{Memory, Slot};
+use pending::{Action, Fate, Pending};
 use redis::RedisBackend;
 
 /// The store of one cache.
@@ -50,7 +52,8 @@ impl Backend {
 
     /// A Redis store at `url` (not connected yet).
     pub(crate) fn redis(url: &str, settings: &redis::Settings) -> Result<Self, Error> {
-        RedisBackend::new(url, settings).map(|r| Self::Redis(Remote::new(r)))
+        RedisBackend::new(url, settings)
+            .map(|r| Self::Redis(Remote::new(r, settings.pending_invalidations)))
     }
 
     /// A Redis Cluster reached through `seeds` (not connected yet).
@@ -58,7 +61,8 @@ impl Backend {
         seeds: &[String],
         settings: &redis::Settings,
     ) -> Result<Self, Error> {
-        RedisBackend::cluster(seeds, settings).map(|r| Self::Redis(Remote::new(r)))
+        RedisBackend::cluster(seeds, settings)
+            .map(|r| Self::Redis(Remote::new(r, settings.pending_invalidations)))
     }
 
     /// `redis` (a `Redis` backend) with a local tier of `max_bytes` in
@@ -195,7 +199,7 @@ impl Backend {
             }
             Self::Redis(redis) => {
                 let result = redis.set(&key, &bytes, expiry).await;
-                redis.wrote(&[key], result)
+                redis.wrote_over(&key, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -216,6 +220,11 @@ impl Backend {
             }
             Self::Redis(redis) => {
                 let result = redis.set_many(&entries, expiry).await;
+                if result.is_ok() {
+                    for (key, _) in &entries {
+                        redis.pending().superseded(key);
+                    }
+                }
                 let keys: Vec<String> = entries.into_iter().map(|(key, _)| key).collect();
                 redis.wrote(&keys, result)
             }
@@ -234,7 +243,7 @@ impl Backend {
             Self::Memory(memory) => Ok(memory.add(key, Slot::new(bytes, None, expiry))),
             Self::Redis(redis) => {
                 let result = redis.add(&key, &bytes, expiry).await;
-                redis.wrote(&[key], result)
+                redis.wrote_over(&key, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -304,7 +313,7 @@ impl Backend {
             Self::Memory(memory) => Ok(memory.incr(key, delta, expiry, create)),
             Self::Redis(redis) => {
                 let result = redis.incr(&key, delta, expiry, create).await;
-                redis.wrote(&[key], result)
+                redis.wrote_over(&key, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -384,15 +393,45 @@ impl Backend {
         }
     }
 
-    /// Bumps the version at `vkey`; the new version.
-    pub(crate) async fn bump(&self, vkey: &str) -> Result<u64, Error> {
+    /// An invalidation of `keys`' space: `action` on `target`. Memory
+    /// applies it at once; Redis now, or else keeps it and retries it until
+    /// Redis takes it (reads of this process see it meanwhile).
+    pub(crate) async fn invalidate(
+        &self,
+        keys: &KeySpace,
+        target: String,
+        action: Action,
+    ) -> Result<Fate, Error> {
         match self {
-            Self::Memory(memory) => Ok(memory.bump(vkey)),
-            Self::Redis(redis) => {
-                let result = redis.bump(vkey, crate::codec::fresh_version()).await;
-                redis.wrote(&[vkey.to_owned()], result)
-            }
+            Self::Memory(memory) => Ok(Fate::Applied(match action {
+                Action::Tombstone(expiry) => {
+                    memory.set(target, Slot::new(crate::codec::tombstone(), None, expiry));
+                    0
+                }
+                Action::Bump => memory.bump(&target),
+                Action::Members { keep, expiry } => {
+                    // A member may carry a suffix after a newline (a
+                    // computation's token): the key is what comes before it.
+                    let mut members = memory.members(&target, true);
+                    members.extend(memory.members(&keep, false));
+                    let tombstone = crate::codec::tombstone();
+                    let keys = member_keys(&members);
+                    for key in &keys {
+                        memory.set(key.clone(), Slot::new(tombstone.clone(), None, expiry));
+                    }
+                    keys.len() as u64
+                }
+            })),
+            Self::Redis(redis) => Ok(redis.invalidate(&keys.scan_pattern(), target, action).await),
             Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// The invalidations waiting for Redis (none with memory).
+    pub(crate) fn pending(&self) -> Option<&Pending> {
+        match self {
+            Self::Redis(redis) => Some(redis.pending()),
+            Self::Memory(_) | Self::Unavailable(_) => None,
         }
     }
 
@@ -455,35 +494,6 @@ impl Backend {
                 Ok(())
             }
             Self::Redis(redis) => redis.remove_from_set(set, member).await,
-            Self::Unavailable(reason) => Err(unavailable(reason)),
-        }
-    }
-
-    /// Writes `tombstone` (for `ttl`) over every key in the set at `take`,
-    /// which is emptied, and in the set at `keep`; how many keys. A member
-    /// may carry a suffix after a newline (a computation's token): the key
-    /// is what comes before it.
-    pub(crate) async fn tombstone_sets(
-        &self,
-        take: &str,
-        keep: &str,
-        tombstone: &[u8],
-        ttl: Expiry,
-    ) -> Result<u64, Error> {
-        match self {
-            Self::Memory(memory) => {
-                let mut members = memory.members(take, true);
-                members.extend(memory.members(keep, false));
-                let keys = member_keys(&members);
-                for key in &keys {
-                    memory.set(key.clone(), Slot::new(tombstone.to_vec(), None, ttl));
-                }
-                Ok(keys.len() as u64)
-            }
-            Self::Redis(redis) => {
-                let result = redis.tombstone_sets(take, keep, tombstone, ttl).await;
-                redis.wrote_many(result)
-            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }

@@ -1,13 +1,68 @@
 //! Invalidation: one entry (with a tombstone, so that no computation
 //! already under way stores an older value over it), or every entry of a
-//! namespace or a tag at once (a version bump), and [`Namespace`].
+//! namespace or a tag at once (a version bump), and [`Namespace`]. An
+//! invalidation Redis does not take is kept and retried
+//! (`backend/pending.rs`), and the caller is told ([`Invalidated`]).
+
+use std::time::Duration;
 
 use super::Cache;
 use crate::Error;
 use crate::backend::Expiry;
-use crate::codec;
+use crate::backend::pending::{Action, Fate};
 use crate::key::Internal;
 use crate::meters;
+
+/// What became of an invalidation: applied now, or kept in this process
+/// and retried until Redis takes it (see [`Cache::invalidate`]).
+///
+/// ```
+/// # extern crate cachette_runtime as cachette;
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cachette::Error> {
+/// let cache = cachette::Cache::memory();
+/// let done = cache.invalidate("user_permissions:42").await?;
+/// assert!(done.is_applied());
+/// let bumped = cache.invalidate_namespace("product").await?;
+/// assert_eq!(bumped.version(), Some(1));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invalidated {
+    fate: Kept,
+    version: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    Applied,
+    Queued,
+    /// The cache has no store it can reach (its configuration failed).
+    Nowhere,
+}
+
+impl Invalidated {
+    /// Whether the store took it: every process misses from now on.
+    #[must_use]
+    pub fn is_applied(&self) -> bool {
+        self.fate == Kept::Applied
+    }
+
+    /// Whether Redis did not take it now: it waits in this process and is
+    /// retried until Redis does. Meanwhile this process serves nothing it
+    /// invalidated; other processes catch up when it lands.
+    #[must_use]
+    pub fn is_queued(&self) -> bool {
+        self.fate == Kept::Queued
+    }
+
+    /// The namespace's or tag's new version, when a bump was applied.
+    #[must_use]
+    pub fn version(&self) -> Option<u64> {
+        self.version
+    }
+}
 
 impl Cache {
     /// Drops the entry at `key` so that nothing computed before this call can
@@ -15,6 +70,18 @@ impl Cache {
     /// cache's tombstone TTL, 10 minutes by default) that a computation which
     /// read the key before the invalidation cannot overwrite. Use it from
     /// update code; [`delete`](Self::delete) is the plain delete.
+    ///
+    /// An invalidation is never dropped in silence. When Redis does not take
+    /// it (down, slow past the deadline, the circuit open, a `READONLY`
+    /// reply), it is kept in this process, one per key, namespace or tag,
+    /// and retried until Redis does, in the order issued; the answer says so
+    /// ([`Invalidated::is_queued`]), and with
+    /// [`fail_open(false)`](crate::CacheBuilder::fail_open) it is also an
+    /// error. Meanwhile this process serves nothing it invalidated (its
+    /// reads of the key, namespace or tag are misses, and what it computes is
+    /// not stored over it, or is stored already stale); other processes
+    /// catch up once it lands. [`flush_invalidations`](Self::flush_invalidations)
+    /// waits for the queue, for a graceful shutdown.
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -29,28 +96,18 @@ impl Cache {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn invalidate(&self, key: &str) -> Result<(), Error> {
+    pub async fn invalidate(&self, key: &str) -> Result<Invalidated, Error> {
         let inner = &*self.inner;
         let full = inner.keys.entry(key);
         let expiry = Expiry::after(inner.options.tombstone_ttl);
         meters::invalidation(inner.counters.label(), "key");
-        let work = async {
-            match inner
-                .backend
-                .set(full, codec::tombstone(), None, expiry)
-                .await
-            {
-                Ok(()) => Ok(()),
-                Err(error) => inner.backend_failed(error),
-            }
-        };
-        let done = inner.op("invalidate", key, work, |()| "ok").await;
-        inner.flights.invalidated();
-        done
+        let work = self.apply(full, Action::Tombstone(expiry));
+        inner.op("invalidate", key, work, outcome).await
     }
 
     /// Drops every entry of `namespace` at once, in one atomic command;
-    /// returns the namespace's new version.
+    /// returns the namespace's new version when it was applied (kept and
+    /// retried when Redis does not take it, as for [`invalidate`](Self::invalidate)).
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -67,19 +124,21 @@ impl Cache {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn invalidate_namespace(&self, namespace: &str) -> Result<u64, Error> {
+    pub async fn invalidate_namespace(&self, namespace: &str) -> Result<Invalidated, Error> {
         let inner = &*self.inner;
         meters::invalidation(inner.counters.label(), "namespace");
         let vkey = inner.keys.internal(Internal::Namespace, namespace);
-        let work = self.bump(&vkey);
+        let work = self.apply(vkey, Action::Bump);
         inner
-            .op("invalidate_namespace", namespace, work, |_| "ok")
+            .op("invalidate_namespace", namespace, work, outcome)
             .await
     }
 
     /// Drops every entry tagged `tag` at once, and every entry that carries
     /// it from its value (`#[cached(tags_from = ..)]`, with any computation
-    /// of one under way); returns the tag's new version.
+    /// of one under way); returns the tag's new version when it was applied
+    /// (kept and retried when Redis does not take it, as for
+    /// [`invalidate`](Self::invalidate)).
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -96,36 +155,64 @@ impl Cache {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn invalidate_tag(&self, tag: &str) -> Result<u64, Error> {
+    pub async fn invalidate_tag(&self, tag: &str) -> Result<Invalidated, Error> {
         let inner = &*self.inner;
         meters::invalidation(inner.counters.label(), "tag");
         inner
-            .op("invalidate_tag", tag, self.drop_tag(tag), |_| "ok")
+            .op("invalidate_tag", tag, self.drop_tag(tag), outcome)
             .await
     }
 
     /// [`invalidate_tag`](Self::invalidate_tag) without its span.
-    async fn drop_tag(&self, tag: &str) -> Result<u64, Error> {
-        let version = self
-            .bump(&self.inner.keys.internal(Internal::Tag, tag))
+    async fn drop_tag(&self, tag: &str) -> Result<Invalidated, Error> {
+        let inner = &*self.inner;
+        let bumped = self
+            .apply(inner.keys.internal(Internal::Tag, tag), Action::Bump)
             .await?;
         // Entries that carry the tag from their value, and computations
         // that may yet: tombstones, so that none is served or stored.
-        let inner = &*self.inner;
-        let dropped = inner
-            .backend
-            .tombstone_sets(
-                &inner.keys.internal(Internal::Members, tag),
-                &inner.keys.internal(Internal::Pending, ""),
-                &codec::tombstone(),
-                Expiry::after(inner.options.tombstone_ttl),
-            )
-            .await;
-        inner.flights.invalidated();
-        if let Err(error) = dropped {
-            inner.backend_failed(error)?;
+        let members = Action::Members {
+            keep: inner.keys.internal(Internal::Pending, ""),
+            expiry: Expiry::after(inner.options.tombstone_ttl),
+        };
+        let dropped = self
+            .apply(inner.keys.internal(Internal::Members, tag), members)
+            .await?;
+        Ok(if dropped.is_applied() {
+            bumped
+        } else {
+            dropped
+        })
+    }
+
+    /// Waits until every invalidation kept for a retry has landed, or
+    /// `within` has passed; whether none is left. Call it on shutdown, so
+    /// that what this process invalidated reaches the other processes.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachette::Cache::memory();
+    /// cache.invalidate("k").await?;
+    /// assert!(cache.flush_invalidations(Duration::from_secs(5)).await);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn flush_invalidations(&self, within: Duration) -> bool {
+        let Some(pending) = self.inner.backend.pending() else {
+            return true;
+        };
+        let deadline = tokio::time::Instant::now() + within;
+        while pending.any() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Ok(version)
+        true
     }
 
     /// A namespace of this cache, to read or bump its version.
@@ -137,7 +224,7 @@ impl Cache {
     /// let cache = cachette::Cache::memory();
     /// let product = cache.namespace("product");
     /// let before = product.version().await?;
-    /// assert_eq!(product.bump().await?, before + 1);
+    /// assert_eq!(product.bump().await?.version(), Some(before + 1));
     /// # Ok(())
     /// # }
     /// ```
@@ -149,14 +236,47 @@ impl Cache {
         }
     }
 
-    async fn bump(&self, vkey: &str) -> Result<u64, Error> {
+    /// Sends one invalidation (`action` on the stored key `target`), or
+    /// keeps it for a retry; under fail-open, only a failure to keep it is
+    /// an error.
+    async fn apply(&self, target: String, action: Action) -> Result<Invalidated, Error> {
         let inner = &*self.inner;
-        let bumped = inner.backend.bump(vkey).await;
+        let fate = inner.backend.invalidate(&inner.keys, target, action).await;
+        // No caller whose read fails joins a computation older than this.
         inner.flights.invalidated();
-        match bumped {
-            Ok(version) => Ok(version),
-            Err(error) => inner.backend_failed(error).map(|()| 0),
+        match fate {
+            Ok(Fate::Applied(version)) => Ok(Invalidated {
+                fate: Kept::Applied,
+                version: Some(version).filter(|&v| v != 0),
+            }),
+            Ok(Fate::Queued(error)) => {
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "invalidation not taken by Redis: kept and retried"
+                );
+                inner.backend_failed(error)?;
+                Ok(Invalidated {
+                    fate: Kept::Queued,
+                    version: None,
+                })
+            }
+            Err(error) => {
+                inner.backend_failed(error)?;
+                Ok(Invalidated {
+                    fate: Kept::Nowhere,
+                    version: None,
+                })
+            }
         }
+    }
+}
+
+/// How an invalidation ended, for its span and metrics.
+fn outcome(done: &Invalidated) -> &'static str {
+    match done.fate {
+        Kept::Applied => "ok",
+        Kept::Queued => "queued",
+        Kept::Nowhere => "bypass",
     }
 }
 
@@ -191,18 +311,19 @@ impl Namespace {
     }
 
     /// Bumps the version: every entry of the namespace becomes a miss.
-    /// One atomic command, whatever the number of entries.
+    /// One atomic command, whatever the number of entries; kept and retried
+    /// when Redis does not take it (see [`Cache::invalidate`]).
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), cachette::Error> {
     /// let product = cachette::Cache::memory().namespace("product");
-    /// assert_eq!(product.bump().await?, 1);
+    /// assert_eq!(product.bump().await?.version(), Some(1));
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn bump(&self) -> Result<u64, Error> {
-        self.cache.bump(&self.key).await
+    pub async fn bump(&self) -> Result<Invalidated, Error> {
+        self.cache.apply(self.key.clone(), Action::Bump).await
     }
 }

@@ -18,7 +18,7 @@ use crate::inner::Inner;
 use crate::key::KeySpace;
 use crate::options::Options;
 use crate::stats::Stats;
-pub use invalidate::Namespace;
+pub use invalidate::{Invalidated, Namespace};
 pub use lock::Lock;
 
 /// A handle to a cache: Redis or memory, with a key prefix, a default
@@ -133,6 +133,13 @@ impl Cache {
     pub fn stats(&self) -> Stats {
         let mut stats = self.inner.counters.snapshot();
         stats.local_hits = self.inner.backend.local_hits();
+        if let Some(pending) = self.inner.backend.pending() {
+            use std::sync::atomic::Ordering::Relaxed;
+            stats.invalidations_queued = pending.queued.load(Relaxed);
+            stats.invalidations_retried = pending.retried.load(Relaxed);
+            stats.invalidations_applied_late = pending.applied_late.load(Relaxed);
+            stats.invalidations_pending = pending.len() as u64;
+        }
         stats
     }
 

@@ -144,10 +144,21 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// What a bump of the namespace or tag `name` ended with.
-fn report_bump(kind: &str, name: &str, bumped: cachette::Result<u64>) -> Result<(), String> {
-    let version = bumped.map_err(|e| e.to_string())?;
-    println!("{kind} {name:?} bumped to version {version}");
-    Ok(())
+fn report_bump(
+    kind: &str,
+    name: &str,
+    bumped: cachette::Result<cachette::Invalidated>,
+) -> Result<(), String> {
+    let bumped = bumped.map_err(|e| e.to_string())?;
+    match bumped.version() {
+        Some(version) => {
+            println!("{kind} {name:?} bumped to version {version}");
+            Ok(())
+        }
+        None => Err(format!(
+            "{kind} {name:?} not bumped: Redis did not take the command"
+        )),
+    }
 }
 
 /// Asks before a destructive command, unless `--yes`.

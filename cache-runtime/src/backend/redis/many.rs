@@ -130,15 +130,9 @@ impl RedisBackend {
         .await
     }
 
-    /// Walks the keys matching `pattern` page by page — on every master of
-    /// a cluster — handing each page to `page`.
-    async fn scan(
-        &self,
-        op: &'static str,
-        pattern: &str,
-        mut page: impl AsyncFnMut(Vec<String>) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        let nodes: Vec<Option<(String, u16)>> = if self.is_cluster() {
+    /// The nodes a `SCAN` must walk: every master of a cluster, or the one server (`None`).
+    async fn scan_nodes(&self, op: &'static str) -> Result<Vec<Option<(String, u16)>>, Error> {
+        Ok(if self.is_cluster() {
             let masters = self
                 .run(op, |c| async move {
                     match c {
@@ -150,7 +144,18 @@ impl RedisBackend {
             masters.into_iter().map(Some).collect()
         } else {
             vec![None]
-        };
+        })
+    }
+
+    /// Walks the keys matching `pattern` page by page — on every master of
+    /// a cluster — handing each page to `page`.
+    async fn scan(
+        &self,
+        op: &'static str,
+        pattern: &str,
+        mut page: impl AsyncFnMut(Vec<String>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let nodes = self.scan_nodes(op).await?;
         for node in &nodes {
             let mut cursor = 0_u64;
             loop {
@@ -201,21 +206,33 @@ impl RedisBackend {
         Ok(removed)
     }
 
-    /// Deletes every key matching `pattern` (`UNLINK`, split by slot on a cluster).
+    /// Deletes every key matching `pattern` (`UNLINK`, split by slot on a
+    /// cluster). Written without [`scan`](Self::scan)'s closure, so that a
+    /// spawned task can run it.
     pub(crate) async fn clear(&self, pattern: &str) -> Result<u64, Error> {
         let mut removed = 0;
-        self.scan("clear", pattern, async |keys: Vec<String>| {
-            removed += self
-                .run("clear", |mut c| async move {
-                    redis::cmd("UNLINK")
-                        .arg(&keys)
-                        .query_async::<u64>(&mut c)
-                        .await
-                })
-                .await?;
-            Ok(())
-        })
-        .await?;
+        for node in &self.scan_nodes("clear").await? {
+            let mut cursor = 0_u64;
+            loop {
+                let (next, keys) = self
+                    .scan_page("clear", node.as_ref(), cursor, pattern)
+                    .await?;
+                if !keys.is_empty() {
+                    removed += self
+                        .run("clear", |mut c| async move {
+                            redis::cmd("UNLINK")
+                                .arg(&keys)
+                                .query_async::<u64>(&mut c)
+                                .await
+                        })
+                        .await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
         Ok(removed)
     }
 }

@@ -48,6 +48,8 @@ pub(crate) struct Settings {
     /// Failures in a row that open the circuit (0: never), and how long it stays open.
     pub(crate) breaker_failures: u32,
     pub(crate) breaker_cool_down: Duration,
+    /// Invalidations kept for a retry before the key spaces are cleared instead.
+    pub(crate) pending_invalidations: usize,
     /// The certificate authority to trust for `rediss://`, instead of the system's.
     pub(crate) tls_root: Option<Pem>,
 }

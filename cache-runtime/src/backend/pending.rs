@@ -1,0 +1,414 @@
+//! Invalidations Redis did not take: kept in this process, one per key
+//! (coalesced), bounded, and retried in the order they were issued until
+//! Redis takes them; meanwhile this process reads as if they had landed.
+//!
+//! - A pending tombstone makes a read of its key see a tombstone: a miss,
+//!   and the computed value is not stored (its guarded write expects a
+//!   tombstone that Redis does not hold).
+//! - A pending bump makes a read see the version key at [`MASKED`]: every
+//!   stored entry of the namespace or tag is a miss, and a computed value is
+//!   stored stamped with `MASKED`, already stale once the bump lands.
+//! - A pending drop of a tag's members (entries tagged from their value)
+//!   makes every read a miss: which keys are members only Redis knows.
+//! - Past the bound, the entries give way to clearing the key spaces they
+//!   came from, and every read is a miss until that is done.
+//!
+//! A later write of a key by this process that Redis takes supersedes its
+//! pending tombstone, so the retried tombstone never removes a newer value.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use super::local::Local;
+use super::redis::RedisBackend;
+use super::{Expiry, Found};
+use crate::Error;
+use crate::{codec, meters};
+
+/// The version a read sees for a version key whose bump is pending: no
+/// entry is stamped with it before the bump (versions start at a random
+/// 32-bit number and grow by one per bump).
+pub(crate) const MASKED: u64 = u64::MAX;
+
+/// How many kept invalidations a retry sends at once.
+const RETRY_BATCH: usize = 256;
+
+/// The invalidations kept by default before the key spaces are cleared instead.
+pub(crate) const DEFAULT_BOUND: usize = 200_000;
+
+/// What an invalidation does to Redis.
+#[derive(Debug, Clone)]
+pub(crate) enum Action {
+    /// A tombstone at the key, for this long.
+    Tombstone(Expiry),
+    /// One more version at the key.
+    Bump,
+    /// Tombstones over the keys in the set at the key (then removed) and in
+    /// the set `keep` (computations under way), for `expiry`.
+    Members { keep: String, expiry: Expiry },
+}
+
+/// What became of an invalidation.
+#[derive(Debug)]
+pub(crate) enum Fate {
+    /// Redis took it (a bump: the new version; else 0).
+    Applied(u64),
+    /// Redis did not take it (the error): it is kept and retried.
+    Queued(Error),
+}
+
+struct Entry {
+    seq: u64,
+    action: Action,
+    /// The `SCAN` pattern of the key space it came from.
+    space: String,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    next_seq: u64,
+    /// Past the bound: the key spaces (`SCAN` patterns) to clear instead.
+    overflow: BTreeSet<String>,
+    /// Whether a task is retrying.
+    retrying: bool,
+}
+
+/// The invalidations waiting for Redis, and their figures.
+pub(crate) struct Pending {
+    state: Mutex<State>,
+    /// Entries (plus one while overflowed): read without the lock by every read.
+    count: AtomicUsize,
+    bound: usize,
+    pub(crate) queued: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) applied_late: AtomicU64,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("count", &self.count.load(Relaxed))
+            .field("bound", &self.bound)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pending {
+    pub(crate) fn new(bound: usize) -> Self {
+        Self {
+            state: Mutex::default(),
+            count: AtomicUsize::new(0),
+            bound: bound.max(1),
+            queued: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            applied_late: AtomicU64::new(0),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether anything is pending: one atomic load, on every read.
+    #[inline]
+    pub(crate) fn any(&self) -> bool {
+        self.count.load(SeqCst) != 0
+    }
+
+    /// How many invalidations wait (a cleared key space counts as one).
+    pub(crate) fn len(&self) -> usize {
+        self.count.load(SeqCst)
+    }
+
+    /// Counts what waits now, after `n` more of the counter `name`.
+    fn recount(&self, state: &State, name: &'static str, n: u64) {
+        let waiting = state.entries.len() + usize::from(!state.overflow.is_empty());
+        self.count.store(waiting, SeqCst);
+        meters::pending(name, n, waiting);
+    }
+
+    /// Keeps `action` on `target` (of the key space scanned by `space`) for
+    /// a retry, in place of any older one on the same target; whether a
+    /// retrying task must be started.
+    fn keep(&self, space: &str, target: String, action: Action) -> bool {
+        let mut state = self.state();
+        self.queued.fetch_add(1, Relaxed);
+        if state.overflow.contains(space) {
+            // Its key space will be cleared: that covers it.
+        } else if state.entries.len() >= self.bound && !state.entries.contains_key(&target) {
+            let spaces: Vec<String> = state.entries.drain().map(|(_, e)| e.space).collect();
+            state.overflow.extend(spaces);
+            state.overflow.insert(space.to_owned());
+            tracing::error!(
+                bound = self.bound,
+                "too many invalidations wait for Redis: its cache entries will be cleared once it answers, and none is served meanwhile"
+            );
+        } else {
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            state.entries.insert(
+                target,
+                Entry {
+                    seq,
+                    action,
+                    space: space.to_owned(),
+                },
+            );
+        }
+        self.recount(&state, "cachette_invalidations_queued_total", 1);
+        let start = !state.retrying;
+        state.retrying = true;
+        start
+    }
+
+    /// Forgets the pending tombstone of `key`: a later write of it reached Redis.
+    pub(crate) fn superseded(&self, key: &str) {
+        if !self.any() {
+            return;
+        }
+        let mut state = self.state();
+        if matches!(
+            state.entries.get(key),
+            Some(Entry {
+                action: Action::Tombstone(_),
+                ..
+            })
+        ) {
+            state.entries.remove(key);
+            self.recount(&state, "", 0);
+        }
+    }
+
+    /// Makes a read of `key` and `vkeys` see what is pending (called only
+    /// when [`any`](Self::any)).
+    pub(crate) fn mask(
+        &self,
+        key: &str,
+        found: &mut Option<Found>,
+        vkeys: &[String],
+        versions: &mut [Option<u64>],
+    ) {
+        let state = self.state();
+        let everything = !state.overflow.is_empty()
+            || state
+                .entries
+                .values()
+                .any(|e| matches!(e.action, Action::Members { .. }));
+        if everything
+            || matches!(
+                state.entries.get(key),
+                Some(Entry {
+                    action: Action::Tombstone(_),
+                    ..
+                })
+            )
+        {
+            *found = Some(Found::Bytes(codec::tombstone()));
+        }
+        for (vkey, version) in vkeys.iter().zip(versions.iter_mut()) {
+            if let Some(Entry {
+                action: Action::Bump,
+                ..
+            }) = state.entries.get(vkey)
+            {
+                *version = Some(MASKED);
+            }
+        }
+    }
+
+    /// The targets to retry, oldest first, or the key spaces to clear.
+    fn due(&self) -> (Vec<String>, Vec<(String, u64, Action)>) {
+        let state = self.state();
+        let mut entries: Vec<(String, u64, Action)> = state
+            .entries
+            .iter()
+            .map(|(target, e)| (target.clone(), e.seq, e.action.clone()))
+            .collect();
+        entries.sort_unstable_by_key(|(_, seq, _)| *seq);
+        (state.overflow.iter().cloned().collect(), entries)
+    }
+
+    /// Takes away what landed (`late`: by a retry): a cleared key space, or
+    /// `target` unless it was issued again since (`seq`).
+    fn landed(&self, space: Option<&str>, target: Option<(&str, u64)>, late: bool) {
+        let mut state = self.state();
+        if let Some(space) = space {
+            state.overflow.remove(space);
+        }
+        if let Some((target, seq)) = target
+            && state.entries.get(target).is_some_and(|e| e.seq == seq)
+        {
+            state.entries.remove(target);
+        }
+        if late {
+            self.applied_late.fetch_add(1, Relaxed);
+        }
+        self.recount(
+            &state,
+            "cachette_invalidations_applied_late_total",
+            u64::from(late),
+        );
+    }
+
+    /// Counts `n` retries.
+    fn retry(&self, n: u64) {
+        self.retried.fetch_add(n, Relaxed);
+        meters::pending("cachette_invalidations_retried_total", n, self.len());
+    }
+
+    /// Ends the retrying task when nothing is left; whether it ended.
+    fn done(&self) -> bool {
+        let mut state = self.state();
+        if state.entries.is_empty() && state.overflow.is_empty() {
+            state.retrying = false;
+            return true;
+        }
+        false
+    }
+}
+
+/// The invalidations of one Redis (and its local tier): they are tried
+/// once, and what fails is kept and retried in a task of its own.
+pub(crate) struct Invalidations {
+    pub(crate) pending: Arc<Pending>,
+}
+
+impl Invalidations {
+    pub(crate) fn new(bound: usize) -> Self {
+        Self {
+            pending: Arc::new(Pending::new(bound)),
+        }
+    }
+
+    /// Applies `action` to `target` now, or keeps it for a retry.
+    pub(crate) async fn apply(
+        &self,
+        redis: &Arc<RedisBackend>,
+        tier: Option<&Arc<Local>>,
+        space: &str,
+        target: String,
+        action: Action,
+    ) -> Fate {
+        let result = run(redis, &target, &action).await;
+        if let Some(tier) = tier {
+            forget(tier, &target, &action);
+        }
+        match result {
+            Ok(applied) => {
+                // A newer invalidation of the same target supersedes an older one still waiting.
+                if self.pending.any() {
+                    let seq = self.pending.state().entries.get(&target).map(|e| e.seq);
+                    if let Some(seq) = seq {
+                        self.pending.landed(None, Some((&target, seq)), false);
+                    }
+                }
+                Fate::Applied(applied)
+            }
+            Err(error) => {
+                if self.pending.keep(space, target, action) {
+                    spawn_retries(
+                        Arc::downgrade(&self.pending),
+                        Arc::clone(redis),
+                        tier.map(Arc::downgrade),
+                    );
+                }
+                Fate::Queued(error)
+            }
+        }
+    }
+}
+
+/// Makes the local tier forget what an invalidation of `target` changed.
+fn forget(tier: &Local, target: &str, action: &Action) {
+    match action {
+        // The members it tombstoned are known only to Redis.
+        Action::Members { .. } => tier.flush(),
+        Action::Tombstone(_) | Action::Bump => tier.forget(&[target.to_owned()]),
+    }
+}
+
+/// Sends one invalidation to Redis.
+async fn run(redis: &RedisBackend, target: &str, action: &Action) -> Result<u64, Error> {
+    match action {
+        Action::Tombstone(expiry) => redis
+            .set(target, &codec::tombstone(), *expiry)
+            .await
+            .map(|()| 0),
+        Action::Bump => redis.bump(target, codec::fresh_version()).await,
+        Action::Members { keep, expiry } => {
+            redis
+                .tombstone_sets(target, keep, &codec::tombstone(), *expiry)
+                .await
+        }
+    }
+}
+
+/// Retries what is pending, oldest first, with a growing pause between
+/// rounds (50 ms to 1 s), until nothing is left or the cache is gone.
+fn spawn_retries(pending: Weak<Pending>, redis: Arc<RedisBackend>, tier: Option<Weak<Local>>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        // No runtime to retry on: the next invalidation tries again.
+        if let Some(pending) = pending.upgrade() {
+            pending.state().retrying = false;
+        }
+        return;
+    };
+    runtime.spawn(async move {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            tokio::time::sleep(pause).await;
+            let Some(queue) = pending.upgrade() else {
+                return;
+            };
+            let (spaces, entries) = queue.due();
+            let mut failed = false;
+            for space in spaces {
+                queue.retry(1);
+                if redis.clear(&space).await.is_ok() {
+                    if let Some(tier) = tier.as_ref().and_then(Weak::upgrade) {
+                        tier.flush();
+                    }
+                    queue.landed(Some(&space), None, true);
+                } else {
+                    failed = true;
+                    break;
+                }
+            }
+            if !failed {
+                // One per target: those of different targets may go out together.
+                for batch in entries.chunks(RETRY_BATCH) {
+                    queue.retry(batch.len() as u64);
+                    let sent = batch
+                        .iter()
+                        .map(|(target, _, action)| run(&redis, target, action));
+                    let results = futures_util::future::join_all(sent).await;
+                    let tier = tier.as_ref().and_then(Weak::upgrade);
+                    for ((target, seq, action), result) in batch.iter().zip(results) {
+                        if result.is_err() {
+                            failed = true;
+                            continue;
+                        }
+                        if let Some(tier) = &tier {
+                            forget(tier, target, action);
+                        }
+                        queue.landed(None, Some((target, *seq)), true);
+                    }
+                    if failed {
+                        break;
+                    }
+                }
+            }
+            if queue.done() {
+                return;
+            }
+            pause = if failed {
+                (pause * 2).min(Duration::from_secs(1))
+            } else {
+                Duration::from_millis(50)
+            };
+        }
+    });
+}

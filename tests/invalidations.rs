@@ -1,0 +1,334 @@
+//! Invalidations that Redis does not take at once are never lost: they are
+//! reported as queued, the invalidating process serves nothing older
+//! meanwhile, and they land once Redis is back. Every blip × every kind of
+//! invalidation, on real `redis-server` processes.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use cachette::{Cache, Invalidated, Scope};
+use support::{RedisServer, eventually};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Key,
+    Namespace,
+    Tag,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Blip {
+    /// `CLIENT PAUSE .. WRITE`: writes wait past their deadline, reads answer.
+    PausedWrites,
+    /// The circuit breaker open after a command past its deadline.
+    BreakerOpen,
+    /// Every client connection killed (`CLIENT KILL TYPE normal`).
+    Killed,
+    /// The server demoted to a replica: writes answer `READONLY`.
+    Replica,
+    /// The server stopped (then restarted, empty).
+    Stopped,
+}
+
+fn scope_of(kind: Kind) -> Scope {
+    match kind {
+        Kind::Key => Scope::new(),
+        Kind::Namespace => Scope::new().namespace("rows"),
+        Kind::Tag => Scope::new().tag("row:1"),
+    }
+}
+
+async fn invalidate(cache: &Cache, kind: Kind) -> Result<Invalidated, cachette::Error> {
+    match kind {
+        Kind::Key => cache.invalidate("row").await,
+        Kind::Namespace => cache.invalidate_namespace("rows").await,
+        Kind::Tag => cache.invalidate_tag("row:1").await,
+    }
+}
+
+async fn command(server: &RedisServer, args: &[&str]) {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    let () = cmd
+        .query_async(&mut server.connect(0).await)
+        .await
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+}
+
+/// Waits until `server` is a replica whose link to its master is up.
+async fn synced(server: &RedisServer) {
+    eventually("the replica is in sync", async || {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut server.connect(0).await)
+            .await
+            .unwrap();
+        info.contains("master_link_status:up")
+    })
+    .await;
+}
+
+/// Demotes `server` to a replica of a new server that takes over with the
+/// same data (returned): its writes answer `READONLY`, its reads answer.
+async fn demote(server: &RedisServer) -> RedisServer {
+    let other = RedisServer::start();
+    let port = server.port().to_string();
+    command(&other, &["REPLICAOF", "127.0.0.1", &port]).await;
+    synced(&other).await;
+    command(&other, &["REPLICAOF", "NO", "ONE"]).await;
+    let port = other.port().to_string();
+    command(server, &["REPLICAOF", "127.0.0.1", &port]).await;
+    synced(server).await;
+    other
+}
+
+/// The row through `cache`, computed from `source` on a miss.
+async fn row(cache: &Cache, scope: &Scope, source: &Arc<AtomicU64>) -> u64 {
+    let source = Arc::clone(source);
+    cache
+        .get_or_set_in("row", || async move { source.load(SeqCst) }, MINUTE, scope)
+        .await
+        .unwrap()
+}
+
+async fn case(blip: Blip, kind: Kind) {
+    let mut server = RedisServer::start();
+    let mut builder = Cache::builder().redis_url(server.url(0));
+    if matches!(blip, Blip::BreakerOpen) {
+        builder = builder.circuit_breaker(1, Duration::from_millis(1500));
+    }
+    let cache = builder.build().await.unwrap();
+    let scope = scope_of(kind);
+    let source = Arc::new(AtomicU64::new(1));
+    assert_eq!(row(&cache, &scope, &source).await, 1);
+    source.store(2, SeqCst);
+    let mut primary = None;
+    match blip {
+        Blip::PausedWrites => command(&server, &["CLIENT", "PAUSE", "5000", "WRITE"]).await,
+        Blip::BreakerOpen => {
+            command(&server, &["CLIENT", "PAUSE", "600"]).await;
+            let _ = cache.get::<u64>("probe").await;
+            assert!(!cache.health().is_up(), "the breaker opened");
+        }
+        Blip::Killed => command(&server, &["CLIENT", "KILL", "TYPE", "normal"]).await,
+        Blip::Replica => primary = Some(demote(&server).await),
+        Blip::Stopped => server.stop(),
+    }
+    let done = invalidate(&cache, kind).await.unwrap();
+    // A killed connection may be replaced in time for the command.
+    if matches!(blip, Blip::Killed) {
+        assert!(done.is_applied() || done.is_queued(), "{blip:?} {kind:?}");
+    } else {
+        assert!(done.is_queued(), "{blip:?} {kind:?}: {done:?}");
+    }
+    // While it waits, this process never serves the old value.
+    for _ in 0..5 {
+        assert_eq!(row(&cache, &scope, &source).await, 2, "{blip:?} {kind:?}");
+    }
+    match blip {
+        Blip::PausedWrites => command(&server, &["CLIENT", "UNPAUSE"]).await,
+        Blip::Replica => command(&server, &["REPLICAOF", "NO", "ONE"]).await,
+        Blip::Stopped => server.restart(),
+        Blip::BreakerOpen | Blip::Killed => {}
+    }
+    drop(primary);
+    assert!(
+        cache.flush_invalidations(Duration::from_secs(20)).await,
+        "{blip:?} {kind:?}: the invalidation never landed"
+    );
+    let stats = cache.stats();
+    assert_eq!(stats.invalidations_pending, 0);
+    if done.is_queued() {
+        assert!(stats.invalidations_queued >= 1);
+        assert!(stats.invalidations_applied_late >= 1, "{stats:?}");
+    }
+    // Another client (another process) reads the new value, never the old.
+    let other = Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap();
+    eventually("the other client reads the new value", async || {
+        row(&other, &scope, &source).await == 2
+    })
+    .await;
+    assert_ne!(other.get_in::<u64>("row", &scope).await.unwrap(), Some(1));
+    assert_eq!(row(&cache, &scope, &source).await, 2);
+}
+
+macro_rules! cases {
+    ($($name:ident: $blip:ident, $kind:ident;)*) => {
+        $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            case(Blip::$blip, Kind::$kind).await;
+        })*
+    };
+}
+
+cases! {
+    paused_writes_key: PausedWrites, Key;
+    paused_writes_namespace: PausedWrites, Namespace;
+    paused_writes_tag: PausedWrites, Tag;
+    breaker_open_key: BreakerOpen, Key;
+    breaker_open_namespace: BreakerOpen, Namespace;
+    breaker_open_tag: BreakerOpen, Tag;
+    killed_connections_key: Killed, Key;
+    killed_connections_namespace: Killed, Namespace;
+    killed_connections_tag: Killed, Tag;
+    demoted_to_replica_key: Replica, Key;
+    demoted_to_replica_namespace: Replica, Namespace;
+    demoted_to_replica_tag: Replica, Tag;
+    stopped_server_key: Stopped, Key;
+    stopped_server_namespace: Stopped, Namespace;
+    stopped_server_tag: Stopped, Tag;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_fail_open_a_refused_invalidation_is_an_error_and_still_kept() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .fail_open(false)
+        .build()
+        .await
+        .unwrap();
+    cache.set("k", &1_u64, MINUTE).await.unwrap();
+    command(&server, &["CLIENT", "PAUSE", "2000", "WRITE"]).await;
+    assert!(cache.invalidate("k").await.is_err());
+    assert_eq!(cache.stats().invalidations_pending, 1);
+    assert_eq!(
+        cache.get::<u64>("k").await.unwrap(),
+        None,
+        "not served meanwhile"
+    );
+    command(&server, &["CLIENT", "UNPAUSE"]).await;
+    assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
+    let mut conn = server.connect(0).await;
+    let exists: bool = redis::cmd("EXISTS")
+        .arg(cache.key_for("k"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(exists, "the tombstone landed");
+    let plain = Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(plain.get::<u64>("k").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_write_of_the_key_is_not_undone_by_the_retried_tombstone() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap();
+    cache.set("k", &1_u64, MINUTE).await.unwrap();
+    command(&server, &["CLIENT", "PAUSE", "5000", "WRITE"]).await;
+    assert!(cache.invalidate("k").await.unwrap().is_queued());
+    command(&server, &["CLIENT", "UNPAUSE"]).await;
+    // Written after the invalidation was issued: it must stay.
+    cache.set("k", &3_u64, MINUTE).await.unwrap();
+    assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(cache.get::<u64>("k").await.unwrap(), Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_bound_the_prefix_is_cleared_and_nothing_is_served_meanwhile() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .max_pending_invalidations(10)
+        .build()
+        .await
+        .unwrap();
+    for i in 0..20 {
+        cache.set(&format!("k{i}"), &i, MINUTE).await.unwrap();
+    }
+    cache.set("untouched", &7_u64, MINUTE).await.unwrap();
+    // Writes answer `READONLY`; reads still answer.
+    let primary = demote(&server).await;
+    for i in 0..10 {
+        let done = cache.invalidate(&format!("k{i}")).await.unwrap();
+        assert!(done.is_queued());
+    }
+    assert_eq!(cache.get::<u64>("untouched").await.unwrap(), Some(7));
+    assert!(cache.invalidate("k10").await.unwrap().is_queued());
+    // Over the bound: nothing of this cache is served from Redis.
+    assert_eq!(cache.get::<u64>("untouched").await.unwrap(), None);
+    assert_eq!(cache.get::<u64>("k15").await.unwrap(), None);
+    command(&server, &["REPLICAOF", "NO", "ONE"]).await;
+    drop(primary);
+    assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
+    let plain = Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap();
+    for key in ["untouched", "k0", "k15"] {
+        assert_eq!(
+            plain.get::<u64>(key).await.unwrap(),
+            None,
+            "{key} was cleared"
+        );
+    }
+    cache.set("after", &1_u64, MINUTE).await.unwrap();
+    assert_eq!(cache.get::<u64>("after").await.unwrap(), Some(1));
+}
+
+/// The resident set of this process, in KiB (Linux).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_thousand_invalidations_wait_for_a_stopped_server_and_all_land() {
+    const N: u64 = 100_000;
+    let mut server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap();
+    server.stop();
+    let before = rss_kib();
+    for i in 0..N {
+        let done = cache
+            .invalidate(&format!("user_permissions:{i}"))
+            .await
+            .unwrap();
+        assert!(done.is_queued());
+    }
+    let grown = rss_kib().saturating_sub(before);
+    assert_eq!(cache.stats().invalidations_pending, N);
+    server.restart();
+    let started = std::time::Instant::now();
+    assert!(cache.flush_invalidations(Duration::from_secs(120)).await);
+    let stats = cache.stats();
+    assert_eq!(stats.invalidations_pending, 0);
+    assert_eq!(stats.invalidations_applied_late, N);
+    let mut conn = server.connect(0).await;
+    let stored: u64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    assert_eq!(stored, N, "every tombstone landed");
+    eprintln!(
+        "{N} invalidations queued while Redis was down: resident set grew by {grown} KiB; \
+         all landed {:?} after the server was back",
+        started.elapsed()
+    );
+}
