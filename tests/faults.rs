@@ -300,3 +300,42 @@ async fn a_request_budget_is_shared_by_its_cache_calls() {
         "the last call found the budget spent and skipped Redis"
     );
 }
+
+/// With the budget spent, concurrent calls whose computations fail hand
+/// over to one another, one at a time, and each skips Redis once: a caller
+/// whose read was skipped does not read again when its leader fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_budget_is_counted_once_per_call_when_leaders_fail() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server).await;
+    let runs = Arc::new(AtomicU64::new(0));
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), Arc::clone(&runs));
+            tokio::spawn(cachette::with_budget(Duration::ZERO, async move {
+                cache
+                    .try_get_or_set(
+                        "failing",
+                        || async {
+                            runs.fetch_add(1, SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Err::<String, cachette::Error>(cachette::Error::Unavailable {
+                                reason: "the database is down".to_owned(),
+                            })
+                        },
+                        Duration::from_secs(60),
+                    )
+                    .await
+            }))
+        })
+        .collect();
+    for call in calls {
+        assert!(call.await.unwrap().is_err());
+    }
+    assert_eq!(
+        runs.load(SeqCst),
+        10,
+        "each call computed, none shared a failure"
+    );
+    assert_eq!(cache.stats().skipped, 10, "{:?}", cache.stats());
+}

@@ -3,10 +3,11 @@
 //! The first miss on a key becomes the *leader* and computes; later misses
 //! on the same key *follow*: they wait for the leader's value instead of
 //! computing it again. A leader that fails, returns something not to cache,
-//! panics or is cancelled lands nothing, and one follower takes over. Each
-//! key has its own flight, so waiting on one key never holds up another, and
-//! a cached function calling cached functions (itself included, with other
-//! arguments) cannot deadlock.
+//! panics or is cancelled lands nothing, and one follower takes over. A
+//! flight leaves the map before it lands, so no caller joins a flight that
+//! has ended. Each key has its own flight, so waiting on one key never holds
+//! up another, and a cached function calling cached functions (itself
+//! included, with other arguments) cannot deadlock.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -137,14 +138,20 @@ impl Leader<'_> {
     }
 
     /// Hands the value to the followers, or tells them to compute (`None`).
-    pub(crate) fn land(self, value: Option<Arc<dyn Any + Send + Sync>>) {
+    /// The flight leaves the map first: a caller that came after the
+    /// landing must not follow it (it would find it over and come back at
+    /// once, again and again, until the leader left the map).
+    pub(crate) fn land(mut self, value: Option<Arc<dyn Any + Send + Sync>>) {
+        self.leave();
         self.sender
             .send_replace(value.map_or(Landing::Failed, Landing::Value));
     }
-}
 
-impl Drop for Leader<'_> {
-    fn drop(&mut self) {
+    /// Takes the flight out of the map, if it is still the key's flight.
+    fn leave(&mut self) {
+        if self.id == u64::MAX {
+            return;
+        }
         let mut map = self
             .flights
             .map
@@ -156,6 +163,14 @@ impl Drop for Leader<'_> {
         {
             map.remove(&self.key);
         }
+        // Only once: a landed leader has left already.
+        self.id = u64::MAX;
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        self.leave();
         // Followers still waiting see the flight end when `sender` drops.
     }
 }

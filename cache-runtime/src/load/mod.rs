@@ -368,8 +368,15 @@ impl Inner {
                                 return Loaded::served(outcome, computed_since(started));
                             }
                         },
-                        // The leader landed nothing: read again, and lead if still a miss.
-                        None => continue,
+                        // The leader landed nothing: read again, and lead if
+                        // still a miss. A read that failed is not tried again
+                        // (one deadline, or one skip, per call).
+                        None => {
+                            if guard.is_none() {
+                                first = Some(Ok(Lookup::Miss(None)));
+                            }
+                            continue;
+                        }
                     }
                 }
             };
