@@ -4,10 +4,13 @@
 //! on the same key *follow*: they wait for the leader's value instead of
 //! computing it again. A leader that fails, returns something not to cache,
 //! panics or is cancelled lands nothing, and one follower takes over. A
-//! flight leaves the map before it lands, so no caller joins a flight that
-//! has ended. Each key has its own flight, so waiting on one key never holds
-//! up another, and a cached function calling cached functions (itself
-//! included, with other arguments) cannot deadlock.
+//! leader whose outcome its computation marks as not to be shared (the HTTP
+//! layer's responses that must not be stored) lands that: every follower
+//! then computes its own, at once. A flight leaves the map before it lands,
+//! so no caller joins a flight that has ended. Each key has its own flight,
+//! so waiting on one key never holds up another, and a cached function
+//! calling cached functions (itself included, with other arguments) cannot
+//! deadlock.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -33,6 +36,18 @@ pub(crate) enum Landing {
     Value(Arc<dyn Any + Send + Sync>),
     /// Nothing to share: a follower must compute.
     Failed,
+    /// An outcome not to be shared: every follower computes its own.
+    Unshared,
+}
+
+/// What a follower gets at the end of its flight.
+pub(crate) enum Followed {
+    /// The leader's value.
+    Value(Arc<dyn Any + Send + Sync>),
+    /// Nothing: one follower must compute (and may store) it.
+    Failed,
+    /// The leader's outcome is not to be shared: compute your own.
+    Unshared,
 }
 
 /// The flights of one cache, by stored key.
@@ -69,13 +84,7 @@ impl Flights {
     /// for later callers; the older one still serves its own followers).
     pub(crate) fn join(&self, key: &str, state: FlightState) -> Role<'_> {
         if !self.enabled {
-            let (sender, _) = watch::channel(Landing::Pending);
-            return Role::Leader(Leader {
-                flights: self,
-                key: String::new(),
-                id: u64::MAX,
-                sender,
-            });
+            return self.alone();
         }
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(flight) = map.get(key)
@@ -90,6 +99,18 @@ impl Flights {
             flights: self,
             key: key.to_owned(),
             id,
+            sender,
+        })
+    }
+
+    /// A flight of its own, followed by nobody (single flight off, or a
+    /// computation that does without it).
+    pub(crate) fn alone(&self) -> Role<'_> {
+        let (sender, _) = watch::channel(Landing::Pending);
+        Role::Leader(Leader {
+            flights: self,
+            key: String::new(),
+            id: u64::MAX,
             sender,
         })
     }
@@ -138,13 +159,22 @@ impl Leader<'_> {
     }
 
     /// Hands the value to the followers, or tells them to compute (`None`).
-    /// The flight leaves the map first: a caller that came after the
-    /// landing must not follow it (it would find it over and come back at
-    /// once, again and again, until the leader left the map).
-    pub(crate) fn land(mut self, value: Option<Arc<dyn Any + Send + Sync>>) {
+    pub(crate) fn land(self, value: Option<Arc<dyn Any + Send + Sync>>) {
+        self.land_as(value.map_or(Landing::Failed, Landing::Value));
+    }
+
+    /// Tells the followers to compute their own outcome, at once.
+    pub(crate) fn land_unshared(self) {
+        self.land_as(Landing::Unshared);
+    }
+
+    /// Ends the flight with `landing`. The flight leaves the map first: a
+    /// caller that came after the landing must not follow it (it would find
+    /// it over and come back at once, again and again, until the leader
+    /// left the map).
+    fn land_as(mut self, landing: Landing) {
         self.leave();
-        self.sender
-            .send_replace(value.map_or(Landing::Failed, Landing::Value));
+        self.sender.send_replace(landing);
     }
 
     /// Takes the flight out of the map, if it is still the key's flight.
@@ -175,16 +205,15 @@ impl Drop for Leader<'_> {
     }
 }
 
-/// Waits for the end of a flight: the leader's value, or `None` when a
-/// follower must compute.
-pub(crate) async fn follow(
-    mut landing: watch::Receiver<Landing>,
-) -> Option<Arc<dyn Any + Send + Sync>> {
+/// Waits for the end of a flight: the leader's value, or what a follower
+/// must do without it.
+pub(crate) async fn follow(mut landing: watch::Receiver<Landing>) -> Followed {
     match landing.wait_for(|l| !matches!(l, Landing::Pending)).await {
         Ok(landed) => match &*landed {
-            Landing::Value(value) => Some(Arc::clone(value)),
-            Landing::Pending | Landing::Failed => None,
+            Landing::Value(value) => Followed::Value(Arc::clone(value)),
+            Landing::Unshared => Followed::Unshared,
+            Landing::Pending | Landing::Failed => Followed::Failed,
         },
-        Err(_) => None,
+        Err(_) => Followed::Failed,
     }
 }
