@@ -300,3 +300,89 @@ async fn a_request_budget_is_shared_by_its_cache_calls() {
         "the last call found the budget spent and skipped Redis"
     );
 }
+
+/// A budget is the time of the cache calls alone: a computation longer than
+/// the budget, and the wait of a caller for another's computation, leave it
+/// whole for the calls that come after them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_is_not_spent_by_computations_or_by_waiting_for_one() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server).await;
+    let budget = Duration::from_millis(100);
+    let slow = |value: &'static str| async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        value.to_owned()
+    };
+    let computed = cachette::with_budget(budget, async {
+        let value = cache
+            .get_or_set("computed", || slow("v"), Duration::from_secs(60))
+            .await
+            .unwrap();
+        (value, cache.get::<String>("computed").await.unwrap())
+    })
+    .await;
+    assert_eq!(computed, ("v".to_owned(), Some("v".to_owned())));
+    // A follower waits 300 ms for the leader's value, in a 100 ms budget.
+    let leader = tokio::spawn({
+        let cache = cache.clone();
+        cachette::with_budget(budget, async move {
+            cache
+                .get_or_set("shared", || slow("w"), Duration::from_secs(60))
+                .await
+                .unwrap()
+        })
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let followed = cachette::with_budget(budget, async {
+        let value = cache
+            .get_or_set("shared", || slow("unused"), Duration::from_secs(60))
+            .await
+            .unwrap();
+        (value, cache.get::<String>("shared").await.unwrap())
+    })
+    .await;
+    assert_eq!(leader.await.unwrap(), "w");
+    assert_eq!(followed, ("w".to_owned(), Some("w".to_owned())));
+    let stats = cache.stats();
+    assert_eq!((stats.skipped, stats.errors), (0, 0), "{stats:?}");
+    assert_eq!(stats.joined, 1, "{stats:?}");
+}
+
+/// With the budget spent, concurrent calls whose computations fail hand
+/// over to one another, one at a time, and each skips Redis once: a caller
+/// whose read was skipped does not read again when its leader fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_budget_is_counted_once_per_call_when_leaders_fail() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server).await;
+    let runs = Arc::new(AtomicU64::new(0));
+    let calls: Vec<_> = (0..10)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), Arc::clone(&runs));
+            tokio::spawn(cachette::with_budget(Duration::ZERO, async move {
+                cache
+                    .try_get_or_set(
+                        "failing",
+                        || async {
+                            runs.fetch_add(1, SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Err::<String, cachette::Error>(cachette::Error::Unavailable {
+                                reason: "the database is down".to_owned(),
+                            })
+                        },
+                        Duration::from_secs(60),
+                    )
+                    .await
+            }))
+        })
+        .collect();
+    for call in calls {
+        assert!(call.await.unwrap().is_err());
+    }
+    assert_eq!(
+        runs.load(SeqCst),
+        10,
+        "each call computed, none shared a failure"
+    );
+    assert_eq!(cache.stats().skipped, 10, "{:?}", cache.stats());
+}

@@ -3,10 +3,14 @@
 //! The first miss on a key becomes the *leader* and computes; later misses
 //! on the same key *follow*: they wait for the leader's value instead of
 //! computing it again. A leader that fails, returns something not to cache,
-//! panics or is cancelled lands nothing, and one follower takes over. Each
-//! key has its own flight, so waiting on one key never holds up another, and
-//! a cached function calling cached functions (itself included, with other
-//! arguments) cannot deadlock.
+//! panics or is cancelled lands nothing, and one follower takes over. A
+//! leader whose outcome its computation marks as not to be shared (the HTTP
+//! layer's responses that must not be stored) lands that: every follower
+//! then computes its own, at once. A flight leaves the map before it lands,
+//! so no caller joins a flight that has ended. Each key has its own flight,
+//! so waiting on one key never holds up another, and a cached function
+//! calling cached functions (itself included, with other arguments) cannot
+//! deadlock.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -34,6 +38,18 @@ pub(crate) enum Landing {
     Value(Arc<dyn Any + Send + Sync>),
     /// Nothing to share: a follower must compute.
     Failed,
+    /// An outcome not to be shared: every follower computes its own.
+    Unshared,
+}
+
+/// What a follower gets at the end of its flight.
+pub(crate) enum Followed {
+    /// The leader's value.
+    Value(Arc<dyn Any + Send + Sync>),
+    /// Nothing: one follower must compute (and may store) it.
+    Failed,
+    /// The leader's outcome is not to be shared: compute your own.
+    Unshared,
 }
 
 /// The flights of one cache, by stored key.
@@ -81,13 +97,7 @@ impl Flights {
     /// for later callers; the older one still serves its own followers).
     pub(crate) fn join(&self, key: &str, state: FlightState) -> Role<'_> {
         if !self.enabled {
-            let (sender, _) = watch::channel(Landing::Pending);
-            return Role::Leader(Leader {
-                flights: self,
-                key: String::new(),
-                id: u64::MAX,
-                sender,
-            });
+            return self.alone();
         }
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let epoch = self.invalidations.load(SeqCst);
@@ -112,6 +122,18 @@ impl Flights {
             flights: self,
             key: key.to_owned(),
             id,
+            sender,
+        })
+    }
+
+    /// A flight of its own, followed by nobody (single flight off, or a
+    /// computation that does without it).
+    pub(crate) fn alone(&self) -> Role<'_> {
+        let (sender, _) = watch::channel(Landing::Pending);
+        Role::Leader(Leader {
+            flights: self,
+            key: String::new(),
+            id: u64::MAX,
             sender,
         })
     }
@@ -161,13 +183,28 @@ impl Leader<'_> {
 
     /// Hands the value to the followers, or tells them to compute (`None`).
     pub(crate) fn land(self, value: Option<Arc<dyn Any + Send + Sync>>) {
-        self.sender
-            .send_replace(value.map_or(Landing::Failed, Landing::Value));
+        self.land_as(value.map_or(Landing::Failed, Landing::Value));
     }
-}
 
-impl Drop for Leader<'_> {
-    fn drop(&mut self) {
+    /// Tells the followers to compute their own outcome, at once.
+    pub(crate) fn land_unshared(self) {
+        self.land_as(Landing::Unshared);
+    }
+
+    /// Ends the flight with `landing`. The flight leaves the map first: a
+    /// caller that came after the landing must not follow it (it would find
+    /// it over and come back at once, again and again, until the leader
+    /// left the map).
+    fn land_as(mut self, landing: Landing) {
+        self.leave();
+        self.sender.send_replace(landing);
+    }
+
+    /// Takes the flight out of the map, if it is still the key's flight.
+    fn leave(&mut self) {
+        if self.id == u64::MAX {
+            return;
+        }
         let mut map = self
             .flights
             .map
@@ -179,20 +216,27 @@ impl Drop for Leader<'_> {
         {
             map.remove(&self.key);
         }
+        // Only once: a landed leader has left already.
+        self.id = u64::MAX;
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        self.leave();
         // Followers still waiting see the flight end when `sender` drops.
     }
 }
 
-/// Waits for the end of a flight: the leader's value, or `None` when a
-/// follower must compute.
-pub(crate) async fn follow(
-    mut landing: watch::Receiver<Landing>,
-) -> Option<Arc<dyn Any + Send + Sync>> {
+/// Waits for the end of a flight: the leader's value, or what a follower
+/// must do without it.
+pub(crate) async fn follow(mut landing: watch::Receiver<Landing>) -> Followed {
     match landing.wait_for(|l| !matches!(l, Landing::Pending)).await {
         Ok(landed) => match &*landed {
-            Landing::Value(value) => Some(Arc::clone(value)),
-            Landing::Pending | Landing::Failed => None,
+            Landing::Value(value) => Followed::Value(Arc::clone(value)),
+            Landing::Unshared => Followed::Unshared,
+            Landing::Pending | Landing::Failed => Followed::Failed,
         },
-        Err(_) => None,
+        Err(_) => Followed::Failed,
     }
 }

@@ -39,6 +39,7 @@ where
         compute,
         store_if: |outcome: &O| !unless(outcome),
         pick,
+        unshared: None,
     };
     let full = key.stored();
     let inner = &key.cache.inner;
@@ -94,6 +95,7 @@ where
         compute,
         store_if: move |outcome: &O| !unless(outcome),
         pick,
+        unshared: None,
     };
     let full = key.stored();
     let inner = &key.cache.inner;

@@ -232,7 +232,52 @@ impl Cache {
         Fut: Future<Output = Result<T, E>>,
     {
         let job = Job::direct(compute, pick_ok());
-        let plan = Plan::direct(timeout.into());
+        self.try_load(key, scope, Plan::direct(timeout.into()), job)
+            .await
+    }
+
+    /// [`try_get_or_set_in`](Self::try_get_or_set_in) for the HTTP layer:
+    /// the errors `unshared` picks (responses that must not be stored) are
+    /// not handed to the callers that waited, which compute their own at
+    /// once; without `single_flight`, the call neither waits for a
+    /// computation of `key` nor is waited for (a key known to give such
+    /// responses).
+    #[cfg(feature = "http")]
+    pub(crate) async fn try_get_or_set_page<T, E, F, Fut>(
+        &self,
+        key: &str,
+        compute: F,
+        timeout: Timeout,
+        scope: &Scope,
+        unshared: fn(&Result<T, E>) -> bool,
+        single_flight: bool,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let job = Job::direct(compute, pick_ok()).unshared(unshared);
+        let plan = Plan::direct(timeout);
+        let plan = if single_flight { plan } else { plan.alone() };
+        self.try_load(key, scope, plan, job).await
+    }
+
+    /// Loads `key` (the direct API's `key`) with `job`, whose outcome is a `Result`.
+    async fn try_load<T, E, S, Fut>(
+        &self,
+        key: &str,
+        scope: &Scope,
+        plan: Plan,
+        job: Job<Fut, S, T, Result<T, E>>,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        E: From<Error>,
+        S: FnOnce(&Result<T, E>) -> bool,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let full = self.inner.keys.stored(key);
         let span = self.inner.op_span("get_or_set");
         // Instrumenting moves the whole computation into a wrapper: only when a subscriber listens.

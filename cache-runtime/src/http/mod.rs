@@ -4,7 +4,8 @@
 //! [`CacheLayer`] stores the responses of `GET` routes in a cachette
 //! [`Cache`] (memory, Redis or a cluster) and answers the next identical
 //! request from it, with one handler run per key for a burst of identical
-//! requests. By default it never shares what belongs to one user:
+//! requests (see [`Vary`](#vary) for the first burst on a URL whose
+//! responses vary). By default it never shares what belongs to one user:
 //!
 //! - only `GET` and `HEAD` (answered from `GET`'s entry) are cached, and
 //!   only `200` responses unless [`statuses`](CacheLayer::statuses) says otherwise;
@@ -23,6 +24,39 @@
 //! unknown length (streams, server-sent events), pass through untouched and
 //! are never buffered.
 //!
+//! # Vary
+//!
+//! The headers a URL's responses vary on are known only once one response
+//! has named them. So the first response of a URL with a `Vary` (one not
+//! configured with [`vary_by_header`](CacheLayer::vary_by_header)) is not
+//! stored: its key lacked those headers. It teaches the layer the URL's
+//! `Vary`; the requests that waited for it make their key again with the
+//! learned headers, and one more handler run is stored and serves them (a
+//! burst on a fresh URL runs the handler twice, then once per new value of
+//! the headers). This happens once per URL in each process, and again after
+//! a restart: the learned lists live in memory, in each layer (a clone of a
+//! configured layer shares them), for at most 10 000 URLs (`LEARNED_URLS`),
+//! after which the layer forgets them all and learns again.
+//!
+//! # Responses that are not stored
+//!
+//! A response that may not be stored (see above) is not shared either: the
+//! requests that waited for it run the handler themselves, side by side.
+//! When its headers or its size refused it, the layer remembers the key
+//! (in memory, in each layer, for at most 10 000 keys), and later requests
+//! for it run the handler without waiting for one another; once a response
+//! for it can be stored, it is, and the key is forgotten. A status alone
+//! (a `503` during a deploy) is not remembered: the next burst still runs
+//! the handler once.
+//!
+//! # Budget
+//!
+//! Each request's cache calls share one [budget](CacheLayer::budget)
+//! ([`with_budget`](crate::with_budget)): only the time they wait on the
+//! store counts, not the handler's (nor the wait for another request's
+//! handler run), so a slow page is stored all the same. The cache calls a
+//! handler makes draw on the same budget.
+//!
 //! ```
 //! # extern crate cachette_runtime as cachette;
 //! use std::time::Duration;
@@ -38,7 +72,7 @@
 mod page;
 mod service;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -78,10 +112,20 @@ struct Config {
     learned: Mutex<HashMap<String, Vec<HeaderName>>>,
     /// Whether anything was learned: until then a request skips the lookup.
     learned_any: AtomicBool,
+    /// The keys whose last response could not be stored: their requests
+    /// compute without single flight, side by side.
+    unstorable: Mutex<HashSet<String>>,
+    /// Whether any key is in `unstorable`: until then a request skips the lookup.
+    unstorable_any: AtomicBool,
 }
 
-/// How many URLs' `Vary` headers are remembered before the memory starts over.
+/// How many URLs' `Vary` headers are remembered before the memory starts
+/// over (the module docs name it).
 const LEARNED_URLS: usize = 10_000;
+
+/// How many keys known to give unstorable responses are remembered before
+/// the memory starts over.
+const UNSTORABLE_KEYS: usize = 10_000;
 
 impl std::fmt::Debug for CacheLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,6 +164,8 @@ impl CacheLayer {
                 budget: Some(Duration::from_millis(250)),
                 learned: Mutex::default(),
                 learned_any: AtomicBool::new(false),
+                unstorable: Mutex::default(),
+                unstorable_any: AtomicBool::new(false),
             }),
         }
     }
@@ -143,6 +189,8 @@ impl CacheLayer {
                     budget: c.budget,
                     learned: Mutex::default(),
                     learned_any: AtomicBool::new(false),
+                    unstorable: Mutex::default(),
+                    unstorable_any: AtomicBool::new(false),
                 };
                 change(&mut config);
                 self.config = Arc::new(config);
@@ -272,8 +320,9 @@ impl CacheLayer {
     }
 
     /// The cache budget of each request ([`with_budget`](crate::with_budget)):
-    /// the time all its cache calls may take together (default 250 ms;
-    /// `None` for the calls' own deadlines only).
+    /// the time all its cache calls may take together, the handler's own
+    /// cache calls included (default 250 ms; `None` for the calls' own
+    /// deadlines only). The handler's time does not count against it.
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -331,5 +380,35 @@ impl Config {
         }
         learned.insert(url, names);
         self.learned_any.store(true, Relaxed);
+    }
+
+    /// Whether the last response computed for `key` could not be stored.
+    fn is_unstorable(&self, key: &str) -> bool {
+        self.unstorable_any.load(Relaxed)
+            && self
+                .unstorable
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(key)
+    }
+
+    /// Remembers whether the response just computed for `key` could be stored.
+    fn storable(&self, key: &str, storable: bool) {
+        if storable && !self.unstorable_any.load(Relaxed) {
+            return;
+        }
+        let mut keys = self
+            .unstorable
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if storable {
+            keys.remove(key);
+            return;
+        }
+        if keys.len() >= UNSTORABLE_KEYS && !keys.contains(key) {
+            keys.clear();
+        }
+        keys.insert(key.to_owned());
+        self.unstorable_any.store(true, Relaxed);
     }
 }

@@ -1,6 +1,14 @@
 //! The service the layer wraps around a handler: decide whether a request
 //! may use the cache, look it up (one handler run per key), decide whether
 //! the response may be stored, and answer.
+//!
+//! A response that may not be stored is not shared either: the requests
+//! that waited for it run the handler themselves, side by side. Unless only
+//! its status refused it, the key is remembered, so that its later requests
+//! do without single flight (a response that turns storable is stored, and
+//! the key forgotten). The requests that waited for a response that taught
+//! the layer its URL's `Vary` make their key again with it and go through
+//! the cache under it: one more run is stored, and serves the rest.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -39,8 +47,20 @@ impl<S> CacheService<S> {
 
 /// Why a computation gave no page to store.
 enum Outcome<B, E> {
-    /// A response not to store, passed on untouched.
-    Pass(Response<B>),
+    /// A response not to store, passed on untouched; `lasting` when its
+    /// headers or its size refuse it (not its status alone, which the next
+    /// run may change).
+    Pass {
+        response: Response<B>,
+        lasting: bool,
+    },
+    /// A response whose `Vary` named request headers the key did not hold,
+    /// now learned: passed on untouched, and not stored under a key without them.
+    Varied(Response<B>),
+    /// The request's key was made before its URL's `Vary` was learned: the
+    /// handler did not run, and the request goes through the cache again
+    /// under the key made with it.
+    Rekey,
     /// The handler failed.
     Inner(E),
     /// The body failed while it was read.
@@ -55,6 +75,20 @@ impl<B, E> From<Error> for Outcome<B, E> {
 }
 
 type Answer<B, E> = Result<Response<CacheBody<B>>, E>;
+
+/// Whether a computation's outcome is not to be handed to the requests
+/// that waited for it: each of them runs the handler itself (or makes its
+/// key again). A failed handler or body hands over to one of them instead.
+fn unshared<B, E>(outcome: &Result<Page, Outcome<B, E>>) -> bool {
+    matches!(
+        outcome,
+        Err(Outcome::Pass { .. } | Outcome::Varied(_) | Outcome::Rekey)
+    )
+}
+
+/// How many times a request makes its key again because its URL's `Vary`
+/// was learned meanwhile; after that, its key stays.
+const REKEYS: u32 = 2;
 
 impl<S, ReqB, ResB> tower_service::Service<Request<ReqB>> for CacheService<S>
 where
@@ -133,49 +167,110 @@ where
             "BYPASS",
         ));
     }
-    let vary = config.vary_of(&head);
-    let key = page::key(&head, &vary, own.as_deref());
     let cache = config.cache.clone().unwrap_or_else(crate::cache);
+    let scope = scope_of(config, &head);
+    if method == Method::HEAD || config.honour_max_age {
+        let vary = config.vary_of(&head);
+        let key = page::key(&head, &vary, own.as_deref());
+        if method == Method::HEAD {
+            // Answered from `GET`'s entry; a miss goes to the handler, and nothing is stored.
+            if let Ok(Some(page)) = cache.get_in::<Page>(&key, &scope).await {
+                return Ok(page.answer(&head, "HIT"));
+            }
+            return Ok(passed(
+                inner.call(Request::from_parts(head, body)).await?,
+                "MISS",
+            ));
+        }
+        return serve_by_max_age(config, inner, head, body, &cache, &key, &scope, &vary).await;
+    }
+    serve_cached(config, inner, head, body, own.as_deref(), &cache, &scope).await
+}
+
+/// The namespace and tags of the entry of `head`.
+fn scope_of(config: &Config, head: &request::Parts) -> Scope {
     let mut scope = Scope::new();
     if let Some(namespace) = &config.namespace {
         scope = scope.namespace(namespace.clone());
     }
     if let Some(tags) = &config.tags {
-        for tag in tags(&head) {
+        for tag in tags(head) {
             scope = scope.tag(tag);
         }
     }
-    if method == Method::HEAD {
-        // Answered from `GET`'s entry; a miss goes to the handler, and nothing is stored.
-        if let Ok(Some(page)) = cache.get_in::<Page>(&key, &scope).await {
-            return Ok(page.answer(&head, "HIT"));
-        }
-        return Ok(passed(
-            inner.call(Request::from_parts(head, body)).await?,
-            "MISS",
-        ));
-    }
-    if config.honour_max_age {
-        return serve_by_max_age(config, inner, head, body, &cache, &key, &scope, &vary).await;
-    }
+    scope
+}
+
+/// [`serve`] for a `GET` that may use the cache: the stored page, or the
+/// handler's response (stored when it may be), one handler run per key.
+async fn serve_cached<S, ReqB, ResB>(
+    config: &Config,
+    inner: S,
+    head: request::Parts,
+    body: ReqB,
+    own: Option<&str>,
+    cache: &Cache,
+    scope: &Scope,
+) -> Answer<ResB, S::Error>
+where
+    S: tower_service::Service<Request<ReqB>, Response = Response<ResB>> + Send,
+    S::Future: Send,
+    ReqB: Send,
+    ResB: Body<Data = Bytes> + Send,
+{
+    let mut vary = config.vary_of(&head);
+    let mut key = page::key(&head, &vary, own);
     let computed = AtomicBool::new(false);
     let waiting = Mutex::new(Some((inner, Request::from_parts(head.clone(), body))));
-    let compute = || async {
-        computed.store(true, Relaxed);
-        let taken = waiting
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        let Some((mut inner, request)) = taken else {
-            return Err(Outcome::Broken);
+    let mut rekeys = 0;
+    let result = loop {
+        let may_rekey = rekeys < REKEYS;
+        let (vary_now, key_now) = (&vary, &key);
+        let compute = || async {
+            if may_rekey && config.vary_of(&head) != *vary_now {
+                // Learned since the key was made: this key is not the page's.
+                return Err(Outcome::Rekey);
+            }
+            computed.store(true, Relaxed);
+            let taken = waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            let Some((mut inner, request)) = taken else {
+                return Err(Outcome::Broken);
+            };
+            let response = inner.call(request).await.map_err(Outcome::Inner)?;
+            let page = storable(config, response, &head, vary_now).await;
+            match &page {
+                Ok(_) => config.storable(key_now, true),
+                Err(Outcome::Pass { lasting: true, .. }) => config.storable(key_now, false),
+                Err(_) => {}
+            }
+            page
         };
-        let response = inner.call(request).await.map_err(Outcome::Inner)?;
-        storable(config, response, &head, &vary).await
+        // A key known to give responses that cannot be stored: its requests
+        // run side by side, each storing what it may.
+        let single_flight = !config.is_unstorable(&key);
+        match cache
+            .try_get_or_set_page(
+                &key,
+                compute,
+                config.timeout,
+                scope,
+                unshared,
+                single_flight,
+            )
+            .await
+        {
+            Err(Outcome::Rekey) => {
+                rekeys += 1;
+                vary = config.vary_of(&head);
+                key = page::key(&head, &vary, own);
+            }
+            result => break result,
+        }
     };
-    match cache
-        .try_get_or_set_in(&key, compute, config.timeout, &scope)
-        .await
-    {
+    match result {
         Ok(page) => {
             let outcome = if computed.load(Relaxed) {
                 "MISS"
@@ -184,9 +279,11 @@ where
             };
             Ok(page.answer(&head, outcome))
         }
-        Err(Outcome::Pass(response)) => Ok(passed(response, "MISS")),
+        Err(Outcome::Pass { response, .. } | Outcome::Varied(response)) => {
+            Ok(passed(response, "MISS"))
+        }
         Err(Outcome::Inner(error)) => Err(error),
-        Err(Outcome::Broken) => Ok(unavailable()),
+        Err(Outcome::Broken | Outcome::Rekey) => Ok(unavailable()),
         Err(Outcome::Cache(error)) => {
             // The cache failed (without fail-open): serve the handler's answer
             // if it has not run yet.
@@ -236,7 +333,9 @@ where
             let _ = cache.set_in(key, &page, lifetime, scope).await;
             Ok(page.answer(&head, "MISS"))
         }
-        Err(Outcome::Pass(response)) => Ok(passed(response, "MISS")),
+        Err(Outcome::Pass { response, .. } | Outcome::Varied(response)) => {
+            Ok(passed(response, "MISS"))
+        }
         Err(_) => Ok(unavailable()),
     }
 }
@@ -262,10 +361,12 @@ async fn storable<B: Body<Data = Bytes>, E>(
             .flatten()
             .collect();
         config.learn(request, names);
+        return Err(Outcome::Varied(response));
     }
     let size = response.body().size_hint().exact();
     if refused.is_some() || size.is_none_or(|size| size > config.max_body) {
-        return Err(Outcome::Pass(response));
+        let lasting = refused != Some("status");
+        return Err(Outcome::Pass { response, lasting });
     }
     let (parts, body) = response.into_parts();
     let bytes = body

@@ -7,13 +7,12 @@
 mod lease;
 mod plan;
 
-use std::any::Any;
 use std::sync::Arc;
 
 use crate::Error;
 use crate::clock;
 use crate::codec::Cacheable;
-use crate::flight::{FlightState, Role, follow};
+use crate::flight::{FlightState, Followed, Role, follow};
 use crate::freshness::Windows;
 use crate::guard::Guard;
 use crate::inner::Inner;
@@ -29,6 +28,11 @@ pub(crate) struct Job<Fut, S, T, O> {
     pub(crate) compute: Fut,
     pub(crate) store_if: S,
     pub(crate) pick: Pick<T, O>,
+    /// Outcomes that are not to be shared with the callers that waited for
+    /// them: each of those computes its own at once, instead of one taking
+    /// over after the other. `None`: an outcome without a value to store
+    /// (an error) hands over to one caller.
+    pub(crate) unshared: Option<fn(&O) -> bool>,
 }
 
 impl<T, O> Job<(), fn(&O) -> bool, T, O> {
@@ -46,7 +50,18 @@ impl<T, O> Job<(), fn(&O) -> bool, T, O> {
             compute: async move { compute().await },
             store_if: |_| true,
             pick,
+            unshared: None,
         }
+    }
+}
+
+#[cfg(feature = "http")]
+impl<Fut, S, T, O> Job<Fut, S, T, O> {
+    /// Outcomes `unshared` picks are not handed to the callers that waited:
+    /// each computes its own.
+    pub(crate) fn unshared(mut self, unshared: fn(&O) -> bool) -> Self {
+        self.unshared = Some(unshared);
+        self
     }
 }
 
@@ -294,6 +309,7 @@ impl Inner {
             compute,
             store_if,
             pick,
+            unshared,
         } = job;
         let counters = &self.counters;
         let uncached = |compute: Fut, error: Error| async move {
@@ -343,7 +359,12 @@ impl Inner {
             };
             // Only a flight that read the key as this call did may serve it:
             // one that read it before an invalidation this call saw may not.
-            let leader = match self.flights.join(full, state_of(guard.as_ref())) {
+            let role = if plan.single_flight {
+                self.flights.join(full, state_of(guard.as_ref()))
+            } else {
+                self.flights.alone()
+            };
+            let leader = match role {
                 Role::Leader(leader) => leader,
                 Role::Follower(landing) => {
                     // Stale-while-revalidate: while one caller recomputes,
@@ -355,22 +376,30 @@ impl Inner {
                         return Loaded::served((pick.wrap)(stale), Served::Stale);
                     }
                     match follow(landing).await {
-                        Some(value) => match value.downcast_ref::<T>() {
-                            Some(value) => {
+                        Followed::Value(value) => {
+                            if let Some(value) = value.downcast_ref::<T>() {
                                 counters.joined();
                                 return Loaded::served((pick.wrap)(value.clone()), Served::Joined);
                             }
-                            // Another type under the same key: compute for ourselves, store nothing.
-                            None => {
-                                counters.miss();
-                                let started = std::time::Instant::now();
-                                let outcome = compute.await;
-                                return Loaded::served(outcome, computed_since(started));
+                            // Another type under the same key: compute for
+                            // ourselves, store nothing (below).
+                        }
+                        // Not to be shared: compute for ourselves, store nothing.
+                        Followed::Unshared => {}
+                        // The leader landed nothing: read again, and lead if
+                        // still a miss. A read that failed is not tried again
+                        // (one deadline, or one skip, per call).
+                        Followed::Failed => {
+                            if guard.is_none() {
+                                first = Some(Ok(Lookup::Miss(None)));
                             }
-                        },
-                        // The leader landed nothing: read again, and lead if still a miss.
-                        None => continue,
+                            continue;
+                        }
                     }
+                    counters.miss();
+                    let started = std::time::Instant::now();
+                    let outcome = compute.await;
+                    return Loaded::served(outcome, computed_since(started));
                 }
             };
             // A flight that landed between our read and our join may have stored the value.
@@ -398,8 +427,12 @@ impl Inner {
                 }
                 Err(guard) => guard,
             };
-            // Without a guard the backend failed: no lease to take, nothing to write.
-            let lease_for = guard.as_ref().and(plan.lease.or(self.options.lease));
+            // Without a guard the backend failed: no lease to take, nothing to
+            // write. Without single flight, no lease either: nobody waits.
+            let lease_for = guard
+                .as_ref()
+                .and(plan.lease.or(self.options.lease))
+                .filter(|_| plan.single_flight);
             let lease = match self.lease::<T>(full, scope, lease_for).await {
                 Lease::Found(value) => {
                     counters.joined();
@@ -457,7 +490,13 @@ impl Inner {
                 self.release_lease(held).await;
             }
             self.unmark_pending(pending).await;
-            leader.land(stored.map(|value| Arc::new(value.clone()) as Arc<dyn Any + Send + Sync>));
+            match stored {
+                Some(value) => leader.land(Some(Arc::new(value.clone()))),
+                None if unshared.is_some_and(|unshared| unshared(&outcome)) => {
+                    leader.land_unshared();
+                }
+                None => leader.land(None),
+            }
             return Loaded {
                 outcome: Some(outcome),
                 error,

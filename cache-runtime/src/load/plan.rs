@@ -21,6 +21,9 @@ pub struct Plan {
     pub(crate) policy: Policy,
     /// The `#[cached]` function computing, whose figures the call counts in.
     pub(crate) site: Option<&'static Site>,
+    /// Off: the call computes on its own, neither waiting for a computation
+    /// under way nor waited for (nor under a lease).
+    pub(crate) single_flight: bool,
 }
 
 impl Plan {
@@ -32,7 +35,16 @@ impl Plan {
             compute_on_error: false,
             policy: Policy::default(),
             site: None,
+            single_flight: true,
         }
+    }
+
+    /// Without single flight: the call neither waits for a computation
+    /// under way nor is waited for.
+    #[cfg(feature = "http")]
+    pub(crate) fn alone(mut self) -> Self {
+        self.single_flight = false;
+        self
     }
 
     /// How the `#[cached]` function of `site` computes: its timeout, its
@@ -45,6 +57,7 @@ impl Plan {
             compute_on_error: true,
             policy: Policy::default(),
             site: Some(site),
+            single_flight: true,
         }
     }
 

@@ -115,17 +115,18 @@ impl RedisBackend {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let budget = crate::budget::remaining();
-        if budget.is_some_and(|left| left.is_zero()) {
+        // Inside a budget, the budget's clock runs until the command ends.
+        let call = crate::budget::call();
+        if call.as_ref().is_some_and(|call| call.left().is_zero()) {
             return Err(Error::BudgetSpent { op });
         }
         let pass = self
             .breaker
             .admit()
             .map_err(|retry_in| Error::CircuitOpen { op, retry_in })?;
-        if let Some(left) = budget {
+        if let Some(call) = call {
             // Rare (inside a budget): boxed, to keep every command's future small.
-            return Box::pin(self.run_within(op, pass, left, request)).await;
+            return Box::pin(self.run_within(op, pass, call, request)).await;
         }
         self.run_admitted(op, pass, request).await
     }
@@ -135,13 +136,14 @@ impl RedisBackend {
         &self,
         op: &'static str,
         pass: Pass<'_>,
-        left: std::time::Duration,
+        call: crate::budget::Call,
         request: F,
     ) -> Result<T, Error>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
+        let left = call.left();
         match tokio::time::timeout(left, self.run_admitted(op, pass, request)).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout { op, after: left }),
