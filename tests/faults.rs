@@ -174,7 +174,7 @@ async fn full_writes_fail_and_calls_still_succeed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_callers_than_connections_all_complete() {
-    let (_server, cache) = redis_cache(Cache::builder().pool_size(2).connections(2)).await;
+    let (_server, cache) = redis_cache(Cache::builder().connections(2)).await;
     let app = App::new(cache);
     let slow = Arc::new(AtomicU64::new(0));
     let calls: Vec<_> = (0..400_u64)

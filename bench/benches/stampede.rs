@@ -56,7 +56,7 @@ fn main() {
                     .single_flight(single_flight)
                     .key_prefix(format!("bench{}", std::process::id()));
                 let builder = match url {
-                    Some(url) => builder.redis_url(url).pool_size(64),
+                    Some(url) => builder.redis_url(url),
                     None => builder,
                 };
                 let cache = builder.build().await.unwrap();

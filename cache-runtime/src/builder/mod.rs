@@ -106,11 +106,9 @@ impl Default for CacheBuilder {
             secrets: Vec::new(),
             options: Options::default(),
             redis: Settings {
-                pool_size: 50,
                 connections: 2,
                 connect_timeout: Duration::from_millis(250),
                 command_timeout: Duration::from_millis(250),
-                pool_wait_timeout: Duration::from_millis(100),
                 breaker_failures: 5,
                 breaker_cool_down: Duration::from_secs(1),
                 pending_invalidations: crate::backend::pending::DEFAULT_BOUND,
@@ -354,14 +352,20 @@ impl CacheBuilder {
         self
     }
 
-    /// The most Redis connections the pool opens (default 50).
-    pub fn pool_size(mut self, connections: usize) -> Self {
-        self.redis.pool_size = connections;
-        self
-    }
-
-    /// How many pooled connections the cache keeps for its commands (default
-    /// 2). Each is multiplexed: concurrent commands pipeline on it.
+    /// How many Redis connections carry the cache's commands (default 2),
+    /// opened once and held: there is no checkout per call. Each is
+    /// multiplexed, so concurrent commands pipeline on it; more connections
+    /// thin that pipelining. A dropped connection is replaced on the next
+    /// command. (A local tier, and each master of a cluster, add one
+    /// tracking connection of their own.)
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// let builder = cachette::Cache::builder()
+    ///     .redis_url("redis://127.0.0.1:6379/0")
+    ///     .connections(4);
+    /// # drop(builder);
+    /// ```
     pub fn connections(mut self, connections: usize) -> Self {
         self.redis.connections = connections;
         self
@@ -376,12 +380,6 @@ impl CacheBuilder {
     /// The deadline of each Redis command (default 250 ms).
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.redis.command_timeout = timeout;
-        self
-    }
-
-    /// How long to wait for a free pool connection (default 100 ms).
-    pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
-        self.redis.pool_wait_timeout = timeout;
         self
     }
 
@@ -471,12 +469,9 @@ impl CacheBuilder {
                 source: None,
             })?;
         let settings = &self.redis;
-        if settings.connections == 0 || settings.connections > settings.pool_size {
+        if settings.connections == 0 {
             return Err(Error::Config {
-                reason: format!(
-                    "connections ({}) must be between 1 and pool_size ({})",
-                    settings.connections, settings.pool_size
-                ),
+                reason: "connections must be at least 1".to_owned(),
                 source: None,
             });
         }

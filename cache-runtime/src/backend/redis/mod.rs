@@ -38,13 +38,16 @@ use scripts::Scripts;
 const SCAN_BATCH: usize = 500;
 
 /// The timeouts and sizes of a Redis backend.
+/// How long a held connection being replaced may keep a command waiting,
+/// besides the time to connect.
+const CHECKOUT_WAIT: Duration = Duration::from_millis(100);
+
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    pub(crate) pool_size: usize,
+    /// The multiplexed connections every command travels on.
     pub(crate) connections: usize,
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
-    pub(crate) pool_wait_timeout: Duration,
     /// Failures in a row that open the circuit (0: never), and how long it stays open.
     pub(crate) breaker_failures: u32,
     pub(crate) breaker_cool_down: Duration,
@@ -121,9 +124,11 @@ impl RedisBackend {
             _ => Manager::new_with_config(url, config),
         }
         .map_err(invalid)?;
+        // The pool creates, checks and replaces the held connections: it
+        // holds no more than they are.
         let pool = Pool::builder(manager)
-            .max_size(settings.pool_size)
-            .wait_timeout(Some(settings.pool_wait_timeout))
+            .max_size(settings.connections)
+            .wait_timeout(Some(CHECKOUT_WAIT))
             .create_timeout(Some(settings.connect_timeout))
             .recycle_timeout(Some(settings.command_timeout))
             .runtime(Runtime::Tokio1)
@@ -135,7 +140,7 @@ impl RedisBackend {
         let lanes = Lanes::new(
             pool,
             settings.connections,
-            settings.pool_wait_timeout + settings.connect_timeout,
+            CHECKOUT_WAIT + settings.connect_timeout,
             redact(url),
         );
         Ok(Self {
@@ -186,7 +191,7 @@ impl RedisBackend {
         let client = builder.build().map_err(invalid)?;
         let link = ClusterLink::new(
             client,
-            settings.pool_wait_timeout + settings.connect_timeout,
+            CHECKOUT_WAIT + settings.connect_timeout,
             redacted.clone(),
         );
         Ok(Self {
