@@ -220,7 +220,7 @@ impl RedisBackend {
                 })
             }
             Err(error) => {
-                if is_broken(&error) {
+                if is_broken(&error) || cannot_serve(&error) {
                     discard();
                     self.failed(pass);
                 } else {
@@ -250,4 +250,23 @@ impl RedisBackend {
 /// Whether an error means the connection itself is gone.
 fn is_broken(error: &RedisError) -> bool {
     error.is_io_error() || error.is_connection_dropped() || error.is_unrecoverable_error()
+}
+
+/// Whether an error reply says that the server at the other end cannot
+/// serve the cache now: demoted to a replica (`READONLY`: behind an
+/// endpoint that fails over, a new connection may reach the new master),
+/// loading its data, cut from its master, or a cluster without its slots.
+/// The connection is replaced, and the failure counts for the breaker.
+fn cannot_serve(error: &RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    matches!(
+        error.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::ReadOnly
+                | ServerErrorKind::BusyLoading
+                | ServerErrorKind::MasterDown
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+        )
+    )
 }
