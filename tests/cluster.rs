@@ -2,9 +2,7 @@
 //! started once for this test binary): what a tagged hit costs there, and
 //! the cluster's faults under load — slots resharded, a master killed, the
 //! whole cluster down. The figures are printed for RELIABILITY.md
-//! (`cargo nextest run --test cluster --no-capture`).
-
-mod support;
+//! (`cargo nextest run -p cachette-tests --test cluster --no-capture`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};

@@ -4,8 +4,6 @@
 //! Each test has two caches on one real Redis: A without a local tier (the
 //! other process), B with one.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use cachette::{Cache, Scope};

@@ -1,8 +1,6 @@
 //! Namespaces, tags and single-key invalidation: one round trip per hit,
 //! recycled keys, and invalidation that wins over computations in flight.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;

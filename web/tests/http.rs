@@ -2,9 +2,6 @@
 //! asked by a real HTTP client: what a careful team checks before putting a
 //! shared cache in front of per-user pages.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
