@@ -375,6 +375,29 @@ pub fn current_cluster() -> std::sync::Arc<RedisCluster> {
         .expect("a cluster session is running")
 }
 
+/// Calls of each command since the last `CONFIG RESETSTAT`, from `INFO
+/// commandstats` on `conn`, as `(name, calls)`: `("get", 3)`,
+/// `("config|resetstat", 1)`, … (the `INFO` itself is counted after it answers).
+pub async fn command_calls(conn: &mut impl redis::aio::ConnectionLike) -> Vec<(String, u64)> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO commandstats");
+    parse_command_calls(&info)
+}
+
+/// [`command_calls`] from the text of `INFO commandstats`, as `redis-cli` prints it.
+pub fn parse_command_calls(info: &str) -> Vec<(String, u64)> {
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            let calls = rest.split(',').next()?.parse().ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
 /// Polls `done` until it holds, for at most 20 s, then fails with `what`:
 /// for effects no caller awaits (background work, recovery).
 pub async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
