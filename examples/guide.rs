@@ -137,7 +137,9 @@ macro_rules! twice {
 
 #[tokio::main]
 async fn main() -> Result<(), cachette::Error> {
-    tracing_subscriber::fmt().with_env_filter("warn").init();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .init();
     let params = BTreeMap::from([("page".to_owned(), "2".to_owned())]);
 
     twice!("1. expensive API route", expensive_api_example().await);

@@ -48,7 +48,9 @@ async fn show<T: std::fmt::Debug>(label: &str, call: impl Future<Output = T>) {
 #[tokio::main]
 async fn main() -> Result<(), cachette::Error> {
     // Shows the cache's warnings (Redis unreachable, ...); optional.
-    tracing_subscriber::fmt().with_env_filter("warn").init();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .init();
     println!("{:?}", cachette::cache());
 
     show("user_order_stats(42)", user_order_stats(42)).await;

@@ -1,4 +1,6 @@
 #![doc = include_str!("../README.md")]
+// On docs.rs: each feature-gated item says which feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cachette_runtime::{
     BackendError, Cache, CacheBuilder, Cacheable, Circuit, DEFAULT_MAX_KEY_LENGTH, DEFAULT_TIMEOUT,

@@ -1,9 +1,6 @@
 //! The direct cache API, one suite run against the memory backend and
 //! against a real `redis-server` the test starts.
 
-#[macro_use]
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -35,7 +32,7 @@ async fn tiered_fixture() -> Fixture {
     Store::tiered(builder()).await
 }
 
-on_both_backends!(memory_fixture, redis_fixture, cluster_fixture, tiered_fixture;
+support::on_every_store!(memory_fixture, redis_fixture, cluster_fixture, tiered_fixture;
     hit_and_miss,
     entries_expire,
     zero_timeout_removes,

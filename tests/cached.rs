@@ -1,8 +1,5 @@
 //! `#[cached]` and `invalidate!` on the memory backend and on a real Redis.
 
-#[macro_use]
-mod support;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -78,7 +75,7 @@ async fn cluster() -> Arc<Db> {
     })
 }
 
-on_both_backends!(memory, redis, cluster;
+support::on_every_store!(memory, redis, cluster;
     repeated_calls_run_the_body_once_and_invalidate_drops_the_entry,
     the_template_renders_the_key_a_user_would_delete,
     errors_are_not_cached,

@@ -3,18 +3,36 @@
 //! a non-zero exit on bad input.
 #![cfg(feature = "cli")]
 
-mod support;
-
+use std::io::Write as _;
+use std::process::Command;
 use std::time::Duration;
 
-use assert_cmd::Command;
 use cachette::{Cache, Scope};
 use support::RedisServer;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// The `cachette` binary, as cargo built it for this test.
+fn cachette() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cachette"))
+}
+
+/// What the binary reads on its standard input: a pipe, written and closed
+/// before it starts (without it, its standard input is empty).
+trait WriteStdin {
+    fn write_stdin(&mut self, input: &str) -> &mut Self;
+}
+
+impl WriteStdin for Command {
+    fn write_stdin(&mut self, input: &str) -> &mut Self {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        writer.write_all(input.as_bytes()).unwrap();
+        self.stdin(reader)
+    }
+}
+
 fn cli(server: &RedisServer) -> Command {
-    let mut command = Command::cargo_bin("cachette").unwrap();
+    let mut command = cachette();
     command
         .env_remove("REDIS_URL")
         .env_remove("REDIS_CLUSTER_URLS")
@@ -234,7 +252,7 @@ async fn invalidate_tag_delete_pattern_and_clear_act_on_the_prefix_only() {
 
 #[test]
 fn bad_input_is_a_clear_message_and_a_non_zero_exit() {
-    let mut unknown = Command::cargo_bin("cachette").unwrap();
+    let mut unknown = cachette();
     let (code, message) = failure(unknown.args(["--url", "redis://127.0.0.1:1", "explode"]));
     assert_eq!(code, 2);
     assert!(
@@ -250,7 +268,7 @@ fn bad_input_is_a_clear_message_and_a_non_zero_exit() {
         &["bump", "n"],
         &["clear", "--yes"],
     ] {
-        let mut down = Command::cargo_bin("cachette").unwrap();
+        let mut down = cachette();
         let (code, message) = failure(down.args(["--url", &url]).args(args));
         assert_eq!(code, 1, "{args:?}");
         assert!(
@@ -263,7 +281,7 @@ fn bad_input_is_a_clear_message_and_a_non_zero_exit() {
         );
     }
 
-    let mut nowhere = Command::cargo_bin("cachette").unwrap();
+    let mut nowhere = cachette();
     let (code, message) = failure(
         nowhere
             .env_remove("REDIS_URL")
@@ -292,7 +310,7 @@ async fn on_a_cluster_stats_scan_every_master_and_inspect_finds_the_slot() {
             .unwrap();
     }
     let run = |args: &[&str]| {
-        let mut command = Command::cargo_bin("cachette").unwrap();
+        let mut command = cachette();
         command
             .env_remove("REDIS_URL")
             .env("REDIS_CLUSTER_URLS", cluster.seeds().join(","))

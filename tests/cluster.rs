@@ -2,9 +2,7 @@
 //! started once for this test binary): what a tagged hit costs there, and
 //! the cluster's faults under load — slots resharded, a master killed, the
 //! whole cluster down. The figures are printed for RELIABILITY.md
-//! (`cargo nextest run --test cluster --no-capture`).
-
-mod support;
+//! (`cargo nextest run -p cachette-tests --test cluster --no-capture`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -12,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use cachette::{Cache, Scope};
 use support::app::{App, is_hit, load};
-use support::{RedisCluster, cli, eventually};
+use support::{RedisCluster, cli, eventually, parse_command_calls};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -60,21 +58,14 @@ async fn cache_on(cluster: &RedisCluster) -> Cache {
 fn data_commands(cluster: &RedisCluster) -> Vec<(u16, String, u64)> {
     let mut seen = Vec::new();
     for port in cluster.master_ports() {
-        for line in cli(port, &["INFO", "commandstats"]).lines() {
-            let Some((name, rest)) = line
-                .strip_prefix("cmdstat_")
-                .and_then(|l| l.split_once(":calls="))
-            else {
-                continue;
-            };
-            let calls: u64 = rest.split(',').next().unwrap().parse().unwrap();
+        for (name, calls) in parse_command_calls(&cli(port, &["INFO", "commandstats"])) {
             // Replication, topology and the test's own commands are not the cache's.
             let ours = !matches!(
-                name,
+                name.as_str(),
                 "replconf" | "ping" | "info" | "cluster" | "command" | "client" | "hello" | "role"
             ) && !name.starts_with("config");
             if ours {
-                seen.push((port, name.to_owned(), calls));
+                seen.push((port, name, calls));
             }
         }
     }

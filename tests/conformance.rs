@@ -4,9 +4,6 @@
 //! tombstone (so that a computation that read the key before cannot store
 //! an older value over it), and every operation sees it as absent.
 
-#[macro_use]
-mod support;
-
 use std::time::Duration;
 
 use cachette::{Cache, Error, Timeout};
@@ -313,4 +310,4 @@ async fn every_operation_follows_the_rules(fx: Fx) {
     );
 }
 
-on_both_backends!(memory, redis, cluster, tiered; every_operation_follows_the_rules);
+support::on_every_store!(memory, redis, cluster, tiered; every_operation_follows_the_rules);

@@ -3,9 +3,6 @@
 //! update code listing them, and a computation under way when it happens
 //! is not stored. On memory, one Redis and a cluster.
 
-#[macro_use]
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -87,7 +84,7 @@ async fn cluster() -> Arc<Db> {
     )
 }
 
-on_both_backends!(memory, redis, cluster;
+support::on_every_store!(memory, redis, cluster;
     a_group_change_drops_the_access_of_every_member_only,
     a_computation_under_way_when_its_tag_goes_is_not_stored,
 );

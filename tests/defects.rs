@@ -2,9 +2,6 @@
 //! each pinned on both backends: versions past 2^52, zero timeouts, huge
 //! timeouts, and deleting an expired entry.
 
-#[macro_use]
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,7 +51,7 @@ async fn cluster() -> Fx {
     }
 }
 
-on_both_backends!(memory, redis, cluster;
+support::on_every_store!(memory, redis, cluster;
     bumps_return_each_new_version,
     add_with_a_zero_timeout_adds_and_keeps_nothing,
     a_zero_default_timeout_keeps_no_counter,

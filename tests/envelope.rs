@@ -3,9 +3,6 @@
 //! from another key, signed with another secret, altered by one byte, or
 //! bare digits) are misses, counted, and replaced by the computed value.
 
-#[macro_use]
-mod support;
-
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 

@@ -3,8 +3,6 @@
 //! the old master, demoted, answers every write with `READONLY` on the
 //! connections that still reach it. The cache must recover on its own.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering::SeqCst};
 use std::time::Duration;

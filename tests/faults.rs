@@ -1,9 +1,7 @@
 //! A real `redis-server` broken on purpose under cached calls: killed,
 //! paused, full, starved of connections, its connections dropped. Every
 //! call must complete with the right value; the figures are printed for
-//! RELIABILITY.md (`cargo nextest run --test faults --no-capture`).
-
-mod support;
+//! RELIABILITY.md (`cargo nextest run -p cachette-tests --test faults --no-capture`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};

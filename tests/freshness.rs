@@ -2,9 +2,6 @@
 //! spread expiries. Counts and states, not timings: waits only move past
 //! a timeout.
 
-#[macro_use]
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -88,7 +85,7 @@ async fn tiered() -> Arc<Fx> {
     fixture(cache, swr, Some(server))
 }
 
-on_both_backends!(memory, redis, cluster, tiered;
+support::on_every_store!(memory, redis, cluster, tiered;
     stale_values_are_served_while_one_caller_refreshes,
     stale_values_are_refreshed_in_the_background,
     get_or_set_detached_refreshes_in_the_background,

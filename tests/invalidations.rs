@@ -3,8 +3,6 @@
 //! meanwhile, and they land once Redis is back. Every blip × every kind of
 //! invalidation, on real `redis-server` processes.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;

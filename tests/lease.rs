@@ -1,8 +1,6 @@
 //! Across processes: with a lease, one process in the fleet computes a
 //! cold key, and a crashed holder's lease expires.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 

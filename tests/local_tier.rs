@@ -4,8 +4,6 @@
 //! Each test has two caches on one real Redis: A without a local tier (the
 //! other process), B with one.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use cachette::{Cache, Scope};
@@ -42,15 +40,11 @@ async fn warm(cache: &Cache, key: &str, scope: &Scope) {
 
 /// Calls of the data commands since `CONFIG RESETSTAT`.
 async fn data_commands(server: &RedisServer) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut server.connect(0).await)
+    support::command_calls(&mut server.connect(0).await)
         .await
-        .unwrap();
-    info.lines()
-        .filter_map(|l| l.strip_prefix("cmdstat_")?.split_once(":calls="))
-        .filter(|(name, _)| matches!(*name, "get" | "mget" | "evalsha" | "eval" | "set"))
-        .map(|(_, rest)| rest.split(',').next().unwrap().parse::<u64>().unwrap())
+        .into_iter()
+        .filter(|(name, _)| matches!(name.as_str(), "get" | "mget" | "evalsha" | "eval" | "set"))
+        .map(|(_, calls)| calls)
         .sum()
 }
 

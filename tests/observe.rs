@@ -2,8 +2,6 @@
 //! (outcome, tier, a key digest, never an argument value), and the figures
 //! of each cached function in `Cache::function_stats`.
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

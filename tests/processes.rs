@@ -1,8 +1,6 @@
 //! A derived key is the same in every process: an entry one process
 //! computed is a hit in the next.
 
-mod support;
-
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

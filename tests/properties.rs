@@ -2,8 +2,6 @@
 //! keys stay bounded, and whatever bytes a key holds in Redis are a miss
 //! that the next write replaces.
 
-mod support;
-
 use std::time::Duration;
 
 use cachette::{Cache, DEFAULT_MAX_KEY_LENGTH, cached};

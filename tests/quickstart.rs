@@ -1,8 +1,6 @@
 //! The examples, run as a user runs them: on memory, on a Redis the test
 //! starts, and with `REDIS_URL` pointing at a closed port.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

@@ -1,8 +1,6 @@
 //! What only Redis can do to the cache: hold foreign bytes, refuse a
 //! password, go away and come back.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use cachette::{Cache, Error};

@@ -2,8 +2,6 @@
 //! authority and a server certificate this test generates.
 #![cfg(feature = "tls")]
 
-mod support;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

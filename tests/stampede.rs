@@ -1,9 +1,6 @@
 //! Single flight: concurrent misses on one key run the computation once,
 //! whatever happens to the caller that runs it.
 
-#[macro_use]
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -72,7 +69,7 @@ async fn tiered() -> Arc<Fx> {
     })
 }
 
-on_both_backends!(memory, redis, cluster, tiered;
+support::on_every_store!(memory, redis, cluster, tiered;
     a_thousand_cold_calls_run_the_body_once,
     a_thousand_cold_get_or_set_calls_run_once,
     callers_that_wait_for_a_computation_are_counted_as_joined,

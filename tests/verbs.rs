@@ -2,9 +2,6 @@
 //! `ttl`, `keys` and `delete_pattern`, locks, `set_many`'s failed keys and
 //! the strict `incr_existing`, on both backends.
 
-#[macro_use]
-mod support;
-
 use std::time::Duration;
 
 use cachette::{Cache, Error, Timeout};
@@ -15,7 +12,7 @@ const MINUTE: Duration = Duration::from_secs(60);
 
 type Fx = Store;
 
-on_both_backends!(memory, redis, cluster;
+support::on_every_store!(memory, redis, cluster;
     contains_sees_any_type_and_removes_nothing,
     ttl_tells_absent_never_and_left_apart,
     keys_and_delete_pattern_stay_under_the_prefix,

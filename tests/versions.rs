@@ -1,8 +1,6 @@
 //! Namespaces, tags and single-key invalidation: one round trip per hit,
 //! recycled keys, and invalidation that wins over computations in flight.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -24,18 +22,9 @@ async fn reset_stats(conn: &mut MultiplexedConnection) {
 
 /// Calls of each command since the last `CONFIG RESETSTAT`, except the test's own `INFO` and `CONFIG`.
 async fn commands(conn: &mut MultiplexedConnection) -> Vec<(String, u64)> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(conn)
-        .await
-        .unwrap();
-    info.lines()
-        .filter_map(|line| {
-            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(":calls=")?;
-            let calls = rest.split(',').next()?.parse().ok()?;
-            (name != "info" && !name.starts_with("config")).then(|| (name.to_owned(), calls))
-        })
-        .collect()
+    let mut calls = support::command_calls(conn).await;
+    calls.retain(|(name, _)| name != "info" && !name.starts_with("config"));
+    calls
 }
 
 #[tokio::test]

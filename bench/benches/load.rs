@@ -45,9 +45,6 @@
     clippy::cast_sign_loss
 )] // statistics over counts and durations
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 #[path = "../peer.rs"]
 mod peer;
 

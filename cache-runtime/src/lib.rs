@@ -17,6 +17,9 @@
 //! # }
 //! ```
 
+// On docs.rs: each feature-gated item says which feature it needs.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 // The handle and what it is built from.
 mod builder;
 mod cache;

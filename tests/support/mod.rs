@@ -1,5 +1,8 @@
 //! Test support: a real `redis-server` per test, on a free loopback port.
-#![allow(dead_code, unreachable_pub)] // each test file uses part of it
+//! Shared by the tests (`tests/`), the web crate's tests and the load bench.
+// Test support: its items are documented where a name does not say it all, and
+// a panic is how it fails the test that called it.
+#![allow(missing_docs, clippy::missing_panics_doc, clippy::must_use_candidate)]
 
 pub mod app;
 pub mod store;
@@ -10,31 +13,31 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs each listed test against both backends: `test(memory().await)` in
-/// `mod on_memory` and `test(redis().await)` in `mod on_redis`, where
-/// `memory` and `redis` are the fixture functions named first. With a third
+/// Runs each listed test on every store: `test(memory().await)` in `mod
+/// on_memory` and `test(redis().await)` in `mod on_redis`, where `memory`
+/// and `redis` are the fixture functions named first. With a third
 /// fixture, `mod on_cluster` runs every test on one Redis Cluster started
 /// for the whole test binary (one test, the cases in turn, the cluster
 /// flushed between them): `test(cluster().await)`. With a fourth, `mod
 /// on_local_tier` runs each test on Redis with a local tier in front.
-#[allow(unused_macros)] // not every test file runs a two-backend suite
-macro_rules! on_both_backends {
+#[macro_export]
+macro_rules! on_every_store {
     ($memory:ident, $redis:ident, $cluster:ident, $tiered:ident; $($name:ident),* $(,)?) => {
-        on_both_backends!($memory, $redis, $cluster; $($name),*);
+        $crate::on_every_store!($memory, $redis, $cluster; $($name),*);
         mod on_local_tier {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { super::$name(super::$tiered().await).await })*
         }
     };
     ($memory:ident, $redis:ident, $cluster:ident; $($name:ident),* $(,)?) => {
-        on_both_backends!($memory, $redis; $($name),*);
+        $crate::on_every_store!($memory, $redis; $($name),*);
         mod on_cluster {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn every_case_on_one_cluster() {
-                let _session = super::support::ClusterSession::start();
+                let _session = $crate::ClusterSession::start();
                 $(
                     eprintln!("cluster case: {}", stringify!($name));
-                    super::support::current_cluster().flush();
+                    $crate::current_cluster().flush();
                     super::$name(super::$cluster().await).await;
                 )*
             }
@@ -370,6 +373,29 @@ pub fn current_cluster() -> std::sync::Arc<RedisCluster> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone()
         .expect("a cluster session is running")
+}
+
+/// Calls of each command since the last `CONFIG RESETSTAT`, from `INFO
+/// commandstats` on `conn`, as `(name, calls)`: `("get", 3)`,
+/// `("config|resetstat", 1)`, … (the `INFO` itself is counted after it answers).
+pub async fn command_calls(conn: &mut impl redis::aio::ConnectionLike) -> Vec<(String, u64)> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .expect("INFO commandstats");
+    parse_command_calls(&info)
+}
+
+/// [`command_calls`] from the text of `INFO commandstats`, as `redis-cli` prints it.
+pub fn parse_command_calls(info: &str) -> Vec<(String, u64)> {
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            let calls = rest.split(',').next()?.parse().ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
 }
 
 /// Polls `done` until it holds, for at most 20 s, then fails with `what`:

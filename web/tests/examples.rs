@@ -1,9 +1,6 @@
 //! The guide's use cases as a user runs them: each example on the memory
 //! backend, and on a Redis the test starts, checked by what it prints.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::path::PathBuf;
 use std::process::Command;
 

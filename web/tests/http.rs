@@ -2,10 +2,6 @@
 //! asked by a real HTTP client: what a careful team checks before putting a
 //! shared cache in front of per-user pages.
 
-#[path = "../../tests/support/mod.rs"]
-#[macro_use]
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
@@ -583,7 +579,7 @@ async fn redis_store() -> Store {
     support::store::redis().await
 }
 
-on_both_backends!(memory_store, redis_store;
+support::on_every_store!(memory_store, redis_store;
     a_burst_on_a_vary_url_runs_the_handler_at_most_twice,
     a_mixed_burst_on_a_vary_url_runs_once_per_language_and_once_to_learn,
     followers_of_an_unstorable_page_run_at_once,

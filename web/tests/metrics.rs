@@ -3,9 +3,6 @@
 //! evictions, refused entries (undecodable, forged), lease waits, and the
 //! circuit breaker opening on a Redis that was killed.
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::time::Duration;
 
 use cachette::Cache;

@@ -48,7 +48,7 @@ impl CallKey<'_> {
 }
 
 /// A call's stored key being rendered: the cache's prefix and `:`, then the
-/// key; inline while it is short (see [`StoredKey`]).
+/// key; inline while it is short (see `StoredKey`).
 pub struct KeyBuf {
     text: StoredKey,
     /// Where the key as given starts, after the prefix and `:`.

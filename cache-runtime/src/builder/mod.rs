@@ -208,8 +208,9 @@ impl CacheBuilder {
         self
     }
 
-    /// The timeout of entries written with [`Timeout::Default`] (default 15
-    /// minutes); `None` keeps them until they are deleted or evicted.
+    /// The timeout of entries written with
+    /// [`Timeout::Default`](crate::Timeout::Default) (default 15 minutes);
+    /// `None` keeps them until they are deleted or evicted.
     pub fn default_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.options.default_timeout = timeout.into();
         self

@@ -124,8 +124,9 @@ impl Cache {
         inner.op("set", key, work, |()| "ok").await
     }
 
-    /// Stores `value` at `key` for `timeout`: a [`Duration`], `None` for no
-    /// expiry, or [`Timeout::Default`].
+    /// Stores `value` at `key` for `timeout`: a
+    /// [`Duration`](std::time::Duration), `None` for no expiry, or
+    /// [`Timeout::Default`].
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
