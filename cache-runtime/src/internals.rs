@@ -128,3 +128,35 @@ pub fn describe(bytes: &[u8]) -> Option<Described> {
         })),
     })
 }
+
+/// `url` pointed at the node `host:port`, its scheme, credentials,
+/// database and query kept: how the runtime reaches each master of a
+/// cluster from a seed's URL.
+///
+/// ```
+/// # extern crate cachette_runtime as cachette;
+/// use cachette::internals::node_url;
+///
+/// assert_eq!(node_url("rediss://app:pw@seed:7000/0?x=1", "10.0.0.2", 7001), "rediss://app:pw@10.0.0.2:7001/0?x=1");
+/// ```
+#[must_use]
+pub fn node_url(url: &str, host: &str, port: u16) -> String {
+    crate::backend::redis::with_address(url, host, port)
+}
+
+/// The masters of a `CLUSTER NODES` reply that serve slots and have not
+/// failed, as `(host, port)`: the nodes the runtime scans and tracks.
+///
+/// ```
+/// # extern crate cachette_runtime as cachette;
+/// use cachette::internals::cluster_masters;
+///
+/// let nodes = "a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460\n\
+///              b2 127.0.0.1:7003@17003 slave a1 0 0 1 connected\n\
+///              c3 127.0.0.1:7006@17006 master - 0 0 4 connected\n";
+/// assert_eq!(cluster_masters(nodes), [("127.0.0.1".to_owned(), 7000)]);
+/// ```
+#[must_use]
+pub fn cluster_masters(nodes: &str) -> Vec<(String, u16)> {
+    crate::backend::redis::parse_masters(nodes)
+}

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use cachette::Cache;
+use cachette::internals::{cluster_masters, node_url};
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue};
@@ -59,7 +60,7 @@ impl Target {
         })
     }
 
-    /// Where, for messages (without a password).
+    /// Where, for messages (without a user or password).
     pub(crate) fn describe(&self) -> String {
         let hide = |url: &str| match url.split_once('@') {
             Some((scheme_user, host)) => {
@@ -126,9 +127,10 @@ impl Target {
                     .query_async(&mut seed)
                     .await
                     .map_err(|e| self.unreachable(e))?;
+                // The masters the runtime itself scans: serving slots, not failed.
                 let mut masters = Vec::new();
-                for address in master_addresses(&nodes) {
-                    let url = with_address(&seeds[0], &address);
+                for (host, port) in cluster_masters(&nodes) {
+                    let url = node_url(&seeds[0], &host, port);
                     masters.push(connect(&url).await.map_err(|e| self.unreachable(e))?);
                 }
                 Ok(masters)
@@ -144,28 +146,4 @@ async fn connect(url: &str) -> redis::RedisResult<MultiplexedConnection> {
     Client::open(url)?
         .get_multiplexed_async_connection_with_config(&config)
         .await
-}
-
-/// `host:port` of each master in a `CLUSTER NODES` reply.
-fn master_addresses(nodes: &str) -> Vec<String> {
-    nodes
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let flags = fields.get(2)?;
-            (flags.split(',').any(|f| f == "master") && !flags.contains("fail"))
-                .then(|| fields.get(1)?.split('@').next().map(str::to_owned))
-                .flatten()
-        })
-        .collect()
-}
-
-/// `url` with its `host:port` replaced by `address` (credentials and scheme kept).
-fn with_address(url: &str, address: &str) -> String {
-    let (scheme, rest) = url.split_once("//").unwrap_or(("redis:", url));
-    let (credentials, _) = match rest.rsplit_once('@') {
-        Some((credentials, host)) => (format!("{credentials}@"), host),
-        None => (String::new(), rest),
-    };
-    format!("{scheme}//{credentials}{address}")
 }

@@ -112,7 +112,7 @@ pub(super) async fn masters(
 }
 
 /// The masters of a `CLUSTER NODES` reply that serve slots and are not failed.
-fn parse_masters(nodes: &str) -> Vec<(String, u16)> {
+pub(crate) fn parse_masters(nodes: &str) -> Vec<(String, u16)> {
     nodes
         .lines()
         .filter_map(|line| {

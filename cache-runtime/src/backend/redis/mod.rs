@@ -16,8 +16,9 @@ mod many;
 mod scripts;
 mod url;
 
-pub(crate) use url::redact;
-use url::with_address;
+#[cfg(feature = "internals")]
+pub(crate) use cluster::parse_masters;
+pub(crate) use url::{redact, with_address};
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 
 /// `url` pointing at `host:port` instead, its scheme, credentials, path
 /// and query kept.
-pub(super) fn with_address(url: &str, host: &str, port: u16) -> String {
+pub(crate) fn with_address(url: &str, host: &str, port: u16) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("redis", url));
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
