@@ -30,34 +30,12 @@ async fn proxy(target: Arc<AtomicU16>) -> u16 {
     port
 }
 
-async fn command(server: &RedisServer, args: &[&str]) {
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    let () = cmd
-        .query_async(&mut server.connect(0).await)
-        .await
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-}
-
-async fn synced(server: &RedisServer) {
-    eventually("the replica is in sync", async || {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut server.connect(0).await)
-            .await
-            .unwrap();
-        info.contains("master_link_status:up")
-    })
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_demoted_master_behind_a_moving_endpoint_is_left_for_the_new_one() {
     let (a, b) = (RedisServer::start(), RedisServer::start());
-    command(&b, &["REPLICAOF", "127.0.0.1", &a.port().to_string()]).await;
-    synced(&b).await;
+    b.command(&["REPLICAOF", "127.0.0.1", &a.port().to_string()])
+        .await;
+    b.synced().await;
     let target = Arc::new(AtomicU16::new(a.port()));
     let port = proxy(Arc::clone(&target)).await;
     let cache = Cache::builder()
@@ -69,10 +47,11 @@ async fn a_demoted_master_behind_a_moving_endpoint_is_left_for_the_new_one() {
     assert_eq!(cache.get::<u64>("k").await.unwrap(), Some(1));
 
     // The failover: B promoted, A demoted to its replica, the endpoint moved.
-    command(&b, &["REPLICAOF", "NO", "ONE"]).await;
-    command(&a, &["REPLICAOF", "127.0.0.1", &b.port().to_string()]).await;
+    b.command(&["REPLICAOF", "NO", "ONE"]).await;
+    a.command(&["REPLICAOF", "127.0.0.1", &b.port().to_string()])
+        .await;
     target.store(b.port(), SeqCst);
-    synced(&a).await;
+    a.synced().await;
 
     // Writes reach the new master without a restart; no call fails meanwhile.
     let moved = std::time::Instant::now();

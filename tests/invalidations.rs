@@ -49,41 +49,17 @@ async fn invalidate(cache: &Cache, kind: Kind) -> Result<Invalidated, cachette::
     }
 }
 
-async fn command(server: &RedisServer, args: &[&str]) {
-    let mut cmd = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        cmd.arg(*arg);
-    }
-    let () = cmd
-        .query_async(&mut server.connect(0).await)
-        .await
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-}
-
-/// Waits until `server` is a replica whose link to its master is up.
-async fn synced(server: &RedisServer) {
-    eventually("the replica is in sync", async || {
-        let info: String = redis::cmd("INFO")
-            .arg("replication")
-            .query_async(&mut server.connect(0).await)
-            .await
-            .unwrap();
-        info.contains("master_link_status:up")
-    })
-    .await;
-}
-
 /// Demotes `server` to a replica of a new server that takes over with the
 /// same data (returned): its writes answer `READONLY`, its reads answer.
 async fn demote(server: &RedisServer) -> RedisServer {
     let other = RedisServer::start();
     let port = server.port().to_string();
-    command(&other, &["REPLICAOF", "127.0.0.1", &port]).await;
-    synced(&other).await;
-    command(&other, &["REPLICAOF", "NO", "ONE"]).await;
+    other.command(&["REPLICAOF", "127.0.0.1", &port]).await;
+    other.synced().await;
+    other.command(&["REPLICAOF", "NO", "ONE"]).await;
     let port = other.port().to_string();
-    command(server, &["REPLICAOF", "127.0.0.1", &port]).await;
-    synced(server).await;
+    server.command(&["REPLICAOF", "127.0.0.1", &port]).await;
+    server.synced().await;
     other
 }
 
@@ -109,13 +85,13 @@ async fn case(blip: Blip, kind: Kind) {
     source.store(2, SeqCst);
     let mut primary = None;
     match blip {
-        Blip::PausedWrites => command(&server, &["CLIENT", "PAUSE", "5000", "WRITE"]).await,
+        Blip::PausedWrites => server.command(&["CLIENT", "PAUSE", "5000", "WRITE"]).await,
         Blip::BreakerOpen => {
-            command(&server, &["CLIENT", "PAUSE", "600"]).await;
+            server.command(&["CLIENT", "PAUSE", "600"]).await;
             let _ = cache.get::<u64>("probe").await;
             assert!(!cache.health().is_up(), "the breaker opened");
         }
-        Blip::Killed => command(&server, &["CLIENT", "KILL", "TYPE", "normal"]).await,
+        Blip::Killed => server.command(&["CLIENT", "KILL", "TYPE", "normal"]).await,
         Blip::Replica => primary = Some(demote(&server).await),
         Blip::Stopped => server.stop(),
     }
@@ -131,8 +107,8 @@ async fn case(blip: Blip, kind: Kind) {
         assert_eq!(row(&cache, &scope, &source).await, 2, "{blip:?} {kind:?}");
     }
     match blip {
-        Blip::PausedWrites => command(&server, &["CLIENT", "UNPAUSE"]).await,
-        Blip::Replica => command(&server, &["REPLICAOF", "NO", "ONE"]).await,
+        Blip::PausedWrites => server.command(&["CLIENT", "UNPAUSE"]).await,
+        Blip::Replica => server.command(&["REPLICAOF", "NO", "ONE"]).await,
         Blip::Stopped => server.restart(),
         Blip::BreakerOpen | Blip::Killed => {}
     }
@@ -198,7 +174,7 @@ async fn without_fail_open_a_refused_invalidation_is_an_error_and_still_kept() {
         .await
         .unwrap();
     cache.set("k", &1_u64, MINUTE).await.unwrap();
-    command(&server, &["CLIENT", "PAUSE", "2000", "WRITE"]).await;
+    server.command(&["CLIENT", "PAUSE", "2000", "WRITE"]).await;
     assert!(cache.invalidate("k").await.is_err());
     assert_eq!(cache.stats().invalidations_pending, 1);
     assert_eq!(
@@ -206,7 +182,7 @@ async fn without_fail_open_a_refused_invalidation_is_an_error_and_still_kept() {
         None,
         "not served meanwhile"
     );
-    command(&server, &["CLIENT", "UNPAUSE"]).await;
+    server.command(&["CLIENT", "UNPAUSE"]).await;
     assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
     let mut conn = server.connect(0).await;
     let exists: bool = redis::cmd("EXISTS")
@@ -232,9 +208,9 @@ async fn a_later_write_of_the_key_is_not_undone_by_the_retried_tombstone() {
         .await
         .unwrap();
     cache.set("k", &1_u64, MINUTE).await.unwrap();
-    command(&server, &["CLIENT", "PAUSE", "5000", "WRITE"]).await;
+    server.command(&["CLIENT", "PAUSE", "5000", "WRITE"]).await;
     assert!(cache.invalidate("k").await.unwrap().is_queued());
-    command(&server, &["CLIENT", "UNPAUSE"]).await;
+    server.command(&["CLIENT", "UNPAUSE"]).await;
     // Written after the invalidation was issued: it must stay.
     cache.set("k", &3_u64, MINUTE).await.unwrap();
     assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
@@ -269,7 +245,7 @@ async fn past_the_bound_the_prefix_is_cleared_and_nothing_is_served_meanwhile() 
     // Over the bound: nothing of this cache is served from Redis.
     assert_eq!(cache.get::<u64>("untouched").await.unwrap(), None);
     assert_eq!(cache.get::<u64>("k15").await.unwrap(), None);
-    command(&server, &["REPLICAOF", "NO", "ONE"]).await;
+    server.command(&["REPLICAOF", "NO", "ONE"]).await;
     drop(primary);
     assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
     let plain = Cache::builder()

@@ -228,12 +228,7 @@ async fn an_invalid_url_is_a_configuration_error() {
 /// Pauses every client of `server` for `ms` milliseconds: the cache's
 /// commands meanwhile pass their deadline and fail.
 async fn pause(server: &RedisServer, ms: u64) {
-    let () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(ms)
-        .query_async(&mut server.connect(0).await)
-        .await
-        .unwrap();
+    server.command(&["CLIENT", "PAUSE", &ms.to_string()]).await;
 }
 
 /// A call held in its computation with the data read (its own read of the

@@ -134,6 +134,32 @@ impl RedisServer {
             .expect("connect to the test's redis-server")
     }
 
+    /// Sends one command (`["CLIENT", "PAUSE", "500"]`) to the server,
+    /// panicking on an error reply: a fault injected by the test.
+    pub async fn command(&self, args: &[&str]) {
+        let mut cmd = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        let () = cmd
+            .query_async(&mut self.connect(0).await)
+            .await
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    }
+
+    /// Waits until this server, made a replica, is in sync with its master.
+    pub async fn synced(&self) {
+        eventually("the replica is in sync", async || {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut self.connect(0).await)
+                .await
+                .unwrap();
+            info.contains("master_link_status:up")
+        })
+        .await;
+    }
+
     /// The bytes at `key` in database 0, as another program would read them.
     #[allow(dead_code)] // not every test binary reads raw bytes
     pub async fn get_raw(&self, key: &str) -> Vec<u8> {
