@@ -309,3 +309,57 @@ async fn a_hundred_thousand_invalidations_wait_for_a_stopped_server_and_all_land
         started.elapsed()
     );
 }
+
+/// While a key's tombstone waits for Redis, the callers that miss on it
+/// still share one computation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_of_a_key_whose_invalidation_waits_share_one_computation() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        // Off: reads must reach the demoted server, not skip it.
+        .circuit_breaker(0, Duration::from_secs(1))
+        .build()
+        .await
+        .unwrap();
+    for kind in [Kind::Key, Kind::Namespace, Kind::Tag] {
+        let scope = scope_of(kind);
+        let source = Arc::new(AtomicU64::new(1));
+        assert_eq!(row(&cache, &scope, &source).await, 1);
+        source.store(2, SeqCst);
+        let primary = demote(&server).await;
+        assert!(invalidate(&cache, kind).await.unwrap().is_queued());
+        let runs = Arc::new(AtomicU64::new(0));
+        let callers: Vec<_> = (0..20)
+            .map(|_| {
+                let (cache, scope, runs) = (cache.clone(), scope.clone(), Arc::clone(&runs));
+                tokio::spawn(async move {
+                    cache
+                        .get_or_set_in(
+                            "row",
+                            || async move {
+                                runs.fetch_add(1, SeqCst);
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                                2_u64
+                            },
+                            MINUTE,
+                            &scope,
+                        )
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap(), 2, "{kind:?}");
+        }
+        assert_eq!(
+            runs.load(SeqCst),
+            1,
+            "{kind:?}: one computation for 20 callers"
+        );
+        server.command(&["REPLICAOF", "NO", "ONE"]).await;
+        drop(primary);
+        assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
+    }
+}

@@ -64,6 +64,19 @@ struct Entry {
     action: Action,
     /// The `SCAN` pattern of the key space it came from.
     space: String,
+    /// The tombstone it writes, and that reads see meanwhile: one per
+    /// invalidation, so that the callers that read it share one flight,
+    /// and a computation that read an older one cannot store over it.
+    tombstone: Vec<u8>,
+}
+
+impl State {
+    /// Takes the entry of `target` away.
+    fn remove(&mut self, target: &str) {
+        if let Some(entry) = self.entries.remove(target) {
+            self.members -= usize::from(matches!(entry.action, Action::Members { .. }));
+        }
+    }
 }
 
 #[derive(Default)]
@@ -72,8 +85,21 @@ struct State {
     next_seq: u64,
     /// Past the bound: the key spaces (`SCAN` patterns) to clear instead.
     overflow: BTreeSet<String>,
+    /// Pending drops of a tag's members: while any waits, every read sees
+    /// `everything` (as while overflowed).
+    members: usize,
+    /// The tombstone every read sees while overflowed or while members wait.
+    everything: Vec<u8>,
     /// Whether a task is retrying.
     retrying: bool,
+}
+
+/// An invalidation to retry.
+struct Due {
+    target: String,
+    seq: u64,
+    action: Action,
+    tombstone: Vec<u8>,
 }
 
 /// The invalidations waiting for Redis, and their figures.
@@ -133,7 +159,7 @@ impl Pending {
     /// Keeps `action` on `target` (of the key space scanned by `space`) for
     /// a retry, in place of any older one on the same target; whether a
     /// retrying task must be started.
-    fn keep(&self, space: &str, target: String, action: Action) -> bool {
+    fn keep(&self, space: &str, target: String, action: Action, tombstone: Vec<u8>) -> bool {
         let mut state = self.state();
         self.queued.fetch_add(1, Relaxed);
         if state.overflow.contains(space) {
@@ -142,6 +168,8 @@ impl Pending {
             let spaces: Vec<String> = state.entries.drain().map(|(_, e)| e.space).collect();
             state.overflow.extend(spaces);
             state.overflow.insert(space.to_owned());
+            state.members = 0;
+            state.everything = codec::tombstone();
             tracing::error!(
                 bound = self.bound,
                 "too many invalidations wait for Redis: its cache entries will be cleared once it answers, and none is served meanwhile"
@@ -149,14 +177,19 @@ impl Pending {
         } else {
             let seq = state.next_seq;
             state.next_seq += 1;
-            state.entries.insert(
-                target,
-                Entry {
-                    seq,
-                    action,
-                    space: space.to_owned(),
-                },
-            );
+            let members = matches!(action, Action::Members { .. });
+            if members {
+                state.everything = codec::tombstone();
+            }
+            let entry = Entry {
+                seq,
+                action,
+                space: space.to_owned(),
+                tombstone,
+            };
+            state.remove(&target);
+            state.members += usize::from(members);
+            state.entries.insert(target, entry);
         }
         self.recount(&state, "cachette_invalidations_queued_total", 1);
         let start = !state.retrying;
@@ -177,7 +210,7 @@ impl Pending {
                 ..
             })
         ) {
-            state.entries.remove(key);
+            state.remove(key);
             self.recount(&state, "", 0);
         }
     }
@@ -192,21 +225,15 @@ impl Pending {
         versions: &mut [Option<u64>],
     ) {
         let state = self.state();
-        let everything = !state.overflow.is_empty()
-            || state
-                .entries
-                .values()
-                .any(|e| matches!(e.action, Action::Members { .. }));
-        if everything
-            || matches!(
-                state.entries.get(key),
-                Some(Entry {
-                    action: Action::Tombstone(_),
-                    ..
-                })
-            )
+        if !state.overflow.is_empty() || state.members > 0 {
+            *found = Some(Found::Bytes(state.everything.clone()));
+        } else if let Some(Entry {
+            action: Action::Tombstone(_),
+            tombstone,
+            ..
+        }) = state.entries.get(key)
         {
-            *found = Some(Found::Bytes(codec::tombstone()));
+            *found = Some(Found::Bytes(tombstone.clone()));
         }
         for (vkey, version) in vkeys.iter().zip(versions.iter_mut()) {
             if let Some(Entry {
@@ -220,14 +247,19 @@ impl Pending {
     }
 
     /// The targets to retry, oldest first, or the key spaces to clear.
-    fn due(&self) -> (Vec<String>, Vec<(String, u64, Action)>) {
+    fn due(&self) -> (Vec<String>, Vec<Due>) {
         let state = self.state();
-        let mut entries: Vec<(String, u64, Action)> = state
+        let mut entries: Vec<Due> = state
             .entries
             .iter()
-            .map(|(target, e)| (target.clone(), e.seq, e.action.clone()))
+            .map(|(target, e)| Due {
+                target: target.clone(),
+                seq: e.seq,
+                action: e.action.clone(),
+                tombstone: e.tombstone.clone(),
+            })
             .collect();
-        entries.sort_unstable_by_key(|(_, seq, _)| *seq);
+        entries.sort_unstable_by_key(|due| due.seq);
         (state.overflow.iter().cloned().collect(), entries)
     }
 
@@ -241,7 +273,7 @@ impl Pending {
         if let Some((target, seq)) = target
             && state.entries.get(target).is_some_and(|e| e.seq == seq)
         {
-            state.entries.remove(target);
+            state.remove(target);
         }
         if late {
             self.applied_late.fetch_add(1, Relaxed);
@@ -292,7 +324,8 @@ impl Invalidations {
         target: String,
         action: Action,
     ) -> Fate {
-        let result = run(redis, &target, &action).await;
+        let tombstone = codec::tombstone();
+        let result = run(redis, &target, &action, &tombstone).await;
         if let Some(tier) = tier {
             forget(tier, &target, &action);
         }
@@ -308,7 +341,7 @@ impl Invalidations {
                 Fate::Applied(applied)
             }
             Err(error) => {
-                if self.pending.keep(space, target, action) {
+                if self.pending.keep(space, target, action, tombstone) {
                     spawn_retries(
                         Arc::downgrade(&self.pending),
                         Arc::clone(redis),
@@ -330,18 +363,18 @@ fn forget(tier: &Local, target: &str, action: &Action) {
     }
 }
 
-/// Sends one invalidation to Redis.
-async fn run(redis: &RedisBackend, target: &str, action: &Action) -> Result<u64, Error> {
+/// Sends one invalidation to Redis, with `tombstone` where it writes one.
+async fn run(
+    redis: &RedisBackend,
+    target: &str,
+    action: &Action,
+    tombstone: &[u8],
+) -> Result<u64, Error> {
     match action {
-        Action::Tombstone(expiry) => redis
-            .set(target, &codec::tombstone(), *expiry)
-            .await
-            .map(|()| 0),
+        Action::Tombstone(expiry) => redis.set(target, tombstone, *expiry).await.map(|()| 0),
         Action::Bump => redis.bump(target, codec::fresh_version()).await,
         Action::Members { keep, expiry } => {
-            redis
-                .tombstone_sets(target, keep, &codec::tombstone(), *expiry)
-                .await
+            redis.tombstone_sets(target, keep, tombstone, *expiry).await
         }
     }
 }
@@ -383,18 +416,18 @@ fn spawn_retries(pending: Weak<Pending>, redis: Arc<RedisBackend>, tier: Option<
                     queue.retry(batch.len() as u64);
                     let sent = batch
                         .iter()
-                        .map(|(target, _, action)| run(&redis, target, action));
+                        .map(|due| run(&redis, &due.target, &due.action, &due.tombstone));
                     let results = futures_util::future::join_all(sent).await;
                     let tier = tier.as_ref().and_then(Weak::upgrade);
-                    for ((target, seq, action), result) in batch.iter().zip(results) {
+                    for (due, result) in batch.iter().zip(results) {
                         if result.is_err() {
                             failed = true;
                             continue;
                         }
                         if let Some(tier) = &tier {
-                            forget(tier, target, action);
+                            forget(tier, &due.target, &due.action);
                         }
-                        queue.landed(None, Some((target, *seq)), true);
+                        queue.landed(None, Some((&due.target, due.seq)), true);
                     }
                     if failed {
                         break;
