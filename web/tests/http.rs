@@ -65,6 +65,11 @@ async fn private(State(runs): State<Arc<Runs>>) -> Response {
 
 async fn lang(State(runs): State<Arc<Runs>>, headers: HeaderMap) -> Response {
     runs.next();
+    greeting(&headers)
+}
+
+/// A greeting in the request's language, varying on it.
+fn greeting(headers: &HeaderMap) -> Response {
     let lang = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
@@ -458,16 +463,7 @@ impl Gauge {
 /// 100 ms, then a greeting in the request's language, varying on it.
 async fn slow_lang(State(gauge): State<Arc<Gauge>>, headers: HeaderMap) -> Response {
     gauge.run(100).await;
-    let lang = headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("en")
-        .to_owned();
-    (
-        [(header::VARY, "Accept-Language")],
-        format!("greeting in {lang}"),
-    )
-        .into_response()
+    greeting(&headers)
 }
 
 /// 100 ms, then a page that sets a cookie: never stored.
