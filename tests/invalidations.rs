@@ -363,3 +363,33 @@ async fn callers_of_a_key_whose_invalidation_waits_share_one_computation() {
         assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_many_does_not_serve_a_key_whose_invalidation_waits() {
+    let server = RedisServer::start();
+    for tier in [false, true] {
+        let mut builder = Cache::builder()
+            .redis_url(server.url(0))
+            .circuit_breaker(0, Duration::from_secs(1));
+        if tier {
+            builder = builder.local_tier(1 << 20);
+        }
+        let cache = builder.build().await.unwrap();
+        cache.set("a", &1_u64, MINUTE).await.unwrap();
+        cache.set("b", &2_u64, MINUTE).await.unwrap();
+        assert_eq!(cache.get_many::<u64>(["a", "b"]).await.unwrap().len(), 2);
+        let primary = demote(&server).await;
+        assert!(cache.invalidate("a").await.unwrap().is_queued());
+        let found = cache.get_many::<u64>(["a", "b"]).await.unwrap();
+        assert_eq!(
+            found.get("a"),
+            None,
+            "tier {tier}: the invalidated key was served"
+        );
+        assert_eq!(found.get("b"), Some(&2));
+        server.command(&["REPLICAOF", "NO", "ONE"]).await;
+        drop(primary);
+        assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
+        assert_eq!(cache.get::<u64>("a").await.unwrap(), None);
+    }
+}

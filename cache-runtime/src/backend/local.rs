@@ -177,9 +177,10 @@ impl Remote {
         vkeys: &[String],
     ) -> Result<(Option<Found>, Vec<Option<u64>>), Error> {
         let Some(tier) = &self.tier else {
+            let watched = self.invalidations.pending.watch();
             let (bytes, mut versions) = self.redis.read(key, vkeys).await?;
             let mut found = bytes.map(Found::Bytes);
-            self.mask(key, &mut found, vkeys, &mut versions);
+            self.mask(key, &mut found, vkeys, &mut versions, watched);
             return Ok((found, versions));
         };
         if let Some((found, versions)) = self.peek(key, vkeys) {
@@ -187,10 +188,11 @@ impl Remote {
         }
         let local = &tier.local;
         let reading = local.begin(key, vkeys);
+        let watched = self.invalidations.pending.watch();
         match self.redis.read(key, vkeys).await {
             Ok((bytes, mut versions)) => {
                 let mut found = local.fill(reading, key, bytes, vkeys, &versions);
-                self.mask(key, &mut found, vkeys, &mut versions);
+                self.mask(key, &mut found, vkeys, &mut versions, watched);
                 Ok((found, versions))
             }
             Err(error) => {
@@ -208,10 +210,11 @@ impl Remote {
         found: &mut Option<Found>,
         vkeys: &[String],
         versions: &mut [Option<u64>],
+        watched: Option<u64>,
     ) {
         let pending = &self.invalidations.pending;
-        if pending.any() {
-            pending.mask(key, found, vkeys, versions);
+        if watched.is_some() || pending.any() {
+            pending.mask(key, found, vkeys, versions, watched);
         }
     }
 
@@ -231,12 +234,22 @@ impl Remote {
     /// the others from Redis in one round trip (kept locally when no
     /// invalidation came meanwhile).
     pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Found>>, Error> {
-        let Some(tier) = &self.tier else {
+        // While invalidations wait, the tier is bypassed and reads are masked.
+        let Some(tier) = self
+            .tier
+            .as_ref()
+            .filter(|_| !self.invalidations.pending.any())
+        else {
+            let watched = self.invalidations.pending.watch();
             let found = self.redis.get_many(keys).await?;
-            return Ok(found
+            let mut found: Vec<Option<Found>> = found
                 .into_iter()
                 .map(|bytes| bytes.map(Found::Bytes))
-                .collect());
+                .collect();
+            for (key, found) in keys.iter().zip(&mut found) {
+                self.mask(key, found, &[], &mut [], watched);
+            }
+            return Ok(found);
         };
         let local = &tier.local;
         local.start(&self.redis);

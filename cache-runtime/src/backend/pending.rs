@@ -108,6 +108,8 @@ pub(crate) struct Pending {
     /// Entries (plus one while overflowed): read without the lock by every read.
     count: AtomicUsize,
     bound: usize,
+    /// How many kept invalidations left the queue (landed or superseded).
+    landings: AtomicU64,
     pub(crate) queued: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) applied_late: AtomicU64,
@@ -125,9 +127,13 @@ impl std::fmt::Debug for Pending {
 impl Pending {
     pub(crate) fn new(bound: usize) -> Self {
         Self {
-            state: Mutex::default(),
+            state: Mutex::new(State {
+                everything: codec::tombstone(),
+                ..State::default()
+            }),
             count: AtomicUsize::new(0),
             bound: bound.max(1),
+            landings: AtomicU64::new(0),
             queued: AtomicU64::new(0),
             retried: AtomicU64::new(0),
             applied_late: AtomicU64::new(0),
@@ -142,6 +148,13 @@ impl Pending {
     #[inline]
     pub(crate) fn any(&self) -> bool {
         self.count.load(SeqCst) != 0
+    }
+
+    /// What a read must note before it is sent (`None`: nothing waits, so
+    /// nothing to mask), for [`mask`](Self::mask).
+    #[inline]
+    pub(crate) fn watch(&self) -> Option<u64> {
+        self.any().then(|| self.landings.load(SeqCst))
     }
 
     /// How many invalidations wait (a cleared key space counts as one).
@@ -211,21 +224,26 @@ impl Pending {
             })
         ) {
             state.remove(key);
+            self.landings.fetch_add(1, SeqCst);
             self.recount(&state, "", 0);
         }
     }
 
-    /// Makes a read of `key` and `vkeys` see what is pending (called only
-    /// when [`any`](Self::any)).
+    /// Makes a read of `key` and `vkeys` see what is pending. `watched` is
+    /// what [`watch`](Self::watch) said before the read was sent: when an
+    /// invalidation that waited then has landed since, the read may have
+    /// been answered before it landed, and is a miss.
     pub(crate) fn mask(
         &self,
         key: &str,
         found: &mut Option<Found>,
         vkeys: &[String],
         versions: &mut [Option<u64>],
+        watched: Option<u64>,
     ) {
         let state = self.state();
-        if !state.overflow.is_empty() || state.members > 0 {
+        let landed = watched.is_some_and(|before| self.landings.load(SeqCst) != before);
+        if landed || !state.overflow.is_empty() || state.members > 0 {
             *found = Some(Found::Bytes(state.everything.clone()));
         } else if let Some(Entry {
             action: Action::Tombstone(_),
@@ -275,6 +293,7 @@ impl Pending {
         {
             state.remove(target);
         }
+        self.landings.fetch_add(1, SeqCst);
         if late {
             self.applied_late.fetch_add(1, Relaxed);
         }
