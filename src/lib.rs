@@ -138,15 +138,19 @@ pub use cachette_macros::cached;
 /// - `invalidate!(f(args))`: the entry of that call of the `#[cached]`
 ///   function `f` (a path, `Type::method(&value, args)` or
 ///   `value.method(args)` work too). The key comes from the same generated
-///   code the call uses. Returns `Result<(), Error>`.
+///   code the call uses.
 /// - `invalidate!(namespace = "product")`: every entry of the namespace, in
-///   one atomic command. Returns the namespace's new version.
+///   one atomic command.
 /// - `invalidate!(tag = format!("user:{id}"))`: every entry carrying the tag.
 /// - `, cache = expr` after any of them: the cache to act on, when it is not
 ///   the one the function or the global [`cache()`] uses.
 ///
-/// With fail-open (the default) a backend failure is logged and the result
-/// is `Ok`; the entries then expire with their timeout.
+/// Every form returns `Result<`[`Invalidated`]`, Error>`: applied, or (when
+/// Redis did not take it) queued in this process and retried until it
+/// lands, and meanwhile this process serves nothing it invalidated. With
+/// fail-open (the default) a queued invalidation is `Ok`; with
+/// `fail_open(false)` it is an error, and still queued. A bumped
+/// namespace's or tag's new version is [`Invalidated::version`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
