@@ -13,6 +13,7 @@ pub(crate) mod local;
 pub(crate) mod memory;
 pub(crate) mod pending;
 pub(crate) mod redis;
+mod remote;
 mod types;
 
 pub(crate) use types::{Counted, Expected, Expiry, Found, Peeked, Typed, member_keys};
@@ -22,10 +23,10 @@ use std::time::Duration;
 use crate::Error;
 use crate::key::{KeySpace, glob_matches};
 use breaker::{Circuit, Health};
-use local::Remote;
 use memory::{Memory, Slot};
 use pending::{Action, Fate, Pending};
 use redis::RedisBackend;
+use remote::Remote;
 
 /// The store of one cache.
 #[derive(Debug)]

@@ -1,0 +1,287 @@
+//! Redis as the backend's `Redis` variant holds it: the Redis connection,
+//! the local tier in front when one was asked for (`local.rs`), and the
+//! invalidations Redis did not take yet (`pending.rs`). Reads go through
+//! the tier and see what waits; writes make the tier forget.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Found;
+use super::breaker::Health;
+use super::local::{Local, Reading};
+use super::memory::Slot;
+use super::pending::{Action, Fate, Invalidations, Pending};
+use super::redis::RedisBackend;
+use crate::Error;
+use crate::key::KeySpace;
+
+/// Redis, with a local tier in front when one was asked for: what the
+/// backend's `Redis` variant holds. Its commands are Redis' own (through
+/// `Deref`); reads go through the tier, and writes make it forget.
+pub(crate) struct Remote {
+    redis: Arc<RedisBackend>,
+    tier: Option<Tier>,
+    /// Invalidations Redis did not take yet.
+    invalidations: Invalidations,
+}
+
+/// The local tier.
+#[derive(Debug)]
+struct Tier {
+    local: Arc<Local>,
+}
+
+impl std::fmt::Debug for Remote {
+    /// Redis as it is; with a tier, Redis and the tier.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.tier {
+            None if !self.invalidations.pending.any() => std::fmt::Debug::fmt(&*self.redis, f),
+            tier => {
+                let mut d = f.debug_struct(if tier.is_some() {
+                    "WithLocalTier"
+                } else {
+                    "Redis"
+                });
+                d.field("redis", &*self.redis);
+                if let Some(tier) = tier {
+                    d.field("local", &tier.local);
+                }
+                d.field("pending", &*self.invalidations.pending).finish()
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Remote {
+    type Target = RedisBackend;
+
+    fn deref(&self) -> &RedisBackend {
+        &self.redis
+    }
+}
+
+impl Remote {
+    pub(crate) fn new(redis: RedisBackend, pending_bound: usize) -> Self {
+        Self {
+            redis: Arc::new(redis),
+            tier: None,
+            invalidations: Invalidations::new(pending_bound),
+        }
+    }
+
+    /// Applies an invalidation (`action` on `target`, a key of the key
+    /// space scanned by `space`) now, or keeps it and retries it until Redis
+    /// takes it.
+    pub(crate) async fn invalidate(&self, space: &str, target: String, action: Action) -> Fate {
+        let tier = self.tier.as_ref().map(|tier| &tier.local);
+        self.invalidations
+            .apply(&self.redis, tier, space, target, action)
+            .await
+    }
+
+    /// The invalidations still waiting for Redis.
+    pub(crate) fn pending(&self) -> &Pending {
+        &self.invalidations.pending
+    }
+
+    /// After a write of `key` that Redis took: a pending tombstone of it is superseded.
+    pub(crate) fn wrote_over<T>(&self, key: &str, result: Result<T, Error>) -> Result<T, Error> {
+        if result.is_ok() {
+            self.invalidations.pending.superseded(key);
+        }
+        self.wrote(&[key.to_owned()], result)
+    }
+
+    /// This Redis with a local tier of `max_bytes` in front, tracking the
+    /// keys of `keys`' space.
+    pub(crate) fn with_local(
+        self,
+        max_bytes: u64,
+        lifetime: Option<Duration>,
+        keys: &KeySpace,
+    ) -> Self {
+        let local = Local::new(max_bytes, lifetime);
+        local.cover(keys);
+        Self {
+            tier: Some(Tier {
+                local: Arc::new(local),
+            }),
+            ..self
+        }
+    }
+
+    /// Makes the tier track the keys of `keys`' space too (a handle under
+    /// another prefix shares this backend and its tier).
+    pub(crate) fn cover(&self, keys: &KeySpace) {
+        if let Some(tier) = &self.tier {
+            tier.local.cover(keys);
+        }
+    }
+
+    /// The breaker's state, and the tracking's when a tier is in front.
+    pub(crate) fn health(&self) -> Health {
+        let mut health = self.redis.health();
+        health.tracking = self.tier.as_ref().map(|tier| tier.local.tracking());
+        health
+    }
+
+    /// Hits the local tier served.
+    pub(crate) fn local_hits(&self) -> u64 {
+        self.tier.as_ref().map_or(0, |tier| tier.local.hits.sum())
+    }
+
+    /// Whether reads are answered with entries that keep a decoded value.
+    pub(crate) fn keeps_typed(&self) -> bool {
+        self.tier.is_some()
+    }
+
+    /// Connects now, and starts tracking for the local tier.
+    pub(crate) async fn connect(&self) -> Result<(), Error> {
+        if let Some(tier) = &self.tier {
+            tier.local.start(&self.redis);
+        }
+        self.redis.connect_all().await
+    }
+
+    /// The entry at `key` and the versions at `vkeys`: from the local tier
+    /// when it holds them all, else from Redis in one round trip (kept
+    /// locally when no invalidation came meanwhile).
+    pub(crate) async fn read_through(
+        &self,
+        key: &str,
+        vkeys: &[String],
+    ) -> Result<(Option<Found>, Vec<Option<u64>>), Error> {
+        let Some(tier) = &self.tier else {
+            let watched = self.invalidations.pending.watch();
+            let (bytes, mut versions) = self.redis.read(key, vkeys).await?;
+            let mut found = bytes.map(Found::Bytes);
+            self.mask(key, &mut found, vkeys, &mut versions, watched);
+            return Ok((found, versions));
+        };
+        if let Some((found, versions)) = self.peek(key, vkeys) {
+            return Ok((Some(found), versions));
+        }
+        let local = &tier.local;
+        let reading = local.begin(key, vkeys);
+        let watched = self.invalidations.pending.watch();
+        match self.redis.read(key, vkeys).await {
+            Ok((bytes, mut versions)) => {
+                let mut found = local.fill(reading, key, bytes, vkeys, &versions);
+                self.mask(key, &mut found, vkeys, &mut versions, watched);
+                Ok((found, versions))
+            }
+            Err(error) => {
+                local.abandon(reading, key, vkeys);
+                Err(error)
+            }
+        }
+    }
+
+    /// Makes a read see the invalidations still waiting for Redis.
+    #[inline]
+    fn mask(
+        &self,
+        key: &str,
+        found: &mut Option<Found>,
+        vkeys: &[String],
+        versions: &mut [Option<u64>],
+        watched: Option<u64>,
+    ) {
+        let pending = &self.invalidations.pending;
+        if watched.is_some() || pending.any() {
+            pending.mask(key, found, vkeys, versions, watched);
+        }
+    }
+
+    /// The entry at `key` and the versions at `vkeys` from the local tier,
+    /// when it holds them all (and no invalidation waits for Redis).
+    #[inline]
+    pub(crate) fn peek(&self, key: &str, vkeys: &[String]) -> Option<(Found, Vec<Option<u64>>)> {
+        let tier = self.tier.as_ref()?;
+        if self.invalidations.pending.any() {
+            return None;
+        }
+        tier.local.start(&self.redis);
+        tier.local.read(key, vkeys)
+    }
+
+    /// The entries at `keys`, in order: those the local tier holds from it,
+    /// the others from Redis in one round trip (kept locally when no
+    /// invalidation came meanwhile).
+    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Found>>, Error> {
+        // While invalidations wait, the tier is bypassed and reads are masked.
+        let Some(tier) = self
+            .tier
+            .as_ref()
+            .filter(|_| !self.invalidations.pending.any())
+        else {
+            let watched = self.invalidations.pending.watch();
+            let found = self.redis.get_many(keys).await?;
+            let mut found: Vec<Option<Found>> = found
+                .into_iter()
+                .map(|bytes| bytes.map(Found::Bytes))
+                .collect();
+            for (key, found) in keys.iter().zip(&mut found) {
+                self.mask(key, found, &[], &mut [], watched);
+            }
+            return Ok(found);
+        };
+        let local = &tier.local;
+        local.start(&self.redis);
+        let mut found: Vec<Option<Found>> = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (at, key) in keys.iter().enumerate() {
+            match local.read(key, &[]) {
+                Some((entry, _)) => found.push(Some(entry)),
+                None => {
+                    found.push(None);
+                    missing.push(at);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let asked: Vec<String> = missing.iter().map(|&at| keys[at].clone()).collect();
+        let readings: Vec<Reading> = asked.iter().map(|key| local.begin(key, &[])).collect();
+        match self.redis.get_many(&asked).await {
+            Ok(answers) => {
+                for (((at, key), reading), bytes) in
+                    missing.into_iter().zip(&asked).zip(readings).zip(answers)
+                {
+                    found[at] = local.fill(reading, key, bytes, &[], &[]);
+                }
+                Ok(found)
+            }
+            Err(error) => {
+                for (key, reading) in asked.iter().zip(readings) {
+                    local.abandon(reading, key, &[]);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Forgets `keys` locally after a write of this process went to Redis.
+    pub(crate) fn wrote<T>(&self, keys: &[String], result: Result<T, Error>) -> Result<T, Error> {
+        if let Some(tier) = &self.tier {
+            tier.local.forget(keys);
+        }
+        result
+    }
+
+    /// Forgets everything locally after a write of many keys.
+    pub(crate) fn wrote_many<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Some(tier) = &self.tier {
+            tier.local.flush();
+        }
+        result
+    }
+
+    /// Keeps `typed`, decoded from a local entry, beside it.
+    pub(crate) fn remember_typed(&self, key: &str, slot: &Slot, typed: super::Typed) {
+        if let Some(tier) = &self.tier {
+            tier.local.remember_typed(key, slot, typed);
+        }
+    }
+}
