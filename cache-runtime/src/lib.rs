@@ -24,14 +24,10 @@
 mod builder;
 mod cache;
 mod global;
-mod inner;
 mod options;
 
-// A read, a miss, a write.
-mod freshness;
-mod guard;
-mod load;
-mod read;
+// The engine room: a read, a miss, a write, single flight.
+mod engine;
 
 // The stores, and what goes into them.
 mod backend;
@@ -39,14 +35,13 @@ mod codec;
 mod key;
 mod scope;
 
+// What calls count and record.
+mod observe;
+
 // Everything else.
 mod budget;
 mod clock;
 mod error;
-mod flight;
-mod meters;
-mod site;
-mod stats;
 
 #[doc(hidden)]
 pub mod __private;
@@ -63,10 +58,9 @@ pub use codec::Cacheable;
 pub use error::{BackendError, Error, Result};
 pub use global::cache;
 pub use key::DEFAULT_MAX_KEY_LENGTH;
+pub use observe::{FunctionStats, Stats};
 pub use options::{DEFAULT_TIMEOUT, Timeout};
 pub use scope::{MAX_SCOPE, Scope};
-pub use site::FunctionStats;
-pub use stats::Stats;
 
 /// The Redis client crate, for the types that appear in errors.
 pub use redis;

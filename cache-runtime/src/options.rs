@@ -44,6 +44,35 @@ impl From<Option<Duration>> for Timeout {
     }
 }
 
+/// Seconds or a `Duration`, as the options that take a length of time
+/// accept them (`#[cached(timeout = ..)]` through `IntoTimeout`, `stale`,
+/// `failover`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a duration",
+    label = "expected seconds as an integer, or a `Duration`"
+)]
+pub trait Seconds {
+    /// The duration this stands for; a negative number of seconds is zero.
+    fn into_duration(self) -> Duration;
+}
+
+impl Seconds for Duration {
+    fn into_duration(self) -> Duration {
+        self
+    }
+}
+
+macro_rules! seconds {
+    ($($t:ty),*) => {$(
+        impl Seconds for $t {
+            fn into_duration(self) -> Duration {
+                Duration::from_secs(u64::try_from(self).unwrap_or(0))
+            }
+        }
+    )*};
+}
+seconds!(u64, u32, i64, i32, usize);
+
 impl Timeout {
     pub(crate) fn resolve(self, default: Option<Duration>) -> Expiry {
         match self {

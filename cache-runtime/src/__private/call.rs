@@ -2,14 +2,13 @@
 
 use std::time::Duration;
 
-use tracing::{Instrument, Span};
+use tracing::Span;
 
 use super::convert::{CacheRef, CachedValue};
 use super::key::CallKey;
-use crate::inner::Inner;
-use crate::load::{Job, Loaded, Pick, Plan, Served};
+use crate::engine::{Job, Loaded, Pick, Plan};
+use crate::observe::Site;
 use crate::options::Timeout;
-use crate::site::Site;
 use crate::{Cache, Error};
 
 /// The lease of `#[cached(lock = true)]`.
@@ -42,38 +41,13 @@ where
         unshared: None,
     };
     let full = key.stored();
-    let inner = &key.cache.inner;
     let span = call_span(plan);
-    // An in-process hit is served without a future of its own.
-    let peeked = match inner.look::<T>(&full, &key.scope, inner.early(&plan)) {
-        Ok(value) => {
-            hit_served(inner, plan, &span, &full, true);
-            return (job.pick.wrap)(value);
-        }
-        Err(peeked) => peeked,
-    };
-    // Without an in-process store: a Redis hit served before the miss engine's future is built.
-    let fetch = inner.fetch::<T>(&full, &key.scope, inner.early(&plan), peeked);
-    let fetched = if span.is_disabled() {
-        fetch.await
-    } else {
-        fetch.instrument(span.clone()).await
-    };
-    let seen = match fetched {
-        Ok(value) => {
-            hit_served(inner, plan, &span, &full, false);
-            return (job.pick.wrap)(value);
-        }
-        Err(seen) => seen,
-    };
-    // Instrumenting moves the whole computation into a wrapper: only when a subscriber listens.
-    let loaded = if span.is_disabled() {
-        inner.load_after(&full, &key.scope, plan, job, seen).await
-    } else {
-        let load = inner.load_after(&full, &key.scope, plan, job, seen);
-        Box::pin(load).instrument(span.clone()).await
-    };
-    outcome(inner, plan, &span, &full, loaded)
+    let loaded = key
+        .cache
+        .engine
+        .load(&full, &key.scope, plan, job, &span)
+        .await;
+    outcome(&key.cache, plan, &span, &full, loaded)
 }
 
 /// [`call`] for a computation that owns its arguments: a stale value is
@@ -98,15 +72,13 @@ where
         unshared: None,
     };
     let full = key.stored();
-    let inner = &key.cache.inner;
     let span = call_span(plan);
-    let loaded = if span.is_disabled() {
-        inner.load_detached(&full, &key.scope, plan, job).await
-    } else {
-        let load = inner.load_detached(&full, &key.scope, plan, job);
-        Box::pin(load).instrument(span.clone()).await
-    };
-    outcome(inner, plan, &span, &full, loaded)
+    let loaded = key
+        .cache
+        .engine
+        .load_detached(&full, &key.scope, plan, job, &span)
+        .await;
+    outcome(&key.cache, plan, &span, &full, loaded)
 }
 
 /// The span of a cached call (level debug): the function, then how it was
@@ -125,29 +97,14 @@ fn call_span(plan: Plan) -> Span {
     )
 }
 
-/// A hit served before the miss engine (`near`: by an in-process store),
-/// counted in its function's figures and recorded in its span.
+/// The outcome of the cached call of the stored key `full`: counted in its
+/// function's figures and recorded in its span; the cache's error, if
+/// any, is logged.
 #[inline]
-fn hit_served(inner: &Inner, plan: Plan, span: &Span, full: &str, near: bool) {
-    if let Some(site) = plan.site {
-        site.tally(inner).count(Served::Hit, false);
-    }
-    if !span.is_disabled() {
-        inner.trace(span, full, Served::Hit, false, near);
-    }
-}
-
-/// The outcome of the cached call of the stored key `full`, past an
-/// in-process store: counted in its function's figures and recorded in its
-/// span; the cache's error, if any, is logged.
-fn outcome<O>(inner: &Inner, plan: Plan, span: &Span, full: &str, loaded: Loaded<O>) -> O {
+fn outcome<O>(cache: &Cache, plan: Plan, span: &Span, full: &str, loaded: Loaded<O>) -> O {
     let skipped = loaded.error.as_ref().is_some_and(Error::is_skip);
-    if let Some(site) = plan.site {
-        site.tally(inner).count(loaded.served, skipped);
-    }
-    if !span.is_disabled() {
-        inner.trace(span, full, loaded.served, skipped, false);
-    }
+    let observer = cache.engine.observer();
+    observer.served(plan.site, span, full, loaded.served, skipped, loaded.near);
     if let Some(error) = &loaded.error {
         report(full, error);
     }

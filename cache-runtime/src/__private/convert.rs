@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use crate::Cache;
 use crate::codec::Cacheable;
-use crate::options::Timeout;
+use crate::options::{Seconds, Timeout};
 
-/// Seconds or a duration, as `#[cached(timeout = ...)]` accepts them.
+/// What `#[cached(timeout = ...)]` accepts: seconds or a `Duration`
+/// ([`Seconds`]), an `Option<Duration>` (`None`: never expire) or a
+/// [`Timeout`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a cache timeout",
     label = "expected seconds as an integer, a `Duration`, an `Option<Duration>` or a `cachette::Timeout`"
@@ -16,9 +18,9 @@ pub trait IntoTimeout {
     fn into_timeout(self) -> Timeout;
 }
 
-impl IntoTimeout for Duration {
+impl<S: Seconds> IntoTimeout for S {
     fn into_timeout(self) -> Timeout {
-        Timeout::After(self)
+        Timeout::After(self.into_duration())
     }
 }
 
@@ -33,18 +35,6 @@ impl IntoTimeout for Timeout {
         self
     }
 }
-
-macro_rules! seconds {
-    ($($t:ty),*) => {$(
-        impl IntoTimeout for $t {
-            /// Seconds; a negative number is a zero timeout (nothing is stored).
-            fn into_timeout(self) -> Timeout {
-                Timeout::After(Duration::from_secs(u64::try_from(self).unwrap_or(0)))
-            }
-        }
-    )*};
-}
-seconds!(u64, u32, i64, i32, usize);
 
 /// A value `#[cached]` can store.
 #[diagnostic::on_unimplemented(

@@ -37,7 +37,7 @@ impl CallKey<'_> {
     /// The key as it is stored: prefix, `:` and the key, or its shortened
     /// form when that is over the cache's bound.
     pub(crate) fn stored(&self) -> Cow<'_, str> {
-        let keys = &self.cache.inner.keys;
+        let keys = self.cache.engine.keys();
         let stored = self.key.as_str();
         if stored.len() <= keys.max_len() {
             Cow::Borrowed(stored)
@@ -60,7 +60,7 @@ impl KeyBuf {
     #[must_use]
     pub fn new(cache: &Cache) -> Self {
         let mut text = StoredKey::default();
-        text.push_str(cache.inner.keys.prefix());
+        text.push_str(cache.engine.keys().prefix());
         text.push_str(":");
         Self {
             key_at: text.len(),

@@ -4,24 +4,21 @@
 
 mod call;
 mod convert;
-mod key;
+pub(crate) mod key;
 
-pub use crate::Cache;
+pub use crate::engine::{pick_ok, pick_some, pick_value};
 pub use crate::global::cache_ref as cache;
-pub use crate::load::{IntoDuration, Pick, Plan, pick_ok, pick_some, pick_value};
+pub use crate::observe::Site;
 pub use crate::options::Timeout;
-pub use crate::site::Site;
 pub use call::{
     DEFAULT_LEASE, cache_or_global, call, call_detached, invalidate_key, invalidate_namespace,
     invalidate_tag, plan,
 };
-pub use convert::{CacheRef, CachedValue, IntoCache, IntoTimeout};
+pub use convert::{CacheRef, IntoCache, IntoTimeout};
 pub use core::option::Option;
 pub use core::{concat, module_path};
-pub use key::{
-    CallKey, KeyArg, KeyBuf, KeyBuilder, Out, Part, PartDisplay, PartFast, push_debug, scope,
-};
+pub use key::{CallKey, KeyBuf, KeyBuilder, Part, PartDisplay, PartFast, push_debug, scope};
 pub use std::borrow::Cow;
 pub use std::string::String;
 pub use std::time::Duration;
-pub use std::{format, vec};
+pub use std::vec;

@@ -193,7 +193,7 @@ impl Breaker {
         }
         if self.open_until_ms.load(SeqCst) != 0 && self.open_until_ms.swap(0, SeqCst) != 0 {
             tracing::info!("cache backend answers again; circuit closed");
-            crate::meters::circuit(false);
+            crate::observe::meters::circuit(false);
         }
     }
 
@@ -214,7 +214,7 @@ impl Breaker {
             .is_ok();
         if opened {
             self.times_opened.fetch_add(1, SeqCst);
-            crate::meters::circuit(true);
+            crate::observe::meters::circuit(true);
             tracing::warn!(
                 failures,
                 cool_down = ?self.cool_down,

@@ -33,7 +33,7 @@ use super::redis::RedisBackend;
 use super::{Expiry, Found};
 use crate::clock::Monotonic;
 use crate::key::KeySpace;
-use crate::stats::Striped;
+use crate::observe::Striped;
 
 /// How many version keys are remembered before the tier starts over.
 const VERSIONS: usize = 100_000;

@@ -26,7 +26,7 @@ use moka::sync::Cache as Moka;
 
 use super::{Counted, Expected, Expiry};
 use crate::codec::{self, Shape};
-use crate::meters;
+use crate::observe::meters;
 
 /// A stored entry, behind one `Arc`: a lookup hands out a clone, and one
 /// reference count is all that threads reading the same entry share.

@@ -16,7 +16,7 @@ pub(crate) mod redis;
 mod remote;
 mod types;
 
-pub(crate) use types::{Counted, Expected, Expiry, Found, Peeked, Typed, member_keys};
+pub(crate) use types::{Answer, Counted, Expected, Expiry, Found, Typed, member_keys};
 
 use std::time::Duration;
 
@@ -141,7 +141,7 @@ impl Backend {
     /// `key` and the versions at `vkeys`: the memory store always, a local
     /// tier when it holds them all; `None` when Redis must be asked.
     #[inline]
-    pub(crate) fn peek(&self, key: &str, vkeys: &[String]) -> Option<Peeked> {
+    pub(crate) fn peek(&self, key: &str, vkeys: &[String]) -> Option<Answer> {
         match self {
             Self::Memory(memory) => {
                 Some((memory.get(key).map(Found::Slot), memory.versions(vkeys)))
@@ -152,19 +152,22 @@ impl Backend {
     }
 
     /// The entry at `key` and the versions at `vkeys` (`None` where
-    /// missing), in one round trip.
+    /// missing), in one round trip; `past_tier`: a local tier was just
+    /// asked (see [`Self::peek`]) and did not hold them, so Redis is asked
+    /// at once.
     #[inline]
     pub(crate) async fn read(
         &self,
         key: &str,
         vkeys: &[String],
-    ) -> Result<(Option<Found>, Vec<Option<u64>>), Error> {
+        past_tier: bool,
+    ) -> Result<Answer, Error> {
         match self {
             Self::Memory(memory) => {
                 let versions = memory.versions(vkeys);
                 Ok((memory.get(key).map(Found::Slot), versions))
             }
-            Self::Redis(redis) => redis.read_through(key, vkeys).await,
+            Self::Redis(redis) => redis.read_through(key, vkeys, past_tier).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }

@@ -25,7 +25,8 @@ use super::local::Local;
 use super::redis::RedisBackend;
 use super::{Expiry, Found};
 use crate::Error;
-use crate::{codec, meters};
+use crate::codec;
+use crate::observe::meters;
 
 /// The version a read sees for a version key whose bump is pending: no
 /// entry is stamped with it before the bump (versions start at a random

@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Found;
 use super::breaker::Health;
 use super::local::{Local, Reading};
 use super::memory::Slot;
 use super::pending::{Action, Fate, Invalidations, Pending};
 use super::redis::RedisBackend;
+use super::{Answer, Found};
 use crate::Error;
 use crate::key::KeySpace;
 
@@ -144,13 +144,15 @@ impl Remote {
     }
 
     /// The entry at `key` and the versions at `vkeys`: from the local tier
-    /// when it holds them all, else from Redis in one round trip (kept
-    /// locally when no invalidation came meanwhile).
+    /// when it holds them all (unless it was just asked: `past_tier`), else
+    /// from Redis in one round trip (kept locally when no invalidation came
+    /// meanwhile).
     pub(crate) async fn read_through(
         &self,
         key: &str,
         vkeys: &[String],
-    ) -> Result<(Option<Found>, Vec<Option<u64>>), Error> {
+        past_tier: bool,
+    ) -> Result<Answer, Error> {
         let Some(tier) = &self.tier else {
             let watched = self.invalidations.pending.watch();
             let (bytes, mut versions) = self.redis.read(key, vkeys).await?;
@@ -158,7 +160,7 @@ impl Remote {
             self.mask(key, &mut found, vkeys, &mut versions, watched);
             return Ok((found, versions));
         };
-        if let Some((found, versions)) = self.peek(key, vkeys) {
+        if !past_tier && let Some((found, versions)) = self.peek(key, vkeys) {
             return Ok((Some(found), versions));
         }
         let local = &tier.local;

@@ -94,8 +94,9 @@ impl Found {
     }
 }
 
-/// What an in-process store answered: the entry, if any, and the versions.
-pub(crate) type Peeked = (Option<Found>, Vec<Option<u64>>);
+/// What a store answered for one read: the entry, if any, and the
+/// versions of the reader's scope (`None` where a version key is missing).
+pub(crate) type Answer = (Option<Found>, Vec<Option<u64>>);
 
 /// The keys set members stand for (what comes before a newline, if any),
 /// each once.

@@ -450,7 +450,7 @@ impl CacheBuilder {
     pub async fn build(self) -> Result<Cache, Error> {
         let fail_open = self.options.fail_open;
         let cache = self.build_lazy()?;
-        if let Err(error) = cache.inner.backend.connect().await {
+        if let Err(error) = cache.engine.connect().await {
             if is_refusal(&error) || !fail_open {
                 return Err(error);
             }

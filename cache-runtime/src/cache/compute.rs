@@ -1,13 +1,10 @@
 //! `get_or_set` and friends: the direct API's way into the miss engine
 //! (single flight, guarded writes, freshness).
 
-use tracing::Instrument;
-
 use super::Cache;
 use crate::Error;
 use crate::codec::Cacheable;
-use crate::inner::Inner;
-use crate::load::{Job, Loaded, Plan, pick_ok, pick_value};
+use crate::engine::{Job, Loaded, Plan, pick_ok, pick_value};
 use crate::options::Timeout;
 use crate::scope::Scope;
 
@@ -85,15 +82,9 @@ impl Cache {
     {
         let job = Job::direct(compute, pick_value());
         let plan = Plan::direct(timeout.into());
-        let full = self.inner.keys.stored(key);
-        let span = self.inner.op_span("get_or_set");
-        // Instrumenting moves the whole computation into a wrapper: only when a subscriber listens.
-        let loaded = if span.is_disabled() {
-            self.inner.load(&full, scope, plan, job).await
-        } else {
-            let load = self.inner.load(&full, scope, plan, job);
-            Box::pin(load).instrument(span.clone()).await
-        };
+        let full = self.engine.keys().stored(key);
+        let span = self.engine.observer().op_span("get_or_set");
+        let loaded = self.engine.load(&full, scope, plan, job, &span).await;
         self.done(&span, key, &loaded);
         loaded.into_result()
     }
@@ -139,14 +130,12 @@ impl Cache {
     {
         let job = Job::direct(compute, pick_value());
         let plan = Plan::direct(timeout.into());
-        let full = self.inner.keys.stored(key);
-        let span = self.inner.op_span("get_or_set");
-        let loaded = if span.is_disabled() {
-            self.inner.load_detached(&full, scope, plan, job).await
-        } else {
-            let load = self.inner.load_detached(&full, scope, plan, job);
-            Box::pin(load).instrument(span.clone()).await
-        };
+        let full = self.engine.keys().stored(key);
+        let span = self.engine.observer().op_span("get_or_set");
+        let loaded = self
+            .engine
+            .load_detached(&full, scope, plan, job, &span)
+            .await;
         self.done(&span, key, &loaded);
         loaded.into_result()
     }
@@ -278,15 +267,9 @@ impl Cache {
         S: FnOnce(&Result<T, E>) -> bool,
         Fut: Future<Output = Result<T, E>>,
     {
-        let full = self.inner.keys.stored(key);
-        let span = self.inner.op_span("get_or_set");
-        // Instrumenting moves the whole computation into a wrapper: only when a subscriber listens.
-        let loaded = if span.is_disabled() {
-            self.inner.load(&full, scope, plan, job).await
-        } else {
-            let load = self.inner.load(&full, scope, plan, job);
-            Box::pin(load).instrument(span.clone()).await
-        };
+        let full = self.engine.keys().stored(key);
+        let span = self.engine.observer().op_span("get_or_set");
+        let loaded = self.engine.load(&full, scope, plan, job, &span).await;
         self.done(&span, key, &loaded);
         match loaded.into_result() {
             Ok(outcome) => outcome,
@@ -296,7 +279,8 @@ impl Cache {
 
     /// Records how a direct computation of `key` was served.
     fn done<O>(&self, span: &tracing::Span, key: &str, loaded: &Loaded<O>) {
-        let outcome = Inner::served_outcome(loaded.served, loaded.error.as_ref());
-        self.inner.op_done(span, "get_or_set", key, outcome);
+        let outcome = loaded.served.outcome(loaded.error.as_ref());
+        let observer = self.engine.observer();
+        observer.op_done(span, "get_or_set", key, outcome);
     }
 }

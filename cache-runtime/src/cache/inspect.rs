@@ -22,15 +22,12 @@ impl Cache {
     /// # }
     /// ```
     pub async fn contains(&self, key: &str) -> Result<bool, Error> {
-        let inner = &*self.inner;
-        let work = async {
-            match inner.backend.contains(&inner.keys.entry(key)).await {
-                Ok(live) => Ok(live),
-                Err(error) => inner.backend_failed(error).map(|()| false),
-            }
-        };
+        let work = self.engine.contains(key);
         let found = |live: &bool| if *live { "hit" } else { "miss" };
-        inner.op("contains", key, work, found).await
+        self.engine
+            .observer()
+            .op("contains", key, work, found)
+            .await
     }
 
     /// How long the value at `key` still lives: `None` when there is none,
@@ -56,15 +53,9 @@ impl Cache {
     /// # }
     /// ```
     pub async fn ttl(&self, key: &str) -> Result<Option<Timeout>, Error> {
-        let inner = &*self.inner;
-        let work = async {
-            match inner.backend.ttl(&inner.keys.entry(key)).await {
-                Ok(ttl) => Ok(ttl.map(Timeout::from)),
-                Err(error) => inner.backend_failed(error).map(|()| None),
-            }
-        };
+        let work = self.engine.ttl(key);
         let found = |ttl: &Option<Timeout>| if ttl.is_some() { "hit" } else { "miss" };
-        inner.op("ttl", key, work, found).await
+        self.engine.observer().op("ttl", key, work, found).await
     }
 
     /// The keys of this cache's live entries that match `glob` (Redis
@@ -87,22 +78,11 @@ impl Cache {
     /// # }
     /// ```
     pub async fn keys(&self, glob: &str) -> Result<Vec<String>, Error> {
-        let inner = &*self.inner;
-        let work = async {
-            match inner
-                .backend
-                .live_keys(&inner.keys.entry_pattern(glob))
-                .await
-            {
-                Ok(stored) => Ok(stored
-                    .iter()
-                    .filter_map(|stored| inner.keys.user_key(stored))
-                    .map(str::to_owned)
-                    .collect()),
-                Err(error) => inner.backend_failed(error).map(|()| Vec::new()),
-            }
-        };
-        inner.op("keys", glob, work, |_| "ok").await
+        let work = self.engine.live_keys(glob);
+        self.engine
+            .observer()
+            .op("keys", glob, work, |_| "ok")
+            .await
     }
 
     /// Removes this cache's entries whose keys match `glob` (see
@@ -120,17 +100,8 @@ impl Cache {
     /// # }
     /// ```
     pub async fn delete_pattern(&self, glob: &str) -> Result<u64, Error> {
-        let inner = &*self.inner;
-        let work = async {
-            match inner
-                .backend
-                .delete_matching(&inner.keys.entry_pattern(glob))
-                .await
-            {
-                Ok(removed) => Ok(removed),
-                Err(error) => inner.backend_failed(error).map(|()| 0),
-            }
-        };
-        inner.op("delete_pattern", glob, work, |_| "ok").await
+        let work = self.engine.delete_matching(glob);
+        let observer = self.engine.observer();
+        observer.op("delete_pattern", glob, work, |_| "ok").await
     }
 }

@@ -8,10 +8,9 @@ use std::time::Duration;
 
 use super::Cache;
 use crate::Error;
-use crate::backend::Expiry;
-use crate::backend::pending::{Action, Fate};
+use crate::backend::pending::Action;
+use crate::engine::Applied;
 use crate::key::Internal;
-use crate::meters;
 
 /// What became of an invalidation: applied now, or kept in this process
 /// and retried until Redis takes it (see [`Cache::invalidate`]).
@@ -97,12 +96,11 @@ impl Cache {
     /// # }
     /// ```
     pub async fn invalidate(&self, key: &str) -> Result<Invalidated, Error> {
-        let inner = &*self.inner;
-        let full = inner.keys.entry(key);
-        let expiry = Expiry::after(inner.options.tombstone_ttl);
-        meters::invalidation(inner.counters.label(), "key");
-        let work = self.apply(full, Action::Tombstone(expiry));
-        inner.op("invalidate", key, work, outcome).await
+        let engine = &*self.engine;
+        engine.invalidating("key");
+        let full = engine.keys().entry(key);
+        let work = self.apply(full, Action::Tombstone(engine.tombstone()));
+        engine.observer().op("invalidate", key, work, outcome).await
     }
 
     /// Drops every entry of `namespace` at once, in one atomic command;
@@ -125,11 +123,12 @@ impl Cache {
     /// # }
     /// ```
     pub async fn invalidate_namespace(&self, namespace: &str) -> Result<Invalidated, Error> {
-        let inner = &*self.inner;
-        meters::invalidation(inner.counters.label(), "namespace");
-        let vkey = inner.keys.internal(Internal::Namespace, namespace);
+        let engine = &*self.engine;
+        engine.invalidating("namespace");
+        let vkey = engine.keys().internal(Internal::Namespace, namespace);
         let work = self.apply(vkey, Action::Bump);
-        inner
+        engine
+            .observer()
             .op("invalidate_namespace", namespace, work, outcome)
             .await
     }
@@ -156,27 +155,28 @@ impl Cache {
     /// # }
     /// ```
     pub async fn invalidate_tag(&self, tag: &str) -> Result<Invalidated, Error> {
-        let inner = &*self.inner;
-        meters::invalidation(inner.counters.label(), "tag");
-        inner
+        let engine = &*self.engine;
+        engine.invalidating("tag");
+        engine
+            .observer()
             .op("invalidate_tag", tag, self.drop_tag(tag), outcome)
             .await
     }
 
     /// [`invalidate_tag`](Self::invalidate_tag) without its span.
     async fn drop_tag(&self, tag: &str) -> Result<Invalidated, Error> {
-        let inner = &*self.inner;
+        let keys = self.engine.keys();
         let bumped = self
-            .apply(inner.keys.internal(Internal::Tag, tag), Action::Bump)
+            .apply(keys.internal(Internal::Tag, tag), Action::Bump)
             .await?;
         // Entries that carry the tag from their value, and computations
         // that may yet: tombstones, so that none is served or stored.
         let members = Action::Members {
-            keep: inner.keys.internal(Internal::Pending, ""),
-            expiry: Expiry::after(inner.options.tombstone_ttl),
+            keep: keys.internal(Internal::Pending, ""),
+            expiry: self.engine.tombstone(),
         };
         let dropped = self
-            .apply(inner.keys.internal(Internal::Members, tag), members)
+            .apply(keys.internal(Internal::Members, tag), members)
             .await?;
         Ok(if dropped.is_applied() {
             bumped
@@ -202,7 +202,7 @@ impl Cache {
     /// # }
     /// ```
     pub async fn flush_invalidations(&self, within: Duration) -> bool {
-        let Some(pending) = self.inner.backend.pending() else {
+        let Some(pending) = self.engine.pending() else {
             return true;
         };
         let deadline = tokio::time::Instant::now() + within;
@@ -232,7 +232,7 @@ impl Cache {
     pub fn namespace(&self, name: &str) -> Namespace {
         Namespace {
             cache: self.clone(),
-            key: self.inner.keys.internal(Internal::Namespace, name),
+            key: self.engine.keys().internal(Internal::Namespace, name),
         }
     }
 
@@ -240,34 +240,12 @@ impl Cache {
     /// keeps it for a retry; under fail-open, only a failure to keep it is
     /// an error.
     async fn apply(&self, target: String, action: Action) -> Result<Invalidated, Error> {
-        let inner = &*self.inner;
-        let fate = inner.backend.invalidate(&inner.keys, target, action).await;
-        // No caller whose read fails joins a computation older than this.
-        inner.flights.invalidated();
-        match fate {
-            Ok(Fate::Applied(version)) => Ok(Invalidated {
-                fate: Kept::Applied,
-                version: Some(version).filter(|&v| v != 0),
-            }),
-            Ok(Fate::Queued(error)) => {
-                tracing::warn!(
-                    error = &error as &dyn std::error::Error,
-                    "invalidation not taken by Redis: kept and retried"
-                );
-                inner.backend_failed(error)?;
-                Ok(Invalidated {
-                    fate: Kept::Queued,
-                    version: None,
-                })
-            }
-            Err(error) => {
-                inner.backend_failed(error)?;
-                Ok(Invalidated {
-                    fate: Kept::Nowhere,
-                    version: None,
-                })
-            }
-        }
+        let (fate, version) = match self.engine.invalidate(target, action).await? {
+            Applied::Now(version) => (Kept::Applied, version),
+            Applied::Queued => (Kept::Queued, None),
+            Applied::Nowhere => (Kept::Nowhere, None),
+        };
+        Ok(Invalidated { fate, version })
     }
 }
 
@@ -299,15 +277,9 @@ impl Namespace {
     /// # }
     /// ```
     pub async fn version(&self) -> Result<u64, Error> {
-        let inner = &*self.cache.inner;
-        match inner
-            .backend
-            .versions(std::slice::from_ref(&self.key))
-            .await
-        {
-            Ok(versions) => Ok(versions.first().copied().flatten().unwrap_or_default()),
-            Err(error) => inner.backend_failed(error).map(|()| 0),
-        }
+        let key = std::slice::from_ref(&self.key);
+        let versions = self.cache.engine.versions_of(key).await?;
+        Ok(versions.first().copied().unwrap_or_default())
     }
 
     /// Bumps the version: every entry of the namespace becomes a miss.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::Cache;
 use crate::Error;
 use crate::clock;
+use crate::engine::LeaseOp;
 use crate::key::Internal;
 
 /// A held lock, from [`Cache::try_lock`] or [`Cache::lock`].
@@ -59,23 +60,17 @@ impl Cache {
     /// # }
     /// ```
     pub async fn try_lock(&self, name: &str, lease: Duration) -> Result<Option<Lock>, Error> {
-        let inner = &*self.inner;
-        let key = inner.keys.internal(Internal::Lock, name);
+        let key = self.engine.keys().internal(Internal::Lock, name);
         let token = format!("{:016x}", clock::random_id());
-        match inner.backend.acquire_lease(&key, &token, lease).await {
-            Ok(true) => Ok(Some(Lock {
-                cache: self.clone(),
-                name: name.to_owned(),
-                key,
-                token,
-                released: false,
-            })),
-            Ok(false) => Ok(None),
-            Err(error) => {
-                inner.counters.backend_error(&error, false);
-                Err(error)
-            }
-        }
+        let acquire = LeaseOp::Acquire(lease);
+        let acquired = self.engine.lock_lease(&key, &token, acquire, false).await?;
+        Ok(acquired.then(|| Lock {
+            cache: self.clone(),
+            name: name.to_owned(),
+            key,
+            token,
+            released: false,
+        }))
     }
 
     /// Takes the lock `name` for `lease`, waiting up to `wait` for its holder
@@ -149,18 +144,15 @@ impl Lock {
     /// # }
     /// ```
     pub async fn extend(&self, lease: Duration) -> Result<(), Error> {
-        let inner = &*self.cache.inner;
-        match inner
-            .backend
-            .extend_lease(&self.key, &self.token, lease)
-            .await
+        let extend = LeaseOp::Extend(lease);
+        let engine = &self.cache.engine;
+        if engine
+            .lock_lease(&self.key, &self.token, extend, false)
+            .await?
         {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(self.lost()),
-            Err(error) => {
-                inner.counters.backend_error(&error, false);
-                Err(error)
-            }
+            Ok(())
+        } else {
+            Err(self.lost())
         }
     }
 
@@ -181,14 +173,14 @@ impl Lock {
     /// ```
     pub async fn release(mut self) -> Result<(), Error> {
         self.released = true;
-        let inner = &*self.cache.inner;
-        match inner.backend.release_lease(&self.key, &self.token).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(self.lost()),
-            Err(error) => {
-                inner.counters.backend_error(&error, false);
-                Err(error)
-            }
+        let engine = &self.cache.engine;
+        if engine
+            .lock_lease(&self.key, &self.token, LeaseOp::Release, false)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(self.lost())
         }
     }
 
@@ -212,9 +204,11 @@ impl Drop for Lock {
                 std::mem::take(&mut self.token),
             );
             runtime.spawn(async move {
-                if let Err(error) = cache.inner.backend.release_lease(&key, &token).await {
-                    cache.inner.counters.backend_error(&error, true);
-                }
+                let release = cache
+                    .engine
+                    .lock_lease(&key, &token, LeaseOp::Release, true);
+                // Counted and logged; nobody waits for it.
+                let _ = release.await;
             });
         }
     }

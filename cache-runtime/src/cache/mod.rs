@@ -1,4 +1,4 @@
-//! The [`Cache`] handle: a cheap clone over the shared `Inner` parts. Its
+//! The [`Cache`] handle: a cheap clone over the shared engine (`engine/`). Its
 //! methods live by job: `ops` the direct operations, `compute`
 //! `get_or_set` and friends, `invalidate` invalidation and [`Namespace`].
 
@@ -14,10 +14,10 @@ use crate::Error;
 use crate::backend::Backend;
 use crate::backend::breaker::Health;
 use crate::codec::Format;
-use crate::inner::Inner;
+use crate::engine::Engine;
 use crate::key::KeySpace;
+use crate::observe::Stats;
 use crate::options::Options;
-use crate::stats::Stats;
 pub use invalidate::{Invalidated, Namespace};
 pub use lock::Lock;
 
@@ -44,19 +44,12 @@ pub use lock::Lock;
 /// ```
 #[derive(Clone)]
 pub struct Cache {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) engine: Arc<Engine>,
 }
 
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let inner = &*self.inner;
-        f.debug_struct("Cache")
-            .field("backend", &inner.backend)
-            .field("prefix", &inner.keys.prefix())
-            .field("default_timeout", &inner.options.default_timeout)
-            .field("fail_open", &inner.options.fail_open)
-            .field("flights", &inner.flights.len())
-            .finish()
+        self.engine.fmt(f)
     }
 }
 
@@ -69,7 +62,7 @@ impl Cache {
         format: Format,
     ) -> Self {
         Self {
-            inner: Arc::new(Inner::new(backend, keys, options, format)),
+            engine: Arc::new(Engine::new(backend, keys, options, format)),
         }
     }
 
@@ -95,18 +88,14 @@ impl Cache {
     /// # }
     /// ```
     pub fn with_prefix(&self, prefix: &str) -> Result<Self, Error> {
-        let inner = &*self.inner;
-        let keys = KeySpace::new(prefix, inner.keys.max_len()).map_err(|reason| Error::Config {
+        let max_len = self.engine.keys().max_len();
+        let keys = KeySpace::new(prefix, max_len).map_err(|reason| Error::Config {
             reason,
             source: None,
         })?;
-        inner.backend.cover(&keys);
-        Ok(Self::from_parts(
-            Arc::clone(&inner.backend),
-            keys,
-            inner.options,
-            inner.format.clone(),
-        ))
+        Ok(Self {
+            engine: Arc::new(self.engine.with_keys(keys)),
+        })
     }
 
     /// The key under which `key` is stored: the escaped prefix, `:`, the
@@ -119,7 +108,7 @@ impl Cache {
     /// ```
     #[must_use]
     pub fn key_for(&self, key: &str) -> String {
-        self.inner.keys.entry(key)
+        self.engine.keys().entry(key)
     }
 
     /// The counters of this cache and all its clones.
@@ -131,16 +120,7 @@ impl Cache {
     /// ```
     #[must_use]
     pub fn stats(&self) -> Stats {
-        let mut stats = self.inner.counters.snapshot();
-        stats.local_hits = self.inner.backend.local_hits();
-        if let Some(pending) = self.inner.backend.pending() {
-            use std::sync::atomic::Ordering::Relaxed;
-            stats.invalidations_queued = pending.queued.load(Relaxed);
-            stats.invalidations_retried = pending.retried.load(Relaxed);
-            stats.invalidations_applied_late = pending.applied_late.load(Relaxed);
-            stats.invalidations_pending = pending.len() as u64;
-        }
-        stats
+        self.engine.stats()
     }
 
     /// The figures of each `#[cached]` function that called through this
@@ -155,7 +135,7 @@ impl Cache {
     /// ```
     #[must_use]
     pub fn function_stats(&self) -> Vec<crate::FunctionStats> {
-        self.inner.tallies.snapshot()
+        self.engine.observer().function_stats()
     }
 
     /// Whether calls reach the backend: the state of the circuit breaker in
@@ -171,6 +151,6 @@ impl Cache {
     /// ```
     #[must_use]
     pub fn health(&self) -> Health {
-        self.inner.backend.health()
+        self.engine.health()
     }
 }

@@ -7,12 +7,10 @@ use serde::Serialize;
 
 use super::Cache;
 use crate::Error;
-use crate::backend::{Counted, Expiry};
 use crate::codec::{self, Cacheable, Freshness};
+use crate::engine::Write;
 use crate::options::Timeout;
-use crate::read::Judged;
 use crate::scope::Scope;
-use tracing::Instrument;
 
 impl Cache {
     /// The value stored at `key`, or `None` when there is none, it expired,
@@ -53,34 +51,12 @@ impl Cache {
     /// # }
     /// ```
     pub async fn get_in<T: Cacheable>(&self, key: &str, scope: &Scope) -> Result<Option<T>, Error> {
-        let work = self.get_uncounted(key, scope);
+        let work = self.engine.get(key, scope);
         let hit_or_miss = |found: &Option<T>| if found.is_some() { "hit" } else { "miss" };
-        self.inner.op("get", key, work, hit_or_miss).await
-    }
-
-    /// [`get_in`](Self::get_in) without its span.
-    async fn get_uncounted<T: Cacheable>(
-        &self,
-        key: &str,
-        scope: &Scope,
-    ) -> Result<Option<T>, Error> {
-        let inner = &*self.inner;
-        let full = inner.keys.stored(key);
-        let vkeys = scope.version_keys(&inner.keys)?;
-        let found = match inner.read::<T>(&full, &vkeys, None, None, true).await {
-            // A value past its freshness is kept only for the computations that refresh it.
-            Ok(read) => read.value.filter(|_| read.stale_for_ms.is_none()),
-            Err(error) => {
-                inner.backend_failed(error)?;
-                None
-            }
-        };
-        if found.is_some() {
-            inner.counters.hit();
-        } else {
-            inner.counters.miss();
-        }
-        Ok(found)
+        self.engine
+            .observer()
+            .op("get", key, work, hit_or_miss)
+            .await
     }
 
     /// Stores `value` at `key` in `scope`, stamped with the scope's current
@@ -108,20 +84,22 @@ impl Cache {
         timeout: impl Into<Timeout>,
         scope: &Scope,
     ) -> Result<(), Error> {
-        let inner = &*self.inner;
-        let vkeys = scope.version_keys(&inner.keys)?;
+        let engine = &*self.engine;
+        let vkeys = scope.version_keys(engine.keys())?;
         if vkeys.is_empty() {
             return self.set(key, value, timeout).await;
         }
         let work = async {
-            let current = match inner.current_versions(&vkeys).await {
-                Ok(current) => current,
-                Err(error) => return inner.backend_failed(error),
+            let Some(current) = engine.stamps(&vkeys).await? else {
+                return Ok(());
             };
             let bytes = codec::encode_stamped(value, &current, Freshness::default())?;
-            self.store(key, bytes, timeout.into()).await
+            engine
+                .store(key, bytes, timeout.into(), Write::Over)
+                .await
+                .map(drop)
         };
-        inner.op("set", key, work, |()| "ok").await
+        engine.observer().op("set", key, work, |()| "ok").await
     }
 
     /// Stores `value` at `key` for `timeout`: a
@@ -149,8 +127,15 @@ impl Cache {
         value: &T,
         timeout: impl Into<Timeout>,
     ) -> Result<(), Error> {
-        let work = async { self.store(key, codec::encode(value)?, timeout.into()).await };
-        self.inner.op("set", key, work, |()| "ok").await
+        let engine = &*self.engine;
+        let work = async {
+            let bytes = codec::encode(value)?;
+            engine
+                .store(key, bytes, timeout.into(), Write::Over)
+                .await
+                .map(drop)
+        };
+        engine.observer().op("set", key, work, |()| "ok").await
     }
 
     /// Stores `value` unless `key` already holds a live value; whether it did.
@@ -176,23 +161,15 @@ impl Cache {
         value: &T,
         timeout: impl Into<Timeout>,
     ) -> Result<bool, Error> {
-        let inner = &*self.inner;
+        let engine = &*self.engine;
         let work = async {
             let bytes = codec::encode(value)?;
-            let expiry = timeout.into().resolve(inner.options.default_timeout);
-            let full = inner.keys.entry(key);
-            let bytes = inner.format.seal(&full, bytes);
-            let added = match inner.backend.add(full, bytes, expiry).await {
-                Ok(added) => added,
-                Err(error) => inner.backend_failed(error).map(|()| false)?,
-            };
-            if added {
-                inner.counters.writes(1);
-            }
-            Ok(added)
+            engine
+                .store(key, bytes, timeout.into(), Write::IfAbsent)
+                .await
         };
         let stored_or_kept = |added: &bool| if *added { "stored" } else { "kept" };
-        inner.op("add", key, work, stored_or_kept).await
+        engine.observer().op("add", key, work, stored_or_kept).await
     }
 
     /// Removes `key`; whether there was a value to remove.
@@ -228,17 +205,9 @@ impl Cache {
     /// # }
     /// ```
     pub async fn touch(&self, key: &str, timeout: impl Into<Timeout>) -> Result<bool, Error> {
-        let inner = &*self.inner;
-        let expiry = timeout.into().resolve(inner.options.default_timeout);
-        let full = inner.keys.entry(key);
-        let work = async {
-            match inner.backend.touch(full, expiry).await {
-                Ok(touched) => Ok(touched),
-                Err(error) => inner.backend_failed(error).map(|()| false),
-            }
-        };
+        let work = self.engine.touch(key, timeout.into());
         let found = |touched: &bool| if *touched { "hit" } else { "miss" };
-        inner.op("touch", key, work, found).await
+        self.engine.observer().op("touch", key, work, found).await
     }
 
     /// The values found at `keys`, by key; absent and undecodable ones are
@@ -260,31 +229,13 @@ impl Cache {
         &self,
         keys: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<HashMap<String, T>, Error> {
-        let inner = &*self.inner;
         let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
-        let full: Vec<String> = keys.iter().map(|k| inner.keys.entry(k)).collect();
-        let work = async {
-            let mut found = HashMap::with_capacity(keys.len());
-            match inner.backend.get_many(&full).await {
-                Ok(entries) => {
-                    for ((key, full), entry) in keys.iter().zip(&full).zip(entries) {
-                        if let Some(entry) = entry
-                            && let Judged::Hit(value) =
-                                inner.judge_found(full, &entry, &[], None, true).await
-                        {
-                            found.insert(key.clone(), value);
-                        }
-                    }
-                }
-                Err(error) => inner.backend_failed(error)?,
-            }
-            inner
-                .counters
-                .hits_and_misses(found.len(), keys.len() - found.len());
-            Ok(found)
-        };
+        let work = self.engine.get_many(&keys);
         let first = keys.first().map_or("", String::as_str);
-        inner.op("get_many", first, work, |_| "ok").await
+        self.engine
+            .observer()
+            .op("get_many", first, work, |_| "ok")
+            .await
     }
 
     /// Stores every `(key, value)` pair with the same timeout; one round trip
@@ -310,28 +261,15 @@ impl Cache {
         entries: impl IntoIterator<Item = (K, T)>,
         timeout: impl Into<Timeout>,
     ) -> Result<Vec<String>, Error> {
-        let inner = &*self.inner;
-        let expiry = timeout.into().resolve(inner.options.default_timeout);
-        let mut keys = Vec::new();
         let mut encoded = Vec::new();
         for (key, value) in entries {
-            let full = inner.keys.entry(key.as_ref());
-            let bytes = inner.format.seal(&full, codec::encode(&value)?);
-            encoded.push((full, bytes));
-            keys.push(key.as_ref().to_owned());
+            encoded.push((key.as_ref().to_owned(), codec::encode(&value)?));
         }
-        let first = keys.first().cloned().unwrap_or_default();
-        let work = async {
-            match inner.backend.set_many(encoded, expiry).await {
-                Ok(()) => {
-                    if expiry != Expiry::Now {
-                        inner.counters.writes(keys.len());
-                    }
-                    Ok(Vec::new())
-                }
-                Err(error) => inner.backend_failed(error).map(|()| keys),
-            }
-        };
+        let first = encoded
+            .first()
+            .map(|(key, _)| key.clone())
+            .unwrap_or_default();
+        let work = self.engine.store_many(encoded, timeout.into());
         let all_or_some = |unwritten: &Vec<String>| {
             if unwritten.is_empty() {
                 "ok"
@@ -339,7 +277,10 @@ impl Cache {
                 "skipped"
             }
         };
-        inner.op("set_many", &first, work, all_or_some).await
+        self.engine
+            .observer()
+            .op("set_many", &first, work, all_or_some)
+            .await
     }
 
     /// Removes every key of `keys`; how many held a value.
@@ -358,19 +299,14 @@ impl Cache {
         &self,
         keys: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<u64, Error> {
-        let inner = &*self.inner;
-        let full: Vec<String> = keys
-            .into_iter()
-            .map(|k| inner.keys.entry(k.as_ref()))
-            .collect();
-        let work = async {
-            match inner.backend.delete_many(&full).await {
-                Ok(deleted) => Ok(deleted),
-                Err(error) => inner.backend_failed(error).map(|()| 0),
-            }
-        };
-        let first = full.first().map_or("", String::as_str);
-        inner.op("delete", first, work, |_| "ok").await
+        let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
+        let first = keys.first().map(|k| self.engine.keys().entry(k));
+        let work = self.engine.delete_many(&keys);
+        let first = first.as_deref().unwrap_or("");
+        self.engine
+            .observer()
+            .op("delete", first, work, |_| "ok")
+            .await
     }
 
     /// Adds `delta` to the integer counter at `key` and returns the new value.
@@ -423,31 +359,7 @@ impl Cache {
 
     /// Adds `delta` to the counter at `key`, creating a missing one when `create` says so.
     async fn count(&self, key: &str, delta: i64, create: bool) -> Result<i64, Error> {
-        let inner = &*self.inner;
-        let expiry = Timeout::Default.resolve(inner.options.default_timeout);
-        let full = inner.keys.entry(key);
-        let span = inner.op_span("incr");
-        let counted = inner
-            .backend
-            .incr(full, delta, expiry, create)
-            .instrument(span.clone())
-            .await;
-        inner.op_done(
-            &span,
-            "incr",
-            key,
-            if counted.is_ok() { "ok" } else { "error" },
-        );
-        match counted {
-            Ok(Counted::Value(value)) => Ok(value),
-            Ok(Counted::NotACounter) => Err(Error::NotACounter {
-                key: key.to_owned(),
-            }),
-            Ok(Counted::Missing) => Err(Error::NotFound {
-                key: key.to_owned(),
-            }),
-            Err(error) => inner.backend_failed(error).map(|()| delta),
-        }
+        self.engine.incr(key, delta, create).await
     }
 
     /// Subtracts `delta` from the counter at `key`; see [`incr`](Self::incr).
@@ -483,32 +395,10 @@ impl Cache {
     /// # }
     /// ```
     pub async fn clear(&self) -> Result<(), Error> {
-        let inner = &*self.inner;
-        let work = async {
-            match inner.backend.clear(&inner.keys).await {
-                Ok(()) => Ok(()),
-                Err(error) => inner.backend_failed(error),
-            }
-        };
-        inner.op("clear", "", work, |()| "ok").await
-    }
-
-    /// Writes encoded bytes at `key`, failing open as configured.
-    async fn store(&self, key: &str, bytes: Vec<u8>, timeout: Timeout) -> Result<(), Error> {
-        let inner = &*self.inner;
-        let expiry = timeout.resolve(inner.options.default_timeout);
-        let full = inner.keys.entry(key);
-        let bytes = inner.format.seal(&full, bytes);
-        crate::meters::value_written(inner.counters.label(), bytes.len());
-        crate::inner::trace_size(bytes.len());
-        match inner.backend.set(full, bytes, None, expiry).await {
-            Ok(()) => {
-                if expiry != Expiry::Now {
-                    inner.counters.writes(1);
-                }
-                Ok(())
-            }
-            Err(error) => inner.backend_failed(error),
-        }
+        let work = self.engine.clear();
+        self.engine
+            .observer()
+            .op("clear", "", work, |()| "ok")
+            .await
     }
 }

@@ -9,10 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::inner::Inner;
-use crate::load::Served;
-use crate::meters::{FunctionMeters, Request};
-use crate::stats::Striped;
+use super::Served;
+use super::meters::{FunctionMeters, Request};
+use super::stats::Striped;
 
 /// The call site of a cached function: its name (`module::function`).
 /// Written by `#[cached]` as a `static`; not for direct use.
@@ -39,16 +38,17 @@ impl Site {
         self.name
     }
 
-    /// This function's tally in the cache `inner`.
+    /// This function's tally in the cache `cache` (its observer's id),
+    /// whose tallies are `tallies` and whose label is `label`.
     #[inline]
-    pub(crate) fn tally(&'static self, inner: &Inner) -> TallyRef {
+    pub(super) fn tally_in(&'static self, cache: u64, tallies: &Tallies, label: &str) -> TallyRef {
         if let Some((id, tally)) = self.first.get()
-            && *id == inner.id
+            && *id == cache
         {
             return TallyRef::Site(tally);
         }
-        let tally = inner.tallies.of(self.name, &inner.keys);
-        if self.first.set((inner.id, Arc::clone(&tally))).is_ok() {
+        let tally = tallies.of(self.name, label);
+        if self.first.set((cache, Arc::clone(&tally))).is_ok() {
             return TallyRef::Site(&self.first.get().expect("just set").1);
         }
         TallyRef::Other(tally)
@@ -56,7 +56,7 @@ impl Site {
 }
 
 /// A function's tally, borrowed from its site or held.
-pub(crate) enum TallyRef {
+pub(super) enum TallyRef {
     Site(&'static Tally),
     Other(Arc<Tally>),
 }
@@ -148,11 +148,11 @@ impl Tally {
 
 /// The tallies of a cache's functions.
 #[derive(Debug, Default)]
-pub(crate) struct Tallies(Mutex<Vec<Arc<Tally>>>);
+pub(super) struct Tallies(Mutex<Vec<Arc<Tally>>>);
 
 impl Tallies {
     /// The tally of the function `name`, made on its first call.
-    fn of(&self, name: &'static str, keys: &crate::key::KeySpace) -> Arc<Tally> {
+    fn of(&self, name: &'static str, label: &str) -> Arc<Tally> {
         let mut tallies = self
             .0
             .lock()
@@ -160,7 +160,7 @@ impl Tallies {
         if let Some(tally) = tallies.iter().find(|t| t.name == name) {
             return Arc::clone(tally);
         }
-        let tally = Arc::new(Tally::new(name, keys.prefix()));
+        let tally = Arc::new(Tally::new(name, label));
         tallies.push(Arc::clone(&tally));
         tally
     }

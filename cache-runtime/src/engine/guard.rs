@@ -12,7 +12,7 @@ use crate::Error;
 pub(crate) use crate::backend::Expected;
 use crate::backend::{Expiry, Typed};
 use crate::codec::{self, Cacheable, Freshness};
-use crate::inner::Inner;
+use crate::engine::Engine;
 
 /// The state a miss read, for the guarded write that stores the computed value.
 #[derive(Debug)]
@@ -24,7 +24,7 @@ pub(crate) struct Guard {
     pub(crate) stamps: Vec<u64>,
 }
 
-impl Inner {
+impl Engine {
     /// Stores a computed value unless the key changed since the read that
     /// made `guard` (an invalidation, or another write). In memory the value
     /// is kept typed, so hits skip decoding.
@@ -41,8 +41,8 @@ impl Inner {
         // Signed values are never counters: digits cannot carry a signature.
         let bytes = codec::encode_as(value, &guard.stamps, freshness, !self.format.signs())?;
         let bytes = self.format.seal(&guard.full_key, bytes);
-        crate::meters::value_written(self.counters.label(), bytes.len());
-        crate::inner::trace_size(bytes.len());
+        crate::observe::meters::value_written(self.counters().label(), bytes.len());
+        crate::observe::trace_size(bytes.len());
         let typed = self
             .backend
             .keeps_typed()
@@ -54,7 +54,7 @@ impl Inner {
         match written {
             Ok(stored) => {
                 if stored {
-                    self.counters.writes(1);
+                    self.counters().writes(1);
                 }
                 Ok(())
             }

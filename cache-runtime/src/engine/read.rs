@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use crate::backend::{Expected, Found, Peeked, Typed};
+use crate::backend::{Answer, Expected, Found, Typed};
 use crate::codec::{self, Cacheable, Freshness, Shape, Stored};
-use crate::freshness::{Verdict, verdict};
-use crate::guard::Guard;
-use crate::inner::Inner;
+use crate::engine::Engine;
+use crate::engine::freshness::{Verdict, verdict};
+use crate::engine::guard::Guard;
 use crate::scope::Scope;
 use crate::{Error, clock};
 
@@ -41,9 +41,45 @@ pub(crate) struct Read<T> {
     pub(crate) versions: Vec<Option<u64>>,
 }
 
-/// What a first read saw, handed to the read that follows it so that the
-/// store is not asked twice: what it answered, or how it failed.
-pub(crate) type Seen = Result<Peeked, Error>;
+/// What the first read of a call answered: a fresh value, or what it saw,
+/// handed to the read that follows so that the store is not asked (nor
+/// the same bytes judged, nor the version keys built) twice.
+pub(crate) enum First<T> {
+    /// A fresh value, counted as a hit; `near`: an in-process store answered.
+    Hit { value: T, near: bool },
+    /// Anything else.
+    Saw(Sight<T>),
+}
+
+/// What a first read saw, short of a fresh value.
+pub(crate) struct Sight<T> {
+    /// The scope's version keys; `None` when they cannot be built (the read
+    /// that follows reports why).
+    vkeys: Option<Vec<String>>,
+    seen: Seen<T>,
+}
+
+/// What the store said to a first read.
+enum Seen<T> {
+    /// The entry and versions, judged (without side effects) where the
+    /// first read judged them.
+    Answered(Answer, Option<Judged<T>>),
+    /// The read failed (it is not tried again: one deadline per call).
+    Failed(Error),
+    /// Nothing read yet; `past_tier`: a local tier was just asked and did
+    /// not hold the entry, so the read that follows goes to Redis at once.
+    Unread { past_tier: bool },
+}
+
+impl<T> Sight<T> {
+    /// Nothing seen: the read that follows reads.
+    pub(crate) fn none() -> Self {
+        Self {
+            vkeys: None,
+            seen: Seen::Unread { past_tier: false },
+        }
+    }
+}
 
 /// The outcome of a read made to be followed by a write.
 pub(crate) enum Lookup<T> {
@@ -61,33 +97,37 @@ pub(crate) enum Lookup<T> {
     Miss(Option<Guard>),
 }
 
-impl Inner {
+impl Engine {
     /// Reads the entry at `full` and the versions at `vkeys`, in one round
-    /// trip — or takes what a first look or fetch saw (`seen`). A
-    /// `direct` read (`get`) takes a counter for a value even when values
-    /// are signed; a computation's read does not (see [`Self::judge_found`]).
-    pub(crate) async fn read<T: Cacheable>(
+    /// trip, and judges them once — or takes what a first read saw
+    /// (`seen`). A `direct` read (`get`) takes a counter for a value even
+    /// when values are signed; a computation's read does not (see
+    /// [`Self::judge_found`]).
+    async fn read<T: Cacheable>(
         &self,
         full: &str,
         vkeys: &[String],
         early: Option<f64>,
-        seen: Option<Seen>,
+        seen: Seen<T>,
         direct: bool,
     ) -> Result<Read<T>, Error> {
-        let (found, versions) = match seen {
-            Some(seen) => seen?,
-            None => self.backend.read(full, vkeys).await?,
+        let ((found, versions), judged) = match seen {
+            Seen::Answered(answer, judged) => (answer, judged),
+            Seen::Failed(error) => return Err(error),
+            Seen::Unread { past_tier } => (self.backend.read(full, vkeys, past_tier).await?, None),
         };
-        let judged = match &found {
-            // A typed value kept by the store is judged without decoding, or awaiting.
-            Some(found) => match judge_typed(found, &versions, early, self.counts(direct)) {
-                Some(judged) => judged,
-                None => {
-                    self.judge_found(full, found, &versions, early, direct)
-                        .await
-                }
-            },
-            None => Judged::Miss(Expected::Absent),
+        let judged = match (&found, judged) {
+            (None, _) => Judged::Miss(Expected::Absent),
+            // Judged from the typed value the store kept: nothing was decoded.
+            (Some(found), Some(judged)) if found.typed().is_some() => judged,
+            (Some(found), Some(judged)) => {
+                crate::observe::trace_size(found.bytes().len());
+                self.settle(full, found, judged).await
+            }
+            (Some(found), None) => {
+                self.judge_found(full, found, &versions, early, direct)
+                    .await
+            }
         };
         let (value, expected, stale_for_ms) = match judged {
             Judged::Hit(value) => (Some(value), Expected::Absent, None),
@@ -107,89 +147,96 @@ impl Inner {
         })
     }
 
-    /// The value at the stored key `full` when an in-process store holds it
-    /// fresh and typed, judged at once, without awaiting (counted as a hit);
-    /// else what the store answered, for the read that follows (`None`:
-    /// Redis must be asked).
-    #[inline]
-    pub(crate) fn look<T: Cacheable>(
+    /// The direct API's read (`get`): the value at the stored key `full`
+    /// when it is fresh.
+    pub(crate) async fn read_direct<T: Cacheable>(
         &self,
         full: &str,
-        scope: &Scope,
-        early: Option<f64>,
-    ) -> Result<T, Option<Peeked>> {
-        // Without an in-process store there is nothing to look at: the
-        // version keys are built once, by the read that follows.
-        if !self.backend.keeps_typed() {
-            return Err(None);
-        }
-        let Ok(vkeys) = scope.version_keys(&self.keys) else {
-            return Err(None);
-        };
-        let peeked = self.backend.peek(full, &vkeys);
-        if let Some((Some(found), versions)) = &peeked
-            && let Some(Judged::Hit(value)) =
-                judge_typed::<T>(found, versions, early, self.counts(false))
-        {
-            self.counters.hit();
-            return Ok(value);
-        }
-        Err(peeked)
+        vkeys: &[String],
+    ) -> Result<Option<T>, Error> {
+        let unread = Seen::Unread { past_tier: false };
+        let read = self.read::<T>(full, vkeys, None, unread, true).await?;
+        // A value past its freshness is kept only for the computations that refresh it.
+        Ok(read.value.filter(|_| read.stale_for_ms.is_none()))
     }
 
-    /// After a [`look`](Self::look) that found no hit (`peeked`: what an
-    /// in-process store answered), on a backend that keeps nothing in
-    /// process: the value at the stored key `full` when Redis holds it
-    /// fresh, in one round trip, judged without side effects and counted as
-    /// a hit, so that a hit is served before the miss engine's future is
-    /// built. Else what the look or this read saw, for the read that follows
-    /// (which judges it again, with its side effects); `None` when nothing
-    /// was read (a local tier's read must go through the tier, which it
-    /// fills; or the scope's version keys cannot be built).
-    pub(crate) async fn fetch<T: Cacheable>(
+    /// The first read of a call: an in-process store's answer, judged at
+    /// once, and without one, Redis' (one round trip), judged without side
+    /// effects. A fresh value is counted as a hit here, and only here.
+    #[inline]
+    pub(crate) async fn first<T: Cacheable>(
         &self,
         full: &str,
         scope: &Scope,
         early: Option<f64>,
-        peeked: Option<Peeked>,
-    ) -> Result<T, Option<Seen>> {
-        if let Some(peeked) = peeked {
-            return Err(Some(Ok(peeked)));
-        }
-        if self.backend.keeps_typed() {
-            return Err(None);
-        }
+    ) -> First<T> {
         let Ok(vkeys) = scope.version_keys(&self.keys) else {
-            return Err(None);
+            return First::Saw(Sight::none());
         };
-        let seen = self.backend.read(full, &vkeys).await;
-        if let Ok((Some(found), versions)) = &seen
-            && let Judged::Hit(value) =
-                self.judge::<T>(full, found.bytes(), versions, early, self.counts(false))
-        {
-            crate::inner::trace_size(found.bytes().len());
-            self.counters.hit();
-            return Ok(value);
+        if self.backend.keeps_typed() {
+            let seen = match self.backend.peek(full, &vkeys) {
+                Some(answer @ (Some(_), _)) => {
+                    let judged = judge_typed::<T>(
+                        answer.0.as_ref().expect("matched"),
+                        &answer.1,
+                        early,
+                        self.takes_digits(false),
+                    );
+                    if let Some(Judged::Hit(value)) = judged {
+                        self.counters().hit();
+                        return First::Hit { value, near: true };
+                    }
+                    Seen::Answered(answer, judged)
+                }
+                Some(answer) => Seen::Answered(answer, None),
+                None => Seen::Unread { past_tier: true },
+            };
+            return First::Saw(Sight {
+                vkeys: Some(vkeys),
+                seen,
+            });
         }
-        Err(Some(seen))
+        let seen = match self.backend.read(full, &vkeys, false).await {
+            Ok((Some(found), versions)) => {
+                let judged = self.judge::<T>(
+                    full,
+                    found.bytes(),
+                    &versions,
+                    early,
+                    self.takes_digits(false),
+                );
+                if let Judged::Hit(value) = judged {
+                    crate::observe::trace_size(found.bytes().len());
+                    self.counters().hit();
+                    return First::Hit { value, near: false };
+                }
+                Seen::Answered((Some(found), versions), Some(judged))
+            }
+            Ok(answer) => Seen::Answered(answer, None),
+            Err(error) => Seen::Failed(error),
+        };
+        First::Saw(Sight {
+            vkeys: Some(vkeys),
+            seen,
+        })
     }
 
     /// A read of the stored key `full`, to be followed by the write of a
-    /// computed value, starting from what a first look or fetch saw when
-    /// there is that (`seen`). On a miss the scope's missing version keys
-    /// are created, so the value can be stamped.
-    /// With `count`, a hit is counted; what a miss becomes (computed here, or
-    /// joined to another computation) is counted by the caller.
+    /// computed value, starting from what a first read saw. On a miss the
+    /// scope's missing version keys are created, so the value can be
+    /// stamped. A hit is not counted: what the caller makes of it is.
     pub(crate) async fn read_for_write<T: Cacheable>(
         &self,
         full: &str,
         scope: &Scope,
-        count: bool,
         early: Option<f64>,
-        seen: Option<Seen>,
+        sight: Sight<T>,
     ) -> Result<Lookup<T>, Error> {
-        let vkeys = scope.version_keys(&self.keys)?;
-        let read = match self.read::<T>(full, &vkeys, early, seen, false).await {
+        let vkeys = match sight.vkeys {
+            Some(vkeys) => vkeys,
+            None => scope.version_keys(&self.keys)?,
+        };
+        let read = match self.read::<T>(full, &vkeys, early, sight.seen, false).await {
             Ok(read) => read,
             Err(error) => {
                 self.backend_failed(error)?;
@@ -197,12 +244,7 @@ impl Inner {
             }
         };
         let stale = match (read.value, read.stale_for_ms) {
-            (Some(value), None) => {
-                if count {
-                    self.counters.hit();
-                }
-                return Ok(Lookup::Hit(value));
-            }
+            (Some(value), None) => return Ok(Lookup::Hit(value)),
             (Some(value), Some(stale_for_ms)) => Some((value, stale_for_ms)),
             (None, _) => None,
         };
@@ -231,7 +273,7 @@ impl Inner {
     /// Whether a counter (decimal text, which cannot be signed) is taken for
     /// a value: always without signing; with it, by `direct` reads only, so
     /// that a computed value is never replaced by planted digits.
-    fn counts(&self, direct: bool) -> bool {
+    fn takes_digits(&self, direct: bool) -> bool {
         direct || !self.format.signs()
     }
 
@@ -247,12 +289,24 @@ impl Inner {
         early: Option<f64>,
         direct: bool,
     ) -> Judged<T> {
-        let counters = self.counts(direct);
-        if let Some(judged) = judge_typed(found, versions, early, counters) {
+        let digits = self.takes_digits(direct);
+        if let Some(judged) = judge_typed(found, versions, early, digits) {
             return judged;
         }
-        crate::inner::trace_size(found.bytes().len());
-        let judged = self.judge(full, found.bytes(), versions, early, counters);
+        crate::observe::trace_size(found.bytes().len());
+        let judged = self.judge(full, found.bytes(), versions, early, digits);
+        self.settle(full, found, judged).await
+    }
+
+    /// What a judgement of the bytes `found` at `full` leaves behind: a
+    /// store that keeps typed values is handed the decoded one; undecodable
+    /// or unsigned bytes are counted and removed (if unchanged).
+    async fn settle<T: Cacheable>(
+        &self,
+        full: &str,
+        found: &Found,
+        judged: Judged<T>,
+    ) -> Judged<T> {
         match &judged {
             Judged::Hit(value) | Judged::Stale { value, .. } if self.backend.keeps_typed() => {
                 let typed: Typed = Arc::new(T::clone(value));
@@ -260,12 +314,12 @@ impl Inner {
             }
             Judged::Undecodable | Judged::Forged => {
                 if matches!(judged, Judged::Forged) {
-                    self.counters.forged(full);
+                    self.counters().forged(full);
                 } else {
-                    self.counters.undecodable(full);
+                    self.counters().undecodable(full);
                 }
                 if let Err(error) = Box::pin(self.backend.remove_if_same(full, found)).await {
-                    self.counters.backend_error(&error, true);
+                    self.counters().backend_error(&error, true);
                 }
             }
             _ => {}
@@ -280,7 +334,7 @@ fn judge_typed<T: Cacheable>(
     found: &Found,
     versions: &[Option<u64>],
     early: Option<f64>,
-    counters: bool,
+    digits: bool,
 ) -> Option<Judged<T>> {
     let (typed, shape) = found.typed()?;
     let value = typed.downcast_ref::<T>()?;
@@ -292,13 +346,13 @@ fn judge_typed<T: Cacheable>(
         } if shape.stamped(found.bytes(), versions) => {
             freshen(value.clone(), write_id, freshness, early)
         }
-        Shape::Counter if counters && versions.is_empty() => Judged::Hit(value.clone()),
+        Shape::Counter if digits && versions.is_empty() => Judged::Hit(value.clone()),
         Shape::Value { write_id, .. } => Judged::Miss(Expected::WriteId(write_id)),
         _ => Judged::Miss(Expected::NotReplaceable),
     })
 }
 
-impl Inner {
+impl Engine {
     /// Judges the bytes stored at `full` against the reader's versions,
     /// without side effects: the signature, when values are signed, is
     /// checked before anything is decoded.
@@ -308,16 +362,16 @@ impl Inner {
         bytes: &[u8],
         versions: &[Option<u64>],
         early: Option<f64>,
-        counters: bool,
+        digits: bool,
     ) -> Judged<T> {
         match codec::inspect(bytes) {
             Err(_) => Judged::Undecodable,
             Ok(Stored::Tombstone(meta)) => Judged::Miss(Expected::WriteId(meta.write_id)),
-            Ok(Stored::Counter(n)) if counters && versions.is_empty() => {
+            Ok(Stored::Counter(n)) if digits && versions.is_empty() => {
                 codec::decode_counter(n).map_or(Judged::Undecodable, Judged::Hit)
             }
             // Digits where a signed value belongs: planted, so replaced.
-            Ok(Stored::Counter(_)) if !counters => Judged::Forged,
+            Ok(Stored::Counter(_)) if !digits => Judged::Forged,
             Ok(Stored::Counter(_)) => Judged::Miss(Expected::NotReplaceable),
             Ok(Stored::Value(meta, _)) if !meta.stamped(versions) => {
                 Judged::Miss(Expected::WriteId(meta.write_id))

@@ -9,18 +9,22 @@ mod plan;
 
 use std::sync::Arc;
 
+use tracing::Span;
+
 use crate::Error;
 use crate::clock;
 use crate::codec::Cacheable;
-use crate::flight::{FlightState, Followed, Role, follow};
-use crate::freshness::Windows;
-use crate::guard::Guard;
-use crate::inner::Inner;
+use crate::engine::Engine;
+use crate::engine::flight::{FlightState, Followed, Role, follow};
+use crate::engine::freshness::Windows;
+use crate::engine::guard::Guard;
+use crate::engine::read::{First, Lookup, Sight};
 use crate::key::Internal;
-use crate::read::{Lookup, Seen};
+use crate::observe::{Served, in_span};
 use crate::scope::Scope;
 use lease::Lease;
-pub use plan::{IntoDuration, Pick, Plan, pick_ok, pick_some, pick_value};
+#[allow(unreachable_pub)] // see `engine/mod.rs`
+pub use plan::{Pick, Plan, pick_ok, pick_some, pick_value};
 
 /// What a computation is: the future that computes the outcome `O`, whether
 /// to store a given outcome, and what of it to store.
@@ -71,34 +75,25 @@ pub(crate) struct Loaded<O> {
     pub(crate) outcome: Option<O>,
     pub(crate) error: Option<Error>,
     pub(crate) served: Served,
-}
-
-/// How a load's outcome was come by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Served {
-    /// A stored value.
-    Hit,
-    /// A value past its freshness (stale-while-revalidate or failover).
-    Stale,
-    /// The value another computation stored (single flight, or the fleet's lease).
-    Joined,
-    /// Computed by this call, in this many microseconds.
-    Computed { micros: u64 },
-    /// Computed without the cache, which failed (or skipped the call).
-    Uncached,
+    /// An in-process store served it.
+    pub(crate) near: bool,
 }
 
 impl<O> Loaded<O> {
-    /// A hit.
-    pub(crate) fn value(outcome: O) -> Self {
-        Self::served(outcome, Served::Hit)
+    /// A hit (`near`: served by an in-process store).
+    fn hit(outcome: O, near: bool) -> Self {
+        Self {
+            near,
+            ..Self::served(outcome, Served::Hit)
+        }
     }
 
-    pub(crate) fn served(outcome: O, served: Served) -> Self {
+    fn served(outcome: O, served: Served) -> Self {
         Self {
             outcome: Some(outcome),
             error: None,
             served,
+            near: false,
         }
     }
 
@@ -117,7 +112,7 @@ impl<O> Loaded<O> {
     }
 }
 
-impl Inner {
+impl Engine {
     /// Marks a computation of `full` whose tags come from its value; the
     /// mark to take off when it ends (`None` if the backend failed).
     async fn mark_pending(&self, full: &str) -> Option<String> {
@@ -126,7 +121,7 @@ impl Inner {
         match self.backend.add_to_sets(&[pending], &mark).await {
             Ok(()) => Some(mark),
             Err(error) => {
-                self.counters.backend_error(&error, true);
+                self.counters().backend_error(&error, true);
                 None
             }
         }
@@ -136,7 +131,7 @@ impl Inner {
         if let Some(mark) = mark {
             let pending = self.keys.internal(Internal::Pending, "");
             if let Err(error) = self.backend.remove_from_set(&pending, &mark).await {
-                self.counters.backend_error(&error, true);
+                self.counters().backend_error(&error, true);
             }
         }
     }
@@ -148,15 +143,8 @@ impl Inner {
             .map(|tag| self.keys.internal(Internal::Members, tag))
             .collect();
         if let Err(error) = self.backend.add_to_sets(&sets, full).await {
-            self.counters.backend_error(&error, true);
+            self.counters().backend_error(&error, true);
         }
-    }
-}
-
-/// A computation that started at `started` and just ended.
-fn computed_since(started: std::time::Instant) -> Served {
-    Served::Computed {
-        micros: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
     }
 }
 
@@ -165,7 +153,7 @@ fn state_of(guard: Option<&Guard>) -> FlightState {
     guard.map(|g| (g.expected, g.stamps.clone()))
 }
 
-impl Inner {
+impl Engine {
     /// The freshness windows of `plan`, the cache's defaults filled in.
     fn windows(&self, plan: &Plan) -> Windows {
         Windows::of(plan.policy.or(self.options.policy))
@@ -177,16 +165,21 @@ impl Inner {
         plan.policy.early.or(self.options.policy.early)
     }
 
-    /// The value at the stored key `full`, or the outcome of `job.compute`: on a miss the
-    /// first caller in this process computes (single flight) — with a lease,
-    /// the first in the fleet — stores what `job.pick` picks from the outcome
-    /// when `job.store_if` agrees, and hands it to the callers that waited.
+    /// The value at the stored key `full`, or the outcome of `job.compute`:
+    /// the one path of every call through the cache (`#[cached]` and the
+    /// direct API). The first read ([`Engine::first`]) serves a fresh value
+    /// at once; on anything else the first caller in this process computes
+    /// (single flight) — with a lease, the first in the fleet — stores what
+    /// `job.pick` picks from the outcome when `job.store_if` agrees, and
+    /// hands it to the callers that waited. Everything past an in-process
+    /// hit runs in `span`.
     pub(crate) async fn load<T, O, Fut, S>(
         &self,
         full: &str,
         scope: &Scope,
         plan: Plan,
         job: Job<Fut, S, T, O>,
+        span: &Span,
     ) -> Loaded<O>
     where
         T: Cacheable,
@@ -194,37 +187,35 @@ impl Inner {
         S: FnOnce(&O) -> bool,
     {
         let early = self.early(&plan);
-        let peeked = match self.look::<T>(full, scope, early) {
-            Ok(value) => return Loaded::value((job.pick.wrap)(value)),
-            Err(peeked) => peeked,
-        };
-        match self.fetch::<T>(full, scope, early, peeked).await {
-            Ok(value) => Loaded::value((job.pick.wrap)(value)),
-            Err(seen) => self.load_after(full, scope, plan, job, seen).await,
+        match in_span(span, self.first::<T>(full, scope, early)).await {
+            First::Hit { value, near } => Loaded::hit((job.pick.wrap)(value), near),
+            First::Saw(sight) => {
+                let rest = self.load_after(full, scope, plan, job, sight);
+                in_span(span, rest).await
+            }
         }
     }
 
-    /// [`load`](Self::load) after its look and fetch (see [`Inner::look`],
-    /// [`Inner::fetch`]) found no hit: `seen` is what they saw.
-    pub(crate) async fn load_after<T, O, Fut, S>(
+    /// [`load`](Self::load) after a first read without a fresh value.
+    async fn load_after<T, O, Fut, S>(
         &self,
         full: &str,
         scope: &Scope,
         plan: Plan,
         job: Job<Fut, S, T, O>,
-        seen: Option<Seen>,
+        sight: Sight<T>,
     ) -> Loaded<O>
     where
         T: Cacheable,
         Fut: Future<Output = O>,
         S: FnOnce(&O) -> bool,
     {
-        let early = self.early(&plan);
         let first = self
-            .read_for_write::<T>(full, scope, true, early, seen)
+            .read_for_write::<T>(full, scope, self.early(&plan), sight)
             .await;
         if let Ok(Lookup::Hit(value)) = first {
-            return Loaded::value((job.pick.wrap)(value));
+            self.counters().hit();
+            return Loaded::hit((job.pick.wrap)(value), false);
         }
         // A miss: the rest lives on the heap, so a hit's future stays small.
         Box::pin(self.load_miss(full, scope, plan, first, job)).await
@@ -240,6 +231,7 @@ impl Inner {
         scope: &Scope,
         plan: Plan,
         job: Job<Fut, S, T, O>,
+        span: &Span,
     ) -> Loaded<O>
     where
         T: Cacheable,
@@ -248,34 +240,56 @@ impl Inner {
         S: FnOnce(&O) -> bool + Send + 'static,
     {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return self.load(full, scope, plan, job).await;
+            return self.load(full, scope, plan, job, span).await;
         };
+        let early = self.early(&plan);
+        match in_span(span, self.first::<T>(full, scope, early)).await {
+            First::Hit { value, near } => Loaded::hit((job.pick.wrap)(value), near),
+            First::Saw(sight) => {
+                let rest = self.load_detached_after(runtime, full, scope, plan, job, sight);
+                in_span(span, rest).await
+            }
+        }
+    }
+
+    /// [`load_detached`](Self::load_detached) after a first read without a
+    /// fresh value.
+    async fn load_detached_after<T, O, Fut, S>(
+        self: &Arc<Self>,
+        runtime: tokio::runtime::Handle,
+        full: &str,
+        scope: &Scope,
+        plan: Plan,
+        job: Job<Fut, S, T, O>,
+        sight: Sight<T>,
+    ) -> Loaded<O>
+    where
+        T: Cacheable,
+        O: Send + 'static,
+        Fut: Future<Output = O> + Send + 'static,
+        S: FnOnce(&O) -> bool + Send + 'static,
+    {
         let windows = self.windows(&plan);
-        let peeked = match self.look::<T>(full, scope, windows.early) {
-            Ok(value) => return Loaded::value((job.pick.wrap)(value)),
-            Err(peeked) => peeked,
-        };
-        let seen = match self.fetch::<T>(full, scope, windows.early, peeked).await {
-            Ok(value) => return Loaded::value((job.pick.wrap)(value)),
-            Err(seen) => seen,
-        };
         let first = self
-            .read_for_write::<T>(full, scope, true, windows.early, seen)
+            .read_for_write::<T>(full, scope, windows.early, sight)
             .await;
         match first {
-            Ok(Lookup::Hit(value)) => Loaded::value((job.pick.wrap)(value)),
+            Ok(Lookup::Hit(value)) => {
+                self.counters().hit();
+                Loaded::hit((job.pick.wrap)(value), false)
+            }
             Ok(Lookup::Stale {
                 value,
                 stale_for_ms,
                 ..
             }) if windows.serves_stale(stale_for_ms) => {
-                self.counters.miss();
+                self.counters().miss();
                 let wrap = job.pick.wrap;
                 // A refresh already under way (here or in a spawned task) needs no other.
                 if !self.flights.busy(full) {
-                    let (inner, key, scope) = (Arc::clone(self), full.to_owned(), scope.clone());
+                    let (engine, key, scope) = (Arc::clone(self), full.to_owned(), scope.clone());
                     runtime.spawn(async move {
-                        let loaded = inner.load(&key, &scope, plan, job).await;
+                        let loaded = engine.load(&key, &scope, plan, job, &Span::none()).await;
                         if let Some(error) = &loaded.error {
                             let error: &dyn std::error::Error = error;
                             tracing::error!(key, error, "background refresh not stored");
@@ -311,7 +325,7 @@ impl Inner {
             pick,
             unshared,
         } = job;
-        let counters = &self.counters;
+        let counters = self.counters();
         let uncached = |compute: Fut, error: Error| async move {
             Loaded {
                 outcome: if plan.compute_on_error {
@@ -321,6 +335,7 @@ impl Inner {
                 },
                 error: Some(error),
                 served: Served::Uncached,
+                near: false,
             }
         };
         let windows = self.windows(&plan);
@@ -332,7 +347,7 @@ impl Inner {
             let read = match first.take() {
                 Some(read) => read,
                 None => {
-                    self.read_for_write::<T>(full, scope, false, windows.early, None)
+                    self.read_for_write::<T>(full, scope, windows.early, Sight::none())
                         .await
                 }
             };
@@ -399,7 +414,7 @@ impl Inner {
                     counters.miss();
                     let started = std::time::Instant::now();
                     let outcome = compute.await;
-                    return Loaded::served(outcome, computed_since(started));
+                    return Loaded::served(outcome, Served::computed_since(started));
                 }
             };
             // A flight that landed between our read and our join may have stored the value.
@@ -411,7 +426,7 @@ impl Inner {
             let recheck = match guard {
                 None => Err(None),
                 Some(guard) => self
-                    .read_for_write::<T>(full, scope, false, recheck_early, None)
+                    .read_for_write::<T>(full, scope, recheck_early, Sight::none())
                     .await
                     .map_err(|_| Some(guard)),
             };
@@ -498,9 +513,8 @@ impl Inner {
                 None => leader.land(None),
             }
             return Loaded {
-                outcome: Some(outcome),
                 error,
-                served: computed_since(started),
+                ..Loaded::served(outcome, Served::computed_since(started))
             };
         }
     }

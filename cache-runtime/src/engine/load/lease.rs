@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use crate::clock;
 use crate::codec::Cacheable;
-use crate::inner::Inner;
+use crate::engine::Engine;
+use crate::engine::read::{Lookup, Sight};
 use crate::key::Internal;
-use crate::meters;
-use crate::read::Lookup;
+use crate::observe::meters;
 use crate::scope::Scope;
 
 /// A lease this process holds: its key and its token.
@@ -27,7 +27,7 @@ pub(super) enum Lease<T> {
     Found(T),
 }
 
-impl Inner {
+impl Engine {
     /// With a lease (and a store shared by the fleet), makes this process
     /// the one that computes `key`: takes the lease, or waits for the
     /// holder's value (polling with backoff) and takes the lease over if it
@@ -59,19 +59,19 @@ impl Inner {
                 Ok(false) => {}
                 Err(error) => {
                     // Fail open: compute without the fleet's lease.
-                    self.counters.backend_error(&error, true);
+                    self.counters().backend_error(&error, true);
                     return Lease::Held(None);
                 }
             }
             if start.elapsed() >= ttl {
-                meters::count("cachette_lease_timeouts_total", self.counters.label());
+                meters::count("cachette_lease_timeouts_total", self.counters().label());
                 return Lease::Held(None);
             }
-            meters::count("cachette_lease_waits_total", self.counters.label());
+            meters::count("cachette_lease_waits_total", self.counters().label());
             tokio::time::sleep(pause.min(ttl.saturating_sub(start.elapsed()))).await;
             pause = (pause * 2).min(Duration::from_millis(100));
             if let Ok(Lookup::Hit(value)) = self
-                .read_for_write::<T>(full, scope, false, None, None)
+                .read_for_write::<T>(full, scope, None, Sight::none())
                 .await
             {
                 return Lease::Found(value);
@@ -83,7 +83,7 @@ impl Inner {
     pub(super) async fn release_lease(&self, held: Held) {
         if let Err(error) = self.backend.release_lease(&held.key, &held.token).await {
             // The lease expires on its own.
-            self.counters.backend_error(&error, true);
+            self.counters().backend_error(&error, true);
         }
     }
 }

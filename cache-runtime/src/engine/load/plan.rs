@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use crate::options::{Policy, Timeout};
-use crate::site::Site;
+use crate::observe::Site;
+use crate::options::{Policy, Seconds, Timeout};
 
-/// How [`Inner::load`](crate::inner::Inner) runs a computation.
+/// How [`Engine::load`](crate::engine::Engine) runs a computation.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {
@@ -63,14 +63,14 @@ impl Plan {
 
     /// `#[cached(stale = ...)]`.
     #[must_use]
-    pub fn stale(mut self, stale: impl IntoDuration) -> Self {
+    pub fn stale(mut self, stale: impl Seconds) -> Self {
         self.policy.stale = Some(stale.into_duration());
         self
     }
 
     /// `#[cached(failover = ...)]`.
     #[must_use]
-    pub fn failover(mut self, failover: impl IntoDuration) -> Self {
+    pub fn failover(mut self, failover: impl Seconds) -> Self {
         self.policy.failover = Some(failover.into_duration());
         self
     }
@@ -89,33 +89,6 @@ impl Plan {
         self
     }
 }
-
-/// Seconds or a `Duration`, as `stale` and `failover` accept them.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a duration",
-    label = "expected seconds as an integer, or a `Duration`"
-)]
-pub trait IntoDuration {
-    /// The duration this stands for.
-    fn into_duration(self) -> Duration;
-}
-
-impl IntoDuration for Duration {
-    fn into_duration(self) -> Duration {
-        self
-    }
-}
-
-macro_rules! duration_seconds {
-    ($($t:ty),*) => {$(
-        impl IntoDuration for $t {
-            fn into_duration(self) -> Duration {
-                Duration::from_secs(u64::try_from(self).unwrap_or(0))
-            }
-        }
-    )*};
-}
-duration_seconds!(u64, u32, i64, i32, usize);
 
 /// What a computation stores of its outcome `O`, and how a stored `T`
 /// becomes an outcome again.

@@ -2,9 +2,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use super::meters;
 use crate::Error;
 use crate::clock::Monotonic;
-use crate::meters;
 
 /// How often, in milliseconds, a backend error is logged at most.
 const LOG_INTERVAL_MS: u64 = 10_000;
