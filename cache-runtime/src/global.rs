@@ -3,7 +3,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{OnceLock, PoisonError, RwLock};
 
-use crate::__private::CacheRef;
 use crate::Cache;
 use crate::builder::CacheBuilder;
 
@@ -73,6 +72,39 @@ impl Cache {
         if FIRST.set(self.clone()).is_err() {
             *REPLACEMENT.write().unwrap_or_else(PoisonError::into_inner) = Some(self.clone());
             REPLACED.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// A cache borrowed when it can be (the global one, or a call's), so that a
+/// call does not touch the reference count every other call on it shares.
+#[derive(Debug)]
+pub enum CacheRef<'a> {
+    /// A cache that outlives the call.
+    Borrowed(&'a Cache),
+    /// A clone of one (the global cache after `install` replaced it).
+    Owned(Cache),
+}
+
+impl CacheRef<'_> {
+    /// The same cache, held.
+    #[must_use]
+    pub fn into_owned(self) -> CacheRef<'static> {
+        match self {
+            Self::Borrowed(cache) => CacheRef::Owned(cache.clone()),
+            Self::Owned(cache) => CacheRef::Owned(cache),
+        }
+    }
+}
+
+impl std::ops::Deref for CacheRef<'_> {
+    type Target = Cache;
+
+    #[inline]
+    fn deref(&self) -> &Cache {
+        match self {
+            Self::Borrowed(cache) => cache,
+            Self::Owned(cache) => cache,
         }
     }
 }

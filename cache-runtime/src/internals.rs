@@ -43,9 +43,9 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
 /// ```
 #[must_use]
 pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Option<T> {
-    match codec::inspect(bytes).ok()? {
+    match codec::parse(bytes).ok()? {
         Stored::Value(meta, payload) => {
-            codec::decode_payload(&codec::Format::default().unpack(meta.flags, payload).ok()?).ok()
+            codec::decode_payload(&codec::Seal::default().unpack(meta.flags, payload).ok()?).ok()
         }
         Stored::Counter(n) => codec::decode_counter(n).ok(),
         Stored::Tombstone(_) => None,
@@ -104,7 +104,7 @@ pub struct Envelope {
 /// ```
 #[must_use]
 pub fn describe(bytes: &[u8]) -> Option<Described> {
-    Some(match codec::inspect(bytes).ok()? {
+    Some(match codec::parse(bytes).ok()? {
         Stored::Counter(n) => Described::Counter(n),
         Stored::Tombstone(meta) => Described::Tombstone {
             written_at_ms: meta.written_at_ms,
@@ -122,7 +122,7 @@ pub fn describe(bytes: &[u8]) -> Option<Described> {
                 .collect(),
             compressed: meta.flags & codec::COMPRESSED != 0,
             signed: meta.flags & codec::SIGNED != 0,
-            payload: codec::Format::default()
+            payload: codec::Seal::default()
                 .unpack(meta.flags, payload)
                 .ok()
                 .map(std::borrow::Cow::into_owned),

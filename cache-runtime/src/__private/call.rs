@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use tracing::Span;
 
-use super::convert::{CacheRef, CachedValue};
+use super::convert::CachedValue;
 use super::key::CallKey;
 use crate::engine::{Job, Loaded, Pick, Plan};
+use crate::global::CacheRef;
 use crate::observe::Site;
 use crate::options::Timeout;
 use crate::{Cache, Error};

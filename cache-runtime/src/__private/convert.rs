@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::Cache;
 use crate::codec::Cacheable;
+use crate::global::CacheRef;
 use crate::options::{Seconds, Timeout};
 
 /// What `#[cached(timeout = ...)]` accepts: seconds or a `Duration`
@@ -45,36 +46,6 @@ impl IntoTimeout for Timeout {
 pub trait CachedValue: Cacheable {}
 
 impl<T: Cacheable> CachedValue for T {}
-
-/// The cache of a call: borrowed when it can be, so that a call does not
-/// touch the reference count every other call on the cache shares.
-#[derive(Debug)]
-pub enum CacheRef<'a> {
-    Borrowed(&'a Cache),
-    Owned(Cache),
-}
-
-impl CacheRef<'_> {
-    #[must_use]
-    pub fn into_owned(self) -> CacheRef<'static> {
-        match self {
-            Self::Borrowed(cache) => CacheRef::Owned(cache.clone()),
-            Self::Owned(cache) => CacheRef::Owned(cache),
-        }
-    }
-}
-
-impl std::ops::Deref for CacheRef<'_> {
-    type Target = Cache;
-
-    #[inline]
-    fn deref(&self) -> &Cache {
-        match self {
-            Self::Borrowed(cache) => cache,
-            Self::Owned(cache) => cache,
-        }
-    }
-}
 
 /// A `Cache`, or a reference to one, as `cache = ...` accepts.
 pub trait IntoCache<'a> {

@@ -10,8 +10,8 @@ use std::fmt;
 use arrayvec::ArrayVec;
 use serde::Serialize;
 
-use super::convert::CacheRef;
 use crate::Cache;
+use crate::global::CacheRef;
 use crate::key::StoredKey;
 use crate::scope::Scope;
 

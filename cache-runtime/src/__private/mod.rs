@@ -7,14 +7,14 @@ mod convert;
 pub(crate) mod key;
 
 pub use crate::engine::{pick_ok, pick_some, pick_value};
-pub use crate::global::cache_ref as cache;
+pub use crate::global::{CacheRef, cache_ref as cache};
 pub use crate::observe::Site;
 pub use crate::options::Timeout;
 pub use call::{
     DEFAULT_LEASE, cache_or_global, call, call_detached, invalidate_key, invalidate_namespace,
     invalidate_tag, plan,
 };
-pub use convert::{CacheRef, IntoCache, IntoTimeout};
+pub use convert::{IntoCache, IntoTimeout};
 pub use core::option::Option;
 pub use core::{concat, module_path};
 pub use key::{CallKey, KeyBuf, KeyBuilder, Part, PartDisplay, PartFast, push_debug, scope};

@@ -3,7 +3,7 @@
 
 use super::{CacheBuilder, config};
 use crate::Error;
-use crate::codec::{DEFAULT_COMPRESS_ABOVE, Format, MIN_SECRET_LEN, signing_key};
+use crate::codec::{DEFAULT_COMPRESS_ABOVE, MIN_SECRET_LEN, Seal, signing_key};
 
 /// Which values are compressed.
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +96,7 @@ impl CacheBuilder {
     }
 
     /// How values are compressed and signed, from the settings.
-    pub(super) fn format(&self) -> Result<Format, Error> {
+    pub(super) fn seal(&self) -> Result<Seal, Error> {
         let shared = self.cluster.is_some() || self.redis_url.is_some();
         let compress_above = match self.compress {
             Compress::ByStore => shared.then_some(DEFAULT_COMPRESS_ABOVE),
@@ -112,11 +112,11 @@ impl CacheBuilder {
                 "a signing secret must be at least {MIN_SECRET_LEN} bytes"
             )));
         }
-        let format = Format {
+        let seal = Seal {
             compress_above,
             max_value_bytes: self.max_value_bytes,
-            ..Format::default()
+            ..Seal::default()
         };
-        Ok(format.signed_with(self.secrets.iter().map(|s| signing_key(s)).collect()))
+        Ok(seal.signed_with(self.secrets.iter().map(|s| signing_key(s)).collect()))
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::backend::Backend;
 use crate::backend::redis::{Settings, redact};
 use crate::cache::Cache;
-use crate::codec::{DEFAULT_MAX_VALUE_BYTES, Format};
+use crate::codec::{DEFAULT_MAX_VALUE_BYTES, Seal};
 use crate::key::{DEFAULT_MAX_KEY_LENGTH, KeySpace};
 use crate::options::Options;
 use crate::{BackendError, Error};
@@ -483,7 +483,7 @@ impl CacheBuilder {
                 source: None,
             });
         }
-        let format = self.format()?;
+        let seal = self.seal()?;
         let backend = match (&self.cluster, &self.redis_url) {
             (Some(seeds), _) => Backend::redis_cluster(seeds, settings)?,
             (None, Some(url)) => Backend::redis(url, settings)?,
@@ -497,7 +497,7 @@ impl CacheBuilder {
             Arc::new(backend),
             keys,
             self.options,
-            format,
+            seal,
         ))
     }
 
@@ -521,7 +521,7 @@ impl CacheBuilder {
             let keys = KeySpace::new(&prefix, max_key_length)
                 .or_else(|_| KeySpace::new(DEFAULT_PREFIX, DEFAULT_MAX_KEY_LENGTH))
                 .unwrap_or_else(|reason| unreachable!("the default key space is valid: {reason}"));
-            Cache::from_parts(Arc::new(backend), keys, options, Format::default())
+            Cache::from_parts(Arc::new(backend), keys, options, Seal::default())
         })
     }
 }
@@ -556,7 +556,7 @@ impl Cache {
         // The default prefix and bound are valid.
         let keys = KeySpace::new(DEFAULT_PREFIX, DEFAULT_MAX_KEY_LENGTH)
             .unwrap_or_else(|reason| unreachable!("the default key space is valid: {reason}"));
-        Cache::from_parts(Arc::new(backend), keys, builder.options, Format::default())
+        Cache::from_parts(Arc::new(backend), keys, builder.options, Seal::default())
     }
 }
 

@@ -3,8 +3,8 @@
 //! `get_or_set` and friends, `invalidate` invalidation and [`Namespace`].
 
 mod compute;
-mod inspect;
 mod invalidate;
+mod listing;
 mod lock;
 mod ops;
 
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::Error;
 use crate::backend::Backend;
 use crate::backend::breaker::Health;
-use crate::codec::Format;
+use crate::codec::Seal;
 use crate::engine::Engine;
 use crate::key::KeySpace;
 use crate::observe::Stats;
@@ -59,10 +59,10 @@ impl Cache {
         backend: Arc<Backend>,
         keys: KeySpace,
         options: Options,
-        format: Format,
+        seal: Seal,
     ) -> Self {
         Self {
-            engine: Arc::new(Engine::new(backend, keys, options, format)),
+            engine: Arc::new(Engine::new(backend, keys, options, seal)),
         }
     }
 

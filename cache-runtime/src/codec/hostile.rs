@@ -24,7 +24,7 @@ struct Tree(Vec<Tree>);
 
 /// Every target type a cached function commonly returns.
 fn decode_all(bytes: &[u8]) {
-    let _ = inspect(bytes);
+    let _ = parse(bytes);
     let _ = decode::<String>(bytes);
     let _ = decode::<u32>(bytes);
     let _ = decode::<Vec<u64>>(bytes);

@@ -40,7 +40,7 @@ pub(crate) use payload::{decode_counter, decode_payload};
 #[cfg(feature = "internals")]
 pub(crate) use seal::{COMPRESSED, SIGNED};
 pub(crate) use seal::{
-    DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_VALUE_BYTES, Format, MIN_SECRET_LEN, signing_key,
+    DEFAULT_COMPRESS_ABOVE, DEFAULT_MAX_VALUE_BYTES, MIN_SECRET_LEN, Seal, signing_key,
 };
 
 /// What a value must be to go through the cache: serializable both ways,
@@ -131,7 +131,7 @@ pub(crate) enum Shape {
 
 impl Shape {
     pub(crate) fn of(bytes: &[u8]) -> Self {
-        match inspect(bytes) {
+        match parse(bytes) {
             Ok(Stored::Counter(_)) => Self::Counter,
             Ok(Stored::Value(meta, _)) => Self::Value {
                 write_id: meta.write_id,
@@ -265,7 +265,7 @@ pub(crate) enum Stored<'a> {
 }
 
 /// Tells what stored bytes hold, without decoding the value.
-pub(crate) fn inspect(bytes: &[u8]) -> Result<Stored<'_>, Undecodable> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Stored<'_>, Undecodable> {
     if let Some(n) = parse_counter(bytes) {
         return Ok(Stored::Counter(n));
     }
@@ -281,10 +281,10 @@ pub(crate) fn inspect(bytes: &[u8]) -> Result<Stored<'_>, Undecodable> {
 }
 
 /// Decodes stored bytes (an envelope or a counter) into a `T`. A tombstone
-/// is [`Undecodable`] here; callers that care look with [`inspect`] first.
+/// is [`Undecodable`] here; callers that care look with [`parse`] first.
 #[cfg(test)]
 pub(crate) fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, Undecodable> {
-    match inspect(bytes)? {
+    match parse(bytes)? {
         Stored::Counter(n) => decode_counter(n),
         Stored::Value(_, payload) => decode_payload(payload),
         Stored::Tombstone(_) => Err(Undecodable),
@@ -413,7 +413,7 @@ mod tests {
     fn stamps_and_tombstones() {
         let bytes = encode_stamped(&5_u32, &[7, 9], Freshness::default()).unwrap();
         assert_eq!(bytes[0], FORMAT_V1, "a stamped integer stays an envelope");
-        let Ok(Stored::Value(meta, _)) = inspect(&bytes) else {
+        let Ok(Stored::Value(meta, _)) = parse(&bytes) else {
             panic!("a value")
         };
         assert!(meta.stamped(&[Some(7), Some(9)]));
@@ -422,7 +422,7 @@ mod tests {
         assert!(!meta.stamped(&[Some(7)]));
         assert_eq!(decode::<u32>(&bytes), Ok(5));
         let dead = tombstone();
-        assert!(matches!(inspect(&dead), Ok(Stored::Tombstone(_))));
+        assert!(matches!(parse(&dead), Ok(Stored::Tombstone(_))));
         assert_eq!(decode::<String>(&dead), Err(Undecodable));
         let (a, b) = (
             open(&dead).unwrap().0.write_id,

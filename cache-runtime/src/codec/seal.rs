@@ -38,7 +38,7 @@ const KEY_CONTEXT: &str = "cachette 2026-11 stored value signatures";
 
 /// How a cache writes and reads envelopes.
 #[derive(Clone)]
-pub(crate) struct Format {
+pub(crate) struct Seal {
     /// Payloads at least this long are compressed; `None`: never.
     pub(crate) compress_above: Option<usize>,
     /// A compressed payload claiming more than this is refused.
@@ -47,9 +47,9 @@ pub(crate) struct Format {
     pub(crate) keys: Vec<[u8; 32]>,
 }
 
-impl fmt::Debug for Format {
+impl fmt::Debug for Seal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Format")
+        f.debug_struct("Seal")
             .field("compress_above", &self.compress_above)
             .field("max_value_bytes", &self.max_value_bytes)
             .field("signing_keys", &self.keys.len())
@@ -57,7 +57,7 @@ impl fmt::Debug for Format {
     }
 }
 
-impl Default for Format {
+impl Default for Seal {
     fn default() -> Self {
         Self {
             compress_above: None,
@@ -72,7 +72,7 @@ pub(crate) fn signing_key(secret: &[u8]) -> [u8; 32] {
     blake3::derive_key(KEY_CONTEXT, secret)
 }
 
-impl Format {
+impl Seal {
     /// This format, signing with the first of `keys` and accepting any.
     pub(crate) fn signed_with(mut self, keys: Vec<[u8; 32]>) -> Self {
         self.keys = keys;
@@ -170,7 +170,7 @@ fn mac(signer: &[u8; 32], key: &str, body: &[u8]) -> blake3::Hash {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Freshness, Stored, decode_payload, encode, encode_stamped, inspect};
+    use super::super::{Freshness, Stored, decode_payload, encode, encode_stamped, parse};
     use super::*;
 
     fn text(n: usize) -> String {
@@ -181,8 +181,8 @@ mod tests {
             .collect()
     }
 
-    fn read(format: &Format, key: &str, bytes: &[u8]) -> Option<String> {
-        let Ok(Stored::Value(meta, payload)) = inspect(bytes) else {
+    fn read(format: &Seal, key: &str, bytes: &[u8]) -> Option<String> {
+        let Ok(Stored::Value(meta, payload)) = parse(bytes) else {
             return None;
         };
         if !format.trusts(key, meta.flags, bytes) {
@@ -191,10 +191,10 @@ mod tests {
         decode_payload(&format.unpack(meta.flags, payload).ok()?).ok()
     }
 
-    fn compressing() -> Format {
-        Format {
+    fn compressing() -> Seal {
+        Seal {
             compress_above: Some(DEFAULT_COMPRESS_ABOVE),
-            ..Format::default()
+            ..Seal::default()
         }
     }
 
@@ -213,7 +213,7 @@ mod tests {
         assert_eq!(sealed[1] & COMPRESSED, COMPRESSED);
         assert_eq!(read(&format, "k", &sealed), Some(value.clone()));
         // A reader that compresses nothing still reads it.
-        assert_eq!(read(&Format::default(), "k", &sealed), Some(value));
+        assert_eq!(read(&Seal::default(), "k", &sealed), Some(value));
     }
 
     #[test]
@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn a_bomb_is_refused_before_anything_is_allocated() {
-        let format = Format {
+        let format = Seal {
             max_value_bytes: 1 << 20,
             ..compressing()
         };
@@ -261,8 +261,8 @@ mod tests {
 
     #[test]
     fn signatures_bind_the_value_to_its_key_and_secret() {
-        let format = Format::default().signed_with(vec![signing_key(b"a secret of sixteen+")]);
-        let other = Format::default().signed_with(vec![signing_key(b"another secret, 16+")]);
+        let format = Seal::default().signed_with(vec![signing_key(b"a secret of sixteen+")]);
+        let other = Seal::default().signed_with(vec![signing_key(b"another secret, 16+")]);
         let sealed = format.seal("shop:price:7", encode(&text(10)).unwrap());
         assert_eq!(sealed[1] & SIGNED, SIGNED);
         assert_eq!(read(&format, "shop:price:7", &sealed), Some(text(10)));
@@ -291,7 +291,7 @@ mod tests {
             );
         }
         // During a rotation both secrets are accepted; the first signs.
-        let rotating = Format::default().signed_with(vec![
+        let rotating = Seal::default().signed_with(vec![
             signing_key(b"another secret, 16+"),
             signing_key(b"a secret of sixteen+"),
         ]);
@@ -306,7 +306,7 @@ mod tests {
         let format = compressing().signed_with(vec![signing_key(b"a secret of sixteen+")]);
         let bytes = encode_stamped(&text(5000), &[3, 4], Freshness::default()).unwrap();
         let sealed = format.seal("k", bytes);
-        let Ok(Stored::Value(meta, _)) = inspect(&sealed) else {
+        let Ok(Stored::Value(meta, _)) = parse(&sealed) else {
             panic!("a value")
         };
         assert!(meta.stamped(&[Some(3), Some(4)]));

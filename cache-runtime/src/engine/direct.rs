@@ -74,7 +74,7 @@ impl Engine {
     /// The bytes of a value to store at the stored key `full`: compressed
     /// and signed as the cache says, their size recorded.
     pub(crate) fn seal(&self, full: &str, bytes: Vec<u8>) -> Vec<u8> {
-        let bytes = self.format.seal(full, bytes);
+        let bytes = self.seal.seal(full, bytes);
         observe::meters::value_written(self.counters().label(), bytes.len());
         observe::trace_size(bytes.len());
         bytes

@@ -93,8 +93,12 @@ impl Flights {
     }
 
     /// Follows the flight of `key` under way if it read what this caller
-    /// read (`state`), or leads a new one (which takes the older one's place
-    /// for later callers; the older one still serves its own followers).
+    /// read (`state`) — or, when this caller's read failed (`None`), if no
+    /// invalidation of this cache finished since the flight started, whatever
+    /// the flight read: its computation starts after every invalidation that
+    /// had returned when this caller started. Else leads a new one (which
+    /// takes the older one's place for later callers; the older one still
+    /// serves its own followers).
     pub(crate) fn join(&self, key: &str, state: FlightState) -> Role<'_> {
         if !self.enabled {
             return self.alone();
@@ -102,8 +106,10 @@ impl Flights {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let epoch = self.invalidations.load(SeqCst);
         if let Some(flight) = map.get(key)
-            && flight.state == state
-            && (state.is_some() || flight.epoch == epoch)
+            && match &state {
+                Some(_) => flight.state == state,
+                None => flight.epoch == epoch,
+            }
         {
             return Role::Follower(flight.landing.clone());
         }

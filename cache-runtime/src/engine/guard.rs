@@ -39,8 +39,8 @@ impl Engine {
             return Ok(());
         }
         // Signed values are never counters: digits cannot carry a signature.
-        let bytes = codec::encode_as(value, &guard.stamps, freshness, !self.format.signs())?;
-        let bytes = self.format.seal(&guard.full_key, bytes);
+        let bytes = codec::encode_as(value, &guard.stamps, freshness, !self.seal.signs())?;
+        let bytes = self.seal.seal(&guard.full_key, bytes);
         crate::observe::meters::value_written(self.counters().label(), bytes.len());
         crate::observe::trace_size(bytes.len());
         let typed = self

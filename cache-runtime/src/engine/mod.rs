@@ -1,6 +1,6 @@
 //! The engine room: what every clone of a [`Cache`](crate::Cache) shares
 //! and every call goes through. [`Engine`] holds the backend, the key space,
-//! the options, the value format, the flights and the observer; its fields
+//! the options, the seal (compression and signing), the flights and the observer; its fields
 //! are private, and the handle speaks to it through the methods of this
 //! folder: `read.rs` the first read and its judgement, `load/` the miss
 //! engine, `guard.rs` the guarded write, `direct.rs` the direct
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use crate::Error;
 use crate::backend::breaker::Health;
 use crate::backend::{Backend, Expiry};
-use crate::codec::Format;
+use crate::codec::Seal;
 use crate::key::KeySpace;
 use crate::observe::{Counters, Observer, Stats};
 use crate::options::{Options, Timeout};
@@ -37,7 +37,7 @@ pub(crate) struct Engine {
     keys: KeySpace,
     options: Options,
     /// How envelopes are compressed and signed.
-    format: Format,
+    seal: Seal,
     /// What calls and operations count and record.
     observer: Observer,
     flights: Flights,
@@ -57,23 +57,18 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// The one constructor: fresh counters and flights over the given parts.
-    pub(crate) fn new(
-        backend: Arc<Backend>,
-        keys: KeySpace,
-        options: Options,
-        format: Format,
-    ) -> Self {
+    pub(crate) fn new(backend: Arc<Backend>, keys: KeySpace, options: Options, seal: Seal) -> Self {
         Self {
             observer: Observer::new(keys.prefix(), options.trace_keys, backend.is_shared()),
             flights: Flights::new(options.single_flight),
             backend,
             keys,
             options,
-            format,
+            seal,
         }
     }
 
-    /// An engine over the same backend, options and format, in the key
+    /// An engine over the same backend, options and seal, in the key
     /// space `keys` (its own counters and flights); the backend's local
     /// tier starts covering it.
     pub(crate) fn with_keys(&self, keys: KeySpace) -> Self {
@@ -82,7 +77,7 @@ impl Engine {
             Arc::clone(&self.backend),
             keys,
             self.options,
-            self.format.clone(),
+            self.seal.clone(),
         )
     }
 
@@ -137,6 +132,13 @@ impl Engine {
             self.counters().backend_error(&error, ignore);
         }
         if ignore { Ok(()) } else { Err(error) }
+    }
+
+    /// Counts and logs the failure of a write made beside a call (removing
+    /// garbage, marking a computation, listing tags, freeing a lease): it
+    /// is never the caller's error.
+    pub(crate) fn failed_aside(&self, error: &Error) {
+        self.counters().backend_error(error, true);
     }
 
     /// `result`, or `or` where it failed and the cache fails open (the

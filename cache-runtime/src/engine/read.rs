@@ -274,7 +274,7 @@ impl Engine {
     /// a value: always without signing; with it, by `direct` reads only, so
     /// that a computed value is never replaced by planted digits.
     fn takes_digits(&self, direct: bool) -> bool {
-        direct || !self.format.signs()
+        direct || !self.seal.signs()
     }
 
     /// Judges what a read found: its typed value when the store kept one
@@ -319,7 +319,7 @@ impl Engine {
                     self.counters().undecodable(full);
                 }
                 if let Err(error) = Box::pin(self.backend.remove_if_same(full, found)).await {
-                    self.counters().backend_error(&error, true);
+                    self.failed_aside(&error);
                 }
             }
             _ => {}
@@ -364,7 +364,7 @@ impl Engine {
         early: Option<f64>,
         digits: bool,
     ) -> Judged<T> {
-        match codec::inspect(bytes) {
+        match codec::parse(bytes) {
             Err(_) => Judged::Undecodable,
             Ok(Stored::Tombstone(meta)) => Judged::Miss(Expected::WriteId(meta.write_id)),
             Ok(Stored::Counter(n)) if digits && versions.is_empty() => {
@@ -376,11 +376,11 @@ impl Engine {
             Ok(Stored::Value(meta, _)) if !meta.stamped(versions) => {
                 Judged::Miss(Expected::WriteId(meta.write_id))
             }
-            Ok(Stored::Value(meta, _)) if !self.format.trusts(full, meta.flags, bytes) => {
+            Ok(Stored::Value(meta, _)) if !self.seal.trusts(full, meta.flags, bytes) => {
                 Judged::Forged
             }
             Ok(Stored::Value(meta, payload)) => match self
-                .format
+                .seal
                 .unpack(meta.flags, payload)
                 .and_then(|payload| codec::decode_payload(&payload))
             {

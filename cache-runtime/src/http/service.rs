@@ -182,9 +182,41 @@ where
                 "MISS",
             ));
         }
-        return serve_by_max_age(config, inner, head, body, &cache, &key, &scope, &vary).await;
+        let visit = Visit {
+            config,
+            inner,
+            head,
+            body,
+            own,
+            cache,
+            scope,
+        };
+        return serve_by_max_age(visit, &key, &vary).await;
     }
-    serve_cached(config, inner, head, body, own.as_deref(), &cache, &scope).await
+    let visit = Visit {
+        config,
+        inner,
+        head,
+        body,
+        own,
+        cache,
+        scope,
+    };
+    serve_cached(visit).await
+}
+
+/// One request on its way through the layer: the layer's settings, the
+/// service behind it, the request, and where its page is kept (the cache,
+/// the page's namespace and tags, and the part of its key that is the
+/// requester's own, from `vary_by`).
+struct Visit<'c, S, ReqB> {
+    config: &'c Config,
+    inner: S,
+    head: request::Parts,
+    body: ReqB,
+    own: Option<String>,
+    cache: Cache,
+    scope: Scope,
 }
 
 /// The namespace and tags of the entry of `head`.
@@ -203,21 +235,23 @@ fn scope_of(config: &Config, head: &request::Parts) -> Scope {
 
 /// [`serve`] for a `GET` that may use the cache: the stored page, or the
 /// handler's response (stored when it may be), one handler run per key.
-async fn serve_cached<S, ReqB, ResB>(
-    config: &Config,
-    inner: S,
-    head: request::Parts,
-    body: ReqB,
-    own: Option<&str>,
-    cache: &Cache,
-    scope: &Scope,
-) -> Answer<ResB, S::Error>
+async fn serve_cached<S, ReqB, ResB>(visit: Visit<'_, S, ReqB>) -> Answer<ResB, S::Error>
 where
     S: tower_service::Service<Request<ReqB>, Response = Response<ResB>> + Send,
     S::Future: Send,
     ReqB: Send,
     ResB: Body<Data = Bytes> + Send,
 {
+    let Visit {
+        config,
+        inner,
+        head,
+        body,
+        own,
+        cache,
+        scope,
+    } = visit;
+    let (own, scope) = (own.as_deref(), &scope);
     let mut vary = config.vary_of(&head);
     let mut key = page::key(&head, &vary, own);
     let computed = AtomicBool::new(false);
@@ -305,21 +339,25 @@ where
 
 /// [`serve`] for a layer that takes lifetimes from the responses: a lookup,
 /// then the handler and a write (no single flight).
-#[allow(clippy::too_many_arguments)] // one request's whole context, passed on once
 async fn serve_by_max_age<S, ReqB, ResB>(
-    config: &Config,
-    mut inner: S,
-    head: request::Parts,
-    body: ReqB,
-    cache: &Cache,
+    visit: Visit<'_, S, ReqB>,
     key: &str,
-    scope: &Scope,
     vary: &[http::HeaderName],
 ) -> Answer<ResB, S::Error>
 where
     S: tower_service::Service<Request<ReqB>, Response = Response<ResB>>,
     ResB: Body<Data = Bytes>,
 {
+    let Visit {
+        config,
+        mut inner,
+        head,
+        body,
+        cache,
+        scope,
+        ..
+    } = visit;
+    let scope = &scope;
     if let Ok(Some(page)) = cache.get_in::<Page>(key, scope).await {
         return Ok(page.answer(&head, "HIT"));
     }

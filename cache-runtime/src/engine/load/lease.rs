@@ -59,7 +59,7 @@ impl Engine {
                 Ok(false) => {}
                 Err(error) => {
                     // Fail open: compute without the fleet's lease.
-                    self.counters().backend_error(&error, true);
+                    self.failed_aside(&error);
                     return Lease::Held(None);
                 }
             }
@@ -83,7 +83,7 @@ impl Engine {
     pub(super) async fn release_lease(&self, held: Held) {
         if let Err(error) = self.backend.release_lease(&held.key, &held.token).await {
             // The lease expires on its own.
-            self.counters().backend_error(&error, true);
+            self.failed_aside(&error);
         }
     }
 }

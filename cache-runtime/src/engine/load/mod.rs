@@ -121,7 +121,7 @@ impl Engine {
         match self.backend.add_to_sets(&[pending], &mark).await {
             Ok(()) => Some(mark),
             Err(error) => {
-                self.counters().backend_error(&error, true);
+                self.failed_aside(&error);
                 None
             }
         }
@@ -131,7 +131,7 @@ impl Engine {
         if let Some(mark) = mark {
             let pending = self.keys.internal(Internal::Pending, "");
             if let Err(error) = self.backend.remove_from_set(&pending, &mark).await {
-                self.counters().backend_error(&error, true);
+                self.failed_aside(&error);
             }
         }
     }
@@ -143,7 +143,7 @@ impl Engine {
             .map(|tag| self.keys.internal(Internal::Members, tag))
             .collect();
         if let Err(error) = self.backend.add_to_sets(&sets, full).await {
-            self.counters().backend_error(&error, true);
+            self.failed_aside(&error);
         }
     }
 }
