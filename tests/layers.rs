@@ -192,14 +192,14 @@ fn no_two_files_of_a_folder_use_each_other() {
         }
         let text = code(&std::fs::read_to_string(root.join(file)).unwrap());
         let crate_path = format!("crate::{}::", folder.to_str().unwrap().replace('/', "::"));
-        let mut used: BTreeSet<String> = heads(&text, "super::");
-        used.extend(heads(&text, &crate_path));
+        let mut siblings_used: BTreeSet<String> = heads(&text, "super::");
+        siblings_used.extend(heads(&text, &crate_path));
         // Files one folder down reach their parent folder's siblings through `super::super::`.
         uses.entry(folder.to_owned())
             .or_default()
             .entry(name)
             .or_default()
-            .extend(used);
+            .extend(siblings_used);
         if let Some(parent) = folder.parent().filter(|p| !p.as_os_str().is_empty()) {
             let sub = folder.file_name().unwrap().to_str().unwrap().to_owned();
             let up = heads(&text, "super::super::");

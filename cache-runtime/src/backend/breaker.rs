@@ -1,18 +1,27 @@
-//! The circuit breaker in front of Redis.
+//! The circuit breakers in front of Redis, one per node: the one server
+//! (or the Sentinel master), or each master of a cluster.
 //!
-//! After `threshold` failures in a row (timeouts, refused or broken
-//! connections), the circuit *opens*: calls skip Redis for `cool_down` and
-//! are misses that cost nothing. Then one call goes through as a *probe*:
-//! if Redis answers, the circuit closes; if not, it stays open for another
-//! `cool_down`. Each change of state is logged once.
+//! After `threshold` failures in a row of one node (timeouts, refused or
+//! broken connections, replies saying it cannot serve), that node's circuit
+//! *opens*: calls to it skip Redis for `cool_down` and are misses that cost
+//! nothing. Then one call goes through as a *probe*: if the node answers,
+//! the circuit closes; if not, it stays open for another `cool_down`. Only
+//! a probe closes a circuit: a call admitted before it opened that succeeds
+//! afterwards does not. Each change of state is logged once.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::clock::Monotonic;
 
-/// The state of a cache's circuit breaker, and of its local tier's
+/// The state of a cache's circuit breakers, and of its local tier's
 /// tracking when it has one, from [`Cache::health`](crate::Cache::health).
+///
+/// Redis has a breaker per node: the one server (or the Sentinel master), or
+/// each master of a cluster, so that calls on a failing master's slots skip
+/// it while the other masters go on serving theirs. `Health` sums them up:
+/// the worst node's circuit, and how many nodes' circuits are not closed.
 ///
 /// ```
 /// # extern crate cachette_runtime as cachette;
@@ -24,12 +33,17 @@ use crate::clock::Monotonic;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Health {
-    /// Whether calls go to the backend.
+    /// Whether calls go to the backend: the worst node's circuit (open
+    /// before half open before closed; of several open, the soonest probe).
     pub circuit: Circuit,
-    /// Backend failures in a row, up to now (0 after any success).
+    /// Failures in a row up to now, on the node that has the most (0 after
+    /// any success while its circuit is closed, and after a successful probe).
     pub consecutive_failures: u32,
-    /// How many times the circuit has opened since the cache was built.
+    /// How many times a circuit has opened since the cache was built, all
+    /// nodes together.
     pub times_opened: u64,
+    /// How many nodes' circuits are not closed now (0 or 1 on one server).
+    pub open_nodes: u32,
     /// With a local tier ([`CacheBuilder::local_tier`](crate::CacheBuilder::local_tier)):
     /// whether its `CLIENT TRACKING` is up, and since when. While it is
     /// down the tier is empty and bypassed (every read goes to Redis).
@@ -71,11 +85,12 @@ impl Health {
             circuit,
             consecutive_failures: 0,
             times_opened: 0,
+            open_nodes: u32::from(circuit != Circuit::Closed),
             tracking: None,
         }
     }
 
-    /// Whether calls go to the backend (the circuit is closed).
+    /// Whether calls go to the backend (every node's circuit is closed).
     #[must_use]
     pub fn is_up(&self) -> bool {
         self.circuit == Circuit::Closed
@@ -98,82 +113,143 @@ pub enum Circuit {
     HalfOpen,
 }
 
-pub(crate) struct Breaker {
-    /// Failures in a row that open the circuit; 0 never opens it.
+/// The breakers of a backend: one per node (the one server, or each master
+/// of a cluster), so that one node's failure costs only its own keys.
+/// Node 0 is the server, or on a cluster what no master is known for yet
+/// (slots before the first look at the topology, commands without a key).
+pub(crate) struct Breakers {
+    nodes: Box<[Breaker]>,
+    /// Each node's address, for the logs (index by index; "" while unused).
+    names: Mutex<Vec<String>>,
+    /// Nodes whose circuit is open now.
+    open: AtomicU32,
     threshold: u32,
     cool_down: Duration,
+    started: Monotonic,
+}
+
+/// The state of one node's circuit.
+struct Breaker {
     failures: AtomicU32,
     /// 0 while closed; else 1 + when a probe may go through (ms since `started`).
     open_until_ms: AtomicU64,
     probing: AtomicBool,
     times_opened: AtomicU64,
-    started: Monotonic,
 }
 
-/// Leave to call the backend: as usual, or as the probe of an open circuit.
+/// Leave to call a node: as usual, or as the probe of its open circuit.
 #[must_use = "a pass is settled by `succeeded` or `failed`"]
 pub(crate) struct Pass<'a> {
-    breaker: &'a Breaker,
+    breakers: &'a Breakers,
+    node: usize,
     probe: bool,
 }
 
-impl Breaker {
-    pub(crate) fn new(threshold: u32, cool_down: Duration) -> Self {
+impl Breakers {
+    /// `count` breakers (at least one), node 0 named `first`.
+    pub(crate) fn new(count: usize, threshold: u32, cool_down: Duration, first: String) -> Self {
         Self {
+            nodes: (0..count.max(1))
+                .map(|_| Breaker {
+                    failures: AtomicU32::new(0),
+                    open_until_ms: AtomicU64::new(0),
+                    probing: AtomicBool::new(false),
+                    times_opened: AtomicU64::new(0),
+                })
+                .collect(),
+            names: Mutex::new(vec![first]),
+            open: AtomicU32::new(0),
             threshold,
             cool_down,
-            failures: AtomicU32::new(0),
-            open_until_ms: AtomicU64::new(0),
-            probing: AtomicBool::new(false),
-            times_opened: AtomicU64::new(0),
             started: Monotonic::start(),
         }
     }
 
-    /// Leave to call the backend, or how long until the next probe.
-    pub(crate) fn admit(&self) -> Result<Pass<'_>, Duration> {
-        let until = self.open_until_ms.load(SeqCst);
+    /// The node at `address`, given the next free breaker the first time
+    /// (node 0 once every breaker is taken).
+    pub(crate) fn node(&self, address: &str) -> usize {
+        let mut names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(found) = names.iter().position(|name| name == address) {
+            return found;
+        }
+        if names.len() == self.nodes.len() {
+            return 0;
+        }
+        names.push(address.to_owned());
+        names.len() - 1
+    }
+
+    fn name(&self, node: usize) -> String {
+        let names = self.names.lock().unwrap_or_else(PoisonError::into_inner);
+        names.get(node).cloned().unwrap_or_default()
+    }
+
+    fn breaker(&self, node: usize) -> &Breaker {
+        self.nodes.get(node).unwrap_or(&self.nodes[0])
+    }
+
+    /// Leave to call `node`, or how long until its next probe.
+    pub(crate) fn admit(&self, node: usize) -> Result<Pass<'_>, Duration> {
+        let node = if node < self.nodes.len() { node } else { 0 };
+        let breaker = &self.nodes[node];
+        let until = breaker.open_until_ms.load(SeqCst);
+        let pass = |probe| Pass {
+            breakers: self,
+            node,
+            probe,
+        };
         if until == 0 {
-            return Ok(Pass {
-                breaker: self,
-                probe: false,
-            });
+            return Ok(pass(false));
         }
         let (now, until) = (self.now_ms(), until - 1);
         if now < until {
             return Err(Duration::from_millis(until - now));
         }
-        if self
+        if breaker
             .probing
             .compare_exchange(false, true, SeqCst, SeqCst)
             .is_ok()
         {
-            Ok(Pass {
-                breaker: self,
-                probe: true,
-            })
+            Ok(pass(true))
         } else {
             Err(Duration::ZERO)
         }
     }
 
+    /// The worst node's circuit (open before half open before closed; of
+    /// open ones, the soonest probe), the most failures in a row on one
+    /// node, the openings of all nodes, and how many are not closed.
     pub(crate) fn health(&self) -> Health {
-        let until = self.open_until_ms.load(SeqCst);
-        let circuit = if until == 0 {
-            Circuit::Closed
-        } else if self.probing.load(SeqCst) {
-            Circuit::HalfOpen
-        } else {
-            Circuit::Open {
-                retry_in: Duration::from_millis((until - 1).saturating_sub(self.now_ms())),
+        let mut health = Health::fixed(Circuit::Closed);
+        let now = self.now_ms();
+        for breaker in &self.nodes {
+            let until = breaker.open_until_ms.load(SeqCst);
+            let circuit = if until == 0 {
+                Circuit::Closed
+            } else if breaker.probing.load(SeqCst) {
+                Circuit::HalfOpen
+            } else {
+                Circuit::Open {
+                    retry_in: Duration::from_millis((until - 1).saturating_sub(now)),
+                }
+            };
+            health.circuit = match (health.circuit, circuit) {
+                (Circuit::Open { retry_in: a }, Circuit::Open { retry_in: b }) => {
+                    Circuit::Open { retry_in: a.min(b) }
+                }
+                (worst @ Circuit::Open { .. }, _) | (_, worst @ Circuit::Open { .. }) => worst,
+                (Circuit::HalfOpen, _) | (_, Circuit::HalfOpen) => Circuit::HalfOpen,
+                (Circuit::Closed, Circuit::Closed) => Circuit::Closed,
+            };
+            if circuit != Circuit::Closed {
+                health.open_nodes += 1;
             }
-        };
-        Health {
-            circuit,
-            consecutive_failures: self.failures.load(SeqCst),
-            times_opened: self.times_opened.load(SeqCst),
-            tracking: None,
+            health.consecutive_failures = health
+                .consecutive_failures
+                .max(breaker.failures.load(SeqCst));
+            health.times_opened += breaker.times_opened.load(SeqCst);
         }
+        health
     }
 
     fn now_ms(&self) -> u64 {
@@ -186,39 +262,53 @@ impl Breaker {
         self.now_ms().saturating_add(cool_down).saturating_add(1)
     }
 
-    fn close(&self) {
-        // Loads first: on the hot path nothing changes, and nothing is written.
-        if self.failures.load(SeqCst) != 0 {
-            self.failures.store(0, SeqCst);
-        }
-        if self.open_until_ms.load(SeqCst) != 0 && self.open_until_ms.swap(0, SeqCst) != 0 {
-            tracing::info!("cache backend answers again; circuit closed");
-            crate::observe::meters::circuit(false);
+    /// A probe of `node` succeeded: its circuit closes.
+    fn close(&self, node: usize) {
+        let breaker = self.breaker(node);
+        breaker.failures.store(0, SeqCst);
+        if breaker.open_until_ms.swap(0, SeqCst) != 0 {
+            let open = self.open.fetch_sub(1, SeqCst).saturating_sub(1);
+            tracing::info!(node = %self.name(node), "cache backend answers again; circuit closed");
+            crate::observe::meters::circuit(false, open);
         }
     }
 
-    /// Counts a failure; returns whether it opened the circuit.
-    fn fail(&self, probe: bool) -> bool {
-        let failures = self.failures.fetch_add(1, SeqCst).saturating_add(1);
+    /// A call admitted as usual succeeded: the failures in a row start
+    /// again from 0, but an open circuit stays open (the call may have been
+    /// admitted before it opened): only a probe closes it.
+    fn answered(&self, node: usize) {
+        let breaker = self.breaker(node);
+        // Loads first: on the hot path nothing changes, and nothing is written.
+        if breaker.failures.load(SeqCst) != 0 && breaker.open_until_ms.load(SeqCst) == 0 {
+            breaker.failures.store(0, SeqCst);
+        }
+    }
+
+    /// Counts a failure of `node`; returns whether it opened its circuit.
+    fn fail(&self, node: usize, probe: bool) -> bool {
+        let breaker = self.breaker(node);
+        let failures = breaker.failures.fetch_add(1, SeqCst).saturating_add(1);
         if probe {
-            self.open_until_ms.store(self.reopen_at(), SeqCst);
-            tracing::debug!("cache backend probe failed; circuit stays open");
+            breaker.open_until_ms.store(self.reopen_at(), SeqCst);
+            tracing::debug!(node = %self.name(node), "cache backend probe failed; circuit stays open");
             return false;
         }
         if self.threshold == 0 || failures < self.threshold {
             return false;
         }
-        let opened = self
+        let opened = breaker
             .open_until_ms
             .compare_exchange(0, self.reopen_at(), SeqCst, SeqCst)
             .is_ok();
         if opened {
-            self.times_opened.fetch_add(1, SeqCst);
-            crate::observe::meters::circuit(true);
+            breaker.times_opened.fetch_add(1, SeqCst);
+            let open = self.open.fetch_add(1, SeqCst).saturating_add(1);
+            crate::observe::meters::circuit(true, open);
             tracing::warn!(
+                node = %self.name(node),
                 failures,
                 cool_down = ?self.cool_down,
-                "cache backend failing; circuit open: calls skip it until a probe succeeds"
+                "cache backend failing; circuit open: calls to this node skip it until a probe succeeds"
             );
         }
         opened
@@ -226,24 +316,41 @@ impl Breaker {
 }
 
 impl Pass<'_> {
-    /// The backend answered (an error reply counts: the server is there).
-    pub(crate) fn succeeded(self) {
-        self.breaker.close();
-        self.settle();
+    /// The node answered (an error reply that is not about the node's
+    /// state counts: the server is there). Returns whether this probe closed
+    /// the circuit.
+    pub(crate) fn succeeded(self) -> bool {
+        if self.probe {
+            self.breakers.close(self.node);
+        } else {
+            self.breakers.answered(self.node);
+        }
+        self.settle()
     }
 
-    /// The backend failed or did not answer; returns whether the circuit opened now.
+    /// The node failed or did not answer; returns whether its circuit opened now.
     pub(crate) fn failed(self) -> bool {
-        let opened = self.breaker.fail(self.probe);
+        let opened = self.breakers.fail(self.node, self.probe);
         self.settle();
         opened
     }
 
-    fn settle(self) {
-        if self.probe {
-            self.breaker.probing.store(false, SeqCst);
+    /// The node this pass is for.
+    pub(crate) fn node(&self) -> usize {
+        self.node
+    }
+
+    /// Whether this pass probes an open circuit.
+    fn settle(self) -> bool {
+        let probe = self.probe;
+        if probe {
+            self.breakers
+                .breaker(self.node)
+                .probing
+                .store(false, SeqCst);
         }
         std::mem::forget(self);
+        probe
     }
 }
 
@@ -252,8 +359,11 @@ impl Drop for Pass<'_> {
     /// cancelled probe cannot leave the circuit half open for good.
     fn drop(&mut self) {
         if self.probe {
-            self.breaker.fail(true);
-            self.breaker.probing.store(false, SeqCst);
+            self.breakers.fail(self.node, true);
+            self.breakers
+                .breaker(self.node)
+                .probing
+                .store(false, SeqCst);
         }
     }
 }
@@ -262,54 +372,121 @@ impl Drop for Pass<'_> {
 mod tests {
     use super::*;
 
+    fn single(threshold: u32, cool_down: Duration) -> Breakers {
+        Breakers::new(1, threshold, cool_down, "server".to_owned())
+    }
+
     #[test]
     fn opens_after_the_threshold_and_closes_on_a_successful_probe() {
-        let breaker = Breaker::new(3, Duration::ZERO);
+        let breakers = single(3, Duration::ZERO);
         for _ in 0..2 {
-            assert!(!breaker.admit().unwrap().failed());
+            assert!(!breakers.admit(0).unwrap().failed());
         }
-        assert!(breaker.health().is_up());
+        assert!(breakers.health().is_up());
         assert!(
-            breaker.admit().unwrap().failed(),
+            breakers.admit(0).unwrap().failed(),
             "the third failure opens it"
         );
-        assert_eq!(breaker.health().times_opened, 1);
+        assert_eq!(breakers.health().times_opened, 1);
+        assert_eq!(breakers.health().open_nodes, 1);
         // Cool-down 0: the next call is the probe, and only it.
-        let probe = breaker.admit().unwrap();
-        assert_eq!(breaker.health().circuit, Circuit::HalfOpen);
-        assert_eq!(breaker.admit().err(), Some(Duration::ZERO));
-        probe.succeeded();
-        assert!(breaker.health().is_up());
-        assert_eq!(breaker.health().consecutive_failures, 0);
+        let probe = breakers.admit(0).unwrap();
+        assert_eq!(breakers.health().circuit, Circuit::HalfOpen);
+        assert_eq!(breakers.admit(0).err(), Some(Duration::ZERO));
+        assert!(probe.succeeded(), "the probe closed it");
+        assert!(breakers.health().is_up());
+        assert_eq!(breakers.health().consecutive_failures, 0);
+        assert_eq!(breakers.health().open_nodes, 0);
+    }
+
+    #[test]
+    fn only_a_probe_closes_an_open_circuit() {
+        let breakers = single(2, Duration::from_secs(3600));
+        // Calls admitted while the circuit was closed, still in flight…
+        let in_flight: Vec<Pass<'_>> = (0..4).map(|_| breakers.admit(0).unwrap()).collect();
+        let mut in_flight = in_flight.into_iter();
+        assert!(!in_flight.next().unwrap().failed());
+        assert!(
+            in_flight.next().unwrap().failed(),
+            "the second failure opens it"
+        );
+        // …that succeed after it opened: it stays open.
+        for pass in in_flight {
+            assert!(!pass.succeeded(), "not a probe");
+        }
+        let health = breakers.health();
+        assert!(
+            matches!(health.circuit, Circuit::Open { retry_in } if retry_in > Duration::from_secs(3000)),
+            "{health:?}"
+        );
+        assert_eq!(health.consecutive_failures, 2);
+        assert!(breakers.admit(0).is_err(), "calls still skip the node");
+    }
+
+    #[test]
+    fn a_success_between_failures_starts_the_count_again() {
+        let breakers = single(3, Duration::ZERO);
+        for _ in 0..10 {
+            assert!(!breakers.admit(0).unwrap().failed());
+            assert!(!breakers.admit(0).unwrap().failed());
+            assert!(!breakers.admit(0).unwrap().succeeded());
+        }
+        assert!(breakers.health().is_up());
+        assert_eq!(breakers.health().times_opened, 0);
     }
 
     #[test]
     fn an_open_circuit_refuses_until_its_cool_down_passes() {
-        let breaker = Breaker::new(1, Duration::from_secs(3600));
-        assert!(breaker.admit().unwrap().failed());
-        assert!(breaker.admit().is_err());
+        let breakers = single(1, Duration::from_secs(3600));
+        assert!(breakers.admit(0).unwrap().failed());
+        assert!(breakers.admit(0).is_err());
         assert!(
-            matches!(breaker.health().circuit, Circuit::Open { retry_in } if retry_in > Duration::from_secs(3000))
+            matches!(breakers.health().circuit, Circuit::Open { retry_in } if retry_in > Duration::from_secs(3000))
         );
     }
 
     #[test]
     fn a_dropped_probe_reopens_the_circuit() {
-        let breaker = Breaker::new(1, Duration::ZERO);
-        assert!(breaker.admit().unwrap().failed());
-        drop(breaker.admit().unwrap());
-        assert!(!breaker.health().is_up());
+        let breakers = single(1, Duration::ZERO);
+        assert!(breakers.admit(0).unwrap().failed());
+        drop(breakers.admit(0).unwrap());
+        assert!(!breakers.health().is_up());
         // The probe slot is free again.
-        breaker.admit().unwrap().succeeded();
-        assert!(breaker.health().is_up());
+        assert!(breakers.admit(0).unwrap().succeeded());
+        assert!(breakers.health().is_up());
     }
 
     #[test]
     fn a_zero_threshold_never_opens() {
-        let breaker = Breaker::new(0, Duration::ZERO);
+        let breakers = single(0, Duration::ZERO);
         for _ in 0..100 {
-            assert!(!breaker.admit().unwrap().failed());
+            assert!(!breakers.admit(0).unwrap().failed());
         }
-        assert!(breaker.health().is_up());
+        assert!(breakers.health().is_up());
+    }
+
+    #[test]
+    fn each_node_has_a_circuit_of_its_own() {
+        let breakers = Breakers::new(3, 2, Duration::from_secs(3600), "cluster".to_owned());
+        let (a, b) = (
+            breakers.node("10.0.0.1:7000"),
+            breakers.node("10.0.0.2:7000"),
+        );
+        assert_eq!((a, b), (1, 2));
+        assert_eq!(breakers.node("10.0.0.1:7000"), a, "known: the same node");
+        assert_eq!(breakers.node("10.0.0.3:7000"), 0, "past the last: node 0");
+        for _ in 0..2 {
+            let _ = breakers.admit(a).unwrap().failed();
+        }
+        assert!(breakers.admit(a).is_err(), "a is open");
+        for _ in 0..100 {
+            assert!(!breakers.admit(b).unwrap().succeeded(), "b is not");
+            assert!(!breakers.admit(0).unwrap().succeeded());
+        }
+        let health = breakers.health();
+        assert!(matches!(health.circuit, Circuit::Open { .. }), "{health:?}");
+        assert_eq!((health.open_nodes, health.times_opened), (1, 1));
+        assert!(!health.is_up());
+        assert!(breakers.admit(7).is_ok(), "an unknown node is node 0");
     }
 }

@@ -428,8 +428,9 @@ impl CacheBuilder {
     /// The circuit breaker: after `failures` backend failures in a row
     /// (timeouts, refused or broken connections; 0 turns it off), calls skip
     /// Redis for `cool_down` — they are misses that cost nothing — then one
-    /// call probes it, and the circuit closes when Redis answers. Default:
-    /// 5 failures, 1 s. See [`Cache::health`].
+    /// call probes it, and the circuit closes when Redis answers. On a
+    /// cluster each master has a circuit of its own, for the keys of its
+    /// slots. Default: 5 failures, 1 s. See [`Cache::health`].
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;

@@ -190,7 +190,7 @@ impl Engine {
         let counted = self
             .backend
             .incr(self.keys.entry(key), delta, expiry, create);
-        let counted = observe::in_span(&span, counted).await;
+        let counted = observe::in_span!(&span, counted);
         let outcome = if counted.is_ok() { "ok" } else { "error" };
         self.observer.op_done(&span, "incr", key, outcome);
         match counted {

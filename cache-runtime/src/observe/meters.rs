@@ -16,7 +16,7 @@
 //! | `cachette_invalidations_pending` | gauge | — (invalidations waiting for Redis now) |
 //! | `cachette_invalidations_queued_total`, `cachette_invalidations_retried_total`, `cachette_invalidations_applied_late_total` | counter | — |
 //! | `cachette_lease_waits_total`, `cachette_lease_timeouts_total` | counter | `cache` |
-//! | `cachette_circuit_open` | gauge | — (1 while the breaker is open) |
+//! | `cachette_circuit_open` | gauge | — (how many nodes' circuits are open: 0 or 1 on one server) |
 //! | `cachette_circuit_transitions_total` | counter | `to` = open, closed |
 //! | `cachette_evictions_total` | counter | `tier` = memory, local; `cause` = size, expired |
 //!
@@ -146,12 +146,12 @@ pub(crate) fn pending(name: &'static str, n: u64, waiting: usize) {
     }
 }
 
-/// The breaker opened (`true`) or closed.
+/// A node's breaker opened (`true`) or closed, leaving `now_open` open.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn circuit(open: bool) {
+pub(crate) fn circuit(open: bool, now_open: u32) {
     #[cfg(feature = "metrics")]
     {
-        gauge!("cachette_circuit_open").set(if open { 1.0 } else { 0.0 });
+        gauge!("cachette_circuit_open").set(f64::from(now_open));
         counter!("cachette_circuit_transitions_total", "to" => if open { "open" } else { "closed" })
             .increment(1);
     }

@@ -7,8 +7,6 @@ pub(crate) mod meters;
 mod site;
 mod stats;
 
-use tracing::Instrument;
-
 use crate::Error;
 pub use site::{FunctionStats, Site};
 use site::{Tallies, TallyRef};
@@ -154,7 +152,7 @@ impl Observer {
         outcome: fn(&R) -> &'static str,
     ) -> Result<R, Error> {
         let span = self.op_span(op);
-        let result = in_span(&span, work).await;
+        let result = in_span!(&span, work);
         let ended = match &result {
             Ok(r) => outcome(r),
             Err(error) if error.is_skip() => "bypass",
@@ -197,15 +195,22 @@ impl Observer {
     }
 }
 
-/// Runs `work` in `span`. Instrumenting moves the future into a wrapper on
-/// the heap: only when a subscriber listens.
-pub(crate) async fn in_span<F: Future>(span: &tracing::Span, work: F) -> F::Output {
-    if span.is_disabled() {
-        work.await
-    } else {
-        Box::pin(work).instrument(span.clone()).await
-    }
+/// Awaits the future `work` in `span`, inside an `async` block or function.
+/// Instrumenting moves the future into a wrapper on the heap: only when a
+/// subscriber listens. (A macro, not an `async fn`: an `async fn` would hold
+/// `work` twice in its state, doubling the size of every future around a
+/// call.)
+macro_rules! in_span {
+    ($span:expr, $work:expr) => {{
+        let span: &::tracing::Span = $span;
+        if span.is_disabled() {
+            $work.await
+        } else {
+            ::tracing::Instrument::instrument(Box::pin($work), span.clone()).await
+        }
+    }};
 }
+pub(crate) use in_span;
 
 /// Records the size of the value read or written in the current span,
 /// when a subscriber listens (the spans of calls and operations have a

@@ -1,10 +1,12 @@
 //! Connection keeping on a Redis Cluster: one `ClusterConnection` from
 //! redis-rs (multiplexed, held and cloned per command; it follows `MOVED`
-//! and `ASK` and refreshes the topology itself), the slot of a key, and the
-//! masters, for the commands that must visit each (`SCAN`).
+//! and `ASK` and refreshes the topology itself), the slot of a key, the
+//! master serving each slot (whose circuit breaker a command goes through),
+//! and the masters, for the commands that must visit each (`SCAN`).
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_redis::redis::cluster::ClusterClient;
@@ -13,10 +15,15 @@ use deadpool_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo}
 use deadpool_redis::redis::{self, FromRedisValue};
 
 use super::link::Reconnect;
+use crate::backend::breaker::Breakers;
 use crate::{BackendError, Error};
 
 /// The slots of a cluster.
 const SLOTS: u16 = 16_384;
+
+/// The most nodes a cluster's breakers tell apart (node 0 included): past
+/// it, a new master's slots share node 0's breaker.
+pub(super) const MAX_NODES: usize = 256;
 
 /// The held connection to a cluster.
 pub(super) struct ClusterLink {
@@ -27,17 +34,74 @@ pub(super) struct ClusterLink {
     /// The most a call waits to connect.
     checkout_timeout: Duration,
     reconnect: Reconnect,
+    topology: Arc<Topology>,
+}
+
+/// Which master serves each slot, as far as the runtime has looked.
+struct Topology {
+    /// The node (its breaker) serving each slot; 0 while unknown.
+    slots: Box<[AtomicU16]>,
+    breakers: Arc<Breakers>,
+    /// Whether a look at the topology is under way.
+    looking: AtomicBool,
 }
 
 impl ClusterLink {
-    pub(super) fn new(client: ClusterClient, checkout_timeout: Duration, redacted: String) -> Self {
+    pub(super) fn new(
+        client: ClusterClient,
+        checkout_timeout: Duration,
+        redacted: String,
+        breakers: Arc<Breakers>,
+    ) -> Self {
         Self {
             client,
             conn: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             checkout_timeout,
             reconnect: Reconnect::new(redacted),
+            topology: Arc::new(Topology {
+                slots: (0..SLOTS).map(|_| AtomicU16::new(0)).collect(),
+                breakers,
+                looking: AtomicBool::new(false),
+            }),
         }
+    }
+
+    /// The node serving `key`'s slot (0 while unknown): no allocation, one
+    /// CRC16 and one load.
+    pub(super) fn node_of(&self, key: &str) -> usize {
+        usize::from(self.topology.slots[usize::from(slot(key.as_bytes()))].load(Relaxed))
+    }
+
+    /// The node at `(host, port)`.
+    pub(super) fn node_at(&self, host: &str, port: u16) -> usize {
+        self.topology.breakers.node(&format!("{host}:{port}"))
+    }
+
+    /// Connects and looks at the topology, returning the first error.
+    pub(super) async fn connect_all(&self) -> Result<(), Error> {
+        let mut conn = self.checkout("connect").await?;
+        let look = self.topology.look(&mut conn);
+        let _ = tokio::time::timeout(self.checkout_timeout, look).await;
+        Ok(())
+    }
+
+    /// Looks at the topology again in a task of its own (unless a look is
+    /// under way): after a node's circuit opened or closed, its slots may
+    /// have moved to a promoted replica.
+    pub(super) fn look_again(&self) {
+        let (Some(mut conn), Ok(runtime)) = (self.current(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        if self.topology.looking.swap(true, Relaxed) {
+            return;
+        }
+        let (topology, deadline) = (Arc::clone(&self.topology), self.checkout_timeout);
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(deadline, topology.look(&mut conn)).await;
+            topology.looking.store(false, Relaxed);
+        });
     }
 
     fn current(&self) -> Option<ClusterConnection> {
@@ -76,6 +140,7 @@ impl ClusterLink {
                     .conn
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.clone());
+                self.look_again();
                 Ok(conn)
             }
             Err(source) => {
@@ -97,18 +162,71 @@ impl ClusterLink {
     }
 }
 
-/// The masters serving slots, as `(host, port)`, from `CLUSTER NODES`.
-pub(super) async fn masters(
-    conn: &mut ClusterConnection,
-) -> redis::RedisResult<Vec<(String, u16)>> {
+impl Topology {
+    /// Maps each slot to the breaker of the master serving it, from
+    /// `CLUSTER NODES` (asked of up to three nodes, in case one is down); a
+    /// failed look keeps the map as it was.
+    async fn look(&self, conn: &mut ClusterConnection) {
+        for _ in 0..3 {
+            match cluster_nodes(conn).await {
+                Ok(nodes) => {
+                    for (address, ranges) in parse_slots(&nodes) {
+                        let node = u16::try_from(self.breakers.node(&address)).unwrap_or(0);
+                        for (first, last) in ranges {
+                            for slot in &self.slots[usize::from(first)..=usize::from(last)] {
+                                slot.store(node, Relaxed);
+                            }
+                        }
+                    }
+                    return;
+                }
+                Err(error) => tracing::debug!(%error, "cannot look at the cluster's topology"),
+            }
+        }
+    }
+}
+
+/// `CLUSTER NODES`, asked of any node.
+async fn cluster_nodes(conn: &mut ClusterConnection) -> redis::RedisResult<String> {
     let nodes = conn
         .route_command(
             redis::cmd("CLUSTER").arg("NODES").clone(),
             RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
         )
         .await?;
-    let nodes = String::from_redis_value(nodes)?;
-    Ok(parse_masters(&nodes))
+    Ok(String::from_redis_value(nodes)?)
+}
+
+/// The masters serving slots, as `(host, port)`, from `CLUSTER NODES`.
+pub(super) async fn masters(
+    conn: &mut ClusterConnection,
+) -> redis::RedisResult<Vec<(String, u16)>> {
+    Ok(parse_masters(&cluster_nodes(conn).await?))
+}
+
+/// Each master of a `CLUSTER NODES` reply, failed or not, as `host:port`,
+/// with the slot ranges it serves (slots being moved, `[…]`, left out).
+fn parse_slots(nodes: &str) -> Vec<(String, Vec<(u16, u16)>)> {
+    nodes
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if !fields.get(2)?.split(',').any(|f| f == "master") {
+                return None;
+            }
+            let address = fields.get(1)?.split('@').next()?;
+            let ranges = fields
+                .iter()
+                .skip(8)
+                .filter_map(|range| {
+                    let (first, last) = range.split_once('-').unwrap_or((range, range));
+                    let (first, last) = (first.parse().ok()?, last.parse().ok()?);
+                    (first <= last && last < SLOTS).then_some((first, last))
+                })
+                .collect();
+            Some((address.to_owned(), ranges))
+        })
+        .collect()
 }
 
 /// The masters of a `CLUSTER NODES` reply that serve slots and are not failed.
@@ -205,6 +323,27 @@ e5 127.0.0.1:7004@17004 master - 0 0 4 connected
             [
                 ("127.0.0.1".to_owned(), 7000),
                 ("127.0.0.1".to_owned(), 7001)
+            ]
+        );
+    }
+
+    #[test]
+    fn slots_come_from_cluster_nodes_failed_masters_included() {
+        let nodes = "\
+a1 127.0.0.1:7000@17000,host-a myself,master - 0 0 1 connected 0-5460 [5461->-b2]
+b2 127.0.0.1:7001@17001 master - 0 0 2 connected 5461-10921 10922
+c3 127.0.0.1:7003@17003 slave a1 0 0 1 connected
+d4 127.0.0.1:7002@17002 master,fail - 0 0 3 connected 10923-16383
+";
+        assert_eq!(
+            parse_slots(nodes),
+            [
+                ("127.0.0.1:7000".to_owned(), vec![(0, 5460)]),
+                (
+                    "127.0.0.1:7001".to_owned(),
+                    vec![(5461, 10921), (10922, 10922)]
+                ),
+                ("127.0.0.1:7002".to_owned(), vec![(10923, 16383)]),
             ]
         );
     }

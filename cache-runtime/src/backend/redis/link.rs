@@ -1,7 +1,8 @@
 //! How commands reach Redis: through held connections to one server
 //! (`lanes.rs`) or through a cluster connection (`cluster.rs`). Every
-//! command runs through [`RedisBackend::run`]: the circuit breaker, a
-//! connection, the command deadline, and what a failure means.
+//! command runs through [`RedisBackend::run`] (or `run_on` a node): the
+//! circuit breaker of the node that serves its key, a connection, the
+//! command deadline, and what a failure means.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -105,12 +106,50 @@ impl RedisBackend {
     pub(crate) async fn connect_all(&self) -> Result<(), Error> {
         match &self.link {
             Link::Single(lanes) => lanes.connect_all().await,
-            Link::Cluster(cluster) => cluster.checkout("connect").await.map(drop),
+            Link::Cluster(cluster) => cluster.connect_all().await,
         }
     }
 
-    /// Runs one request under the command deadline, unless the circuit is open.
-    pub(super) async fn run<T, F, Fut>(&self, op: &'static str, request: F) -> Result<T, Error>
+    /// The node serving `key`: the one server, or the master of its slot
+    /// (node 0 while the cluster's topology is unknown).
+    pub(super) fn node_of(&self, key: &str) -> usize {
+        match &self.link {
+            Link::Single(_) => 0,
+            Link::Cluster(cluster) => cluster.node_of(key),
+        }
+    }
+
+    /// The node at `(host, port)` (node 0 on one server).
+    pub(super) fn node_at(&self, host: &str, port: u16) -> usize {
+        match &self.link {
+            Link::Single(_) => 0,
+            Link::Cluster(cluster) => cluster.node_at(host, port),
+        }
+    }
+
+    /// Runs one request on the keys of one slot, `key` among them, under
+    /// the command deadline, unless the circuit of the node serving it is open.
+    pub(super) async fn run<T, F, Fut>(
+        &self,
+        op: &'static str,
+        key: &str,
+        request: F,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        self.run_on(op, self.node_of(key), request).await
+    }
+
+    /// [`run`](Self::run) through the circuit of `node` (0: the one server,
+    /// or on a cluster, commands that no key routes).
+    pub(super) async fn run_on<T, F, Fut>(
+        &self,
+        op: &'static str,
+        node: usize,
+        request: F,
+    ) -> Result<T, Error>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -121,8 +160,8 @@ impl RedisBackend {
             return Err(Error::BudgetSpent { op });
         }
         let pass = self
-            .breaker
-            .admit()
+            .breakers
+            .admit(node)
             .map_err(|retry_in| Error::CircuitOpen { op, retry_in })?;
         if let Some(call) = call {
             // Rare (inside a budget): boxed, to keep every command's future small.
@@ -209,7 +248,9 @@ impl RedisBackend {
     ) -> Result<T, Error> {
         match result {
             Ok(value) => {
-                pass.succeeded();
+                if pass.succeeded() {
+                    self.probed();
+                }
                 Ok(value)
             }
             Err(error) if error.is_timeout() => {
@@ -223,9 +264,9 @@ impl RedisBackend {
                 if is_broken(&error) || cannot_serve(&error) {
                     discard();
                     self.failed(pass);
-                } else {
+                } else if pass.succeeded() {
                     // An error reply: the server is there.
-                    pass.succeeded();
+                    self.probed();
                 }
                 Err(Error::Backend {
                     op,
@@ -235,14 +276,28 @@ impl RedisBackend {
         }
     }
 
-    /// Counts a failure; when it opens the circuit, held connections are
-    /// dropped so that the probe starts on a new one.
+    /// Counts a failure of the pass's node; when it opens the circuit of
+    /// one server, held connections are dropped so that the probe starts on
+    /// a new one. On a cluster, redis-rs replaces the connection to a node
+    /// on its own; the slots are looked up again (they may move to a
+    /// promoted replica), and the whole connection is dropped only when the
+    /// circuit of node 0 (no master known) opens.
     fn failed(&self, pass: Pass<'_>) {
+        let node = pass.node();
         if pass.failed() {
             match &self.link {
                 Link::Single(lanes) => lanes.discard_all(),
-                Link::Cluster(cluster) => cluster.discard(),
+                Link::Cluster(cluster) if node == 0 => cluster.discard(),
+                Link::Cluster(cluster) => cluster.look_again(),
             }
+        }
+    }
+
+    /// A probe closed a node's circuit: on a cluster, its slots may be
+    /// served by another master now.
+    fn probed(&self) {
+        if let Link::Cluster(cluster) = &self.link {
+            cluster.look_again();
         }
     }
 }

@@ -1,16 +1,83 @@
-//! The commands that span many keys or every master: the masters' URLs,
-//! sets of keys, and walking the key space with `SCAN` (on every master of
-//! a cluster), page by page.
+//! The commands that span many keys or every master: keys grouped by the
+//! node that serves them, `MGET` split by node on a cluster, the masters'
+//! URLs, sets of keys, and walking the key space with `SCAN` (on every
+//! master of a cluster), page by page.
 
 use deadpool_redis::redis;
 use futures_util::future::try_join_all;
 
 use super::link::Conn;
-use super::{RedisBackend, SCAN_BATCH, cluster, set_cmd, with_address};
+use super::{RedisBackend, SCAN_BATCH, cluster, command, set_cmd, with_address};
 use crate::Error;
 use crate::backend::Expiry;
 
+/// What `MGET` answers.
+type Values = Vec<Option<Vec<u8>>>;
+
 impl RedisBackend {
+    /// `items` in the groups one command (a script, a pipeline) may take,
+    /// by the key each has: all of them on one server, one group per slot
+    /// on a cluster; each with the node that serves it.
+    pub(super) fn groups<'i, T>(
+        &self,
+        items: &'i [T],
+        key: impl Fn(&T) -> &str,
+    ) -> Vec<(usize, Vec<&'i T>)> {
+        if !self.is_cluster() {
+            return vec![(0, items.iter().collect())];
+        }
+        let groups = cluster::by_slot(items, &key);
+        let node = |group: &[&T]| group.first().map_or(0, |item| self.node_of(key(item)));
+        groups.into_iter().map(|g| (node(&g), g)).collect()
+    }
+
+    /// `MGET` of `keys`: one command on one server, or on a cluster one
+    /// per node serving them (sent at once), each through that node's
+    /// circuit, so that a failing master costs only the reads of its keys.
+    pub(super) async fn mget<'k, I>(&self, op: &'static str, keys: I) -> Result<Values, Error>
+    where
+        I: Iterator<Item = &'k str> + Clone,
+    {
+        let mut nodes = keys.clone().map(|key| self.node_of(key));
+        let first = nodes.next().unwrap_or(0);
+        if nodes.all(|node| node == first) {
+            return self
+                .run_on(op, first, |mut c| async move {
+                    command("MGET", keys).query_async(&mut c).await
+                })
+                .await;
+        }
+        // Rare (keys on several masters): boxed, to keep every read's future small.
+        Box::pin(self.mget_by_node(op, keys.collect())).await
+    }
+
+    async fn mget_by_node(&self, op: &'static str, keys: Vec<&str>) -> Result<Values, Error> {
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (at, key) in keys.iter().enumerate() {
+            let node = self.node_of(key);
+            match groups.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, group)) => group.push(at),
+                None => groups.push((node, vec![at])),
+            }
+        }
+        let keys = &keys;
+        let parts = try_join_all(groups.iter().map(|(node, group)| {
+            self.run_on(op, *node, move |mut c| async move {
+                command("MGET", group.iter().map(|&at| keys[at]))
+                    .query_async::<Values>(&mut c)
+                    .await
+            })
+        }))
+        .await?;
+        let mut values = vec![None; keys.len()];
+        for ((_, group), part) in groups.iter().zip(parts) {
+            for (&at, value) in group.iter().zip(part) {
+                values[at] = value;
+            }
+        }
+        Ok(values)
+    }
+
     /// The URLs of the masters, for dedicated connections: the server's own,
     /// or each master of a cluster (with the seeds' credentials).
     pub(crate) async fn tracking_urls(&self) -> Result<Vec<String>, Error> {
@@ -18,7 +85,7 @@ impl RedisBackend {
             return Ok(vec![self.url.clone()]);
         }
         let masters = self
-            .run("tracking", |c| async move {
+            .run_on("tracking", 0, |c| async move {
                 match c {
                     Conn::Cluster(mut c) => cluster::masters(&mut c).await,
                     Conn::Single(_) => Ok(Vec::new()),
@@ -34,7 +101,7 @@ impl RedisBackend {
     /// Adds `member` to each set of `sets`, the parts sent at once.
     pub(crate) async fn add_to_sets(&self, sets: &[String], member: &str) -> Result<(), Error> {
         try_join_all(sets.iter().map(|set| {
-            self.run("tags", move |mut c| async move {
+            self.run("tags", set, move |mut c| async move {
                 redis::cmd("SADD")
                     .arg(set)
                     .arg(member)
@@ -48,7 +115,7 @@ impl RedisBackend {
 
     /// Takes `member` out of the set at `set`.
     pub(crate) async fn remove_from_set(&self, set: &str, member: &str) -> Result<(), Error> {
-        self.run("tags", |mut c| async move {
+        self.run("tags", set, |mut c| async move {
             redis::cmd("SREM")
                 .arg(set)
                 .arg(member)
@@ -68,8 +135,8 @@ impl RedisBackend {
         ttl: Expiry,
     ) -> Result<u64, Error> {
         let members = |set: &str| {
-            let set = set.to_owned();
-            self.run("invalidate", move |mut c| async move {
+            let (node, set) = (self.node_of(set), set.to_owned());
+            self.run_on("invalidate", node, move |mut c| async move {
                 redis::cmd("SMEMBERS")
                     .arg(&set)
                     .query_async::<Vec<String>>(&mut c)
@@ -84,8 +151,8 @@ impl RedisBackend {
         }
         let keys = crate::backend::member_keys(&[taken.as_slice(), kept.as_slice()].concat());
         let groups = self.groups(&keys, String::as_str);
-        try_join_all(groups.into_iter().map(|group| {
-            self.run("invalidate", move |mut c| async move {
+        try_join_all(groups.into_iter().map(|(node, group)| {
+            self.run_on("invalidate", node, move |mut c| async move {
                 let mut pipe = redis::pipe();
                 for key in group {
                     pipe.add_command(set_cmd(key, tombstone, ttl)).ignore();
@@ -95,7 +162,7 @@ impl RedisBackend {
         }))
         .await?;
         if !taken.is_empty() {
-            self.run("invalidate", |mut c| async move {
+            self.run("invalidate", take, |mut c| async move {
                 redis::cmd("DEL").arg(take).query_async::<()>(&mut c).await
             })
             .await?;
@@ -112,7 +179,8 @@ impl RedisBackend {
         cursor: u64,
         pattern: &str,
     ) -> Result<(u64, Vec<String>), Error> {
-        self.run(op, |c| async move {
+        let at = node.map_or(0, |(host, port)| self.node_at(host, *port));
+        self.run_on(op, at, |c| async move {
             let mut scan = redis::cmd("SCAN");
             scan.arg(cursor)
                 .arg("MATCH")
@@ -134,7 +202,7 @@ impl RedisBackend {
     async fn scan_nodes(&self, op: &'static str) -> Result<Vec<Option<(String, u16)>>, Error> {
         Ok(if self.is_cluster() {
             let masters = self
-                .run(op, |c| async move {
+                .run_on(op, 0, |c| async move {
                     match c {
                         Conn::Cluster(mut c) => cluster::masters(&mut c).await,
                         Conn::Single(_) => Ok(Vec::new()),
@@ -178,8 +246,8 @@ impl RedisBackend {
         let mut found = Vec::new();
         self.scan("keys", pattern, async |keys: Vec<String>| {
             let groups = self.groups(&keys, String::as_str);
-            let live = try_join_all(groups.into_iter().map(|group| {
-                self.run("keys", move |mut c| async move {
+            let live = try_join_all(groups.into_iter().map(|(node, group)| {
+                self.run_on("keys", node, move |mut c| async move {
                     let mut invocation = script.prepare_invoke();
                     for key in group {
                         invocation.key(key);
@@ -217,9 +285,10 @@ impl RedisBackend {
                 let (next, keys) = self
                     .scan_page("clear", node.as_ref(), cursor, pattern)
                     .await?;
-                if !keys.is_empty() {
+                if let Some(first) = keys.first() {
+                    let node = self.node_of(first);
                     removed += self
-                        .run("clear", |mut c| async move {
+                        .run_on("clear", node, |mut c| async move {
                             redis::cmd("UNLINK")
                                 .arg(&keys)
                                 .query_async::<u64>(&mut c)

@@ -20,6 +20,7 @@ mod url;
 pub(crate) use cluster::parse_masters;
 pub(crate) use url::{redact, with_address};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::redis::cluster::ClusterClientBuilder;
@@ -27,7 +28,7 @@ use deadpool_redis::redis::{self, RedisError};
 use deadpool_redis::{Manager, Pool, Runtime};
 use futures_util::future::try_join_all;
 
-use super::breaker::{Breaker, Health};
+use super::breaker::{Breakers, Health};
 use super::{Counted, Expected, Expiry};
 use crate::{BackendError, Error, codec};
 use cluster::ClusterLink;
@@ -74,7 +75,7 @@ pub(crate) struct RedisBackend {
     /// a dedicated connection to a master is made from.
     url: String,
     command_timeout: Duration,
-    breaker: Breaker,
+    breakers: Arc<Breakers>,
     scripts: Scripts,
     redacted_url: String,
 }
@@ -148,7 +149,12 @@ impl RedisBackend {
             url: url.to_owned(),
             link: Link::Single(lanes),
             command_timeout: settings.command_timeout,
-            breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
+            breakers: Arc::new(Breakers::new(
+                1,
+                settings.breaker_failures,
+                settings.breaker_cool_down,
+                redact(url),
+            )),
             scripts: Scripts::new(),
             redacted_url: redact(url),
         })
@@ -190,16 +196,23 @@ impl RedisBackend {
             });
         }
         let client = builder.build().map_err(invalid)?;
+        let breakers = Arc::new(Breakers::new(
+            cluster::MAX_NODES,
+            settings.breaker_failures,
+            settings.breaker_cool_down,
+            redacted.clone(),
+        ));
         let link = ClusterLink::new(
             client,
             CHECKOUT_WAIT + settings.connect_timeout,
             redacted.clone(),
+            Arc::clone(&breakers),
         );
         Ok(Self {
             url: seeds[0].clone(),
             link: Link::Cluster(link),
             command_timeout: settings.command_timeout,
-            breaker: Breaker::new(settings.breaker_failures, settings.breaker_cool_down),
+            breakers,
             scripts: Scripts::new(),
             redacted_url: redacted,
         })
@@ -210,24 +223,13 @@ impl RedisBackend {
         matches!(self.link, Link::Cluster(_))
     }
 
-    /// `items` in the groups one command (a script, a pipeline) may take,
-    /// by the key each has: all of them on one server, one group per slot
-    /// on a cluster.
-    fn groups<'i, T>(&self, items: &'i [T], key: impl Fn(&T) -> &str) -> Vec<Vec<&'i T>> {
-        if self.is_cluster() {
-            cluster::by_slot(items, key)
-        } else {
-            vec![items.iter().collect()]
-        }
-    }
-
-    /// The state of the circuit breaker.
+    /// The state of the circuit breakers: the worst node's.
     pub(crate) fn health(&self) -> Health {
-        self.breaker.health()
+        self.breakers.health()
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.run("get", |mut c| async move {
+        self.run("get", key, |mut c| async move {
             command("GET", [key]).query_async(&mut c).await
         })
         .await
@@ -237,16 +239,11 @@ impl RedisBackend {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        self.run("get_many", |mut c| async move {
-            command("MGET", keys.iter().map(String::as_str))
-                .query_async(&mut c)
-                .await
-        })
-        .await
+        self.mget("get_many", keys.iter().map(String::as_str)).await
     }
 
     pub(crate) async fn set(&self, key: &str, bytes: &[u8], expiry: Expiry) -> Result<(), Error> {
-        self.run("set", |mut c| async move {
+        self.run("set", key, |mut c| async move {
             set_cmd(key, bytes, expiry).query_async(&mut c).await
         })
         .await
@@ -261,8 +258,8 @@ impl RedisBackend {
             return Ok(());
         }
         let groups = self.groups(entries, |(key, _)| key);
-        try_join_all(groups.into_iter().map(|group| {
-            self.run("set_many", move |mut c| async move {
+        try_join_all(groups.into_iter().map(|(node, group)| {
+            self.run_on("set_many", node, move |mut c| async move {
                 let mut pipe = redis::pipe();
                 for (key, bytes) in group {
                     pipe.add_command(set_cmd(key, bytes, expiry)).ignore();
@@ -276,7 +273,7 @@ impl RedisBackend {
 
     pub(crate) async fn add(&self, key: &str, bytes: &[u8], expiry: Expiry) -> Result<bool, Error> {
         let script = &self.scripts.add;
-        self.run("add", |mut c| async move {
+        self.run("add", key, |mut c| async move {
             script
                 .key(key)
                 .arg(bytes)
@@ -296,16 +293,8 @@ impl RedisBackend {
         if vkeys.is_empty() {
             return Ok((self.get(key).await?, Vec::new()));
         }
-        let mut values: Vec<Option<Vec<u8>>> = self
-            .run("get", |mut c| async move {
-                command(
-                    "MGET",
-                    std::iter::once(key).chain(vkeys.iter().map(String::as_str)),
-                )
-                .query_async(&mut c)
-                .await
-            })
-            .await?;
+        let keys = std::iter::once(key).chain(vkeys.iter().map(String::as_str));
+        let mut values = self.mget("get", keys).await?;
         let versions = values
             .drain(1..)
             .map(|v| v.as_deref().and_then(parse_version))
@@ -318,12 +307,8 @@ impl RedisBackend {
         if vkeys.is_empty() {
             return Ok(Vec::new());
         }
-        let values: Vec<Option<Vec<u8>>> = self
-            .run("version", |mut c| async move {
-                command("MGET", vkeys.iter().map(String::as_str))
-                    .query_async(&mut c)
-                    .await
-            })
+        let values = self
+            .mget("version", vkeys.iter().map(String::as_str))
             .await?;
         Ok(values
             .iter()
@@ -335,8 +320,8 @@ impl RedisBackend {
     /// are still missing; the versions they hold afterwards.
     pub(crate) async fn create_versions(&self, vkeys: &[String]) -> Result<Vec<u64>, Error> {
         let groups = self.groups(vkeys, String::as_str);
-        let created = try_join_all(groups.into_iter().map(|group| {
-            self.run("version", move |mut c| async move {
+        let created = try_join_all(groups.into_iter().map(|(node, group)| {
+            self.run_on("version", node, move |mut c| async move {
                 let mut pipe = redis::pipe();
                 for vkey in &group {
                     pipe.cmd("SET")
@@ -368,7 +353,7 @@ impl RedisBackend {
     /// Bumps the version at `vkey`; the new version.
     pub(crate) async fn bump(&self, vkey: &str, fresh: u64) -> Result<u64, Error> {
         let script = &self.scripts.bump;
-        self.run("invalidate", |mut c| async move {
+        self.run("invalidate", vkey, |mut c| async move {
             script.key(vkey).arg(fresh).invoke_async(&mut c).await
         })
         .await
@@ -388,7 +373,7 @@ impl RedisBackend {
             Expected::NotReplaceable => b"-",
         };
         let script = &self.scripts.write_guarded;
-        self.run("set", |mut c| async move {
+        self.run("set", key, |mut c| async move {
             script
                 .key(key)
                 .arg(expected)
@@ -407,8 +392,8 @@ impl RedisBackend {
         }
         let script = &self.scripts.delete;
         let groups = self.groups(keys, String::as_str);
-        let deleted = try_join_all(groups.into_iter().map(|group| {
-            self.run("delete", move |mut c| async move {
+        let deleted = try_join_all(groups.into_iter().map(|(node, group)| {
+            self.run_on("delete", node, move |mut c| async move {
                 let mut invocation = script.prepare_invoke();
                 for key in group {
                     invocation.key(key);
@@ -423,7 +408,7 @@ impl RedisBackend {
     pub(crate) async fn touch(&self, key: &str, expiry: Expiry) -> Result<bool, Error> {
         let ttl = script_ttl(expiry);
         let script = &self.scripts.touch;
-        self.run("touch", |mut c| async move {
+        self.run("touch", key, |mut c| async move {
             script.key(key).arg(ttl).invoke_async(&mut c).await
         })
         .await
@@ -441,7 +426,7 @@ impl RedisBackend {
         let script = &self.scripts.incr;
         let ttl = script_ttl(expiry);
         let result = self
-            .run("incr", |mut c| async move {
+            .run("incr", key, |mut c| async move {
                 script
                     .key(key)
                     .arg(delta)
@@ -473,7 +458,7 @@ impl RedisBackend {
         token: &str,
         ttl: Duration,
     ) -> Result<bool, Error> {
-        self.run("lock", |mut c| async move {
+        self.run("lock", key, |mut c| async move {
             let reply: Option<String> = redis::cmd("SET")
                 .arg(key)
                 .arg(token)
@@ -490,7 +475,7 @@ impl RedisBackend {
     /// Removes `key` if it still holds exactly `bytes`; whether it did.
     pub(crate) async fn delete_if_equal(&self, key: &str, bytes: &[u8]) -> Result<bool, Error> {
         let script = &self.scripts.delete_if_equal;
-        self.run("delete", |mut c| async move {
+        self.run("delete", key, |mut c| async move {
             script.key(key).arg(bytes).invoke_async(&mut c).await
         })
         .await
@@ -504,7 +489,7 @@ impl RedisBackend {
         ttl: Duration,
     ) -> Result<bool, Error> {
         let script = &self.scripts.extend_lease;
-        self.run("lock", |mut c| async move {
+        self.run("lock", key, |mut c| async move {
             script
                 .key(key)
                 .arg(token)
@@ -518,7 +503,7 @@ impl RedisBackend {
     /// Whether `key` holds a live value.
     pub(crate) async fn contains(&self, key: &str) -> Result<bool, Error> {
         let script = &self.scripts.contains;
-        self.run("contains", |mut c| async move {
+        self.run("contains", key, |mut c| async move {
             script.key(key).invoke_async(&mut c).await
         })
         .await
@@ -529,7 +514,7 @@ impl RedisBackend {
     pub(crate) async fn ttl(&self, key: &str) -> Result<Option<Option<Duration>>, Error> {
         let script = &self.scripts.ttl;
         let ms: i64 = self
-            .run("ttl", |mut c| async move {
+            .run("ttl", key, |mut c| async move {
                 script.key(key).invoke_async(&mut c).await
             })
             .await?;

@@ -187,11 +187,12 @@ impl Engine {
         S: FnOnce(&O) -> bool,
     {
         let early = self.early(&plan);
-        match in_span(span, self.first::<T>(full, scope, early)).await {
+        match in_span!(span, self.first::<T>(full, scope, early)) {
             First::Hit { value, near } => Loaded::hit((job.pick.wrap)(value), near),
             First::Saw(sight) => {
-                let rest = self.load_after(full, scope, plan, job, sight);
-                in_span(span, rest).await
+                // Past a hit: the rest lives on the heap, so a hit's future stays small.
+                let rest = Box::pin(self.load_after(full, scope, plan, job, sight));
+                in_span!(span, rest)
             }
         }
     }
@@ -217,8 +218,7 @@ impl Engine {
             self.counters().hit();
             return Loaded::hit((job.pick.wrap)(value), false);
         }
-        // A miss: the rest lives on the heap, so a hit's future stays small.
-        Box::pin(self.load_miss(full, scope, plan, first, job)).await
+        self.load_miss(full, scope, plan, first, job).await
     }
 
     /// [`load`](Self::load) for a computation that can outlive its caller:
@@ -243,11 +243,11 @@ impl Engine {
             return self.load(full, scope, plan, job, span).await;
         };
         let early = self.early(&plan);
-        match in_span(span, self.first::<T>(full, scope, early)).await {
+        match in_span!(span, self.first::<T>(full, scope, early)) {
             First::Hit { value, near } => Loaded::hit((job.pick.wrap)(value), near),
             First::Saw(sight) => {
                 let rest = self.load_detached_after(runtime, full, scope, plan, job, sight);
-                in_span(span, rest).await
+                in_span!(span, Box::pin(rest))
             }
         }
     }
@@ -298,7 +298,7 @@ impl Engine {
                 }
                 Loaded::served(wrap(value), Served::Stale)
             }
-            first => Box::pin(self.load_miss(full, scope, plan, first, job)).await,
+            first => self.load_miss(full, scope, plan, first, job).await,
         }
     }
 
