@@ -8,6 +8,7 @@ use super::convert::CachedValue;
 use super::key::CallKey;
 use crate::engine::{Job, Loaded, Pick, Plan};
 use crate::global::CacheRef;
+use crate::observe::Served;
 use crate::observe::Site;
 use crate::options::Timeout;
 use crate::{Cache, Error};
@@ -35,18 +36,26 @@ where
     U: FnOnce(&O) -> bool,
     Fut: Future<Output = O>,
 {
+    let full = key.stored();
+    let engine = &key.cache.engine;
+    let span = call_span(plan);
+    // An in-process hit is served without a future of its own.
+    let sight = match engine.look::<T>(&full, &key.scope, engine.early(&plan)) {
+        Ok(value) => {
+            let observer = engine.observer();
+            observer.served(plan.site, &span, &full, Served::Hit, false, true);
+            return (pick.wrap)(value);
+        }
+        Err(sight) => sight,
+    };
     let job = Job {
         compute,
         store_if: |outcome: &O| !unless(outcome),
         pick,
         unshared: None,
     };
-    let full = key.stored();
-    let span = call_span(plan);
-    let loaded = key
-        .cache
-        .engine
-        .load(&full, &key.scope, plan, job, &span)
+    let loaded = engine
+        .load_looked(&full, &key.scope, plan, job, sight, &span)
         .await;
     outcome(&key.cache, plan, &span, &full, loaded)
 }

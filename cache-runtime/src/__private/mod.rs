@@ -14,7 +14,9 @@ pub use call::{
     DEFAULT_LEASE, cache_or_global, call, call_detached, invalidate_key, invalidate_namespace,
     invalidate_tag, plan,
 };
-pub use convert::{IntoCache, IntoTimeout};
+// `CachedValue` and `KeyArg` are named by the compiler, not by generated
+// code: in the errors of a value or an argument that cannot be cached.
+pub use convert::{CachedValue, IntoCache, IntoTimeout};
 pub use core::option::Option;
 pub use core::{concat, module_path};
 pub use key::{CallKey, KeyBuf, KeyBuilder, Part, PartDisplay, PartFast, push_debug, scope};

@@ -202,7 +202,7 @@ impl Backend {
                 Ok(())
             }
             Self::Redis(redis) => {
-                let result = redis.set(&key, &bytes, expiry).await;
+                let result = redis.server().set(&key, &bytes, expiry).await;
                 redis.wrote_over(&key, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
@@ -223,7 +223,7 @@ impl Backend {
                 Ok(())
             }
             Self::Redis(redis) => {
-                let result = redis.set_many(&entries, expiry).await;
+                let result = redis.server().set_many(&entries, expiry).await;
                 if result.is_ok() {
                     for (key, _) in &entries {
                         redis.pending().superseded(key);
@@ -246,7 +246,7 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.add(key, Slot::new(bytes, None, expiry))),
             Self::Redis(redis) => {
-                let result = redis.add(&key, &bytes, expiry).await;
+                let result = redis.server().add(&key, &bytes, expiry).await;
                 redis.wrote_over(&key, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
@@ -267,7 +267,10 @@ impl Backend {
                 Ok(memory.write_guarded(key, Slot::new(bytes, typed, expiry), expected))
             }
             Self::Redis(redis) => {
-                let result = redis.write_guarded(&key, &bytes, expiry, expected).await;
+                let result = redis
+                    .server()
+                    .write_guarded(&key, &bytes, expiry, expected)
+                    .await;
                 redis.wrote(&[key], result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
@@ -279,7 +282,7 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.touch(key, expiry)),
             Self::Redis(redis) => {
-                let result = redis.touch(&key, expiry).await;
+                let result = redis.server().touch(&key, expiry).await;
                 redis.wrote(&[key], result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
@@ -297,7 +300,7 @@ impl Backend {
                 Ok(n)
             }
             Self::Redis(redis) => {
-                let result = redis.delete_many(keys).await;
+                let result = redis.server().delete_many(keys).await;
                 redis.wrote(keys, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
@@ -316,7 +319,7 @@ impl Backend {
         match self {
             Self::Memory(memory) => Ok(memory.incr(key, delta, expiry, create)),
             Self::Redis(redis) => {
-                let result = redis.incr(&key, delta, expiry, create).await;
+                let result = redis.server().incr(&key, delta, expiry, create).await;
                 redis.wrote_over(&key, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
@@ -327,7 +330,7 @@ impl Backend {
     pub(crate) async fn contains(&self, key: &str) -> Result<bool, Error> {
         match self {
             Self::Memory(memory) => Ok(memory.contains(key)),
-            Self::Redis(redis) => redis.contains(key).await,
+            Self::Redis(redis) => redis.server().contains(key).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -337,7 +340,7 @@ impl Backend {
     pub(crate) async fn ttl(&self, key: &str) -> Result<Option<Option<Duration>>, Error> {
         match self {
             Self::Memory(memory) => Ok(memory.ttl(key)),
-            Self::Redis(redis) => redis.ttl(key).await,
+            Self::Redis(redis) => redis.server().ttl(key).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -347,7 +350,7 @@ impl Backend {
     pub(crate) async fn live_keys(&self, pattern: &str) -> Result<Vec<String>, Error> {
         match self {
             Self::Memory(memory) => Ok(memory.live_keys(|key| glob_matches(pattern, key))),
-            Self::Redis(redis) => redis.live_keys(pattern).await,
+            Self::Redis(redis) => redis.server().live_keys(pattern).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -363,7 +366,7 @@ impl Backend {
                 Ok(removed)
             }
             Self::Redis(redis) => {
-                let result = redis.delete_matching(pattern).await;
+                let result = redis.server().delete_matching(pattern).await;
                 redis.wrote_many(result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
@@ -374,7 +377,7 @@ impl Backend {
     pub(crate) async fn versions(&self, vkeys: &[String]) -> Result<Vec<Option<u64>>, Error> {
         match self {
             Self::Memory(memory) => Ok(memory.versions(vkeys)),
-            Self::Redis(redis) => redis.read_versions(vkeys).await,
+            Self::Redis(redis) => redis.server().read_versions(vkeys).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -390,7 +393,7 @@ impl Backend {
                 .map(Option::unwrap_or_default)
                 .collect()),
             Self::Redis(redis) => {
-                let result = redis.create_versions(vkeys).await;
+                let result = redis.server().create_versions(vkeys).await;
                 redis.wrote(vkeys, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
@@ -448,7 +451,7 @@ impl Backend {
     ) -> Result<bool, Error> {
         match self {
             Self::Memory(memory) => Ok(memory.acquire_lease(key, token, ttl)),
-            Self::Redis(redis) => redis.acquire_lease(key, token, ttl).await,
+            Self::Redis(redis) => redis.server().acquire_lease(key, token, ttl).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -462,7 +465,7 @@ impl Backend {
     ) -> Result<bool, Error> {
         match self {
             Self::Memory(memory) => Ok(memory.settle_lease(key, token, Some(ttl))),
-            Self::Redis(redis) => redis.extend_lease(key, token, ttl).await,
+            Self::Redis(redis) => redis.server().extend_lease(key, token, ttl).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -471,7 +474,7 @@ impl Backend {
     pub(crate) async fn release_lease(&self, key: &str, token: &str) -> Result<bool, Error> {
         match self {
             Self::Memory(memory) => Ok(memory.settle_lease(key, token, None)),
-            Self::Redis(redis) => redis.delete_if_equal(key, token.as_bytes()).await,
+            Self::Redis(redis) => redis.server().delete_if_equal(key, token.as_bytes()).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -485,7 +488,7 @@ impl Backend {
                 }
                 Ok(())
             }
-            Self::Redis(redis) => redis.add_to_sets(sets, member).await,
+            Self::Redis(redis) => redis.server().add_to_sets(sets, member).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -497,7 +500,7 @@ impl Backend {
                 memory.remove_from_set(set, member);
                 Ok(())
             }
-            Self::Redis(redis) => redis.remove_from_set(set, member).await,
+            Self::Redis(redis) => redis.server().remove_from_set(set, member).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }
@@ -510,7 +513,11 @@ impl Backend {
                 Ok(())
             }
             (Self::Redis(redis), found) => {
-                let result = redis.delete_if_equal(key, found.bytes()).await.map(drop);
+                let result = redis
+                    .server()
+                    .delete_if_equal(key, found.bytes())
+                    .await
+                    .map(drop);
                 redis.wrote(&[key.to_owned()], result)
             }
             _ => Ok(()),
@@ -537,7 +544,7 @@ impl Backend {
                 Ok(())
             }
             Self::Redis(redis) => {
-                let result = redis.clear(&keys.scan_pattern()).await.map(drop);
+                let result = redis.server().clear(&keys.scan_pattern()).await.map(drop);
                 redis.wrote_many(result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),

@@ -16,8 +16,9 @@ use crate::Error;
 use crate::key::KeySpace;
 
 /// Redis, with a local tier in front when one was asked for: what the
-/// backend's `Redis` variant holds. Its commands are Redis' own (through
-/// `Deref`); reads go through the tier, and writes make it forget.
+/// backend's `Redis` variant holds. Reads go through the tier; commands
+/// sent to Redis itself ([`Remote::server`]) say so, and writes make the
+/// tier forget.
 pub(crate) struct Remote {
     redis: Arc<RedisBackend>,
     tier: Option<Tier>,
@@ -52,10 +53,11 @@ impl std::fmt::Debug for Remote {
     }
 }
 
-impl std::ops::Deref for Remote {
-    type Target = RedisBackend;
-
-    fn deref(&self) -> &RedisBackend {
+impl Remote {
+    /// Redis itself, past the tier and the invalidations waiting: for the
+    /// commands the tier has no part in, or whose writes the caller makes
+    /// the tier forget (`wrote`, `wrote_over`, `wrote_many`).
+    pub(crate) fn server(&self) -> &RedisBackend {
         &self.redis
     }
 }

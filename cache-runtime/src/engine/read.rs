@@ -41,12 +41,13 @@ pub(crate) struct Read<T> {
     pub(crate) versions: Vec<Option<u64>>,
 }
 
-/// What the first read of a call answered: a fresh value, or what it saw,
-/// handed to the read that follows so that the store is not asked (nor
-/// the same bytes judged, nor the version keys built) twice.
+/// What the first read of a call answered past an in-process store: a
+/// fresh value from Redis, or what it saw, handed to the read that follows
+/// so that the store is not asked (nor the same bytes judged, nor the
+/// version keys built) twice.
 pub(crate) enum First<T> {
-    /// A fresh value, counted as a hit; `near`: an in-process store answered.
-    Hit { value: T, near: bool },
+    /// A fresh value, counted as a hit.
+    Hit(T),
     /// Anything else.
     Saw(Sight<T>),
 }
@@ -160,42 +161,63 @@ impl Engine {
         Ok(read.value.filter(|_| read.stale_for_ms.is_none()))
     }
 
-    /// The first read of a call: an in-process store's answer, judged at
-    /// once, and without one, Redis' (one round trip), judged without side
-    /// effects. A fresh value is counted as a hit here, and only here.
+    /// The first read of a call, its in-process part: the value at the
+    /// stored key `full` when the memory store or a local tier holds it
+    /// fresh and typed, judged at once, without awaiting (counted as a hit);
+    /// else what the store answered, for [`fetch`](Self::fetch) and the
+    /// reads that follow (without an in-process store: nothing yet, Redis
+    /// is to be asked).
     #[inline]
-    pub(crate) async fn first<T: Cacheable>(
+    pub(crate) fn look<T: Cacheable>(
         &self,
         full: &str,
         scope: &Scope,
         early: Option<f64>,
-    ) -> First<T> {
+    ) -> Result<T, Sight<T>> {
         let Ok(vkeys) = scope.version_keys(&self.keys) else {
-            return First::Saw(Sight::none());
+            return Err(Sight::none());
         };
-        if self.backend.keeps_typed() {
-            let seen = match self.backend.peek(full, &vkeys) {
-                Some(answer @ (Some(_), _)) => {
-                    let judged = judge_typed::<T>(
-                        answer.0.as_ref().expect("matched"),
-                        &answer.1,
-                        early,
-                        self.takes_digits(false),
-                    );
+        let seen = if self.backend.keeps_typed() {
+            match self.backend.peek(full, &vkeys) {
+                Some((Some(found), versions)) => {
+                    let judged =
+                        judge_typed::<T>(&found, &versions, early, self.takes_digits(false));
                     if let Some(Judged::Hit(value)) = judged {
                         self.counters().hit();
-                        return First::Hit { value, near: true };
+                        return Ok(value);
                     }
-                    Seen::Answered(answer, judged)
+                    Seen::Answered((Some(found), versions), judged)
                 }
                 Some(answer) => Seen::Answered(answer, None),
                 None => Seen::Unread { past_tier: true },
-            };
-            return First::Saw(Sight {
+            }
+        } else {
+            Seen::Unread { past_tier: false }
+        };
+        Err(Sight {
+            vkeys: Some(vkeys),
+            seen,
+        })
+    }
+
+    /// The first read of a call, after a [`look`](Self::look) without a
+    /// hit: without an in-process store, one Redis round trip judged
+    /// without side effects, so that a Redis hit is served before the miss
+    /// engine's future is built (counted as a hit here, and only here). Else
+    /// what the look or this read saw.
+    pub(crate) async fn fetch<T: Cacheable>(
+        &self,
+        full: &str,
+        early: Option<f64>,
+        sight: Sight<T>,
+    ) -> First<T> {
+        let vkeys = match sight {
+            Sight {
                 vkeys: Some(vkeys),
-                seen,
-            });
-        }
+                seen: Seen::Unread { past_tier: false },
+            } if !self.backend.keeps_typed() => vkeys,
+            sight => return First::Saw(sight),
+        };
         let seen = match self.backend.read(full, &vkeys, false).await {
             Ok((Some(found), versions)) => {
                 let judged = self.judge::<T>(
@@ -208,7 +230,7 @@ impl Engine {
                 if let Judged::Hit(value) = judged {
                     crate::observe::trace_size(found.bytes().len());
                     self.counters().hit();
-                    return First::Hit { value, near: false };
+                    return First::Hit(value);
                 }
                 Seen::Answered((Some(found), versions), Some(judged))
             }

@@ -14,7 +14,7 @@ use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use deadpool_redis::redis::{self, FromRedisValue};
 
-use super::link::Reconnect;
+use super::reconnect::Reconnect;
 use crate::backend::breaker::Breakers;
 use crate::{BackendError, Error};
 

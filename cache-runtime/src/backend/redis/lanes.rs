@@ -10,7 +10,7 @@ use std::time::Duration;
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::{Connection, Pool};
 
-use super::link::Reconnect;
+use super::reconnect::Reconnect;
 use crate::Error;
 
 /// The lane a command starts looking from: round robin per thread, so

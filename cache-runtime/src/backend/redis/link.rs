@@ -4,7 +4,6 @@
 //! circuit breaker of the node that serves its key, a connection, the
 //! command deadline, and what a failure means.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use deadpool_redis::redis::cluster_async::ClusterConnection;
@@ -14,11 +13,7 @@ use super::RedisBackend;
 use super::cluster::ClusterLink;
 use super::lanes::Lanes;
 use crate::backend::breaker::Pass;
-use crate::clock::Monotonic;
 use crate::{BackendError, Error};
-
-/// How long calls fail at once after a failed connect, before one tries again.
-const RECONNECT_INTERVAL_MS: u64 = 500;
 
 /// The connections of a backend (one per backend, behind its `Arc`).
 #[allow(clippy::large_enum_variant)] // one per backend
@@ -58,46 +53,6 @@ impl ConnectionLike for Conn {
             Self::Single(conn) => conn.get_db(),
             Self::Cluster(conn) => conn.get_db(),
         }
-    }
-}
-
-/// After a failed connect, calls fail at once for a moment instead of each
-/// paying a connect timeout.
-pub(super) struct Reconnect {
-    /// When the last connect failed, in ms since `started`, or `u64::MAX`.
-    failed_ms: AtomicU64,
-    started: Monotonic,
-    redacted_url: String,
-}
-
-impl Reconnect {
-    pub(super) fn new(redacted_url: String) -> Self {
-        Self {
-            failed_ms: AtomicU64::new(u64::MAX),
-            started: Monotonic::start(),
-            redacted_url,
-        }
-    }
-
-    /// Whether a connect may be tried now.
-    pub(super) fn may_try(&self) -> Result<(), Error> {
-        let failed = self.failed_ms.load(Relaxed);
-        if failed != u64::MAX
-            && self.started.now_ms().saturating_sub(failed) < RECONNECT_INTERVAL_MS
-        {
-            return Err(Error::Unavailable {
-                reason: format!("cannot connect to {}; retrying shortly", self.redacted_url),
-            });
-        }
-        Ok(())
-    }
-
-    pub(super) fn succeeded(&self) {
-        self.failed_ms.store(u64::MAX, Relaxed);
-    }
-
-    pub(super) fn failed(&self) {
-        self.failed_ms.store(self.started.now_ms(), Relaxed);
     }
 }
 

@@ -13,6 +13,7 @@ mod cluster;
 mod lanes;
 mod link;
 mod many;
+mod reconnect;
 mod scripts;
 mod url;
 

@@ -167,12 +167,12 @@ impl Engine {
 
     /// The value at the stored key `full`, or the outcome of `job.compute`:
     /// the one path of every call through the cache (`#[cached]` and the
-    /// direct API). The first read ([`Engine::first`]) serves a fresh value
-    /// at once; on anything else the first caller in this process computes
-    /// (single flight) — with a lease, the first in the fleet — stores what
-    /// `job.pick` picks from the outcome when `job.store_if` agrees, and
-    /// hands it to the callers that waited. Everything past an in-process
-    /// hit runs in `span`.
+    /// direct API). The first read ([`Engine::look`], then
+    /// [`Engine::fetch`]) serves a fresh value at once; on anything else the
+    /// first caller in this process computes (single flight) — with a
+    /// lease, the first in the fleet — stores what `job.pick` picks from the
+    /// outcome when `job.store_if` agrees, and hands it to the callers that
+    /// waited. Everything past an in-process hit runs in `span`.
     pub(crate) async fn load<T, O, Fut, S>(
         &self,
         full: &str,
@@ -186,9 +186,31 @@ impl Engine {
         Fut: Future<Output = O>,
         S: FnOnce(&O) -> bool,
     {
-        let early = self.early(&plan);
-        match in_span!(span, self.first::<T>(full, scope, early)) {
-            First::Hit { value, near } => Loaded::hit((job.pick.wrap)(value), near),
+        match self.look::<T>(full, scope, self.early(&plan)) {
+            Ok(value) => Loaded::hit((job.pick.wrap)(value), true),
+            Err(sight) => self.load_looked(full, scope, plan, job, sight, span).await,
+        }
+    }
+
+    /// [`load`](Self::load) after its look found no in-process hit (`sight`:
+    /// what it saw): for a caller that serves an in-process hit itself,
+    /// without building this future (`#[cached]`).
+    pub(crate) async fn load_looked<T, O, Fut, S>(
+        &self,
+        full: &str,
+        scope: &Scope,
+        plan: Plan,
+        job: Job<Fut, S, T, O>,
+        sight: Sight<T>,
+        span: &Span,
+    ) -> Loaded<O>
+    where
+        T: Cacheable,
+        Fut: Future<Output = O>,
+        S: FnOnce(&O) -> bool,
+    {
+        match in_span!(span, self.fetch::<T>(full, self.early(&plan), sight)) {
+            First::Hit(value) => Loaded::hit((job.pick.wrap)(value), false),
             First::Saw(sight) => {
                 // Past a hit: the rest lives on the heap, so a hit's future stays small.
                 let rest = Box::pin(self.load_after(full, scope, plan, job, sight));
@@ -243,8 +265,12 @@ impl Engine {
             return self.load(full, scope, plan, job, span).await;
         };
         let early = self.early(&plan);
-        match in_span!(span, self.first::<T>(full, scope, early)) {
-            First::Hit { value, near } => Loaded::hit((job.pick.wrap)(value), near),
+        let sight = match self.look::<T>(full, scope, early) {
+            Ok(value) => return Loaded::hit((job.pick.wrap)(value), true),
+            Err(sight) => sight,
+        };
+        match in_span!(span, self.fetch::<T>(full, early, sight)) {
+            First::Hit(value) => Loaded::hit((job.pick.wrap)(value), false),
             First::Saw(sight) => {
                 let rest = self.load_detached_after(runtime, full, scope, plan, job, sight);
                 in_span!(span, Box::pin(rest))
