@@ -20,7 +20,6 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use crate::__private::KeyBuilder;
-pub use crate::__private::key::Out;
 use crate::Error;
 use crate::codec::{self, Stored};
 

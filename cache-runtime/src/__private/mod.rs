@@ -4,7 +4,7 @@
 
 mod call;
 mod convert;
-pub(crate) mod key;
+mod key;
 
 pub use crate::engine::{pick_ok, pick_some, pick_value};
 pub use crate::global::{CacheRef, cache_ref as cache};
@@ -19,7 +19,9 @@ pub use call::{
 pub use convert::{CachedValue, IntoCache, IntoTimeout};
 pub use core::option::Option;
 pub use core::{concat, module_path};
-pub use key::{CallKey, KeyBuf, KeyBuilder, Part, PartDisplay, PartFast, push_debug, scope};
+pub use key::{
+    CallKey, KeyArg, KeyBuf, KeyBuilder, Part, PartDisplay, PartFast, push_debug, scope,
+};
 pub use std::borrow::Cow;
 pub use std::string::String;
 pub use std::time::Duration;

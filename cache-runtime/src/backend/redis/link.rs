@@ -4,7 +4,6 @@
 //! circuit breaker of the node that serves its key, a connection, the
 //! command deadline, and what a failure means.
 
-
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::{Cmd, Pipeline, RedisError, RedisFuture, RedisResult, Value};
