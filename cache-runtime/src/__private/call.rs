@@ -48,14 +48,14 @@ where
         }
         Err(sight) => sight,
     };
-    let job = Job {
+    let mut job = Some(Job {
         compute,
         store_if: |outcome: &O| !unless(outcome),
         pick,
         unshared: None,
-    };
+    });
     let loaded = engine
-        .load_looked(&full, &key.scope, plan, job, sight, &span)
+        .load_looked(&full, &key.scope, plan, &mut job, sight, &span)
         .await;
     outcome(&key.cache, plan, &span, &full, loaded)
 }

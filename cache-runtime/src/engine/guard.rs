@@ -40,9 +40,7 @@ impl Engine {
         }
         // Signed values are never counters: digits cannot carry a signature.
         let bytes = codec::encode_as(value, &guard.stamps, freshness, !self.seal.signs())?;
-        let bytes = self.seal.seal(&guard.full_key, bytes);
-        crate::observe::meters::value_written(self.counters().label(), bytes.len());
-        crate::observe::trace_size(bytes.len());
+        let bytes = self.seal(&guard.full_key, bytes);
         let typed = self
             .backend
             .keeps_typed()

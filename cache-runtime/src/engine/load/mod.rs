@@ -188,19 +188,24 @@ impl Engine {
     {
         match self.look::<T>(full, scope, self.early(&plan)) {
             Ok(value) => Loaded::hit((job.pick.wrap)(value), true),
-            Err(sight) => self.load_looked(full, scope, plan, job, sight, span).await,
+            Err(sight) => {
+                let mut job = Some(job);
+                self.load_looked(full, scope, plan, &mut job, sight, span)
+                    .await
+            }
         }
     }
 
     /// [`load`](Self::load) after its look found no in-process hit (`sight`:
     /// what it saw): for a caller that serves an in-process hit itself,
-    /// without building this future (`#[cached]`).
+    /// without building this future (`#[cached]`). The job stays where the
+    /// caller keeps it until a miss takes it: a hit moves nothing.
     pub(crate) async fn load_looked<T, O, Fut, S>(
         &self,
         full: &str,
         scope: &Scope,
         plan: Plan,
-        job: Job<Fut, S, T, O>,
+        job: &mut Option<Job<Fut, S, T, O>>,
         sight: Sight<T>,
         span: &Span,
     ) -> Loaded<O>
@@ -210,8 +215,14 @@ impl Engine {
         S: FnOnce(&O) -> bool,
     {
         match in_span!(span, self.fetch::<T>(full, self.early(&plan), sight)) {
-            First::Hit(value) => Loaded::hit((job.pick.wrap)(value), false),
+            First::Hit(value) => {
+                let job = job
+                    .as_ref()
+                    .expect("a load's job is taken by its miss only");
+                Loaded::hit((job.pick.wrap)(value), false)
+            }
             First::Saw(sight) => {
+                let job = job.take().expect("a load's job is taken by its miss only");
                 // Past a hit: the rest lives on the heap, so a hit's future stays small.
                 let rest = Box::pin(self.load_after(full, scope, plan, job, sight));
                 in_span!(span, rest)
