@@ -54,10 +54,15 @@ where
         pick,
         unshared: None,
     });
-    let loaded = engine
-        .load_looked(&full, &key.scope, plan, &mut job, sight, &span)
-        .await;
-    outcome(&key.cache, plan, &span, &full, loaded)
+    let looked = engine.load_looked(&full, &key.scope, plan, &mut job, sight, &span);
+    match looked.await {
+        Ok(outcome) => {
+            let observer = engine.observer();
+            observer.served(plan.site, &span, &full, Served::Hit, false, false);
+            outcome
+        }
+        Err(loaded) => outcome(&key.cache, plan, &span, &full, loaded),
+    }
 }
 
 /// [`call`] for a computation that owns its arguments: a stale value is

@@ -190,16 +190,21 @@ impl Engine {
             Ok(value) => Loaded::hit((job.pick.wrap)(value), true),
             Err(sight) => {
                 let mut job = Some(job);
-                self.load_looked(full, scope, plan, &mut job, sight, span)
-                    .await
+                let looked = self.load_looked(full, scope, plan, &mut job, sight, span);
+                match looked.await {
+                    Ok(outcome) => Loaded::hit(outcome, false),
+                    Err(loaded) => loaded,
+                }
             }
         }
     }
 
     /// [`load`](Self::load) after its look found no in-process hit (`sight`:
     /// what it saw): for a caller that serves an in-process hit itself,
-    /// without building this future (`#[cached]`). The job stays where the
-    /// caller keeps it until a miss takes it: a hit moves nothing.
+    /// without building this future (`#[cached]`). `Ok`: a fresh value
+    /// from Redis (counted as a hit); `Err`: what the rest of the load came
+    /// back with. The job stays where the caller keeps it until a miss
+    /// takes it: a hit moves nothing.
     pub(crate) async fn load_looked<T, O, Fut, S>(
         &self,
         full: &str,
@@ -208,7 +213,7 @@ impl Engine {
         job: &mut Option<Job<Fut, S, T, O>>,
         sight: Sight<T>,
         span: &Span,
-    ) -> Loaded<O>
+    ) -> Result<O, Loaded<O>>
     where
         T: Cacheable,
         Fut: Future<Output = O>,
@@ -219,13 +224,13 @@ impl Engine {
                 let job = job
                     .as_ref()
                     .expect("a load's job is taken by its miss only");
-                Loaded::hit((job.pick.wrap)(value), false)
+                Ok((job.pick.wrap)(value))
             }
             First::Saw(sight) => {
                 let job = job.take().expect("a load's job is taken by its miss only");
                 // Past a hit: the rest lives on the heap, so a hit's future stays small.
                 let rest = Box::pin(self.load_after(full, scope, plan, job, sight));
-                in_span!(span, rest)
+                Err(in_span!(span, rest))
             }
         }
     }
