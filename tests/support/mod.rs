@@ -5,7 +5,10 @@
 #![allow(missing_docs, clippy::missing_panics_doc, clippy::must_use_candidate)]
 
 pub mod app;
+pub mod sentinel;
 pub mod store;
+
+pub use sentinel::RedisSentinel;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
