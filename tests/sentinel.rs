@@ -46,6 +46,8 @@ async fn sentinel() {
     eprintln!("case: a killed master is replaced under load");
     topology.flush();
     a_killed_master_is_replaced_under_load(&mut topology).await;
+    eprintln!("case: a master demoted by the sentinels is left for the promoted replica");
+    a_demoted_master_is_left(&topology).await;
 }
 
 /// The direct API, `#[cached]`, a script, a lock and a local tier, on the
@@ -378,16 +380,7 @@ async fn the_old_master_comes_back_as_a_replica(
     for task in tasks {
         task.await.unwrap();
     }
-    let clients = RedisSentinel::node_cli(old, &["CLIENT", "LIST"]);
-    let others: Vec<&str> = clients
-        .lines()
-        // Not the sentinels, not its link to its master (`flags=M`), not this `CLIENT LIST`.
-        .filter(|line| {
-            !line.contains("name=sentinel-")
-                && !line.contains(" flags=M ")
-                && !line.contains("cmd=client|list")
-        })
-        .collect();
+    let others = clients_of(old);
     assert!(
         others.is_empty(),
         "only the sentinels reach the old master: {others:?}"
@@ -447,4 +440,94 @@ async fn bad_settings_are_clear_errors() {
         .await
         .unwrap_err();
     assert!(nobody.to_string().contains("no sentinel named"), "{nobody}");
+}
+
+/// The clients connected to the data node on `port` other than the
+/// sentinels, its link to its master (`flags=M`) and the `CLIENT LIST` asking.
+fn clients_of(port: u16) -> Vec<String> {
+    RedisSentinel::node_cli(port, &["CLIENT", "LIST"])
+        .lines()
+        .filter(|line| {
+            !line.contains("name=sentinel-")
+                && !line.contains(" flags=M ")
+                && !line.contains("cmd=client|list")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `SENTINEL FAILOVER` under load: the master is demoted while alive (its
+/// connections answer writes with `READONLY`), a replica promoted. Every
+/// connection of the cache, the local tier's tracking one too, moves.
+async fn a_demoted_master_is_left(topology: &RedisSentinel) {
+    let old = topology.master_port();
+    let app = App::new(on(topology).build().await.unwrap());
+    let tiered = on(topology).local_tier(1 << 20).build().await.unwrap();
+    eventually("the local tier tracks the master", async || {
+        tiered.health().tracking.is_some_and(|t| t.up)
+    })
+    .await;
+    let tracking = |port| {
+        clients_of(port)
+            .iter()
+            .filter(|line| line.contains(" flags=t"))
+            .count()
+    };
+    // (The tiers of the cases before stop tracking within a second.)
+    eventually("only this tier tracks the master", async || {
+        tracking(old) == 1
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = app::load(&app, 16, &stop);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = Instant::now();
+    topology.sentinels[0].cli(&["SENTINEL", "FAILOVER", MASTER_NAME]);
+    let mut named = None;
+    eventually("a replica is promoted", async || {
+        named = Some(topology.master_port()).filter(|&port| port != old);
+        named.is_some() && RedisSentinel::node_cli(old, &["ROLE"]).starts_with("slave")
+    })
+    .await;
+    let new = named.unwrap();
+    let mut canary = 0_u64;
+    eventually("writes reach the new master", async || {
+        canary += 1;
+        let key = format!("canary-{canary}");
+        app.cache.set(&key, &canary, MINUTE).await.unwrap();
+        raw_get(new, &app.cache.key_for(&key)).await.is_some()
+    })
+    .await;
+    let writes = asked.elapsed();
+    eventually("the tier tracks the new master", async || {
+        tracking(new) == 1 && tiered.health().tracking.is_some_and(|t| t.up)
+    })
+    .await;
+    stop.store(true, SeqCst);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    eventually(
+        "nothing of the caches is left on the old master",
+        async || clients_of(old).is_empty(),
+    )
+    .await;
+    tiered.set("after", &1_u64, MINUTE).await.unwrap();
+    app.cache.set("after", &2_u64, MINUTE).await.unwrap();
+    eventually("the tier hears of the new master's writes", async || {
+        tiered.get::<u64>("after").await.unwrap() == Some(2)
+    })
+    .await;
+    eprintln!(
+        "manual failover: writes reached the new master {} ms after SENTINEL FAILOVER; \
+         {} calls, {} hung, {} wrong, slowest {} ms; {:?}",
+        writes.as_millis(),
+        app.calls.load(SeqCst),
+        app.hung.load(SeqCst),
+        app.wrong.load(SeqCst),
+        app.slowest_ms.load(SeqCst),
+        app.cache.stats()
+    );
+    assert_eq!(app.hung.load(SeqCst), 0);
+    assert_eq!(app.wrong.load(SeqCst), 0);
 }
