@@ -19,6 +19,8 @@ mod url;
 
 #[cfg(feature = "internals")]
 pub(crate) use cluster::parse_masters;
+#[cfg(feature = "internals")]
+pub(crate) use sentinel::master_url;
 pub(crate) use url::{redact, with_address};
 
 use std::time::Duration;

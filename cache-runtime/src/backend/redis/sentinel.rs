@@ -309,7 +309,7 @@ fn client(url: &str, settings: &Settings) -> Result<redis::Client, RedisError> {
 /// The master's name and the data nodes' URL from `master`: a bare name
 /// (`mymaster`: `redis://`, no credentials, database 0), or a URL whose
 /// host is the name (`rediss://app:secret@mymaster/2`).
-fn master_url(master: &str) -> Result<(String, String), Error> {
+pub(crate) fn master_url(master: &str) -> Result<(String, String), Error> {
     let master = master.trim();
     if master.is_empty() {
         return Err(config(
