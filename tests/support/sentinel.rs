@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::{RedisServer, START_DEADLINE, cli, free_port, ping};
@@ -189,6 +190,14 @@ impl RedisSentinel {
         format!("redis://:{DATA_PASSWORD}@{MASTER_NAME}/0")
     }
 
+    /// `builder` on the master these sentinels name, in database `db`.
+    pub fn builder(&self, builder: cachette::CacheBuilder, db: u8) -> cachette::CacheBuilder {
+        builder.redis_sentinel(
+            self.urls(),
+            format!("redis://:{DATA_PASSWORD}@{MASTER_NAME}/{db}"),
+        )
+    }
+
     /// `redis://:{DATA_PASSWORD}@127.0.0.1:{port}/0`: one data node.
     pub fn node_url(port: u16) -> String {
         format!("redis://:{DATA_PASSWORD}@127.0.0.1:{port}/0")
@@ -224,4 +233,36 @@ fn field<'a>(printed: &'a str, name: &str) -> Vec<&'a str> {
         .filter(|pair| pair[0] == name)
         .map(|pair| pair[1])
         .collect()
+}
+
+static SESSION: Mutex<Option<Arc<RedisSentinel>>> = Mutex::new(None);
+
+/// The topology of this test binary, for the length of one suite: stopped
+/// when the session ends, even when a case panics.
+pub struct SentinelSession;
+
+impl SentinelSession {
+    pub fn start() -> Self {
+        let topology = Arc::new(RedisSentinel::start());
+        *SESSION.lock().unwrap_or_else(PoisonError::into_inner) = Some(topology);
+        Self
+    }
+}
+
+impl Drop for SentinelSession {
+    fn drop(&mut self) {
+        SESSION
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+}
+
+/// The topology of the running [`SentinelSession`].
+pub fn current() -> Arc<RedisSentinel> {
+    SESSION
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .expect("a Sentinel session is running")
 }
