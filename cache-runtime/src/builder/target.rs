@@ -140,8 +140,9 @@ impl CacheBuilder {
     ///
     /// The sentinels are asked for the master at start, and again whenever
     /// a connection to it fails or a reply says it was demoted (`READONLY`).
-    /// A subscription to `+switch-master` moves every connection to the
-    /// new master as soon as the sentinels announce it; a local tier then
+    /// A subscription to the sentinels' `+promoted-slave` and
+    /// `+switch-master` events moves every connection to the new master as
+    /// soon as the sentinels announce it; a local tier then
     /// starts tracking on the new master, and is flushed. The sentinels are
     /// tried in the order given.
     ///

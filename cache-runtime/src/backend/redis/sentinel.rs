@@ -3,8 +3,9 @@
 //! The sentinels are asked (`SENTINEL get-master-addr-by-name`) when a lane
 //! connects: at start, and again after a connection failed or a reply said
 //! the server cannot serve (`READONLY`: a demoted master), since both empty
-//! a lane (`link.rs`). A task subscribed to `+switch-master` on one sentinel
-//! at a time moves the master as soon as the sentinels announce a failover.
+//! a lane (`link.rs`). A task subscribed to `+promoted-slave` and
+//! `+switch-master` on one sentinel at a time moves the master as soon as
+//! the sentinels announce a promotion.
 //! Each move bumps the master's *epoch*: lanes filled in an earlier epoch
 //! are refilled from the new master, and the local tier's tracking moves
 //! (and the tier is flushed) on the same signal.
@@ -42,7 +43,7 @@ pub(super) struct Sentinel {
     moved: watch::Sender<u64>,
     /// One question to the sentinels at a time.
     asking: tokio::sync::Mutex<()>,
-    /// Whether the task following `+switch-master` was started.
+    /// Whether the task following the sentinels' events was started.
     watching: AtomicBool,
 }
 
@@ -218,7 +219,7 @@ impl Sentinel {
         Ok((epoch, pool))
     }
 
-    /// Starts following `+switch-master`, once, on the current Tokio runtime.
+    /// Starts following the sentinels' events, once, on the current Tokio runtime.
     fn watch(self: &Arc<Self>) {
         if self.watching.load(Relaxed) {
             return;
@@ -232,8 +233,8 @@ impl Sentinel {
     }
 }
 
-/// Follows `+switch-master` on one sentinel at a time for as long as the
-/// backend lives, moving the master at once when the sentinels switch it.
+/// Follows `+promoted-slave` and `+switch-master` on one sentinel at a time
+/// for as long as the backend lives, moving the master at once.
 async fn follow_switches(sentinel: Weak<Sentinel>) {
     let mut next = 0;
     loop {
@@ -248,7 +249,9 @@ async fn follow_switches(sentinel: Weak<Sentinel>) {
         next += 1;
         let subscribed = tokio::time::timeout(timeout, async {
             let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe("+switch-master").await?;
+            pubsub
+                .subscribe(&["+switch-master", "+promoted-slave"])
+                .await?;
             Ok::<_, RedisError>(pubsub)
         })
         .await;
@@ -273,21 +276,36 @@ async fn follow_switches(sentinel: Weak<Sentinel>) {
                 let Ok(payload) = message.get_payload::<String>() else {
                     continue;
                 };
-                // `<name> <old ip> <old port> <new ip> <new port>`
-                let parts: Vec<&str> = payload.split(' ').collect();
-                if let [switched, _, _, host, port] = parts[..]
-                    && switched == name
-                    && let Ok(port) = port.parse()
+                if let Some((host, port)) = new_master(&name, &payload)
                     && let Some(this) = sentinel.upgrade()
                 {
                     let _asking = this.asking.lock().await;
-                    if let Err(error) = this.move_to((host.to_owned(), port)) {
+                    if let Err(error) = this.move_to((host, port)) {
                         tracing::warn!(%error, "cachette: cannot follow the Redis master");
                     }
                 }
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The master's new address, from a sentinel's event about the master
+/// `name`: `+switch-master` (`<name> <old ip> <old port> <new ip> <new
+/// port>`, once the failover is over) or `+promoted-slave` (`slave <ip:port>
+/// <ip> <port> @ <name> <old ip> <old port>`, as soon as the replica took
+/// over: the sentinels already name it then, while the old master, if it
+/// still runs, has not been demoted yet and would take writes that are lost).
+fn new_master(name: &str, payload: &str) -> Option<(String, u16)> {
+    let parts: Vec<&str> = payload.split(' ').collect();
+    match parts[..] {
+        [switched, _, _, host, port] if switched == name => {
+            Some((host.to_owned(), port.parse().ok()?))
+        }
+        ["slave", _, host, port, "@", master, ..] if master == name => {
+            Some((host.to_owned(), port.parse().ok()?))
+        }
+        _ => None,
     }
 }
 
@@ -409,6 +427,24 @@ impl RedisBackend {
 #[cfg(test)]
 mod tests {
     use super::master_url;
+
+    #[test]
+    fn promotions_and_switches_name_the_new_master() {
+        use super::new_master;
+        let switched = "mymaster 10.0.0.1 6379 10.0.0.2 6380";
+        let promoted = "slave 10.0.0.2:6380 10.0.0.2 6380 @ mymaster 10.0.0.1 6379";
+        for payload in [switched, promoted] {
+            assert_eq!(
+                new_master("mymaster", payload),
+                Some(("10.0.0.2".to_owned(), 6380))
+            );
+            assert_eq!(new_master("other", payload), None);
+        }
+        assert_eq!(
+            new_master("mymaster", "mymaster 10.0.0.1 6379 10.0.0.2 x"),
+            None
+        );
+    }
 
     #[test]
     fn a_master_is_a_name_or_a_url_named_after_it() {
