@@ -10,7 +10,9 @@
 //! are refilled from the new master, and the local tier's tracking moves
 //! (and the tier is flushed) on the same signal.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -45,6 +47,8 @@ pub(super) struct Sentinel {
     asking: tokio::sync::Mutex<()>,
     /// Whether the task following the sentinels' events was started.
     watching: AtomicBool,
+    /// The sentinel that answered last: asked first next time.
+    first: AtomicUsize,
 }
 
 /// The master of the moment.
@@ -94,6 +98,7 @@ impl Sentinel {
             moved: watch::Sender::new(0),
             asking: tokio::sync::Mutex::new(()),
             watching: AtomicBool::new(false),
+            first: AtomicUsize::new(0),
         })
     }
 
@@ -139,14 +144,17 @@ impl Sentinel {
         }
     }
 
-    /// Asks each sentinel in turn for the master's address.
+    /// Asks each sentinel in turn for the master's address, starting with
+    /// the one that answered last.
     async fn ask(&self) -> Result<(String, u16), Error> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.settings.connect_timeout))
             .set_response_timeout(Some(self.settings.command_timeout));
         let mut failures = Vec::new();
         let mut refused = None;
-        for (client, redacted) in &self.sentinels {
+        let first = self.first.load(Relaxed);
+        for index in (0..self.sentinels.len()).map(|i| (first + i) % self.sentinels.len()) {
+            let (client, redacted) = &self.sentinels[index];
             let answer = async {
                 let mut conn = client
                     .get_multiplexed_async_connection_with_config(&config)
@@ -158,7 +166,10 @@ impl Sentinel {
                     .await
             };
             match answer.await {
-                Ok(Some(address)) => return Ok(address),
+                Ok(Some(address)) => {
+                    self.first.store(index, Relaxed);
+                    return Ok(address);
+                }
                 Ok(None) => failures.push(format!("{redacted} knows no master of that name")),
                 Err(error) => {
                     failures.push(format!("{redacted}: {error}"));
@@ -213,7 +224,7 @@ impl Sentinel {
         master.address = Some(address);
         master.url = Some(url);
         master.pool = Some(pool.clone());
-        let epoch = self.epoch.fetch_add(1, Relaxed) + 1;
+        let epoch = self.epoch.fetch_add(1, AcqRel) + 1;
         drop(master);
         self.moved.send_replace(epoch);
         Ok((epoch, pool))
