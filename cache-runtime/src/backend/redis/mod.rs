@@ -1,5 +1,6 @@
-//! The Redis backend: one server (on deadpool-redis) or a Redis Cluster
-//! (on redis-rs' cluster client), with the same commands.
+//! The Redis backend: one server (on deadpool-redis), the master that
+//! Redis Sentinel names (`sentinel.rs`: one server that moves) or a Redis
+//! Cluster (on redis-rs' cluster client), with the same commands.
 //!
 //! On one server, the pool creates, health-checks and replaces connections;
 //! the hot path does not check one out per call (a checkout costs a round
