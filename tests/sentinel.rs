@@ -76,6 +76,9 @@ async fn everything_works(topology: &RedisSentinel) {
     assert!(!app::is_hit(&app, 3).await, "an invalidation lands");
     let stats = cache.stats();
     assert_eq!(stats.errors, 0, "{stats:?}");
+    let shown = format!("{cache:?}");
+    assert!(!shown.contains("secret"), "no password in {shown}");
+    the_two_passwords_are_checked(topology).await;
 
     let tiered = on(topology).local_tier(1 << 20).build().await.unwrap();
     eventually("the local tier tracks the master", async || {
@@ -94,6 +97,48 @@ async fn everything_works(topology: &RedisSentinel) {
         tiered.get::<u64>("local").await.unwrap() == Some(2)
     })
     .await;
+}
+
+/// An error and its sources, as a log line shows them.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(error) = source {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        source = error.source();
+    }
+    text
+}
+
+/// A wrong password, for the sentinels or for the data nodes, is a build
+/// error that says so.
+async fn the_two_passwords_are_checked(topology: &RedisSentinel) {
+    let wrong_sentinels: Vec<String> = topology
+        .urls()
+        .iter()
+        .map(|url| url.replace("sentinel-secret", "nope"))
+        .collect();
+    let error = Cache::builder()
+        .redis_sentinel(wrong_sentinels, topology.master())
+        .build()
+        .await
+        .unwrap_err();
+    let said = chain(&error).to_lowercase();
+    assert!(
+        said.contains("sentinel") && said.contains("authentication failed"),
+        "{said}"
+    );
+    let error = Cache::builder()
+        .redis_sentinel(topology.urls(), format!("redis://:nope@{MASTER_NAME}/0"))
+        .build()
+        .await
+        .unwrap_err();
+    let said = chain(&error).to_lowercase();
+    assert!(
+        said.contains("wrongpass") || said.contains("authentication failed"),
+        "{said}"
+    );
 }
 
 /// `REDIS_SENTINEL_URLS` and `REDIS_SENTINEL_MASTER` choose the master, in
