@@ -160,7 +160,7 @@ pub fn node_url(url: &str, host: &str, port: u16) -> String {
 ///
 /// # Errors
 ///
-/// [`Error::Config`](crate::Error::Config) when `master` is neither.
+/// [`Error::Config`] when `master` is neither.
 pub fn sentinel_master(master: &str) -> Result<(String, String), crate::Error> {
     crate::backend::redis::master_url(master)
 }

@@ -15,7 +15,7 @@ use deadpool_redis::{Connection, Manager, Pool, Runtime};
 
 use super::link::Reconnect;
 use super::sentinel::Sentinel;
-use super::{CHECKOUT_WAIT, Pem, Settings, redact};
+use super::{CHECKOUT_WAIT, Settings, redact};
 use crate::Error;
 
 /// A pool of connections to `url`, holding no more than the lanes.
@@ -35,7 +35,7 @@ pub(super) fn pool(url: &str, settings: &Settings) -> Result<Pool, Error> {
     };
     let manager = match &settings.tls_root {
         #[cfg(feature = "tls")]
-        Some(Pem(root)) => {
+        Some(super::Pem(root)) => {
             let certificates = redis::TlsCertificates {
                 client_tls: None,
                 root_cert: Some(root.clone()),
