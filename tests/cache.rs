@@ -32,7 +32,11 @@ async fn tiered_fixture() -> Fixture {
     Store::tiered(builder()).await
 }
 
-support::on_every_store!(memory_fixture, redis_fixture, cluster_fixture, tiered_fixture;
+async fn sentinel_fixture() -> Fixture {
+    Store::sentinel(builder()).await
+}
+
+support::on_every_store!(memory_fixture, redis_fixture, cluster_fixture, tiered_fixture, sentinel: sentinel_fixture;
     hit_and_miss,
     entries_expire,
     zero_timeout_removes,

@@ -75,7 +75,20 @@ async fn cluster() -> Arc<Db> {
     })
 }
 
-support::on_every_store!(memory, redis, cluster;
+async fn sentinel() -> Arc<Db> {
+    Arc::new(Db {
+        cache: support::sentinel::current()
+            .builder(Cache::builder().key_prefix("macros"), 0)
+            .build()
+            .await
+            .unwrap(),
+        queries: AtomicUsize::new(0),
+        orders: std::sync::Mutex::default(),
+        _server: None,
+    })
+}
+
+support::on_every_store!(memory, redis, cluster, sentinel: sentinel;
     repeated_calls_run_the_body_once_and_invalidate_drops_the_entry,
     the_template_renders_the_key_a_user_would_delete,
     errors_are_not_cached,

@@ -333,3 +333,60 @@ async fn on_a_cluster_stats_scan_every_master_and_inspect_finds_the_slot() {
         None
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_sentinel_the_commands_reach_the_master_the_sentinels_name() {
+    let topology = support::RedisSentinel::start();
+    let cache = Cache::builder()
+        .redis_sentinel(topology.urls(), topology.master())
+        .key_prefix("shop")
+        .build()
+        .await
+        .unwrap();
+    let scope = Scope::new().namespace("catalog");
+    for id in 0..10 {
+        cache
+            .set_in(&format!("product:{id}"), &id, HOUR, &scope)
+            .await
+            .unwrap();
+    }
+    let base = || {
+        let mut command = cachette();
+        command
+            .env_remove("REDIS_URL")
+            .env_remove("REDIS_CLUSTER_URLS")
+            .env_remove("REDIS_SENTINEL_URLS")
+            .env_remove("REDIS_SENTINEL_MASTER")
+            .args(["--prefix", "shop"]);
+        command
+    };
+    // `--sentinel` and `--master`, the sentinels' password and the data nodes' own.
+    let inspected: serde_json::Value = serde_json::from_str(&stdout(
+        base()
+            .args(["--sentinel", &topology.urls().join(",")])
+            .args(["--master", &topology.master()])
+            .args(["inspect", "product:7", "--json"]),
+    ))
+    .unwrap();
+    assert_eq!(inspected["value"], 7);
+    // The environment, and a command that writes through a cache.
+    let from_env = || {
+        let mut command = base();
+        command
+            .env("REDIS_SENTINEL_URLS", topology.urls().join(","))
+            .env("REDIS_SENTINEL_MASTER", topology.master());
+        command
+    };
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout(from_env().args(["stats", "--json"]))).unwrap();
+    assert_eq!(report["scanned"], 11, "10 entries and the version key");
+    stdout(from_env().args(["bump", "catalog"]));
+    assert_eq!(
+        cache.get_in::<u32>("product:7", &scope).await.unwrap(),
+        None
+    );
+    // Without the master's name: a clear message.
+    let (code, message) = failure(base().args(["--sentinel", &topology.urls()[0], "stats"]));
+    assert_eq!(code, 1);
+    assert!(message.contains("--master"), "{message}");
+}

@@ -84,7 +84,15 @@ async fn cluster() -> Arc<Db> {
     )
 }
 
-support::on_every_store!(memory, redis, cluster;
+async fn sentinel() -> Arc<Db> {
+    let topology = support::sentinel::current();
+    db(
+        topology.builder(Cache::builder(), 0).build().await.unwrap(),
+        None,
+    )
+}
+
+support::on_every_store!(memory, redis, cluster, sentinel: sentinel;
     a_group_change_drops_the_access_of_every_member_only,
     a_computation_under_way_when_its_tag_goes_is_not_stored,
 );

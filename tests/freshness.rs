@@ -62,6 +62,18 @@ async fn cluster() -> Arc<Fx> {
     fixture(cache, swr, None)
 }
 
+async fn sentinel() -> Arc<Fx> {
+    let topology = support::sentinel::current();
+    let cache = topology.builder(Cache::builder(), 0).build().await.unwrap();
+    let swr = topology
+        .builder(Cache::builder(), 1)
+        .stale_while_revalidate(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    fixture(cache, swr, None)
+}
+
 fn fixture(cache: Cache, swr: Cache, server: Option<RedisServer>) -> Arc<Fx> {
     Arc::new(Fx {
         cache,
@@ -85,7 +97,7 @@ async fn tiered() -> Arc<Fx> {
     fixture(cache, swr, Some(server))
 }
 
-support::on_every_store!(memory, redis, cluster, tiered;
+support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel;
     stale_values_are_served_while_one_caller_refreshes,
     stale_values_are_refreshed_in_the_background,
     get_or_set_detached_refreshes_in_the_background,

@@ -69,7 +69,16 @@ async fn tiered() -> Arc<Fx> {
     })
 }
 
-support::on_every_store!(memory, redis, cluster, tiered;
+async fn sentinel() -> Arc<Fx> {
+    let topology = support::sentinel::current();
+    Arc::new(Fx {
+        cache: topology.builder(Cache::builder(), 0).build().await.unwrap(),
+        runs: AtomicUsize::new(0),
+        _server: None,
+    })
+}
+
+support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel;
     a_thousand_cold_calls_run_the_body_once,
     a_thousand_cold_get_or_set_calls_run_once,
     callers_that_wait_for_a_computation_are_counted_as_joined,

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use cachette::{Cache, Error, Timeout};
 use support::free_port;
-use support::store::{Store, cluster, memory, redis};
+use support::store::{Store, cluster, memory, redis, sentinel};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 type Fx = Store;
 
-support::on_every_store!(memory, redis, cluster;
+support::on_every_store!(memory, redis, cluster, sentinel: sentinel;
     contains_sees_any_type_and_removes_nothing,
     ttl_tells_absent_never_and_left_apart,
     keys_and_delete_pattern_stay_under_the_prefix,

@@ -144,6 +144,27 @@ pub fn node_url(url: &str, host: &str, port: u16) -> String {
     crate::backend::redis::with_address(url, host, port)
 }
 
+/// The master's name and the data nodes' URL (its host the name) from
+/// what [`redis_sentinel`](crate::CacheBuilder::redis_sentinel) takes as
+/// the master: a bare name, or a URL whose host is the name.
+///
+/// ```
+/// # extern crate cachette_runtime as cachette;
+/// use cachette::internals::sentinel_master;
+///
+/// let (name, url) = sentinel_master("rediss://app:pw@mymaster/2").unwrap();
+/// assert_eq!(name, "mymaster");
+/// assert_eq!(cachette::internals::node_url(&url, "10.0.0.5", 6379), "rediss://app:pw@10.0.0.5:6379/2");
+/// assert!(sentinel_master("redis://10.0.0.5:6379").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`Error::Config`] when `master` is neither.
+pub fn sentinel_master(master: &str) -> Result<(String, String), crate::Error> {
+    crate::backend::redis::master_url(master)
+}
+
 /// The masters of a `CLUSTER NODES` reply that serve slots and have not
 /// failed, as `(host, port)`: the nodes the runtime scans and tracks.
 ///

@@ -5,7 +5,10 @@
 #![allow(missing_docs, clippy::missing_panics_doc, clippy::must_use_candidate)]
 
 pub mod app;
+pub mod sentinel;
 pub mod store;
+
+pub use sentinel::RedisSentinel;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -20,8 +23,35 @@ use std::time::{Duration, Instant};
 /// for the whole test binary (one test, the cases in turn, the cluster
 /// flushed between them): `test(cluster().await)`. With a fourth, `mod
 /// on_local_tier` runs each test on Redis with a local tier in front.
+///
+/// With `sentinel: fixture` last, `mod on_sentinel` runs every test behind
+/// Redis Sentinel too (one master, two replicas, three sentinels started
+/// for the whole test binary, the master flushed between cases):
+/// `test(fixture().await)`, the fixture building its cache with
+/// `support::sentinel::current().builder(..)`.
 #[macro_export]
 macro_rules! on_every_store {
+    ($memory:ident, $redis:ident, $cluster:ident, $tiered:ident, sentinel: $sentinel:ident; $($name:ident),* $(,)?) => {
+        $crate::on_every_store!($memory, $redis, $cluster, $tiered; $($name),*);
+        $crate::on_every_store!(sentinel: $sentinel; $($name),*);
+    };
+    ($memory:ident, $redis:ident, $cluster:ident, sentinel: $sentinel:ident; $($name:ident),* $(,)?) => {
+        $crate::on_every_store!($memory, $redis, $cluster; $($name),*);
+        $crate::on_every_store!(sentinel: $sentinel; $($name),*);
+    };
+    (sentinel: $sentinel:ident; $($name:ident),* $(,)?) => {
+        mod on_sentinel {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn every_case_behind_sentinel() {
+                let _session = $crate::sentinel::SentinelSession::start();
+                $(
+                    eprintln!("sentinel case: {}", stringify!($name));
+                    $crate::sentinel::current().flush();
+                    super::$name(super::$sentinel().await).await;
+                )*
+            }
+        }
+    };
     ($memory:ident, $redis:ident, $cluster:ident, $tiered:ident; $($name:ident),* $(,)?) => {
         $crate::on_every_store!($memory, $redis, $cluster; $($name),*);
         mod on_local_tier {

@@ -1,12 +1,12 @@
 //! Where a suite's cache lives: in memory, on a `redis-server` of the
-//! test's own, on the test binary's cluster, or on a server behind a local
+//! test's own, on the test binary's cluster or Sentinel topology, or on a server behind a local
 //! tier — and what the suites do with the store besides the cache.
 
 use std::sync::Arc;
 
 use cachette::{Cache, CacheBuilder};
 
-use super::{RedisCluster, RedisServer, current_cluster};
+use super::{RedisCluster, RedisSentinel, RedisServer, current_cluster};
 
 /// The suites' fixtures, with a default cache on each store.
 pub async fn memory() -> Store {
@@ -25,6 +25,10 @@ pub async fn tiered() -> Store {
     Store::tiered(Cache::builder()).await
 }
 
+pub async fn sentinel() -> Store {
+    Store::sentinel(Cache::builder()).await
+}
+
 /// A `redis-server` of the test's own, and `builder`'s cache on it.
 pub async fn redis_cache(builder: CacheBuilder) -> (RedisServer, Cache) {
     let server = RedisServer::start();
@@ -37,6 +41,8 @@ pub struct Store {
     pub cache: Cache,
     pub server: Option<RedisServer>,
     pub cluster: Option<Arc<RedisCluster>>,
+    /// Behind Sentinel: the topology of the test binary.
+    pub sentinel: Option<Arc<RedisSentinel>>,
 }
 
 impl Store {
@@ -46,6 +52,7 @@ impl Store {
             cache: builder.build().await.unwrap(),
             server: None,
             cluster: None,
+            sentinel: None,
         }
     }
 
@@ -56,6 +63,7 @@ impl Store {
             cache,
             server: Some(server),
             cluster: None,
+            sentinel: None,
         }
     }
 
@@ -70,6 +78,7 @@ impl Store {
                 .unwrap(),
             server: None,
             cluster: Some(cluster),
+            sentinel: None,
         }
     }
 
@@ -78,14 +87,28 @@ impl Store {
         Self::redis(builder.local_tier(16 << 20)).await
     }
 
-    /// Whether the store is Redis (one server or the cluster).
+    /// `builder`'s cache on the master of the test binary's Sentinel topology.
+    pub async fn sentinel(builder: CacheBuilder) -> Self {
+        let topology = super::sentinel::current();
+        Self {
+            cache: topology.builder(builder, 0).build().await.unwrap(),
+            server: None,
+            cluster: None,
+            sentinel: Some(topology),
+        }
+    }
+
+    /// Whether the store is Redis (one server, the cluster or behind Sentinel).
     pub fn is_redis(&self) -> bool {
-        self.server.is_some() || self.cluster.is_some()
+        self.server.is_some() || self.cluster.is_some() || self.sentinel.is_some()
     }
 
     /// Another cache on the same store, under another prefix.
     pub async fn sibling(&self, prefix: &str) -> Cache {
         let builder = Cache::builder().key_prefix(prefix);
+        if let Some(topology) = &self.sentinel {
+            return topology.builder(builder, 0).build().await.unwrap();
+        }
         match (&self.server, &self.cluster) {
             (Some(server), _) => builder.redis_url(server.url(0)).build().await.unwrap(),
             (None, Some(cluster)) => builder
@@ -100,6 +123,11 @@ impl Store {
     /// Writes `bytes` at the stored key `key`, as another program would.
     pub async fn set_raw(&self, key: &str, bytes: &[u8]) {
         let set = redis::cmd("SET").arg(key).arg(bytes).clone();
+        if let Some(topology) = &self.sentinel {
+            let master = RedisSentinel::connect(topology.master_port());
+            let () = set.query_async(&mut master.await).await.unwrap();
+            return;
+        }
         let () = match (&self.server, &self.cluster) {
             (Some(server), _) => set.query_async(&mut server.connect(0).await).await,
             (None, Some(cluster)) => set.query_async(&mut cluster.connect().await).await,

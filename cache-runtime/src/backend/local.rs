@@ -401,6 +401,16 @@ async fn tracking(
     Some(conn)
 }
 
+/// Returns when the master moves (never when it cannot).
+async fn moved(moves: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    if let Some(moves) = moves
+        && moves.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending::<()>().await;
+}
+
 /// Applies invalidations until a connection is lost, the masters change
 /// or the prefixes change (then `true`: start over at once).
 async fn follow(
@@ -411,9 +421,12 @@ async fn follow(
     changed: &tokio::sync::Notify,
     generation: u64,
 ) -> bool {
+    // Behind Sentinel: a move of the master starts over at once, on the new one.
+    let mut moves = redis.master_moves();
     loop {
         let push = tokio::select! {
             push = pushes.recv() => push,
+            () = moved(&mut moves) => return true,
             () = changed.notified() => {
                 match local.upgrade() {
                     Some(tier) if tier.prefixes().generation == generation => continue,

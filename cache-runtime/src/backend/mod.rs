@@ -57,6 +57,16 @@ impl Backend {
             .map(|r| Self::Redis(Remote::new(r, settings.pending_invalidations)))
     }
 
+    /// The master that `sentinels` name `master` (not connected yet).
+    pub(crate) fn redis_sentinel(
+        sentinels: &[String],
+        master: &str,
+        settings: &redis::Settings,
+    ) -> Result<Self, Error> {
+        RedisBackend::sentinel(sentinels, master, settings)
+            .map(|r| Self::Redis(Remote::new(r, settings.pending_invalidations)))
+    }
+
     /// A Redis Cluster reached through `seeds` (not connected yet).
     pub(crate) fn redis_cluster(
         seeds: &[String],

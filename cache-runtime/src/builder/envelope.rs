@@ -97,7 +97,7 @@ impl CacheBuilder {
 
     /// How values are compressed and signed, from the settings.
     pub(super) fn seal(&self) -> Result<Seal, Error> {
-        let shared = self.cluster.is_some() || self.redis_url.is_some();
+        let shared = !matches!(self.target, super::Target::Memory);
         let compress_above = match self.compress {
             Compress::ByStore => shared.then_some(DEFAULT_COMPRESS_ABOVE),
             Compress::Above(above) => above,

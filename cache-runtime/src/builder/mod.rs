@@ -1,20 +1,23 @@
 //! The builder of a [`Cache`]: it validates the settings, sets up the
 //! backend and hands both to [`Cache::from_parts`]. How values travel
-//! (compression, signatures) is set in `envelope.rs`.
+//! (compression, signatures) is set in `envelope.rs`; where entries go
+//! (memory, one Redis, a cluster, Sentinel, the environment) in `target.rs`.
 
 mod envelope;
+mod target;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::Backend;
-use crate::backend::redis::{Settings, redact};
+use crate::backend::redis::Settings;
 use crate::cache::Cache;
 use crate::codec::{DEFAULT_MAX_VALUE_BYTES, Seal};
 use crate::key::{DEFAULT_MAX_KEY_LENGTH, KeySpace};
 use crate::options::Options;
 use crate::{BackendError, Error};
 use envelope::Compress;
+use target::Target;
 
 /// The byte budget of the memory backend unless configured.
 const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
@@ -47,9 +50,8 @@ const DEFAULT_PREFIX: &str = "cachette";
 #[derive(Clone)]
 #[must_use]
 pub struct CacheBuilder {
-    redis_url: Option<String>,
-    /// Seed nodes of a Redis Cluster; when set, they win over `redis_url`.
-    cluster: Option<Vec<String>>,
+    /// Where the entries go.
+    target: Target,
     prefix: String,
     max_key_length: usize,
     memory_bytes: u64,
@@ -69,14 +71,7 @@ pub struct CacheBuilder {
 impl std::fmt::Debug for CacheBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CacheBuilder")
-            .field("redis_url", &self.redis_url.as_deref().map(redact))
-            .field(
-                "cluster",
-                &self
-                    .cluster
-                    .as_ref()
-                    .map(|seeds| seeds.iter().map(|s| redact(s)).collect::<Vec<_>>()),
-            )
+            .field("target", &self.target)
             .field("prefix", &self.prefix)
             .field("max_key_length", &self.max_key_length)
             .field("memory_bytes", &self.memory_bytes)
@@ -94,8 +89,7 @@ impl std::fmt::Debug for CacheBuilder {
 impl Default for CacheBuilder {
     fn default() -> Self {
         Self {
-            redis_url: None,
-            cluster: None,
+            target: Target::Memory,
             prefix: DEFAULT_PREFIX.to_owned(),
             max_key_length: DEFAULT_MAX_KEY_LENGTH,
             memory_bytes: DEFAULT_MEMORY_BYTES,
@@ -119,85 +113,9 @@ impl Default for CacheBuilder {
 }
 
 impl CacheBuilder {
-    /// Reads the environment: `REDIS_CLUSTER_URLS` (comma-separated seed
-    /// nodes) selects a Redis Cluster; else `REDIS_URL`, when set and not
-    /// empty, selects one Redis. When both are set, the cluster wins, and
-    /// the log says so. `CACHETTE_SECRET` signs values
-    /// ([`sign_with`](Self::sign_with)), and `CACHETTE_PREVIOUS_SECRET` is
-    /// still accepted during a rotation
-    /// ([`previous_secret`](Self::previous_secret)).
-    ///
-    /// ```
-    /// # extern crate cachette_runtime as cachette;
-    /// let builder = cachette::Cache::builder().from_env();
-    /// # drop(builder);
-    /// ```
-    pub fn from_env(self) -> Self {
-        let url = std::env::var("REDIS_URL")
-            .ok()
-            .filter(|url| !url.trim().is_empty());
-        let seeds: Vec<String> = std::env::var("REDIS_CLUSTER_URLS")
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|seed| !seed.is_empty())
-            .map(str::to_owned)
-            .collect();
-        let mut this = self;
-        for (name, previous) in [
-            ("CACHETTE_SECRET", false),
-            ("CACHETTE_PREVIOUS_SECRET", true),
-        ] {
-            if let Some(secret) = std::env::var_os(name).filter(|s| !s.is_empty()) {
-                let secret = secret.as_encoded_bytes();
-                this = if previous {
-                    this.previous_secret(secret)
-                } else {
-                    this.sign_with(secret)
-                };
-            }
-        }
-        match (url, seeds.is_empty()) {
-            (Some(url), true) => this.redis_url(url.trim()),
-            (url, false) => {
-                if url.is_some() {
-                    tracing::info!(
-                        "REDIS_CLUSTER_URLS and REDIS_URL are both set; using the cluster"
-                    );
-                }
-                this.redis_cluster(seeds)
-            }
-            (None, true) => this,
-        }
-    }
-
-    /// Stores entries in a Redis Cluster reached through these seed nodes
-    /// (`redis://[user][:password@]host:port`, or `rediss://` with the `tls`
-    /// feature); the client learns the rest of the topology from them.
-    ///
-    /// ```
-    /// # extern crate cachette_runtime as cachette;
-    /// let builder = cachette::Cache::builder()
-    ///     .redis_cluster(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]);
-    /// # drop(builder);
-    /// ```
-    pub fn redis_cluster(mut self, seeds: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.cluster = Some(seeds.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// Stores entries in Redis at `url`: `redis://[user][:password@]host[:port][/db]`,
-    /// or `rediss://` for TLS (with the `tls` feature).
-    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
-        self.redis_url = Some(url.into());
-        self.cluster = None;
-        self
-    }
-
     /// Stores entries in this process's memory (the default).
     pub fn memory(mut self) -> Self {
-        self.redis_url = None;
-        self.cluster = None;
+        self.target = Target::Memory;
         self
     }
 
@@ -485,10 +403,13 @@ impl CacheBuilder {
             });
         }
         let seal = self.seal()?;
-        let backend = match (&self.cluster, &self.redis_url) {
-            (Some(seeds), _) => Backend::redis_cluster(seeds, settings)?,
-            (None, Some(url)) => Backend::redis(url, settings)?,
-            (None, None) => Backend::memory(self.memory_bytes),
+        let backend = match &self.target {
+            Target::Cluster(seeds) => Backend::redis_cluster(seeds, settings)?,
+            Target::Url(url) => Backend::redis(url, settings)?,
+            Target::Sentinel { sentinels, master } => {
+                Backend::redis_sentinel(sentinels, master, settings)?
+            }
+            Target::Memory => Backend::memory(self.memory_bytes),
         };
         let backend = match self.local {
             Some(bytes) => backend.with_local(bytes, self.local_lifetime, &keys),

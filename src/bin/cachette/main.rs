@@ -1,5 +1,7 @@
 //! `cachette`: look at and act on what cachette stores in a live Redis (or
-//! Redis Cluster), by `--url`, `REDIS_URL` or `REDIS_CLUSTER_URLS`.
+//! Redis Cluster, or the master Redis Sentinel names), by `--url`,
+//! `--cluster` or `--sentinel` and `--master`, or `REDIS_URL`,
+//! `REDIS_CLUSTER_URLS` or `REDIS_SENTINEL_URLS` and `REDIS_SENTINEL_MASTER`.
 //!
 //! ```sh
 //! cargo run --features cli --bin cachette -- --url redis://127.0.0.1:6379 stats
@@ -26,6 +28,13 @@ struct Cli {
     /// Seed nodes of a Redis Cluster, comma-separated; else `REDIS_CLUSTER_URLS`.
     #[arg(long, global = true, value_delimiter = ',')]
     cluster: Vec<String>,
+    /// Redis Sentinel: the sentinels, comma-separated; else `REDIS_SENTINEL_URLS`.
+    #[arg(long, global = true, value_delimiter = ',')]
+    sentinel: Vec<String>,
+    /// With `--sentinel`: the master's name, or a URL whose host is the name
+    /// (`redis://:password@mymaster/0`); else `REDIS_SENTINEL_MASTER`.
+    #[arg(long, global = true)]
+    master: Option<String>,
     /// The caches' key prefix.
     #[arg(long, global = true, default_value = "cachette")]
     prefix: String,
@@ -98,7 +107,7 @@ fn fail(message: &str) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let target = Target::from_args(cli.url, cli.cluster)?;
+    let target = Target::from_args(cli.url, cli.cluster, cli.sentinel, cli.master)?;
     let prefix = cli.prefix;
     match cli.command {
         Command::Stats {

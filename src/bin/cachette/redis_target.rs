@@ -1,11 +1,11 @@
-//! Which Redis the command talks to: one server or a cluster, from the
-//! arguments or the environment; connections to read keys, to scan every
+//! Which Redis the command talks to: one server, a cluster, or the master
+//! Redis Sentinel names, from the arguments or the environment; connections to read keys, to scan every
 //! master, and a [`Cache`] for the commands that change entries.
 
 use std::time::Duration;
 
 use cachette::Cache;
-use cachette::internals::{cluster_masters, node_url};
+use cachette::internals::{cluster_masters, node_url, sentinel_master};
 use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue};
@@ -13,10 +13,14 @@ use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One Redis, or a cluster's seed nodes.
+/// One Redis, a cluster's seed nodes, or the sentinels and the master's name (or URL).
 pub(crate) enum Target {
     One(String),
     Cluster(Vec<String>),
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+    },
 }
 
 /// A connection that reads any key: to the server, or routed in the cluster.
@@ -35,27 +39,49 @@ impl KeyConn {
 }
 
 impl Target {
-    /// `--url`, else `--cluster`, else `REDIS_CLUSTER_URLS`, else `REDIS_URL`.
-    pub(crate) fn from_args(url: Option<String>, cluster: Vec<String>) -> Result<Self, String> {
+    /// `--url`, else `--cluster`, else `--sentinel` (with `--master`), else
+    /// `REDIS_CLUSTER_URLS`, else `REDIS_SENTINEL_URLS` (with
+    /// `REDIS_SENTINEL_MASTER`), else `REDIS_URL`.
+    pub(crate) fn from_args(
+        url: Option<String>,
+        cluster: Vec<String>,
+        sentinel: Vec<String>,
+        master: Option<String>,
+    ) -> Result<Self, String> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        if let Some(url) = url {
-            return Ok(Self::One(url));
-        }
-        let seeds: Vec<String> = if cluster.is_empty() {
-            env("REDIS_CLUSTER_URLS")
+        let list = |name: &str| -> Vec<String> {
+            env(name)
                 .unwrap_or_default()
                 .split(',')
                 .map(|s| s.trim().to_owned())
                 .filter(|s| !s.is_empty())
                 .collect()
-        } else {
-            cluster
         };
+        let sentinel_target = |sentinels: Vec<String>, master: Option<String>| {
+            let master = master.ok_or(
+                "Redis Sentinel needs the master's name: pass --master or set REDIS_SENTINEL_MASTER",
+            )?;
+            Ok(Self::Sentinel { sentinels, master })
+        };
+        if let Some(url) = url {
+            return Ok(Self::One(url));
+        }
+        if !cluster.is_empty() {
+            return Ok(Self::Cluster(cluster));
+        }
+        if !sentinel.is_empty() {
+            return sentinel_target(sentinel, master.or_else(|| env("REDIS_SENTINEL_MASTER")));
+        }
+        let seeds = list("REDIS_CLUSTER_URLS");
         if !seeds.is_empty() {
             return Ok(Self::Cluster(seeds));
         }
+        let sentinels = list("REDIS_SENTINEL_URLS");
+        if !sentinels.is_empty() {
+            return sentinel_target(sentinels, master.or_else(|| env("REDIS_SENTINEL_MASTER")));
+        }
         env("REDIS_URL").map(Self::One).ok_or_else(|| {
-            "no Redis given: pass --url (or --cluster), or set REDIS_URL (or REDIS_CLUSTER_URLS)"
+            "no Redis given: pass --url (or --cluster, or --sentinel), or set REDIS_URL (or REDIS_CLUSTER_URLS, or REDIS_SENTINEL_URLS)"
                 .to_owned()
         })
     }
@@ -72,6 +98,11 @@ impl Target {
         match self {
             Self::One(url) => hide(url),
             Self::Cluster(seeds) => format!("the cluster at {}", hide(&seeds[0])),
+            Self::Sentinel { sentinels, master } => format!(
+                "the master {} of the sentinels at {}",
+                hide(master),
+                hide(&sentinels[0])
+            ),
         }
     }
 
@@ -90,6 +121,9 @@ impl Target {
         let builder = match self {
             Self::One(url) => builder.redis_url(url.as_str()),
             Self::Cluster(seeds) => builder.redis_cluster(seeds.clone()),
+            Self::Sentinel { sentinels, master } => {
+                builder.redis_sentinel(sentinels.clone(), master.as_str())
+            }
         };
         builder.build().await.map_err(|e| self.unreachable(e))
     }
@@ -100,6 +134,7 @@ impl Target {
             Self::One(url) => Ok(KeyConn::One(
                 connect(url).await.map_err(|e| self.unreachable(e))?,
             )),
+            Self::Sentinel { .. } => Ok(KeyConn::One(self.master_conn().await?)),
             Self::Cluster(seeds) => {
                 let client = redis::cluster::ClusterClient::builder(seeds.clone())
                     .connection_timeout(CONNECT_TIMEOUT)
@@ -120,6 +155,7 @@ impl Target {
     pub(crate) async fn masters(&self) -> Result<Vec<MultiplexedConnection>, String> {
         match self {
             Self::One(url) => Ok(vec![connect(url).await.map_err(|e| self.unreachable(e))?]),
+            Self::Sentinel { .. } => Ok(vec![self.master_conn().await?]),
             Self::Cluster(seeds) => {
                 let mut seed = connect(&seeds[0]).await.map_err(|e| self.unreachable(e))?;
                 let nodes: String = redis::cmd("CLUSTER")
@@ -136,6 +172,39 @@ impl Target {
                 Ok(masters)
             }
         }
+    }
+}
+
+impl Target {
+    /// A connection to the master the sentinels name now (asked of each in turn).
+    async fn master_conn(&self) -> Result<MultiplexedConnection, String> {
+        let Self::Sentinel { sentinels, master } = self else {
+            unreachable!("only behind Sentinel")
+        };
+        let (name, url) = sentinel_master(master).map_err(|e| e.to_string())?;
+        let mut failures = Vec::new();
+        for sentinel in sentinels {
+            let asked = async {
+                let mut conn = connect(sentinel).await?;
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&name)
+                    .query_async::<Option<(String, u16)>>(&mut conn)
+                    .await
+            };
+            match asked.await {
+                Ok(Some((host, port))) => {
+                    let url = node_url(&url, &host, port);
+                    return connect(&url).await.map_err(|e| self.unreachable(e));
+                }
+                Ok(None) => failures.push("knows no master of that name".to_owned()),
+                Err(error) => failures.push(error.to_string()),
+            }
+        }
+        Err(self.unreachable(format!(
+            "no sentinel named the master `{name}` ({})",
+            failures.join("; ")
+        )))
     }
 }
 

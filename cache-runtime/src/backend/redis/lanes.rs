@@ -2,16 +2,72 @@
 //! from the deadpool pool and held, cloned for every command (a multiplexed
 //! connection pipelines concurrent commands). A broken connection empties
 //! its lane and leaves the pool for good; the next call takes a fresh one.
+//! Behind Sentinel (`sentinel.rs`), the server is the master of the moment:
+//! a lane filled before the master moved is refilled from the new one.
 
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_redis::redis::aio::MultiplexedConnection;
-use deadpool_redis::{Connection, Pool};
+use deadpool_redis::redis::{self, RedisError};
+use deadpool_redis::{Connection, Manager, Pool, Runtime};
 
 use super::reconnect::Reconnect;
+use super::sentinel::Sentinel;
+use super::{CHECKOUT_WAIT, Settings, redact};
 use crate::Error;
+
+/// A pool of connections to `url`, holding no more than the lanes.
+pub(super) fn pool(url: &str, settings: &Settings) -> Result<Pool, Error> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(settings.connect_timeout))
+        .set_response_timeout(Some(settings.command_timeout));
+    #[cfg(feature = "tls")]
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // The application chose no TLS crypto: use ring (losing a race
+        // to install one is fine: one is installed).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let invalid = |source: RedisError| Error::Config {
+        reason: format!("invalid Redis URL `{}`", redact(url)),
+        source: Some(source.into()),
+    };
+    let manager = match &settings.tls_root {
+        #[cfg(feature = "tls")]
+        Some(super::Pem(root)) => {
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root.clone()),
+            };
+            let client = redis::Client::build_with_tls(url, certificates).map_err(invalid)?;
+            Manager::new_with_config(client.get_connection_info().clone(), config)
+        }
+        _ => Manager::new_with_config(url, config),
+    }
+    .map_err(invalid)?;
+    // The pool creates, checks and replaces the held connections: it
+    // holds no more than they are.
+    Pool::builder(manager)
+        .max_size(settings.connections)
+        .wait_timeout(Some(CHECKOUT_WAIT))
+        .create_timeout(Some(settings.connect_timeout))
+        .recycle_timeout(Some(settings.command_timeout))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| Error::Config {
+            reason: format!("cannot build the Redis pool: {e}"),
+            source: None,
+        })
+}
+
+/// Where the lanes' connections come from.
+pub(super) enum Source {
+    /// One server, at one address.
+    Fixed(Pool),
+    /// The master that Sentinel names, wherever it is now.
+    Sentinel(Arc<Sentinel>),
+}
 
 /// The lane a command starts looking from: round robin per thread, so
 /// that threads do not contend on a shared counter.
@@ -28,8 +84,9 @@ fn next_lane() -> usize {
 
 /// One held connection and its replacement state.
 pub(super) struct Lane {
-    /// The connection and its generation, bumped on every replacement.
-    conn: Mutex<(u64, Option<Connection>)>,
+    /// The connection, its generation (bumped on every replacement) and
+    /// the master's epoch it was made in (behind Sentinel).
+    conn: Mutex<(u64, Option<Connection>, u64)>,
     /// Serialises replacing the connection.
     connecting: tokio::sync::Mutex<()>,
 }
@@ -37,16 +94,20 @@ pub(super) struct Lane {
 impl Lane {
     fn new() -> Self {
         Self {
-            conn: Mutex::new((0, None)),
+            conn: Mutex::new((0, None, 0)),
             connecting: tokio::sync::Mutex::new(()),
         }
     }
 
-    fn current(&self) -> Option<(u64, MultiplexedConnection)> {
+    /// The held connection, unless it was made before the master's `epoch`.
+    fn current(&self, epoch: u64) -> Option<(u64, MultiplexedConnection)> {
         let slot = self
             .conn
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.2 != epoch {
+            return None;
+        }
         slot.1.as_ref().map(|conn| (slot.0, (**conn).clone()))
     }
 
@@ -77,7 +138,7 @@ impl Lane {
 
 /// The held connections to one server, and the pool they come from.
 pub(super) struct Lanes {
-    pub(super) pool: Pool,
+    source: Source,
     held: Box<[Lane]>,
     /// The most a call waits for a connection: the pool's wait, then a connect.
     checkout_timeout: Duration,
@@ -85,17 +146,36 @@ pub(super) struct Lanes {
 }
 
 impl Lanes {
-    pub(super) fn new(
-        pool: Pool,
-        count: usize,
-        checkout_timeout: Duration,
-        redacted_url: String,
-    ) -> Self {
+    pub(super) fn new(source: Source, settings: &Settings, redacted_url: String) -> Self {
         Self {
-            pool,
-            held: (0..count).map(|_| Lane::new()).collect(),
-            checkout_timeout,
+            source,
+            held: (0..settings.connections).map(|_| Lane::new()).collect(),
+            checkout_timeout: CHECKOUT_WAIT + settings.connect_timeout,
             reconnect: Reconnect::new(redacted_url),
+        }
+    }
+
+    /// The state of the pool of the moment (none before Sentinel named a master).
+    pub(super) fn status(&self) -> Option<deadpool_redis::Status> {
+        match &self.source {
+            Source::Fixed(pool) => Some(pool.status()),
+            Source::Sentinel(sentinel) => sentinel.current_pool().map(|pool| pool.status()),
+        }
+    }
+
+    /// The sentinels, when they name the server.
+    pub(super) fn sentinel(&self) -> Option<&Arc<Sentinel>> {
+        match &self.source {
+            Source::Fixed(_) => None,
+            Source::Sentinel(sentinel) => Some(sentinel),
+        }
+    }
+
+    /// The master's epoch: bumped by Sentinel whenever the master moves.
+    fn epoch(&self) -> u64 {
+        match &self.source {
+            Source::Fixed(_) => 0,
+            Source::Sentinel(sentinel) => sentinel.epoch(),
         }
     }
 
@@ -118,9 +198,10 @@ impl Lanes {
     ) -> Result<(&Lane, u64, MultiplexedConnection), Error> {
         let start = next_lane();
         let count = self.held.len();
+        let epoch = self.epoch();
         for i in 0..count {
             let lane = &self.held[(start + i) % count];
-            if let Some(found) = lane.current() {
+            if let Some(found) = lane.current(epoch) {
                 return Ok((lane, found.0, found.1));
             }
         }
@@ -146,21 +227,39 @@ impl Lanes {
         op: &'static str,
     ) -> Result<(u64, MultiplexedConnection), Error> {
         let _connecting = lane.connecting.lock().await;
-        if let Some(found) = lane.current() {
+        if let Some(found) = lane.current(self.epoch()) {
             return Ok(found);
         }
         self.reconnect.may_try()?;
-        match self.pool.get().await {
+        let (epoch, pool) = match &self.source {
+            Source::Fixed(pool) => (0, pool.clone()),
+            // Asks the sentinels which server is the master now.
+            Source::Sentinel(sentinel) => match sentinel.master(op).await {
+                Ok(found) => found,
+                Err(error) => {
+                    self.reconnect.failed();
+                    return Err(error);
+                }
+            },
+        };
+        match pool.get().await {
             Ok(conn) => {
                 self.reconnect.succeeded();
                 let multiplexed = (*conn).clone();
-                let mut slot = lane
-                    .conn
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                slot.0 += 1;
-                slot.1 = Some(conn);
-                Ok((slot.0, multiplexed))
+                let (generation, old) = {
+                    let mut slot = lane
+                        .conn
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    slot.0 += 1;
+                    slot.2 = epoch;
+                    (slot.0, slot.1.replace(conn))
+                };
+                // A connection to a master that moved leaves its pool for good.
+                if let Some(old) = old {
+                    drop(Connection::take(old));
+                }
+                Ok((generation, multiplexed))
             }
             Err(source) => {
                 self.reconnect.failed();

@@ -82,7 +82,7 @@ impl RedisBackend {
     /// or each master of a cluster (with the seeds' credentials).
     pub(crate) async fn tracking_urls(&self) -> Result<Vec<String>, Error> {
         if !self.is_cluster() {
-            return Ok(vec![self.url.clone()]);
+            return Ok(vec![self.server_url().await?]);
         }
         let masters = self
             .run_on("tracking", 0, |c| async move {

@@ -1,5 +1,6 @@
-//! The Redis backend: one server (on deadpool-redis) or a Redis Cluster
-//! (on redis-rs' cluster client), with the same commands.
+//! The Redis backend: one server (on deadpool-redis), the master that
+//! Redis Sentinel names (`sentinel.rs`: one server that moves) or a Redis
+//! Cluster (on redis-rs' cluster client), with the same commands.
 //!
 //! On one server, the pool creates, health-checks and replaces connections;
 //! the hot path does not check one out per call (a checkout costs a round
@@ -15,10 +16,13 @@ mod link;
 mod many;
 mod reconnect;
 mod scripts;
+mod sentinel;
 mod url;
 
 #[cfg(feature = "internals")]
 pub(crate) use cluster::parse_masters;
+#[cfg(feature = "internals")]
+pub(crate) use sentinel::master_url;
 pub(crate) use url::{redact, with_address};
 
 use std::sync::Arc;
@@ -26,14 +30,13 @@ use std::time::Duration;
 
 use deadpool_redis::redis::cluster::ClusterClientBuilder;
 use deadpool_redis::redis::{self, RedisError};
-use deadpool_redis::{Manager, Pool, Runtime};
 use futures_util::future::try_join_all;
 
 use super::breaker::{Breakers, Health};
 use super::{Counted, Expected, Expiry};
 use crate::{BackendError, Error, codec};
 use cluster::ClusterLink;
-use lanes::Lanes;
+use lanes::{Lanes, Source};
 use link::Link;
 use scripts::Scripts;
 
@@ -88,7 +91,7 @@ impl std::fmt::Debug for RedisBackend {
                 .debug_struct("Redis")
                 .field("url", &self.redacted_url)
                 .field("connections", &lanes.len())
-                .field("pool", &lanes.pool.status())
+                .field("pool", &lanes.status())
                 .finish_non_exhaustive(),
             Link::Cluster(_) => f
                 .debug_struct("RedisCluster")
@@ -101,64 +104,29 @@ impl std::fmt::Debug for RedisBackend {
 impl RedisBackend {
     /// Sets up the pool; connects nothing yet.
     pub(crate) fn new(url: &str, settings: &Settings) -> Result<Self, Error> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.command_timeout));
-        #[cfg(feature = "tls")]
-        if rustls::crypto::CryptoProvider::get_default().is_none() {
-            // The application chose no TLS crypto: use ring (losing a race
-            // to install one is fine: one is installed).
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let invalid = |source: RedisError| Error::Config {
-            reason: format!("invalid Redis URL `{}`", redact(url)),
-            source: Some(source.into()),
-        };
-        let manager = match &settings.tls_root {
-            #[cfg(feature = "tls")]
-            Some(Pem(root)) => {
-                let certificates = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root.clone()),
-                };
-                let client = redis::Client::build_with_tls(url, certificates).map_err(invalid)?;
-                Manager::new_with_config(client.get_connection_info().clone(), config)
-            }
-            _ => Manager::new_with_config(url, config),
-        }
-        .map_err(invalid)?;
-        // The pool creates, checks and replaces the held connections: it
-        // holds no more than they are.
-        let pool = Pool::builder(manager)
-            .max_size(settings.connections)
-            .wait_timeout(Some(CHECKOUT_WAIT))
-            .create_timeout(Some(settings.connect_timeout))
-            .recycle_timeout(Some(settings.command_timeout))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| Error::Config {
-                reason: format!("cannot build the Redis pool: {e}"),
-                source: None,
-            })?;
         let lanes = Lanes::new(
-            pool,
-            settings.connections,
-            CHECKOUT_WAIT + settings.connect_timeout,
+            Source::Fixed(lanes::pool(url, settings)?),
+            settings,
             redact(url),
         );
-        Ok(Self {
-            url: url.to_owned(),
+        Ok(Self::single(url.to_owned(), lanes, settings, redact(url)))
+    }
+
+    /// A backend on held connections to one server.
+    fn single(url: String, lanes: Lanes, settings: &Settings, redacted_url: String) -> Self {
+        Self {
+            url,
             link: Link::Single(lanes),
             command_timeout: settings.command_timeout,
             breakers: Arc::new(Breakers::new(
                 1,
                 settings.breaker_failures,
                 settings.breaker_cool_down,
-                redact(url),
+                redacted_url.clone(),
             )),
             scripts: Scripts::new(),
-            redacted_url: redact(url),
-        })
+            redacted_url,
+        }
     }
 
     /// Sets up a cluster client from seed nodes; connects nothing yet.
