@@ -14,6 +14,8 @@ mod cluster;
 mod lanes;
 mod link;
 mod many;
+mod master;
+mod pool;
 mod reconnect;
 mod scripts;
 mod sentinel;
@@ -105,7 +107,7 @@ impl RedisBackend {
     /// Sets up the pool; connects nothing yet.
     pub(crate) fn new(url: &str, settings: &Settings) -> Result<Self, Error> {
         let lanes = Lanes::new(
-            Source::Fixed(lanes::pool(url, settings)?),
+            Source::Fixed(pool::pool(url, settings)?),
             settings,
             redact(url),
         );

@@ -21,9 +21,8 @@ use deadpool_redis::redis::{self, AsyncConnectionConfig, RedisError};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-use super::lanes::{self, Lanes, Source};
-use super::link::Link;
-use super::{RedisBackend, Settings, redact, with_address};
+use super::pool::pool;
+use super::{Settings, redact, with_address};
 use crate::Error;
 
 /// An answer of the sentinels younger than this is not asked again.
@@ -62,7 +61,42 @@ struct Master {
 }
 
 impl Sentinel {
-    fn new(sentinels: &[String], master: &str, settings: &Settings) -> Result<Self, Error> {
+    /// The data nodes' URL, its host the master's name.
+    pub(super) fn data_url(&self) -> &str {
+        &self.data_url
+    }
+
+    /// The data nodes' URL and the sentinels', without passwords.
+    pub(super) fn redacted(&self) -> String {
+        let sentinels: Vec<&str> = self.sentinels.iter().map(|(_, url)| url.as_str()).collect();
+        format!(
+            "{} (Sentinel: {})",
+            redact(&self.data_url),
+            sentinels.join(",")
+        )
+    }
+
+    /// The URL of the master now, the sentinels asked when none is known.
+    pub(super) async fn url_now(self: &Arc<Self>) -> Result<String, Error> {
+        if let Some(url) = self.state().url.clone() {
+            return Ok(url);
+        }
+        self.master("tracking").await?;
+        self.state().url.clone().ok_or_else(|| Error::Unavailable {
+            reason: "Sentinel named no Redis master".to_owned(),
+        })
+    }
+
+    /// Told the epoch whenever the master moves.
+    pub(super) fn moves(&self) -> watch::Receiver<u64> {
+        self.moved.subscribe()
+    }
+
+    pub(super) fn new(
+        sentinels: &[String],
+        master: &str,
+        settings: &Settings,
+    ) -> Result<Self, Error> {
         if sentinels.is_empty() {
             return Err(config(
                 "Redis Sentinel needs at least one sentinel URL".to_owned(),
@@ -212,7 +246,7 @@ impl Sentinel {
             address.0.clone()
         };
         let url = with_address(&self.data_url, &host, address.1);
-        let pool = lanes::pool(&url, &self.settings)?;
+        let pool = pool(&url, &self.settings)?;
         if let Some((host, port)) = &master.address {
             tracing::warn!(
                 master = %self.name,
@@ -376,62 +410,6 @@ fn config(reason: String) -> Error {
     Error::Config {
         reason,
         source: None,
-    }
-}
-
-impl RedisBackend {
-    /// Sets up a backend on the master that `sentinels` name `master`;
-    /// connects nothing yet.
-    pub(crate) fn sentinel(
-        sentinels: &[String],
-        master: &str,
-        settings: &Settings,
-    ) -> Result<Self, Error> {
-        let sentinel = Arc::new(Sentinel::new(sentinels, master, settings)?);
-        let redacted = format!(
-            "{} (Sentinel: {})",
-            redact(&sentinel.data_url),
-            sentinel
-                .sentinels
-                .iter()
-                .map(|(_, url)| url.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        let url = sentinel.data_url.clone();
-        let lanes = Lanes::new(Source::Sentinel(sentinel), settings, redacted.clone());
-        Ok(Self::single(url, lanes, settings, redacted))
-    }
-
-    fn sentinel_link(&self) -> Option<&Arc<Sentinel>> {
-        match &self.link {
-            Link::Single(lanes) => lanes.sentinel(),
-            Link::Cluster(_) => None,
-        }
-    }
-
-    /// The URL of the one server (behind Sentinel: the master now).
-    pub(crate) async fn server_url(&self) -> Result<String, Error> {
-        let Some(sentinel) = self.sentinel_link() else {
-            return Ok(self.url.clone());
-        };
-        if let Some(url) = sentinel.state().url.clone() {
-            return Ok(url);
-        }
-        sentinel.master("tracking").await?;
-        sentinel
-            .state()
-            .url
-            .clone()
-            .ok_or_else(|| Error::Unavailable {
-                reason: "Sentinel named no Redis master".to_owned(),
-            })
-    }
-
-    /// Told the master's epoch whenever it moves (behind Sentinel only).
-    pub(crate) fn master_moves(&self) -> Option<watch::Receiver<u64>> {
-        self.sentinel_link()
-            .map(|sentinel| sentinel.moved.subscribe())
     }
 }
 
