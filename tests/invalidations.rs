@@ -199,6 +199,46 @@ async fn without_fail_open_a_refused_invalidation_is_an_error_and_still_kept() {
     assert_eq!(plain.get::<u64>("k").await.unwrap(), None);
 }
 
+/// A tag invalidation is two writes (the tag's version, the entries tagged
+/// from their values): when Redis does not take the first, the second is
+/// kept behind it without waiting on Redis again — one failure per call —
+/// and kept even when the failure is returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_tag_invalidation_is_one_failure_and_both_parts_are_kept() {
+    let server = RedisServer::start();
+    for fail_open in [true, false] {
+        let cache = Cache::builder()
+            .redis_url(server.url(0))
+            .key_prefix(if fail_open { "open" } else { "closed" })
+            .fail_open(fail_open)
+            .build()
+            .await
+            .unwrap();
+        let scope = Scope::new().tag("row:1");
+        cache.set_in("k", &1_u64, MINUTE, &scope).await.unwrap();
+        let before = cache.stats();
+        server.command(&["CLIENT", "PAUSE", "5000", "WRITE"]).await;
+        let done = cache.invalidate_tag("row:1").await;
+        let after = cache.stats();
+        assert_eq!(done.is_ok(), fail_open, "{done:?}");
+        if let Ok(done) = done {
+            assert!(done.is_queued());
+        }
+        assert_eq!(after.errors - before.errors, 1, "one failure per call");
+        assert_eq!(after.invalidations_pending, 2, "the version and the members");
+        assert_eq!(cache.get_in::<u64>("k", &scope).await.unwrap(), None);
+        server.command(&["CLIENT", "UNPAUSE"]).await;
+        assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
+        let other = Cache::builder()
+            .redis_url(server.url(0))
+            .key_prefix(if fail_open { "open" } else { "closed" })
+            .build()
+            .await
+            .unwrap();
+        assert_eq!(other.get_in::<u64>("k", &scope).await.unwrap(), None);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_write_of_the_key_is_not_undone_by_the_retried_tombstone() {
     let server = RedisServer::start();

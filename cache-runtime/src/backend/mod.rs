@@ -411,13 +411,15 @@ impl Backend {
     }
 
     /// An invalidation of `keys`' space: `action` on `target`. Memory
-    /// applies it at once; Redis now, or else keeps it and retries it until
-    /// Redis takes it (reads of this process see it meanwhile).
+    /// applies it at once; Redis now (unless not `try_now`: kept at once), or
+    /// else keeps it and retries it until Redis takes it (reads of this
+    /// process see it meanwhile).
     pub(crate) async fn invalidate(
         &self,
         keys: &KeySpace,
         target: String,
         action: Action,
+        try_now: bool,
     ) -> Result<Fate, Error> {
         match self {
             Self::Memory(memory) => Ok(Fate::Applied(match action {
@@ -439,7 +441,10 @@ impl Backend {
                     keys.len() as u64
                 }
             })),
-            Self::Redis(redis) => Ok(redis.invalidate(&keys.scan_pattern(), target, action).await),
+            Self::Redis(redis) => {
+                let space = keys.scan_pattern();
+                Ok(redis.invalidate(&space, target, action, try_now).await)
+            }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }

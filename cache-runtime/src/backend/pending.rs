@@ -335,17 +335,25 @@ impl Invalidations {
         }
     }
 
-    /// Applies `action` to `target` now, or keeps it for a retry.
+    /// Applies `action` to `target` now, or keeps it for a retry; kept
+    /// without a try unless `try_now` (an invalidation of the same call
+    /// before it was not taken: Redis is not waited on twice).
     pub(crate) async fn apply(
         &self,
         redis: &Arc<RedisBackend>,
         tier: Option<&Arc<Local>>,
         space: &str,
-        target: String,
-        action: Action,
+        (target, action): (String, Action),
+        try_now: bool,
     ) -> Fate {
         let tombstone = codec::tombstone();
-        let result = run(redis, &target, &action, &tombstone).await;
+        let result = if try_now {
+            run(redis, &target, &action, &tombstone).await
+        } else {
+            Err(Error::Unavailable {
+                reason: "kept behind an invalidation Redis did not take".to_owned(),
+            })
+        };
         if let Some(tier) = tier {
             forget(tier, &target, &action);
         }

@@ -72,12 +72,18 @@ impl Remote {
     }
 
     /// Applies an invalidation (`action` on `target`, a key of the key
-    /// space scanned by `space`) now, or keeps it and retries it until Redis
-    /// takes it.
-    pub(crate) async fn invalidate(&self, space: &str, target: String, action: Action) -> Fate {
+    /// space scanned by `space`) now (unless not `try_now`), or keeps it and
+    /// retries it until Redis takes it.
+    pub(crate) async fn invalidate(
+        &self,
+        space: &str,
+        target: String,
+        action: Action,
+        try_now: bool,
+    ) -> Fate {
         let tier = self.tier.as_ref().map(|tier| &tier.local);
         self.invalidations
-            .apply(&self.redis, tier, space, target, action)
+            .apply(&self.redis, tier, space, (target, action), try_now)
             .await
     }
 

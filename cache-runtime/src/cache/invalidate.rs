@@ -99,7 +99,7 @@ impl Cache {
         let engine = &*self.engine;
         engine.invalidating("key");
         let full = engine.keys().entry(key);
-        let work = self.apply(full, Action::Tombstone(engine.tombstone()));
+        let work = self.apply(full, Action::Tombstone(engine.tombstone()), true);
         engine.observer().op("invalidate", key, work, outcome).await
     }
 
@@ -126,7 +126,7 @@ impl Cache {
         let engine = &*self.engine;
         engine.invalidating("namespace");
         let vkey = engine.keys().internal(Internal::Namespace, namespace);
-        let work = self.apply(vkey, Action::Bump);
+        let work = self.apply(vkey, Action::Bump, true);
         engine
             .observer()
             .op("invalidate_namespace", namespace, work, outcome)
@@ -167,17 +167,22 @@ impl Cache {
     async fn drop_tag(&self, tag: &str) -> Result<Invalidated, Error> {
         let keys = self.engine.keys();
         let bumped = self
-            .apply(keys.internal(Internal::Tag, tag), Action::Bump)
-            .await?;
+            .apply(keys.internal(Internal::Tag, tag), Action::Bump, true)
+            .await;
         // Entries that carry the tag from their value, and computations
-        // that may yet: tombstones, so that none is served or stored.
+        // that may yet: tombstones, so that none is served or stored. When
+        // Redis did not take the bump, they are kept behind it at once (one
+        // wait on Redis per call), and kept even when the bump's failure is
+        // returned (`fail_open(false)`).
+        let taken = matches!(&bumped, Ok(bumped) if bumped.is_applied());
         let members = Action::Members {
             keep: keys.internal(Internal::Pending, ""),
             expiry: self.engine.tombstone(),
         };
         let dropped = self
-            .apply(keys.internal(Internal::Members, tag), members)
-            .await?;
+            .apply(keys.internal(Internal::Members, tag), members, taken)
+            .await;
+        let (bumped, dropped) = (bumped?, dropped?);
         Ok(if dropped.is_applied() {
             bumped
         } else {
@@ -239,8 +244,14 @@ impl Cache {
     /// Sends one invalidation (`action` on the stored key `target`), or
     /// keeps it for a retry; under fail-open, only a failure to keep it is
     /// an error.
-    async fn apply(&self, target: String, action: Action) -> Result<Invalidated, Error> {
-        let (fate, version) = match self.engine.invalidate(target, action).await? {
+    async fn apply(
+        &self,
+        target: String,
+        action: Action,
+        try_now: bool,
+    ) -> Result<Invalidated, Error> {
+        let applied = self.engine.invalidate(target, action, try_now).await?;
+        let (fate, version) = match applied {
             Applied::Now(version) => (Kept::Applied, version),
             Applied::Queued => (Kept::Queued, None),
             Applied::Nowhere => (Kept::Nowhere, None),
@@ -296,6 +307,6 @@ impl Namespace {
     /// # }
     /// ```
     pub async fn bump(&self) -> Result<Invalidated, Error> {
-        self.cache.apply(self.key.clone(), Action::Bump).await
+        self.cache.apply(self.key.clone(), Action::Bump, true).await
     }
 }

@@ -276,17 +276,22 @@ impl Engine {
 
     /// Sends one invalidation (`action` on the stored key `target`), or
     /// keeps it for a retry; under fail-open, only a failure to keep it is
-    /// an error.
+    /// an error. Not `try_now`: an invalidation of the same call before it
+    /// was not taken (its failure counted, logged or returned), and this one
+    /// is kept at once, without a second wait on Redis.
     pub(crate) async fn invalidate(
         &self,
         target: String,
         action: Action,
+        try_now: bool,
     ) -> Result<Applied, Error> {
-        let fate = self.backend.invalidate(&self.keys, target, action).await;
+        let fate = self.backend.invalidate(&self.keys, target, action, try_now);
+        let fate = fate.await;
         // No caller whose read fails joins a computation older than this.
         self.flights.invalidated();
         match fate {
             Ok(Fate::Applied(version)) => Ok(Applied::Now(Some(version).filter(|&v| v != 0))),
+            Ok(Fate::Queued(_)) if !try_now => Ok(Applied::Queued),
             Ok(Fate::Queued(error)) => {
                 tracing::warn!(
                     error = &error as &dyn std::error::Error,
