@@ -225,7 +225,10 @@ async fn a_refused_tag_invalidation_is_one_failure_and_both_parts_are_kept() {
             assert!(done.is_queued());
         }
         assert_eq!(after.errors - before.errors, 1, "one failure per call");
-        assert_eq!(after.invalidations_pending, 2, "the version and the members");
+        assert_eq!(
+            after.invalidations_pending, 2,
+            "the version and the members"
+        );
         assert_eq!(cache.get_in::<u64>("k", &scope).await.unwrap(), None);
         server.command(&["CLIENT", "UNPAUSE"]).await;
         assert!(cache.flush_invalidations(Duration::from_secs(20)).await);

@@ -141,7 +141,7 @@ pub fn describe(bytes: &[u8]) -> Option<Described> {
 /// ```
 #[must_use]
 pub fn node_url(url: &str, host: &str, port: u16) -> String {
-    crate::backend::redis::with_address(url, host, port)
+    crate::backend::server::with_address(url, host, port)
 }
 
 /// The master's name and the data nodes' URL (its host the name) from
@@ -162,7 +162,7 @@ pub fn node_url(url: &str, host: &str, port: u16) -> String {
 ///
 /// [`Error::Config`] when `master` is neither.
 pub fn sentinel_master(master: &str) -> Result<(String, String), crate::Error> {
-    crate::backend::redis::master_url(master)
+    crate::backend::server::master_url(master)
 }
 
 /// The masters of a `CLUSTER NODES` reply that serve slots and have not
@@ -179,5 +179,5 @@ pub fn sentinel_master(master: &str) -> Result<(String, String), crate::Error> {
 /// ```
 #[must_use]
 pub fn cluster_masters(nodes: &str) -> Vec<(String, u16)> {
-    crate::backend::redis::parse_masters(nodes)
+    crate::backend::server::parse_masters(nodes)
 }

@@ -29,7 +29,7 @@ use deadpool_redis::redis::{self, AsyncConnectionConfig, PushKind, Value};
 
 use super::breaker::Tracking;
 use super::memory::{Memory, Slot};
-use super::redis::RedisBackend;
+use super::server::RedisBackend;
 use super::{Expiry, Found};
 use crate::clock::Monotonic;
 use crate::key::KeySpace;

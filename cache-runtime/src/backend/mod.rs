@@ -12,8 +12,8 @@ pub(crate) mod breaker;
 pub(crate) mod local;
 pub(crate) mod memory;
 pub(crate) mod pending;
-pub(crate) mod redis;
 mod remote;
+pub(crate) mod server;
 mod types;
 
 pub(crate) use types::{Answer, Counted, Expected, Expiry, Found, Typed, member_keys};
@@ -25,8 +25,8 @@ use crate::key::{KeySpace, glob_matches};
 use breaker::{Circuit, Health};
 use memory::{Memory, Slot};
 use pending::{Action, Fate, Pending};
-use redis::RedisBackend;
 use remote::Remote;
+use server::RedisBackend;
 
 /// The store of one cache.
 #[derive(Debug)]
@@ -52,7 +52,7 @@ impl Backend {
     }
 
     /// A Redis store at `url` (not connected yet).
-    pub(crate) fn redis(url: &str, settings: &redis::Settings) -> Result<Self, Error> {
+    pub(crate) fn redis(url: &str, settings: &server::Settings) -> Result<Self, Error> {
         RedisBackend::new(url, settings)
             .map(|r| Self::Redis(Remote::new(r, settings.pending_invalidations)))
     }
@@ -61,7 +61,7 @@ impl Backend {
     pub(crate) fn redis_sentinel(
         sentinels: &[String],
         master: &str,
-        settings: &redis::Settings,
+        settings: &server::Settings,
     ) -> Result<Self, Error> {
         RedisBackend::sentinel(sentinels, master, settings)
             .map(|r| Self::Redis(Remote::new(r, settings.pending_invalidations)))
@@ -70,7 +70,7 @@ impl Backend {
     /// A Redis Cluster reached through `seeds` (not connected yet).
     pub(crate) fn redis_cluster(
         seeds: &[String],
-        settings: &redis::Settings,
+        settings: &server::Settings,
     ) -> Result<Self, Error> {
         RedisBackend::cluster(seeds, settings)
             .map(|r| Self::Redis(Remote::new(r, settings.pending_invalidations)))

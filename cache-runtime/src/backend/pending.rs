@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use super::local::Local;
-use super::redis::RedisBackend;
+use super::server::RedisBackend;
 use super::{Expiry, Found};
 use crate::Error;
 use crate::codec;

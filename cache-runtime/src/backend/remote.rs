@@ -10,7 +10,7 @@ use super::breaker::Health;
 use super::local::{Local, Reading};
 use super::memory::Slot;
 use super::pending::{Action, Fate, Invalidations, Pending};
-use super::redis::RedisBackend;
+use super::server::RedisBackend;
 use super::{Answer, Found};
 use crate::Error;
 use crate::key::KeySpace;

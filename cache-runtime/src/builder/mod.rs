@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::Backend;
-use crate::backend::redis::Settings;
+use crate::backend::server::Settings;
 use crate::cache::Cache;
 use crate::codec::{DEFAULT_MAX_VALUE_BYTES, Seal};
 use crate::key::{DEFAULT_MAX_KEY_LENGTH, KeySpace};
@@ -320,7 +320,7 @@ impl CacheBuilder {
     /// ```
     #[cfg(feature = "tls")]
     pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.redis.tls_root = Some(crate::backend::redis::Pem(pem.into()));
+        self.redis.tls_root = Some(crate::backend::server::Pem(pem.into()));
         self
     }
 

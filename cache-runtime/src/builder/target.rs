@@ -3,7 +3,7 @@
 //! environment chooses among them.
 
 use super::CacheBuilder;
-use crate::backend::redis::redact;
+use crate::backend::server::redact;
 
 /// Where the entries go.
 #[derive(Clone)]
