@@ -169,29 +169,16 @@ where
     }
     let cache = config.cache.clone().unwrap_or_else(crate::cache);
     let scope = scope_of(config, &head);
-    if method == Method::HEAD || config.honour_max_age {
-        let vary = config.vary_of(&head);
-        let key = page::key(&head, &vary, own.as_deref());
-        if method == Method::HEAD {
-            // Answered from `GET`'s entry; a miss goes to the handler, and nothing is stored.
-            if let Ok(Some(page)) = cache.get_in::<Page>(&key, &scope).await {
-                return Ok(page.answer(&head, "HIT"));
-            }
-            return Ok(passed(
-                inner.call(Request::from_parts(head, body)).await?,
-                "MISS",
-            ));
+    if method == Method::HEAD {
+        // Answered from `GET`'s entry; a miss goes to the handler, and nothing is stored.
+        let key = page::key(&head, &config.vary_of(&head), own.as_deref());
+        if let Ok(Some(page)) = cache.get_in::<Page>(&key, &scope).await {
+            return Ok(page.answer(&head, "HIT"));
         }
-        let visit = Visit {
-            config,
-            inner,
-            head,
-            body,
-            own,
-            cache,
-            scope,
-        };
-        return serve_by_max_age(visit, &key, &vary).await;
+        return Ok(passed(
+            inner.call(Request::from_parts(head, body)).await?,
+            "MISS",
+        ));
     }
     let visit = Visit {
         config,
@@ -202,6 +189,11 @@ where
         cache,
         scope,
     };
+    if config.honour_max_age {
+        let vary = config.vary_of(&visit.head);
+        let key = page::key(&visit.head, &vary, visit.own.as_deref());
+        return serve_by_max_age(visit, &key, &vary).await;
+    }
     serve_cached(visit).await
 }
 
