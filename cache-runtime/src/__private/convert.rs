@@ -9,7 +9,7 @@ use crate::global::CacheRef;
 use crate::options::{Seconds, Timeout};
 
 /// What `#[cached(timeout = ...)]` accepts: seconds or a `Duration`
-/// ([`Seconds`]), an `Option<Duration>` (`None`: never expire) or a
+/// (`Seconds`), an `Option<Duration>` (`None`: never expire) or a
 /// [`Timeout`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a cache timeout",
