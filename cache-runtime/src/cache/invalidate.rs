@@ -288,9 +288,7 @@ impl Namespace {
     /// # }
     /// ```
     pub async fn version(&self) -> Result<u64, Error> {
-        let key = std::slice::from_ref(&self.key);
-        let versions = self.cache.engine.versions_of(key).await?;
-        Ok(versions.first().copied().unwrap_or_default())
+        self.cache.engine.version_of(&self.key).await
     }
 
     /// Bumps the version: every entry of the namespace becomes a miss.

@@ -299,10 +299,10 @@ impl Cache {
         &self,
         keys: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<u64, Error> {
-        let keys: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
-        let first = keys.first().map(|k| self.engine.keys().entry(k));
-        let work = self.engine.delete_many(&keys);
-        let first = first.as_deref().unwrap_or("");
+        let space = self.engine.keys();
+        let full: Vec<String> = keys.into_iter().map(|k| space.entry(k.as_ref())).collect();
+        let work = self.engine.delete_many(&full);
+        let first = full.first().map_or("", String::as_str);
         self.engine
             .observer()
             .op("delete", first, work, |_| "ok")

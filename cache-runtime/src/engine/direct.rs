@@ -127,7 +127,8 @@ impl Engine {
         let mut sealed = Vec::with_capacity(entries.len());
         for (key, bytes) in entries {
             let full = self.keys.entry(&key);
-            sealed.push((full.clone(), self.seal(&full, bytes)));
+            let bytes = self.seal(&full, bytes);
+            sealed.push((full, bytes));
             keys.push(key);
         }
         match self.backend.set_many(sealed, expiry).await {
@@ -174,10 +175,9 @@ impl Engine {
         self.or_fail_open(touched, false)
     }
 
-    /// Deletes the user's `keys`; how many held a value.
-    pub(crate) async fn delete_many(&self, keys: &[String]) -> Result<u64, Error> {
-        let full: Vec<String> = keys.iter().map(|k| self.keys.entry(k)).collect();
-        let deleted = self.backend.delete_many(&full).await;
+    /// Deletes the entries at the stored keys `full`; how many held a value.
+    pub(crate) async fn delete_many(&self, full: &[String]) -> Result<u64, Error> {
+        let deleted = self.backend.delete_many(full).await;
         self.or_fail_open(deleted, 0)
     }
 
@@ -262,16 +262,12 @@ impl Engine {
         done.inspect_err(|error| self.counters().backend_error(error, quiet))
     }
 
-    /// The current versions at the version keys `vkeys` (0 where missing).
-    pub(crate) async fn versions_of(&self, vkeys: &[String]) -> Result<Vec<u64>, Error> {
-        let versions = self.backend.versions(vkeys).await.map(|versions| {
-            versions
-                .into_iter()
-                .map(Option::unwrap_or_default)
-                .collect()
-        });
-        let zeros = vec![0; vkeys.len()];
-        self.or_fail_open(versions, zeros)
+    /// The current version at the version key `vkey` (0 where missing, or
+    /// where the backend failed and the cache fails open).
+    pub(crate) async fn version_of(&self, vkey: &String) -> Result<u64, Error> {
+        let versions = self.backend.versions(std::slice::from_ref(vkey)).await;
+        let version = versions.map(|versions| versions.first().copied().flatten());
+        Ok(self.or_fail_open(version, None)?.unwrap_or_default())
     }
 
     /// Sends one invalidation (`action` on the stored key `target`), or
