@@ -24,6 +24,8 @@ const MIN_HEAD: usize = 16;
 pub(crate) struct KeySpace {
     prefix: String,
     max_len: usize,
+    /// `{prefix}#{kind}:` for each kind of internal key, in `Internal::ALL`'s order.
+    heads: [String; Internal::ALL.len()],
 }
 
 impl KeySpace {
@@ -36,7 +38,12 @@ impl KeySpace {
                 "max_key_length {max_len} is too small for the prefix `{prefix}`: it needs at least {needed}"
             ));
         }
-        Ok(Self { prefix, max_len })
+        let heads = Internal::ALL.map(|kind| format!("{prefix}#{}:", kind.as_str()));
+        Ok(Self {
+            prefix,
+            max_len,
+            heads,
+        })
     }
 
     /// The escaped prefix, as it appears in Redis.
@@ -103,14 +110,21 @@ impl KeySpace {
 
     /// An internal key, `{prefix}#{kind}:{name}`, out of reach of every user key.
     pub(crate) fn internal(&self, kind: Internal, name: &str) -> String {
-        let kind = kind.as_str();
-        let mut out = String::with_capacity(self.prefix.len() + kind.len() + name.len() + 2);
-        out.push_str(&self.prefix);
-        out.push('#');
-        out.push_str(kind);
-        out.push(':');
-        out.push_str(name);
+        let mut out = String::with_capacity(self.internal_len(kind, name));
+        self.write_internal(&mut out, kind, name);
         out
+    }
+
+    /// The length of [`internal`](Self::internal)'s key.
+    pub(crate) fn internal_len(&self, kind: Internal, name: &str) -> usize {
+        self.heads[kind as usize].len() + name.len()
+    }
+
+    /// Writes [`internal`](Self::internal)'s key at the end of `out`.
+    #[inline]
+    pub(crate) fn write_internal(&self, out: &mut String, kind: Internal, name: &str) {
+        out.push_str(&self.heads[kind as usize]);
+        out.push_str(name);
     }
 
     /// The SCAN pattern matching the entries whose keys match `glob`.
@@ -251,6 +265,16 @@ pub(crate) enum Internal {
 }
 
 impl Internal {
+    /// Every kind, in declaration order (`kind as usize` is its place).
+    const ALL: [Self; 6] = [
+        Self::Namespace,
+        Self::Tag,
+        Self::Lock,
+        Self::Members,
+        Self::Pending,
+        Self::Shortened,
+    ];
+
     fn as_str(self) -> &'static str {
         match self {
             Self::Namespace => "ns",
@@ -262,6 +286,15 @@ impl Internal {
         }
     }
 }
+
+// `ALL` is in declaration order: `kind as usize` finds a kind's head.
+const _: () = {
+    let mut at = 0;
+    while at < Internal::ALL.len() {
+        assert!(Internal::ALL[at] as usize == at);
+        at += 1;
+    }
+};
 
 /// Escapes a prefix so that it holds no separator (`:`, `#`), no escape
 /// character (`%`), no glob character and no control character.

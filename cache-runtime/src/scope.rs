@@ -9,6 +9,8 @@
 
 use std::borrow::Cow;
 
+use arrayvec::ArrayVec;
+
 use crate::Error;
 use crate::key::{Internal, KeySpace};
 
@@ -72,15 +74,15 @@ impl Scope {
     /// The version keys to read beside the entry: the namespace's, then each
     /// tag's (an entry is stamped with their versions, in this order).
     #[inline]
-    pub(crate) fn version_keys(&self, keys: &KeySpace) -> Result<Vec<String>, Error> {
+    pub(crate) fn version_keys(&self, keys: &KeySpace) -> Result<VersionKeys, Error> {
         if self.namespace.is_none() && self.tags.is_empty() {
             // Most entries have no scope: nothing to build on their hit path.
-            return Ok(Vec::new());
+            return Ok(VersionKeys::default());
         }
         self.build_version_keys(keys)
     }
 
-    fn build_version_keys(&self, keys: &KeySpace) -> Result<Vec<String>, Error> {
+    fn build_version_keys(&self, keys: &KeySpace) -> Result<VersionKeys, Error> {
         let count = usize::from(self.namespace.is_some()) + self.tags.len();
         if count > MAX_SCOPE {
             return Err(Error::Config {
@@ -90,15 +92,149 @@ impl Scope {
                 source: None,
             });
         }
-        let mut out = Vec::with_capacity(count);
-        if let Some(ns) = &self.namespace {
-            out.push(keys.internal(Internal::Namespace, ns));
+        let names = self.namespace.iter().map(|ns| (Internal::Namespace, ns));
+        let names = names.chain(self.tags.iter().map(|tag| (Internal::Tag, tag)));
+        let room = names
+            .clone()
+            .map(|(kind, name)| keys.internal_len(kind, name))
+            .sum();
+        let mut out = VersionKeys {
+            text: String::with_capacity(room),
+            ..VersionKeys::default()
+        };
+        for (kind, name) in names {
+            keys.write_internal(&mut out.text, kind, name);
+            out.end_key();
         }
-        out.extend(
-            self.tags
-                .iter()
-                .map(|tag| keys.internal(Internal::Tag, tag)),
-        );
         Ok(out)
+    }
+}
+
+/// The version keys of a scope, in order (the namespace's, then each
+/// tag's), written one after another in one buffer: a tagged hit builds
+/// them with one allocation, not one per key.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct VersionKeys {
+    text: String,
+    /// Where each key ends in `text`: the first few here, the rest in `more`.
+    ends: ArrayVec<u32, 4>,
+    more: Vec<u32>,
+}
+
+impl VersionKeys {
+    /// No keys.
+    pub(crate) const NONE: Self = Self {
+        text: String::new(),
+        ends: ArrayVec::new_const(),
+        more: Vec::new(),
+    };
+
+    /// `keys`, in order.
+    pub(crate) fn from_keys<'k>(keys: impl IntoIterator<Item = &'k str>) -> Self {
+        let mut out = Self::default();
+        for key in keys {
+            out.text.push_str(key);
+            out.end_key();
+        }
+        out
+    }
+
+    /// Ends the key written last.
+    fn end_key(&mut self) {
+        // Under MAX_SCOPE keys of bounded length: the text stays far below 4 GiB.
+        let end = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
+        if self.ends.try_push(end).is_err() {
+            self.more.push(end);
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The keys, in order.
+    #[inline]
+    pub(crate) fn iter(&self) -> Keys<'_> {
+        Keys {
+            text: &self.text,
+            ends: self.ends.iter().chain(&self.more),
+            start: 0,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a VersionKeys {
+    type Item = &'a str;
+    type IntoIter = Keys<'a>;
+
+    #[inline]
+    fn into_iter(self) -> Keys<'a> {
+        self.iter()
+    }
+}
+
+/// The keys of [`VersionKeys`], in order.
+#[derive(Clone)]
+pub(crate) struct Keys<'a> {
+    text: &'a str,
+    ends: std::iter::Chain<std::slice::Iter<'a, u32>, std::slice::Iter<'a, u32>>,
+    start: usize,
+}
+
+impl<'a> Iterator for Keys<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let end = *self.ends.next()? as usize;
+        let key = &self.text[self.start..end];
+        self.start = end;
+        Some(key)
+    }
+
+    #[inline]
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ends.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Keys<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_keys_are_the_internal_keys_in_order() {
+        let keys = KeySpace::new("app", 250).unwrap();
+        let mut scope = Scope::new().namespace("orders");
+        let mut expected = vec![keys.internal(Internal::Namespace, "orders")];
+        // Past four keys, the ends spill over; a tag may hold any text.
+        for tag in ["user:42", "", "é#:x", "stats", "a", "b"] {
+            scope = scope.tag(tag);
+            expected.push(keys.internal(Internal::Tag, tag));
+        }
+        let built = scope.version_keys(&keys).unwrap();
+        assert_eq!(built.iter().collect::<Vec<_>>(), expected);
+        assert_eq!(built.iter().len(), 7);
+        let again = VersionKeys::from_keys(expected.iter().map(String::as_str));
+        assert_eq!(again.iter().collect::<Vec<_>>(), expected);
+    }
+
+    #[test]
+    fn an_unscoped_entry_has_no_version_keys() {
+        let keys = KeySpace::new("app", 250).unwrap();
+        let built = Scope::new().version_keys(&keys).unwrap();
+        assert!(built.is_empty());
+        assert_eq!(built.iter().next(), None);
+        assert!(VersionKeys::NONE.is_empty());
+    }
+
+    #[test]
+    fn too_many_tags_are_refused() {
+        let keys = KeySpace::new("app", 250).unwrap();
+        let scope = (0..=MAX_SCOPE).fold(Scope::new(), |scope, n| scope.tag(n.to_string()));
+        let error = scope.version_keys(&keys).unwrap_err();
+        assert!(error.to_string().contains("at most 255"), "{error}");
     }
 }

@@ -34,6 +34,7 @@ use super::{Expiry, Found};
 use crate::clock::Monotonic;
 use crate::key::KeySpace;
 use crate::observe::Striped;
+use crate::scope::VersionKeys;
 
 /// How many version keys are remembered before the tier starts over.
 const VERSIONS: usize = 100_000;
@@ -177,7 +178,7 @@ impl Local {
     }
 
     /// The entry at `key` and the versions at `vkeys`, if all are known here.
-    pub(crate) fn read(&self, key: &str, vkeys: &[String]) -> Option<(Found, Vec<Option<u64>>)> {
+    pub(crate) fn read(&self, key: &str, vkeys: &VersionKeys) -> Option<(Found, Vec<Option<u64>>)> {
         // Acquire: a tier seen up was flushed before it went up.
         if !self.up.load(Acquire) {
             return None;
@@ -197,7 +198,7 @@ impl Local {
     }
 
     /// Leaves placeholders for a read of `key` and `vkeys` from Redis.
-    pub(crate) fn begin(&self, key: &str, vkeys: &[String]) -> Reading {
+    pub(crate) fn begin(&self, key: &str, vkeys: &VersionKeys) -> Reading {
         if !self.up.load(SeqCst) {
             return Reading(None);
         }
@@ -205,7 +206,7 @@ impl Local {
         let mut state = self.state();
         state.reads.insert(key.to_owned(), number);
         for vkey in vkeys {
-            state.reads.insert(vkey.clone(), number);
+            state.reads.insert(vkey.to_owned(), number);
         }
         Reading(Some(number))
     }
@@ -217,7 +218,7 @@ impl Local {
         reading: Reading,
         key: &str,
         bytes: Option<Vec<u8>>,
-        vkeys: &[String],
+        vkeys: &VersionKeys,
         versions: &[Option<u64>],
     ) -> Option<Found> {
         let Reading(Some(number)) = reading else {
@@ -231,7 +232,7 @@ impl Local {
             for (vkey, version) in vkeys.iter().zip(versions) {
                 if state.reads.get(vkey) == Some(&number) {
                     state.reads.remove(vkey);
-                    state.versions.insert(vkey.clone(), *version);
+                    state.versions.insert(vkey.to_owned(), *version);
                 }
             }
             state.reads.get(key) == Some(&number)
@@ -263,12 +264,12 @@ impl Local {
     }
 
     /// Takes away the placeholders of a read that failed.
-    pub(crate) fn abandon(&self, reading: Reading, key: &str, vkeys: &[String]) {
+    pub(crate) fn abandon(&self, reading: Reading, key: &str, vkeys: &VersionKeys) {
         let Reading(Some(number)) = reading else {
             return;
         };
         let mut state = self.state();
-        for k in std::iter::once(key).chain(vkeys.iter().map(String::as_str)) {
+        for k in std::iter::once(key).chain(vkeys) {
             if state.reads.get(k) == Some(&number) {
                 state.reads.remove(k);
             }

@@ -27,6 +27,7 @@ use moka::sync::Cache as Moka;
 use super::{Counted, Expected, Expiry};
 use crate::codec::{self, Shape};
 use crate::observe::meters;
+use crate::scope::VersionKeys;
 
 /// A stored entry, behind one `Arc`: a lookup hands out a clone, and one
 /// reference count is all that threads reading the same entry share.
@@ -271,16 +272,20 @@ impl Memory {
 
     /// The versions at `keys`; 0 for those never bumped.
     #[inline]
-    pub(crate) fn versions(&self, keys: &[String]) -> Vec<Option<u64>> {
+    pub(crate) fn versions(&self, keys: &VersionKeys) -> Vec<Option<u64>> {
         if keys.is_empty() {
             return Vec::new();
         }
         self.read_versions(keys)
     }
 
-    fn read_versions(&self, keys: &[String]) -> Vec<Option<u64>> {
+    /// [`versions`](Self::versions) of keys given one by one.
+    pub(crate) fn read_versions<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Vec<Option<u64>> {
         let versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
-        keys.iter()
+        keys.into_iter()
             .map(|k| Some(versions.get(k).copied().unwrap_or(0)))
             .collect()
     }

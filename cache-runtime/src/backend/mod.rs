@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::key::{KeySpace, glob_matches};
+use crate::scope::VersionKeys;
 use breaker::{Circuit, Health};
 use memory::{Memory, Slot};
 use pending::{Action, Fate, Pending};
@@ -151,7 +152,7 @@ impl Backend {
     /// `key` and the versions at `vkeys`: the memory store always, a local
     /// tier when it holds them all; `None` when Redis must be asked.
     #[inline]
-    pub(crate) fn peek(&self, key: &str, vkeys: &[String]) -> Option<Answer> {
+    pub(crate) fn peek(&self, key: &str, vkeys: &VersionKeys) -> Option<Answer> {
         match self {
             Self::Memory(memory) => {
                 Some((memory.get(key).map(Found::Slot), memory.versions(vkeys)))
@@ -169,7 +170,7 @@ impl Backend {
     pub(crate) async fn read(
         &self,
         key: &str,
-        vkeys: &[String],
+        vkeys: &VersionKeys,
         past_tier: bool,
     ) -> Result<Answer, Error> {
         match self {
@@ -384,7 +385,7 @@ impl Backend {
     }
 
     /// The versions at `vkeys`, `None` where missing.
-    pub(crate) async fn versions(&self, vkeys: &[String]) -> Result<Vec<Option<u64>>, Error> {
+    pub(crate) async fn versions(&self, vkeys: &VersionKeys) -> Result<Vec<Option<u64>>, Error> {
         match self {
             Self::Memory(memory) => Ok(memory.versions(vkeys)),
             Self::Redis(redis) => redis.server().read_versions(vkeys).await,
@@ -398,7 +399,7 @@ impl Backend {
         match self {
             // A memory version is never missing: an absent one is 0.
             Self::Memory(memory) => Ok(memory
-                .versions(vkeys)
+                .read_versions(vkeys.iter().map(String::as_str))
                 .into_iter()
                 .map(Option::unwrap_or_default)
                 .collect()),

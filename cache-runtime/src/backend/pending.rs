@@ -27,6 +27,7 @@ use super::{Expiry, Found};
 use crate::Error;
 use crate::codec;
 use crate::observe::meters;
+use crate::scope::VersionKeys;
 
 /// The version a read sees for a version key whose bump is pending: no
 /// entry is stamped with it before the bump (versions start at a random
@@ -238,7 +239,7 @@ impl Pending {
         &self,
         key: &str,
         found: &mut Option<Found>,
-        vkeys: &[String],
+        vkeys: &VersionKeys,
         versions: &mut [Option<u64>],
         watched: Option<u64>,
     ) {

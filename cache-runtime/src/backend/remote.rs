@@ -14,6 +14,7 @@ use super::server::RedisBackend;
 use super::{Answer, Found};
 use crate::Error;
 use crate::key::KeySpace;
+use crate::scope::VersionKeys;
 
 /// Redis, with a local tier in front when one was asked for: what the
 /// backend's `Redis` variant holds. Reads go through the tier; commands
@@ -158,7 +159,7 @@ impl Remote {
     pub(crate) async fn read_through(
         &self,
         key: &str,
-        vkeys: &[String],
+        vkeys: &VersionKeys,
         past_tier: bool,
     ) -> Result<Answer, Error> {
         let Some(tier) = &self.tier else {
@@ -193,7 +194,7 @@ impl Remote {
         &self,
         key: &str,
         found: &mut Option<Found>,
-        vkeys: &[String],
+        vkeys: &VersionKeys,
         versions: &mut [Option<u64>],
         watched: Option<u64>,
     ) {
@@ -206,7 +207,7 @@ impl Remote {
     /// The entry at `key` and the versions at `vkeys` from the local tier,
     /// when it holds them all (and no invalidation waits for Redis).
     #[inline]
-    pub(crate) fn peek(&self, key: &str, vkeys: &[String]) -> Option<(Found, Vec<Option<u64>>)> {
+    pub(crate) fn peek(&self, key: &str, vkeys: &VersionKeys) -> Option<(Found, Vec<Option<u64>>)> {
         let tier = self.tier.as_ref()?;
         if self.invalidations.pending.any() {
             return None;
@@ -232,7 +233,7 @@ impl Remote {
                 .map(|bytes| bytes.map(Found::Bytes))
                 .collect();
             for (key, found) in keys.iter().zip(&mut found) {
-                self.mask(key, found, &[], &mut [], watched);
+                self.mask(key, found, &VersionKeys::NONE, &mut [], watched);
             }
             return Ok(found);
         };
@@ -241,7 +242,7 @@ impl Remote {
         let mut found: Vec<Option<Found>> = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
         for (at, key) in keys.iter().enumerate() {
-            match local.read(key, &[]) {
+            match local.read(key, &VersionKeys::NONE) {
                 Some((entry, _)) => found.push(Some(entry)),
                 None => {
                     found.push(None);
@@ -253,19 +254,22 @@ impl Remote {
             return Ok(found);
         }
         let asked: Vec<String> = missing.iter().map(|&at| keys[at].clone()).collect();
-        let readings: Vec<Reading> = asked.iter().map(|key| local.begin(key, &[])).collect();
+        let readings: Vec<Reading> = asked
+            .iter()
+            .map(|key| local.begin(key, &VersionKeys::NONE))
+            .collect();
         match self.redis.get_many(&asked).await {
             Ok(answers) => {
                 for (((at, key), reading), bytes) in
                     missing.into_iter().zip(&asked).zip(readings).zip(answers)
                 {
-                    found[at] = local.fill(reading, key, bytes, &[], &[]);
+                    found[at] = local.fill(reading, key, bytes, &VersionKeys::NONE, &[]);
                 }
                 Ok(found)
             }
             Err(error) => {
                 for (key, reading) in asked.iter().zip(readings) {
-                    local.abandon(reading, key, &[]);
+                    local.abandon(reading, key, &VersionKeys::NONE);
                 }
                 Err(error)
             }

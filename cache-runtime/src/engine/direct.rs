@@ -13,7 +13,7 @@ use crate::backend::pending::{Action, Fate, Pending};
 use crate::backend::{Counted, Expiry};
 use crate::codec::Cacheable;
 use crate::options::Timeout;
-use crate::scope::Scope;
+use crate::scope::{Scope, VersionKeys};
 use crate::{Error, observe};
 
 /// How [`Engine::store`] writes.
@@ -66,7 +66,7 @@ impl Engine {
 
     /// The current versions at a scope's version keys `vkeys`, for a value
     /// written in it (`None`: the backend failed and the cache fails open).
-    pub(crate) async fn stamps(&self, vkeys: &[String]) -> Result<Option<Vec<u64>>, Error> {
+    pub(crate) async fn stamps(&self, vkeys: &VersionKeys) -> Result<Option<Vec<u64>>, Error> {
         let current = self.current_versions(vkeys).await.map(Some);
         self.or_fail_open(current, None)
     }
@@ -264,8 +264,8 @@ impl Engine {
 
     /// The current version at the version key `vkey` (0 where missing, or
     /// where the backend failed and the cache fails open).
-    pub(crate) async fn version_of(&self, vkey: &String) -> Result<u64, Error> {
-        let versions = self.backend.versions(std::slice::from_ref(vkey)).await;
+    pub(crate) async fn version_of(&self, vkey: &str) -> Result<u64, Error> {
+        let versions = self.backend.versions(&VersionKeys::from_keys([vkey])).await;
         let version = versions.map(|versions| versions.first().copied().flatten());
         Ok(self.or_fail_open(version, None)?.unwrap_or_default())
     }

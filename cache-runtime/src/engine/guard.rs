@@ -13,6 +13,7 @@ pub(crate) use crate::backend::Expected;
 use crate::backend::{Expiry, Typed};
 use crate::codec::{self, Cacheable, Freshness};
 use crate::engine::Engine;
+use crate::scope::VersionKeys;
 
 /// The state a miss read, for the guarded write that stores the computed value.
 #[derive(Debug)]
@@ -61,7 +62,7 @@ impl Engine {
     }
 
     /// The current versions at `vkeys`, creating the missing ones.
-    pub(crate) async fn current_versions(&self, vkeys: &[String]) -> Result<Vec<u64>, Error> {
+    pub(crate) async fn current_versions(&self, vkeys: &VersionKeys) -> Result<Vec<u64>, Error> {
         let versions = self.backend.versions(vkeys).await?;
         self.settle_versions(vkeys, versions).await
     }
@@ -69,7 +70,7 @@ impl Engine {
     /// Fills the versions that were missing by creating their keys.
     pub(crate) async fn settle_versions(
         &self,
-        vkeys: &[String],
+        vkeys: &VersionKeys,
         versions: Vec<Option<u64>>,
     ) -> Result<Vec<u64>, Error> {
         if versions.iter().all(Option::is_some) {
@@ -79,7 +80,7 @@ impl Engine {
             .iter()
             .zip(&versions)
             .filter(|(_, v)| v.is_none())
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k.to_owned())
             .collect();
         let mut created = self.backend.create_versions(&missing).await?.into_iter();
         Ok(versions

@@ -9,7 +9,7 @@ use crate::codec::{self, Cacheable, Freshness, Shape, Stored};
 use crate::engine::Engine;
 use crate::engine::freshness::{Verdict, verdict};
 use crate::engine::guard::Guard;
-use crate::scope::Scope;
+use crate::scope::{Scope, VersionKeys};
 use crate::{Error, clock};
 
 /// A judgement of stored bytes against the versions of the reader's scope.
@@ -56,7 +56,7 @@ pub(crate) enum First<T> {
 pub(crate) struct Sight<T> {
     /// The scope's version keys; `None` when they cannot be built (the read
     /// that follows reports why).
-    vkeys: Option<Vec<String>>,
+    vkeys: Option<VersionKeys>,
     seen: Seen<T>,
 }
 
@@ -107,7 +107,7 @@ impl Engine {
     async fn read<T: Cacheable>(
         &self,
         full: &str,
-        vkeys: &[String],
+        vkeys: &VersionKeys,
         early: Option<f64>,
         seen: Seen<T>,
         direct: bool,
@@ -153,7 +153,7 @@ impl Engine {
     pub(crate) async fn read_direct<T: Cacheable>(
         &self,
         full: &str,
-        vkeys: &[String],
+        vkeys: &VersionKeys,
     ) -> Result<Option<T>, Error> {
         let unread = Seen::Unread { past_tier: false };
         let read = self.read::<T>(full, vkeys, None, unread, true).await?;

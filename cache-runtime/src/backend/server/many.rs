@@ -38,11 +38,17 @@ impl RedisBackend {
     where
         I: Iterator<Item = &'k str> + Clone,
     {
-        let mut nodes = keys.clone().map(|key| self.node_of(key));
-        let first = nodes.next().unwrap_or(0);
-        if nodes.all(|node| node == first) {
+        // One server, or every key on one master: one command.
+        let first = if self.is_cluster() {
+            let mut nodes = keys.clone().map(|key| self.node_of(key));
+            let first = nodes.next().unwrap_or(0);
+            nodes.all(|node| node == first).then_some(first)
+        } else {
+            Some(0)
+        };
+        if let Some(node) = first {
             return self
-                .run_on(op, first, |mut c| async move {
+                .run_on(op, node, |mut c| async move {
                     command("MGET", keys).query_async(&mut c).await
                 })
                 .await;

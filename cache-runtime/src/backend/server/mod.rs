@@ -36,6 +36,7 @@ use futures_util::future::try_join_all;
 
 use super::breaker::{Breakers, Health};
 use super::{Counted, Expected, Expiry};
+use crate::scope::VersionKeys;
 use crate::{BackendError, Error, codec};
 use cluster::ClusterLink;
 use lanes::{Lanes, Source};
@@ -259,12 +260,12 @@ impl RedisBackend {
     pub(crate) async fn read(
         &self,
         key: &str,
-        vkeys: &[String],
+        vkeys: &VersionKeys,
     ) -> Result<(Option<Vec<u8>>, Vec<Option<u64>>), Error> {
         if vkeys.is_empty() {
             return Ok((self.get(key).await?, Vec::new()));
         }
-        let keys = std::iter::once(key).chain(vkeys.iter().map(String::as_str));
+        let keys = std::iter::once(key).chain(vkeys);
         let mut values = self.mget("get", keys).await?;
         let versions = values
             .drain(1..)
@@ -274,13 +275,14 @@ impl RedisBackend {
     }
 
     /// The versions at `vkeys` (`None` where missing or unreadable).
-    pub(crate) async fn read_versions(&self, vkeys: &[String]) -> Result<Vec<Option<u64>>, Error> {
+    pub(crate) async fn read_versions(
+        &self,
+        vkeys: &VersionKeys,
+    ) -> Result<Vec<Option<u64>>, Error> {
         if vkeys.is_empty() {
             return Ok(Vec::new());
         }
-        let values = self
-            .mget("version", vkeys.iter().map(String::as_str))
-            .await?;
+        let values = self.mget("version", vkeys.iter()).await?;
         Ok(values
             .iter()
             .map(|v| v.as_deref().and_then(parse_version))
