@@ -46,6 +46,7 @@ pub use cachette_runtime::{
 /// | option | meaning |
 /// |---|---|
 /// | `timeout = 900` | seconds, or any expression giving a `Duration`, `Option<Duration>` or [`Timeout`]; default: the cache's default timeout (15 minutes) |
+/// | `timeout_from = \|value: &T\| ...` | the timeout decided by the value stored (for `Result`/`Option` returns, the `Ok`/`Some` value), instead of `timeout`: seconds, a `Duration`, `None` (never expire) or a [`Timeout`]; zero keeps nothing (the value only goes to the callers that waited for it). Say an upstream's `max-age`, a short life for empty results, none for partial ones |
 /// | `key = "user:{user_id}"` | the key, from a template: `{name}` (`Display`), `{name.field}`, `{name:?}` (`Debug`); every name is checked at compile time against the parameters |
 /// | `namespace = "product"` | puts the entries in a namespace that [`invalidate!`]`(namespace = "product")` drops at once |
 /// | `tags = ["user:{user_id}", "orders"]` | tags (templates like `key`) that [`invalidate!`]`(tag = ...)` drops at once |
@@ -177,6 +178,44 @@ pub use cachette_macros::cached;
 /// ```
 #[doc(inline)]
 pub use cachette_macros::invalidate;
+
+/// Recomputes the entry of one call of a `#[cached]` function now and
+/// stores it, even when a fresh value is stored; awaited, it returns what
+/// the call returns. For warming a cache after a deploy, or writing
+/// through from update code.
+///
+/// `refresh!(f(args))` takes the call as written (a path,
+/// `Type::method(&value, args)` or `value.method(args)`), and runs it
+/// through the same single flight and guarded write as any call: a
+/// computation of the entry already under way is waited for, not taken
+/// (it may have read older data); an invalidation that lands while the
+/// body runs wins over its value; an `Err` (or `None`) is returned and the
+/// stored value stays. Other callers keep being served the stored value
+/// until the refreshed one is stored. The call must be of a `#[cached]`
+/// function: any other runs as a plain call (and a warning is logged).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use cachette::{cached, refresh};
+/// use std::sync::atomic::{AtomicU32, Ordering};
+///
+/// static PRICE: AtomicU32 = AtomicU32::new(10);
+///
+/// #[cached(key = "price:{sku}")]
+/// async fn price(sku: &str) -> u32 {
+///     PRICE.load(Ordering::SeqCst)
+/// }
+///
+/// assert_eq!(price("dune").await, 10);
+/// PRICE.store(12, Ordering::SeqCst);
+/// assert_eq!(price("dune").await, 10); // still the stored value
+/// assert_eq!(refresh!(price("dune")).await, 12);
+/// assert_eq!(price("dune").await, 12); // the refreshed one
+/// # }
+/// ```
+#[doc(inline)]
+pub use cachette_macros::refresh;
 
 /// Whole-response caching for tower and axum (feature `http`).
 #[cfg(feature = "http")]

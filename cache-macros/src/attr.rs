@@ -8,6 +8,7 @@ use syn::{Expr, Ident, LitBool, LitStr, Path, Token};
 /// Every option `#[cached]` accepts, in the order the docs list them.
 pub(crate) const OPTIONS: &[&str] = &[
     "timeout",
+    "timeout_from",
     "key",
     "namespace",
     "tags",
@@ -29,6 +30,7 @@ pub(crate) const OPTIONS: &[&str] = &[
 #[derive(Default)]
 pub(crate) struct Attr {
     pub(crate) timeout: Option<Expr>,
+    pub(crate) timeout_from: Option<Expr>,
     pub(crate) key: Option<LitStr>,
     pub(crate) namespace: Option<LitStr>,
     pub(crate) tags: Vec<LitStr>,
@@ -90,6 +92,7 @@ impl Attr {
             }
             match name.as_str() {
                 "timeout" => attr.timeout = Some(meta.value()?.parse()?),
+                "timeout_from" => attr.timeout_from = Some(meta.value()?.parse()?),
                 "key" => attr.key = Some(meta.value()?.parse()?),
                 "namespace" => attr.namespace = Some(meta.value()?.parse()?),
                 "tags" => {

@@ -162,6 +162,16 @@ impl Expansion<'_> {
             Some(tags) => quote_spanned!(tags.span()=> #pick.tags_from(#tags)),
             None => pick,
         };
+        // The closure sees the stored value; what it returns is a timeout
+        // (seconds, a `Duration`, an `Option<Duration>` or a `Timeout`).
+        let pick = match &self.attr.timeout_from {
+            Some(timeout) => quote_spanned!(timeout.span()=>
+                #pick.timeout_from(|_, __cachette_value| {
+                    #private::IntoTimeout::into_timeout((#timeout)(__cachette_value))
+                })
+            ),
+            None => pick,
+        };
         let refreshes = self.attr.stale.is_some() || self.attr.early.is_some();
         // With owned arguments the refresh of a stale value runs in the background.
         let call = if refreshes && self.sig.owns_arguments {

@@ -1,4 +1,4 @@
-//! The procedural macros of cachette: `#[cached]` and `invalidate!`.
+//! The procedural macros of cachette: `#[cached]`, `invalidate!` and `refresh!`.
 //!
 //! Use them through the `cachette` crate, which documents them; this crate
 //! only parses, checks and generates code that calls `cachette::__private`.
@@ -7,6 +7,7 @@ mod ast;
 mod attr;
 mod expand;
 mod invalidate;
+mod refresh;
 #[cfg(test)]
 mod snapshots;
 mod template;
@@ -28,4 +29,12 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn invalidate(input: TokenStream) -> TokenStream {
     invalidate::expand(input.into()).into()
+}
+
+/// Recomputes one call's entry of a `#[cached]` function and stores it.
+///
+/// Documented, with examples, where applications use it: `cachette::refresh`.
+#[proc_macro]
+pub fn refresh(input: TokenStream) -> TokenStream {
+    refresh::expand(input.into()).into()
 }

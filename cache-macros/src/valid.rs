@@ -54,6 +54,12 @@ pub(crate) fn check(
     }
     if let Some(timeout) = &attr.timeout {
         check_timeout(timeout, errors);
+        if attr.timeout_from.is_some() {
+            errors.spanned(
+                timeout,
+                "`timeout_from` decides every entry's timeout: drop `timeout`",
+            );
+        }
     }
 }
 

@@ -74,6 +74,11 @@ macro_rules! seconds {
 seconds!(u64, u32, i64, i32, usize);
 
 impl Timeout {
+    /// Whether this is a zero duration: nothing to keep.
+    pub(crate) fn is_zero(self) -> bool {
+        self == Self::After(Duration::ZERO)
+    }
+
     pub(crate) fn resolve(self, default: Option<Duration>) -> Expiry {
         match self {
             Self::Default => Self::from(default).resolve(None),

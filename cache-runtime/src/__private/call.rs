@@ -6,7 +6,7 @@ use tracing::Span;
 
 use super::convert::CachedValue;
 use super::key::CallKey;
-use crate::engine::{Job, Loaded, Pick, Plan};
+use crate::engine::{Job, Loaded, Pick, Plan, Sight};
 use crate::global::CacheRef;
 use crate::observe::Served;
 use crate::observe::Site;
@@ -39,14 +39,21 @@ where
     let full = key.stored();
     let engine = &key.cache.engine;
     let span = call_span(plan);
-    // An in-process hit is served without a future of its own.
-    let sight = match engine.look::<T>(&full, &key.scope, engine.early(&plan)) {
-        Ok(value) => {
-            let observer = engine.observer();
-            observer.served(plan.site, &span, &full, Served::Hit, false, true);
-            return (pick.wrap)(value);
+    let mut plan = plan;
+    let sight = if super::refresh::asked() {
+        // `refresh!`: past every stored value, to the miss engine.
+        plan = plan.refreshing();
+        Sight::none()
+    } else {
+        // An in-process hit is served without a future of its own.
+        match engine.look::<T>(&full, &key.scope, engine.early(&plan)) {
+            Ok(value) => {
+                let observer = engine.observer();
+                observer.served(plan.site, &span, &full, Served::Hit, false, true);
+                return (pick.wrap)(value);
+            }
+            Err(sight) => sight,
         }
-        Err(sight) => sight,
     };
     let mut job = Some(Job {
         compute,
@@ -85,6 +92,11 @@ where
         store_if: move |outcome: &O| !unless(outcome),
         pick,
         unshared: None,
+    };
+    let plan = if super::refresh::asked() {
+        plan.refreshing()
+    } else {
+        plan
     };
     let full = key.stored();
     let span = call_span(plan);

@@ -4,7 +4,7 @@
 use super::Cache;
 use crate::Error;
 use crate::codec::Cacheable;
-use crate::engine::{Job, Loaded, Plan, pick_ok, pick_value};
+use crate::engine::{Job, Loaded, Plan, pick_ok, pick_ok_with, pick_value, pick_with};
 use crate::options::Timeout;
 use crate::scope::Scope;
 
@@ -85,7 +85,7 @@ impl Cache {
         let full = self.engine.keys().stored(key);
         let span = self.engine.observer().op_span("get_or_set");
         let loaded = self.engine.load(&full, scope, plan, job, &span).await;
-        self.done(&span, key, &loaded);
+        self.done(&span, "get_or_set", key, &loaded);
         loaded.into_result()
     }
 
@@ -136,7 +136,7 @@ impl Cache {
             .engine
             .load_detached(&full, scope, plan, job, &span)
             .await;
-        self.done(&span, key, &loaded);
+        self.done(&span, "get_or_set", key, &loaded);
         loaded.into_result()
     }
 
@@ -225,6 +225,164 @@ impl Cache {
             .await
     }
 
+    /// [`get_or_set_in`](Self::get_or_set_in) for a computation that decides
+    /// how long its value is kept: it returns the value and its timeout
+    /// (seconds are not taken here: a `Duration`, `None` for never, or a
+    /// [`Timeout`]). A zero timeout keeps nothing: the value goes to this
+    /// caller and to the callers that waited for it, and is not stored. Say
+    /// an upstream's `Cache-Control: max-age`, a short life for an empty
+    /// result, or none for a partial one.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::Scope;
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachette::Cache::memory();
+    /// // The upstream said `max-age=120`.
+    /// let rate = cache
+    ///     .get_or_set_with("rate:EUR", || async { (1.08, Duration::from_secs(120)) }, &Scope::new())
+    ///     .await?;
+    /// assert_eq!(rate, 1.08);
+    /// assert!(cache.ttl("rate:EUR").await?.is_some_and(|ttl| ttl <= Duration::from_secs(120)));
+    ///
+    /// // An empty answer is not kept.
+    /// let found: Vec<String> = cache
+    ///     .get_or_set_with("search:zzz", || async { (Vec::new(), Duration::ZERO) }, &Scope::new())
+    ///     .await?;
+    /// assert!(found.is_empty());
+    /// assert!(!cache.contains("search:zzz").await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_or_set_with<T, D, F, Fut>(
+        &self,
+        key: &str,
+        compute: F,
+        scope: &Scope,
+    ) -> Result<T, Error>
+    where
+        T: Cacheable,
+        D: Into<Timeout>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = (T, D)>,
+    {
+        let compute = || async move {
+            let (value, timeout) = compute().await;
+            (value, timeout.into())
+        };
+        let job = Job::direct(compute, pick_with());
+        let plan = Plan::direct(Timeout::Default);
+        let full = self.engine.keys().stored(key);
+        let span = self.engine.observer().op_span("get_or_set");
+        let loaded = self.engine.load(&full, scope, plan, job, &span).await;
+        self.done(&span, "get_or_set", key, &loaded);
+        loaded.into_result().map(|(value, _)| value)
+    }
+
+    /// [`get_or_set_with`](Self::get_or_set_with) for a fallible
+    /// computation: only an `Ok` value is stored, for the timeout it gives.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::Scope;
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachette::Cache::memory();
+    /// let forecast = cache
+    ///     .try_get_or_set_with(
+    ///         "forecast:paris",
+    ///         || async { Ok::<_, cachette::Error>(("sunny".to_owned(), Duration::from_secs(600))) },
+    ///         &Scope::new(),
+    ///     )
+    ///     .await?;
+    /// assert_eq!(forecast, "sunny");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn try_get_or_set_with<T, D, E, F, Fut>(
+        &self,
+        key: &str,
+        compute: F,
+        scope: &Scope,
+    ) -> Result<T, E>
+    where
+        T: Cacheable,
+        D: Into<Timeout>,
+        E: From<Error>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<(T, D), E>>,
+    {
+        let compute = || async move {
+            compute()
+                .await
+                .map(|(value, timeout)| (value, timeout.into()))
+        };
+        let job = Job::direct(compute, pick_ok_with());
+        let plan = Plan::direct(Timeout::Default);
+        let full = self.engine.keys().stored(key);
+        let span = self.engine.observer().op_span("get_or_set");
+        let loaded = self.engine.load(&full, scope, plan, job, &span).await;
+        self.done(&span, "get_or_set", key, &loaded);
+        match loaded.into_result() {
+            Ok(outcome) => outcome.map(|(value, _)| value),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Computes the value at `key` now and stores it for `timeout`, even
+    /// when a fresh value is stored: to warm a cache after a deploy, or to
+    /// write through from update code. It goes through the same single
+    /// flight and guarded write as [`get_or_set_in`](Self::get_or_set_in):
+    /// a computation of the key under way when the refresh starts is waited
+    /// for, not taken (it may have read older data), and an invalidation
+    /// that lands while `compute` runs wins over its value. A backend
+    /// failure (when failing open) only means the value is not stored.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use cachette::Scope;
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachette::Cache::memory();
+    /// let hour = Duration::from_secs(3600);
+    /// cache.get_or_set("greeting", || async { "hello".to_owned() }, hour).await?;
+    /// // The source changed: store its new value now.
+    /// let now = cache
+    ///     .refresh("greeting", || async { "bonjour".to_owned() }, hour, &Scope::new())
+    ///     .await?;
+    /// assert_eq!(now, "bonjour");
+    /// assert_eq!(cache.get::<String>("greeting").await?.as_deref(), Some("bonjour"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn refresh<T, F, Fut>(
+        &self,
+        key: &str,
+        compute: F,
+        timeout: impl Into<Timeout>,
+        scope: &Scope,
+    ) -> Result<T, Error>
+    where
+        T: Cacheable,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        let job = Job::direct(compute, pick_value());
+        let plan = Plan::direct(timeout.into()).refreshing();
+        let full = self.engine.keys().stored(key);
+        let span = self.engine.observer().op_span("refresh");
+        let loaded = self.engine.load(&full, scope, plan, job, &span).await;
+        self.done(&span, "refresh", key, &loaded);
+        loaded.into_result()
+    }
+
     /// [`try_get_or_set_in`](Self::try_get_or_set_in) for the HTTP layer:
     /// the errors `unshared` picks (responses that must not be stored) are
     /// not handed to the callers that waited, which compute their own at
@@ -270,17 +428,17 @@ impl Cache {
         let full = self.engine.keys().stored(key);
         let span = self.engine.observer().op_span("get_or_set");
         let loaded = self.engine.load(&full, scope, plan, job, &span).await;
-        self.done(&span, key, &loaded);
+        self.done(&span, "get_or_set", key, &loaded);
         match loaded.into_result() {
             Ok(outcome) => outcome,
             Err(error) => Err(error.into()),
         }
     }
 
-    /// Records how a direct computation of `key` was served.
-    fn done<O>(&self, span: &tracing::Span, key: &str, loaded: &Loaded<O>) {
+    /// Records how a direct computation (`op`) of `key` was served.
+    fn done<O>(&self, span: &tracing::Span, op: &'static str, key: &str, loaded: &Loaded<O>) {
         let outcome = loaded.served.outcome(loaded.error.as_ref());
         let observer = self.engine.observer();
-        observer.op_done(span, "get_or_set", key, outcome);
+        observer.op_done(span, op, key, outcome);
     }
 }

@@ -75,6 +75,14 @@ impl Windows {
     }
 }
 
+/// The early-refresh beta of a refresh on purpose: every stored value is
+/// due at once, whatever its freshness (a value with none included).
+pub(crate) const REFRESH: f64 = f64::INFINITY;
+
+/// The largest beta short of [`REFRESH`]: a value with a freshness and a
+/// compute time is due at once, any other keeps its verdict.
+pub(crate) const ANY_FRESHNESS: f64 = f64::MAX;
+
 /// What a stored value's freshness makes of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -97,6 +105,9 @@ pub(crate) fn verdict(
     now_ms: impl FnOnce() -> u64,
     draw: impl FnOnce() -> f64,
 ) -> Verdict {
+    if early == Some(REFRESH) {
+        return Verdict::Stale { for_ms: 0 };
+    }
     if freshness.fresh_until_ms == 0 {
         return Verdict::Fresh;
     }
@@ -134,6 +145,23 @@ mod tests {
             early,
             jitter,
         }
+    }
+
+    #[test]
+    fn a_refresh_makes_every_value_due_and_a_huge_beta_only_those_with_a_freshness() {
+        let none = Freshness::default();
+        let fresh = Freshness {
+            fresh_until_ms: 10_000,
+            compute_ms: 50,
+        };
+        let due = Verdict::Stale { for_ms: 0 };
+        assert_eq!(verdict(none, Some(REFRESH), || 0, || 0.5), due);
+        assert_eq!(verdict(fresh, Some(REFRESH), || 0, || 0.5), due);
+        assert_eq!(verdict(fresh, Some(ANY_FRESHNESS), || 0, || 0.5), due);
+        assert_eq!(
+            verdict(none, Some(ANY_FRESHNESS), || 0, || 0.5),
+            Verdict::Fresh
+        );
     }
 
     #[test]

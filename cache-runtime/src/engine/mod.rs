@@ -27,10 +27,12 @@ use flight::Flights;
 
 pub(crate) use direct::{Applied, LeaseOp, Write};
 pub(crate) use load::{Job, Loaded};
+pub(crate) use read::Sight;
 // `Plan` and `Pick` are public for the code `#[cached]` generates, which
 // gets them from `__private::plan` and `__private::pick_*` without naming them.
 #[allow(unreachable_pub)]
 pub use load::{Pick, Plan, pick_ok, pick_some, pick_value};
+pub(crate) use load::{pick_ok_with, pick_with};
 
 pub(crate) struct Engine {
     backend: Arc<Backend>,

@@ -16,7 +16,7 @@ use crate::clock;
 use crate::codec::Cacheable;
 use crate::engine::Engine;
 use crate::engine::flight::{FlightState, Followed, Role, follow};
-use crate::engine::freshness::Windows;
+use crate::engine::freshness::{ANY_FRESHNESS, REFRESH, Windows};
 use crate::engine::guard::Guard;
 use crate::engine::read::{First, Lookup, Sight};
 use crate::key::Internal;
@@ -25,6 +25,7 @@ use crate::scope::Scope;
 use lease::Lease;
 #[allow(unreachable_pub)] // see `engine/mod.rs`
 pub use plan::{Pick, Plan, pick_ok, pick_some, pick_value};
+pub(crate) use plan::{pick_ok_with, pick_with};
 
 /// What a computation is: the future that computes the outcome `O`, whether
 /// to store a given outcome, and what of it to store.
@@ -162,6 +163,9 @@ impl Engine {
     /// The early-refresh factor of `plan`, the cache's filled in: the only
     /// window a hit needs (the others wait for a miss).
     pub(crate) fn early(&self, plan: &Plan) -> Option<f64> {
+        if plan.refresh {
+            return Some(REFRESH);
+        }
         plan.policy.early.or(self.options.policy.early)
     }
 
@@ -186,7 +190,13 @@ impl Engine {
         Fut: Future<Output = O>,
         S: FnOnce(&O) -> bool,
     {
-        match self.look::<T>(full, scope, self.early(&plan)) {
+        // A refresh reads past the in-process stores' fresh values.
+        let look = if plan.refresh {
+            Err(Sight::none())
+        } else {
+            self.look::<T>(full, scope, self.early(&plan))
+        };
+        match look {
             Ok(value) => Loaded::hit((job.pick.wrap)(value), true),
             Err(sight) => {
                 let mut job = Some(job);
@@ -277,7 +287,11 @@ impl Engine {
         Fut: Future<Output = O> + Send + 'static,
         S: FnOnce(&O) -> bool + Send + 'static,
     {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        // A refresh is awaited by its caller, never served stale.
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .filter(|_| !plan.refresh);
+        let Some(runtime) = runtime else {
             return self.load(full, scope, plan, job, span).await;
         };
         let early = self.early(&plan);
@@ -381,7 +395,12 @@ impl Engine {
             }
         };
         let windows = self.windows(&plan);
+        let early = self.early(&plan);
         let mut first = Some(first);
+        // A refresh takes no value from a computation that was under way
+        // when it started (it may have read older data): it waits for it to
+        // land, then reads and computes again.
+        let mut waited = !plan.refresh;
         // The last good value (stale or refreshed early), for stale-while-revalidate and failover.
         let mut kept: Option<T> = None;
         let mut stale_for_ms = 0;
@@ -389,7 +408,7 @@ impl Engine {
             let read = match first.take() {
                 Some(read) => read,
                 None => {
-                    self.read_for_write::<T>(full, scope, windows.early, Sight::none())
+                    self.read_for_write::<T>(full, scope, early, Sight::none())
                         .await
                 }
             };
@@ -427,12 +446,20 @@ impl Engine {
                     // Stale-while-revalidate: while one caller recomputes,
                     // the others are served the stale value at once.
                     if windows.serves_stale(stale_for_ms)
+                        && !plan.refresh
                         && let Some(stale) = kept.take()
                     {
                         counters.miss();
                         return Loaded::served((pick.wrap)(stale), Served::Stale);
                     }
                     match follow(landing).await {
+                        Followed::Value(_) if !waited => {
+                            waited = true;
+                            if guard.is_none() {
+                                first = Some(Ok(Lookup::Miss(None)));
+                            }
+                            continue;
+                        }
                         Followed::Value(value) => {
                             if let Some(value) = value.downcast_ref::<T>() {
                                 counters.joined();
@@ -462,7 +489,11 @@ impl Engine {
             // A flight that landed between our read and our join may have stored the value.
             // With a value kept for refresh, only a fresher one counts as a hit: an
             // infinite beta makes any value with a freshness stale again.
-            let recheck_early = kept.as_ref().map(|_| f64::INFINITY);
+            let recheck_early = if plan.refresh {
+                Some(REFRESH)
+            } else {
+                kept.as_ref().map(|_| ANY_FRESHNESS)
+            };
             // A read that just failed (fail-open: no guard) is not tried again:
             // one deadline per call is all a failing backend may cost.
             let recheck = match guard {
@@ -509,7 +540,8 @@ impl Engine {
             let outcome = compute.await;
             let compute_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
             if (pick.value_of)(&outcome).is_none()
-                && let Some(kept) = kept.filter(|_| windows.fails_over(stale_for_ms))
+                && let Some(kept) =
+                    kept.filter(|_| windows.fails_over(stale_for_ms) && !plan.refresh)
             {
                 // Failover: the computation gave nothing to cache; serve the last good value.
                 tracing::warn!(
@@ -524,12 +556,14 @@ impl Engine {
                 return Loaded::served((pick.wrap)(kept), Served::Stale);
             }
             let stored = (pick.value_of)(&outcome).filter(|_| store_if(&outcome));
-            let error = match (stored, guard) {
-                (Some(value), Some(guard)) => {
+            let timeout = stored.map(|value| pick.timeout(&outcome, value, plan.timeout));
+            let error = match (stored, guard, timeout) {
+                // A zero timeout keeps nothing: the value only goes to the callers that waited.
+                (Some(value), Some(guard), Some(timeout)) if !timeout.is_zero() => {
                     if let Some(tags_of) = pick.tags_of {
                         self.register_tags(full, &tags_of(value)).await;
                     }
-                    let expiry = plan.timeout.resolve(self.options.default_timeout);
+                    let expiry = timeout.resolve(self.options.default_timeout);
                     let draw = if windows.jitter > 0.0 {
                         clock::draw()
                     } else {

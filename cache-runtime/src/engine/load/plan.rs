@@ -24,6 +24,10 @@ pub struct Plan {
     /// Off: the call computes on its own, neither waiting for a computation
     /// under way nor waited for (nor under a lease).
     pub(crate) single_flight: bool,
+    /// A refresh on purpose (`refresh!`, `Cache::refresh`): the value is
+    /// computed and stored even when a fresh one is stored, and no value
+    /// read or computed before the refresh was asked for is returned.
+    pub(crate) refresh: bool,
 }
 
 impl Plan {
@@ -36,7 +40,14 @@ impl Plan {
             policy: Policy::default(),
             site: None,
             single_flight: true,
+            refresh: false,
         }
+    }
+
+    /// A refresh on purpose: computed and stored whatever is stored now.
+    pub(crate) fn refreshing(mut self) -> Self {
+        self.refresh = true;
+        self
     }
 
     /// Without single flight: the call neither waits for a computation
@@ -58,6 +69,7 @@ impl Plan {
             policy: Policy::default(),
             site: Some(site),
             single_flight: true,
+            refresh: false,
         }
     }
 
@@ -97,6 +109,9 @@ pub struct Pick<T, O> {
     pub(crate) wrap: fn(T) -> O,
     /// Tags computed from the stored value (`#[cached(tags_from = ..)]`).
     pub(crate) tags_of: Option<fn(&T) -> Vec<String>>,
+    /// The timeout decided by the outcome and the value stored
+    /// (`#[cached(timeout_from = ..)]`, `get_or_set_with`), instead of the plan's.
+    pub(crate) timeout_of: Option<fn(&O, &T) -> Timeout>,
 }
 
 impl<T, O> Pick<T, O> {
@@ -105,6 +120,40 @@ impl<T, O> Pick<T, O> {
     pub fn tags_from(mut self, tags: fn(&T) -> Vec<String>) -> Self {
         self.tags_of = Some(tags);
         self
+    }
+
+    /// `#[cached(timeout_from = ..)]`: the timeout decided by the value
+    /// stored (a zero timeout: not stored).
+    #[must_use]
+    pub fn timeout_from(mut self, timeout: fn(&O, &T) -> Timeout) -> Self {
+        self.timeout_of = Some(timeout);
+        self
+    }
+
+    /// The timeout of the value `value` of `outcome`: the one it decides,
+    /// or else `planned`.
+    pub(crate) fn timeout(&self, outcome: &O, value: &T, planned: Timeout) -> Timeout {
+        self.timeout_of.map_or(planned, |of| of(outcome, value))
+    }
+}
+
+/// What `get_or_set_with` computes: the value and how long to keep it.
+pub(crate) fn pick_with<T>() -> Pick<T, (T, Timeout)> {
+    Pick {
+        value_of: |outcome| Some(&outcome.0),
+        wrap: |value| (value, Timeout::Default),
+        tags_of: None,
+        timeout_of: Some(|outcome, _| outcome.1),
+    }
+}
+
+/// What `try_get_or_set_with` computes: an `Ok` value and how long to keep it.
+pub(crate) fn pick_ok_with<T, E>() -> Pick<T, Result<(T, Timeout), E>> {
+    Pick {
+        value_of: |outcome| outcome.as_ref().ok().map(|(value, _)| value),
+        wrap: |value| Ok((value, Timeout::Default)),
+        tags_of: None,
+        timeout_of: Some(|outcome, _| outcome.as_ref().map_or(Timeout::Default, |(_, t)| *t)),
     }
 }
 
@@ -123,6 +172,7 @@ pub fn pick_value<T>() -> Pick<T, T> {
         value_of: itself,
         wrap: |v| v,
         tags_of: None,
+        timeout_of: None,
     }
 }
 
@@ -133,6 +183,7 @@ pub fn pick_ok<T, E>() -> Pick<T, Result<T, E>> {
         value_of: ok_of,
         wrap: Ok,
         tags_of: None,
+        timeout_of: None,
     }
 }
 
@@ -143,6 +194,7 @@ pub fn pick_some<T>() -> Pick<T, Option<T>> {
         value_of: some_of,
         wrap: Some,
         tags_of: None,
+        timeout_of: None,
     }
 }
 
