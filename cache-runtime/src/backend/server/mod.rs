@@ -17,6 +17,8 @@ mod many;
 mod master;
 mod pool;
 mod reconnect;
+#[cfg(test)]
+mod script_keys;
 mod scripts;
 mod sentinel;
 mod url;
