@@ -16,6 +16,7 @@ mod link;
 mod many;
 mod master;
 mod pool;
+mod probe;
 mod reconnect;
 #[cfg(test)]
 mod script_keys;
@@ -29,7 +30,7 @@ pub(crate) use cluster::parse_masters;
 pub(crate) use sentinel::master_url;
 pub(crate) use url::{redact, with_address};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool_redis::redis::cluster::ClusterClientBuilder;
@@ -37,6 +38,7 @@ use deadpool_redis::redis::{self, RedisError};
 use futures_util::future::try_join_all;
 
 use super::breaker::{Breakers, Health};
+use super::info::ServerInfo;
 use super::{Counted, Expected, Expiry};
 use crate::{BackendError, Error, codec};
 use cluster::ClusterLink;
@@ -86,6 +88,8 @@ pub(crate) struct RedisBackend {
     breakers: Arc<Breakers>,
     scripts: Scripts,
     redacted_url: String,
+    /// Which server it is, from `INFO server` when the cache was built (`probe.rs`).
+    server: OnceLock<ServerInfo>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -130,6 +134,7 @@ impl RedisBackend {
             )),
             scripts: Scripts::new(),
             redacted_url,
+            server: OnceLock::new(),
         }
     }
 
@@ -188,6 +193,7 @@ impl RedisBackend {
             breakers,
             scripts: Scripts::new(),
             redacted_url: redacted,
+            server: OnceLock::new(),
         })
     }
 
@@ -196,9 +202,12 @@ impl RedisBackend {
         matches!(self.link, Link::Cluster(_))
     }
 
-    /// The state of the circuit breakers: the worst node's.
+    /// The state of the circuit breakers (the worst node's), and which
+    /// server it is.
     pub(crate) fn health(&self) -> Health {
-        self.breakers.health()
+        let mut health = self.breakers.health();
+        health.server = self.server_info();
+        health
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
