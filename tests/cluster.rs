@@ -131,7 +131,7 @@ async fn resharding_under_load_serves_no_wrong_value(cluster: &RedisCluster) {
     let (from, to) = (masters[0], masters[1]);
     let started = Instant::now();
     let reshard = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("redis-cli")
+        std::process::Command::new(support::cli_program())
             .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
             .args(["--cluster-from", &node_id(from)])
             .args(["--cluster-to", &node_id(to)])

@@ -51,6 +51,7 @@ pub mod http;
 pub mod internals;
 
 pub use backend::breaker::{Circuit, Health, Tracking};
+pub use backend::info::{ServerInfo, ServerKind, Version};
 pub use budget::with_budget;
 pub use builder::CacheBuilder;
 pub use cache::{Cache, Invalidated, Lock, Namespace};

@@ -116,17 +116,19 @@ impl Scope {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct VersionKeys {
     text: String,
-    /// Where each key ends in `text`: the first few here, the rest in `more`.
-    ends: ArrayVec<u32, 4>,
-    more: Vec<u32>,
+    /// Where each key ends in `text`: the first few here while they fit,
+    /// the rest in `more` (small: it is carried through every read).
+    few: ArrayVec<u16, 4>,
+    #[allow(clippy::box_collection)] // 8 bytes where a `Vec` takes 24
+    more: Option<Box<Vec<u32>>>,
 }
 
 impl VersionKeys {
     /// No keys.
     pub(crate) const NONE: Self = Self {
         text: String::new(),
-        ends: ArrayVec::new_const(),
-        more: Vec::new(),
+        few: ArrayVec::new_const(),
+        more: None,
     };
 
     /// `keys`, in order.
@@ -141,23 +143,28 @@ impl VersionKeys {
 
     /// Ends the key written last.
     fn end_key(&mut self) {
-        // Under MAX_SCOPE keys of bounded length: the text stays far below 4 GiB.
-        let end = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
-        if self.ends.try_push(end).is_err() {
-            self.more.push(end);
+        let len = self.text.len();
+        let kept = self.more.is_none()
+            && u16::try_from(len).is_ok_and(|end| self.few.try_push(end).is_ok());
+        if !kept {
+            // Under MAX_SCOPE keys of bounded length: the text stays far below 4 GiB.
+            let end = u32::try_from(len).unwrap_or(u32::MAX);
+            self.more.get_or_insert_default().push(end);
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.few.is_empty() && self.more.is_none()
     }
 
     /// The keys, in order.
     #[inline]
     pub(crate) fn iter(&self) -> Keys<'_> {
+        let more: &[u32] = self.more.as_deref().map_or(&[], Vec::as_slice);
         Keys {
             text: &self.text,
-            ends: self.ends.iter().chain(&self.more),
+            few: self.few.iter(),
+            more: more.iter(),
             start: 0,
         }
     }
@@ -177,7 +184,8 @@ impl<'a> IntoIterator for &'a VersionKeys {
 #[derive(Clone)]
 pub(crate) struct Keys<'a> {
     text: &'a str,
-    ends: std::iter::Chain<std::slice::Iter<'a, u32>, std::slice::Iter<'a, u32>>,
+    few: std::slice::Iter<'a, u16>,
+    more: std::slice::Iter<'a, u32>,
     start: usize,
 }
 
@@ -186,7 +194,10 @@ impl<'a> Iterator for Keys<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<&'a str> {
-        let end = *self.ends.next()? as usize;
+        let end = match self.few.next() {
+            Some(&end) => usize::from(end),
+            None => *self.more.next()? as usize,
+        };
         let key = &self.text[self.start..end];
         self.start = end;
         Some(key)
@@ -194,7 +205,8 @@ impl<'a> Iterator for Keys<'a> {
 
     #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.ends.size_hint()
+        let len = self.few.len() + self.more.len();
+        (len, Some(len))
     }
 }
 
@@ -219,6 +231,12 @@ mod tests {
         assert_eq!(built.iter().len(), 7);
         let again = VersionKeys::from_keys(expected.iter().map(String::as_str));
         assert_eq!(again.iter().collect::<Vec<_>>(), expected);
+        // A key past 64 KiB of text: its end and every later one spill over.
+        let long = "x".repeat(70_000);
+        let keys = ["a", long.as_str(), "b", "c"];
+        let spilled = VersionKeys::from_keys(keys);
+        assert_eq!(spilled.iter().collect::<Vec<_>>(), keys);
+        assert_eq!(spilled.iter().len(), 4);
     }
 
     #[test]

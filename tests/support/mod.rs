@@ -85,6 +85,18 @@ macro_rules! on_every_store {
     };
 }
 
+/// The program every test server runs: `$CACHETTE_TEST_REDIS_SERVER`, or
+/// `redis-server` (set it to `valkey-server` to run the suite on Valkey).
+pub fn server_program() -> String {
+    std::env::var("CACHETTE_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_owned())
+}
+
+/// The command-line client the support and the tests run (cluster creation,
+/// resharding): `$CACHETTE_TEST_REDIS_CLI`, or `redis-cli`.
+pub fn cli_program() -> String {
+    std::env::var("CACHETTE_TEST_REDIS_CLI").unwrap_or_else(|_| "redis-cli".to_owned())
+}
+
 /// How long a server may take to answer after it was started.
 const START_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -212,7 +224,7 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
+        let child = Command::new(server_program())
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
@@ -224,9 +236,10 @@ impl RedisServer {
         let mut child = match child {
             Ok(child) => child,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not installed: install it (Debian: apt-get install redis-server) or run scripts/test, which does"
+                "{} is not installed: install redis-server (Debian: apt-get install redis-server) or run scripts/test, which does",
+                server_program()
             ),
-            Err(e) => panic!("cannot start redis-server: {e}"),
+            Err(e) => panic!("cannot start {}: {e}", server_program()),
         };
         let deadline = Instant::now() + START_DEADLINE;
         while Instant::now() < deadline {
@@ -286,7 +299,7 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
-        let created = Command::new("redis-cli")
+        let created = Command::new(cli_program())
             .args(
                 password
                     .map(|p| ["-a", p, "--no-auth-warning"])
@@ -388,7 +401,7 @@ impl RedisCluster {
 
 /// What `redis-cli -p port args…` printed.
 pub fn cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
+    let out = Command::new(cli_program())
         .args(["-p", &port.to_string()])
         .args(args)
         .output()

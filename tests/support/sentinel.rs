@@ -58,7 +58,7 @@ impl SentinelProcess {
                 ),
             )
             .expect("write the sentinel's configuration");
-            let child = Command::new("redis-server")
+            let child = Command::new(crate::server_program())
                 .arg(&conf)
                 .arg("--sentinel")
                 .stdout(Stdio::null())

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use super::info::ServerInfo;
 use crate::clock::Monotonic;
 
 /// The state of a cache's circuit breakers, and of its local tier's
@@ -29,6 +30,7 @@ use crate::clock::Monotonic;
 /// assert_eq!(health.circuit, cachette::Circuit::Closed);
 /// assert!(health.is_up());
 /// assert_eq!(health.tracking, None); // no local tier
+/// assert_eq!(health.server, None); // not on Redis
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -48,6 +50,10 @@ pub struct Health {
     /// whether its `CLIENT TRACKING` is up, and since when. While it is
     /// down the tier is empty and bypassed (every read goes to Redis).
     pub tracking: Option<Tracking>,
+    /// On Redis: which server it is and its version, read from `INFO server`
+    /// once when the cache was built; `None` on memory, and when the server
+    /// did not answer then (see [`ServerInfo`]).
+    pub server: Option<ServerInfo>,
 }
 
 /// Whether a local tier's tracking is up (see [`Health::tracking`]).
@@ -87,6 +93,7 @@ impl Health {
             times_opened: 0,
             open_nodes: u32::from(circuit != Circuit::Closed),
             tracking: None,
+            server: None,
         }
     }
 

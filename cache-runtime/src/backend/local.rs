@@ -306,6 +306,26 @@ impl Local {
             .remember_typed(key.to_owned(), &slot.bytes, typed);
     }
 
+    /// Whether the server takes this tier's tracking, tried once on the
+    /// first master `redis` names: `Err` only when it answered with a
+    /// refusal (not when it did not answer: tracking is then tried again
+    /// in the background, as always).
+    pub(crate) async fn check(&self, redis: &RedisBackend) -> Result<(), Failed> {
+        let Some(url) = redis
+            .tracking_urls()
+            .await
+            .ok()
+            .and_then(|urls| urls.into_iter().next())
+        else {
+            return Ok(());
+        };
+        let (sender, _pushes) = tokio::sync::mpsc::unbounded_channel();
+        match tracking(&url, &self.prefixes().list, sender).await {
+            Ok(_) | Err(Failed::Unreachable) => Ok(()),
+            Err(refused) => Err(refused),
+        }
+    }
+
     /// Starts tracking in the background, once, on the current Tokio runtime:
     /// on every master `redis` names (one server, or each master of a cluster).
     pub(crate) fn start(self: &Arc<Self>, redis: &Arc<RedisBackend>) {
@@ -332,6 +352,8 @@ impl Local {
 /// of masters, empties the tier and bypasses it until tracking resumes on
 /// every master. A change of prefixes starts over at once.
 async fn track(local: Weak<Local>, redis: Arc<RedisBackend>, changed: Arc<tokio::sync::Notify>) {
+    // A refusal is logged once: it will not go away by itself.
+    let mut warned = false;
     loop {
         let Some(prefixes) = local.upgrade().map(|tier| tier.prefixes()) else {
             return;
@@ -341,8 +363,11 @@ async fn track(local: Weak<Local>, redis: Arc<RedisBackend>, changed: Arc<tokio:
         let mut connections = Vec::with_capacity(urls.len());
         for url in &urls {
             match tracking(url, &prefixes.list, sender.clone()).await {
-                Some(conn) => connections.push(conn),
-                None => break,
+                Ok(conn) => connections.push(conn),
+                Err(failed) => {
+                    failed.log(url, &mut warned);
+                    break;
+                }
             }
         }
         drop(sender);
@@ -373,12 +398,54 @@ async fn track(local: Weak<Local>, redis: Arc<RedisBackend>, changed: Arc<tokio:
     }
 }
 
+/// Why no tracking connection could be had.
+pub(crate) enum Failed {
+    /// The server did not answer (down, unreachable, too slow): tried again later.
+    Unreachable,
+    /// The server answered with an error reply: it refuses RESP3 (`HELLO 3`,
+    /// before Redis 6) or `CLIENT TRACKING ... BCAST` (an ACL, a server that
+    /// does not implement it).
+    Refused(redis::RedisError),
+}
+
+impl From<redis::RedisError> for Failed {
+    fn from(error: redis::RedisError) -> Self {
+        use redis::{ErrorKind, ServerErrorKind};
+        let refused = matches!(
+            error.kind(),
+            ErrorKind::RESP3NotSupported
+                | ErrorKind::Extension
+                | ErrorKind::Server(ServerErrorKind::ResponseError | ServerErrorKind::NoPerm)
+        );
+        if refused {
+            Self::Refused(error)
+        } else {
+            Self::Unreachable
+        }
+    }
+}
+
+impl Failed {
+    /// Logs a refusal, once: while it lasts the tier stays bypassed.
+    fn log(&self, url: &str, warned: &mut bool) {
+        if let Self::Refused(error) = self
+            && !std::mem::replace(warned, true)
+        {
+            tracing::error!(
+                error = error as &dyn std::error::Error,
+                server = %super::server::redact(url),
+                "the server refuses CLIENT TRACKING ... BCAST: the local tier stays empty and bypassed"
+            );
+        }
+    }
+}
+
 /// A RESP3 connection to `url` tracking `prefixes`, its pushes sent to `sender`.
 async fn tracking(
     url: &str,
     prefixes: &[String],
     sender: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
-) -> Option<redis::aio::MultiplexedConnection> {
+) -> Result<redis::aio::MultiplexedConnection, Failed> {
     let url = if url.contains('?') {
         format!("{url}&protocol=resp3")
     } else {
@@ -388,18 +455,17 @@ async fn tracking(
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(1)))
         .set_push_sender(sender);
-    let client = redis::Client::open(url.as_str()).ok()?;
+    let client = redis::Client::open(url.as_str()).map_err(|_| Failed::Unreachable)?;
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .ok()?;
+        .await?;
     let mut command = redis::cmd("CLIENT");
     command.arg("TRACKING").arg("ON").arg("BCAST");
     for prefix in prefixes {
         command.arg("PREFIX").arg(prefix);
     }
-    command.query_async::<()>(&mut conn).await.ok()?;
-    Some(conn)
+    command.query_async::<()>(&mut conn).await?;
+    Ok(conn)
 }
 
 /// Returns when the master moves (never when it cannot).

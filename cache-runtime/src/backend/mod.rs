@@ -9,6 +9,7 @@
 //! each method here.
 
 pub(crate) mod breaker;
+pub(crate) mod info;
 pub(crate) mod local;
 pub(crate) mod memory;
 pub(crate) mod pending;

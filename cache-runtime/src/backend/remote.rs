@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::breaker::Health;
-use super::local::{Local, Reading};
+use super::local::{Failed, Local, Reading};
 use super::memory::Slot;
 use super::pending::{Action, Fate, Invalidations, Pending};
 use super::server::RedisBackend;
@@ -144,12 +144,53 @@ impl Remote {
         self.tier.is_some()
     }
 
-    /// Connects now, and starts tracking for the local tier.
+    /// Connects now, asks which server it is, and starts tracking for the
+    /// local tier. A server that answers but refuses what the tier needs
+    /// (RESP3, `CLIENT TRACKING ... BCAST`) is a configuration error; one
+    /// that does not answer is not (tracking is tried again in the background).
     pub(crate) async fn connect(&self) -> Result<(), Error> {
+        let connected = self.redis.connect_all().await;
         if let Some(tier) = &self.tier {
+            if connected.is_ok() {
+                self.tier_allowed(&tier.local).await?;
+            }
             tier.local.start(&self.redis);
+        } else if connected.is_ok() {
+            self.redis.probe().await;
         }
-        self.redis.connect_all().await
+        connected
+    }
+
+    /// Whether the server (probed now) takes the tier's tracking.
+    async fn tier_allowed(&self, local: &Local) -> Result<(), Error> {
+        let server = self.redis.probe().await;
+        let at = self.redis.redacted_url();
+        let named = server.map_or_else(
+            || format!("the server at {at}"),
+            |server| format!("{server} at {at}"),
+        );
+        if server.is_some_and(|server| !server.speaks_resp3()) {
+            return Err(Error::Config {
+                reason: format!(
+                    "the local tier needs RESP3 and `CLIENT TRACKING ... BCAST` (Redis 6 or \
+                     later), and {named} has neither: build without local_tier (every read \
+                     then goes to Redis), or move to Redis 6 or later"
+                ),
+                source: None,
+            });
+        }
+        match local.check(&self.redis).await {
+            Err(Failed::Refused(error)) => Err(Error::Config {
+                reason: format!(
+                    "the local tier needs `CLIENT TRACKING ON BCAST PREFIX ...` on a RESP3 \
+                     connection, and {named} refused it: build without local_tier (every read \
+                     then goes to Redis), or let this user run CLIENT TRACKING on a server that \
+                     has it (Redis 6 or later)"
+                ),
+                source: Some(error.into()),
+            }),
+            Ok(()) | Err(Failed::Unreachable) => Ok(()),
+        }
     }
 
     /// The entry at `key` and the versions at `vkeys`: from the local tier

@@ -363,14 +363,17 @@ impl CacheBuilder {
     }
 
     /// Builds the cache. With Redis, it connects at once: a refused password
-    /// or an invalid URL is an error here; an unreachable server is an error
-    /// only without fail-open, otherwise it is logged and the cache starts
-    /// with every call a miss until the server answers.
+    /// or an invalid URL is an error here, and so is, with
+    /// [`local_tier`](Self::local_tier), a server that answers but refuses
+    /// the tier's `CLIENT TRACKING ... BCAST` or speaks no RESP3 (before
+    /// Redis 6). An unreachable server is an error only without fail-open,
+    /// otherwise it is logged and the cache starts with every call a miss
+    /// until the server answers.
     pub async fn build(self) -> Result<Cache, Error> {
         let fail_open = self.options.fail_open;
         let cache = self.build_lazy()?;
         if let Err(error) = cache.engine.connect().await {
-            if is_refusal(&error) || !fail_open {
+            if matches!(error, Error::Config { .. }) || is_refusal(&error) || !fail_open {
                 return Err(error);
             }
             tracing::warn!(

@@ -16,7 +16,10 @@ mod link;
 mod many;
 mod master;
 mod pool;
+mod probe;
 mod reconnect;
+#[cfg(test)]
+mod script_keys;
 mod scripts;
 mod sentinel;
 mod url;
@@ -27,7 +30,7 @@ pub(crate) use cluster::parse_masters;
 pub(crate) use sentinel::master_url;
 pub(crate) use url::{redact, with_address};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool_redis::redis::cluster::ClusterClientBuilder;
@@ -35,6 +38,7 @@ use deadpool_redis::redis::{self, RedisError};
 use futures_util::future::try_join_all;
 
 use super::breaker::{Breakers, Health};
+use super::info::ServerInfo;
 use super::{Counted, Expected, Expiry};
 use crate::scope::VersionKeys;
 use crate::{BackendError, Error, codec};
@@ -85,6 +89,8 @@ pub(crate) struct RedisBackend {
     breakers: Arc<Breakers>,
     scripts: Scripts,
     redacted_url: String,
+    /// Which server it is, from `INFO server` when the cache was built (`probe.rs`).
+    server: OnceLock<ServerInfo>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -129,6 +135,7 @@ impl RedisBackend {
             )),
             scripts: Scripts::new(),
             redacted_url,
+            server: OnceLock::new(),
         }
     }
 
@@ -187,6 +194,7 @@ impl RedisBackend {
             breakers,
             scripts: Scripts::new(),
             redacted_url: redacted,
+            server: OnceLock::new(),
         })
     }
 
@@ -195,9 +203,12 @@ impl RedisBackend {
         matches!(self.link, Link::Cluster(_))
     }
 
-    /// The state of the circuit breakers: the worst node's.
+    /// The state of the circuit breakers (the worst node's), and which
+    /// server it is.
     pub(crate) fn health(&self) -> Health {
-        self.breakers.health()
+        let mut health = self.breakers.health();
+        health.server = self.server_info();
+        health
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
