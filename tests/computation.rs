@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use cachette::{Cache, Scope, cached, invalidate, refresh};
+use cachette::{Cache, Scope, Timeout, cached, invalidate, refresh};
 use serde::{Deserialize, Serialize};
 use support::store::{self, Store};
 
@@ -73,6 +73,14 @@ async fn tiered() -> Arc<Fx> {
     fixture(store::tiered().await)
 }
 
+/// The time `key` has left to live.
+async fn left(cache: &Cache, key: &str) -> Duration {
+    match cache.ttl(key).await.unwrap() {
+        Some(Timeout::After(left)) => left,
+        other => panic!("{key} should expire, not {other:?}"),
+    }
+}
+
 /// An answer from an upstream that says how long it may be kept.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Quote {
@@ -130,14 +138,14 @@ async fn forever(fx: &Fx, id: u32) -> u32 {
 
 async fn the_decided_timeout_is_the_entrys(fx: Arc<Fx>) {
     assert_eq!(quote(&fx, 5, 120).await.max_age, 120);
-    let ttl = fx.cache().ttl("quote:5").await.unwrap().expect("an expiry");
+    let ttl = left(fx.cache(), "quote:5").await;
     assert!(
         ttl > Duration::from_secs(60) && ttl <= Duration::from_secs(120),
         "{ttl:?}"
     );
     // Another result of the same function decides another lifetime.
     quote(&fx, 6, 30).await;
-    let ttl = fx.cache().ttl("quote:6").await.unwrap().expect("an expiry");
+    let ttl = left(fx.cache(), "quote:6").await;
     assert!(ttl <= Duration::from_secs(30), "{ttl:?}");
     // Kept: the second call of each is a hit.
     quote(&fx, 5, 120).await;
@@ -145,8 +153,10 @@ async fn the_decided_timeout_is_the_entrys(fx: Arc<Fx>) {
     assert_eq!(fx.runs(), 2);
     // `None`: kept without an expiry.
     assert_eq!(forever(&fx, 1).await, forever(&fx, 1).await);
-    assert_eq!(fx.cache().ttl("forever:1").await.unwrap(), None);
-    assert!(fx.cache().contains("forever:1").await.unwrap());
+    assert_eq!(
+        fx.cache().ttl("forever:1").await.unwrap(),
+        Some(Timeout::Never)
+    );
     assert_eq!(fx.runs(), 3);
 }
 
@@ -171,12 +181,7 @@ async fn a_result_decides_from_its_ok_value(fx: Arc<Fx>) {
     assert!(fetched(&fx, 8, false).await.is_err());
     assert_eq!(fx.runs(), 5);
     assert!(!fx.cache().contains("fetched:0").await.unwrap());
-    let ttl = fx
-        .cache()
-        .ttl("fetched:7")
-        .await
-        .unwrap()
-        .expect("an expiry");
+    let ttl = left(fx.cache(), "fetched:7").await;
     assert!(ttl <= Duration::from_secs(30), "{ttl:?}");
 }
 
@@ -194,7 +199,7 @@ async fn the_direct_api_takes_the_timeout_from_the_computation(fx: Arc<Fx>) {
         .await
         .unwrap();
     assert_eq!((rate, again), (1, 1));
-    let ttl = fx.cache().ttl("rate").await.unwrap().expect("an expiry");
+    let ttl = left(fx.cache(), "rate").await;
     assert!(
         ttl > Duration::from_secs(60) && ttl <= Duration::from_secs(90),
         "{ttl:?}"
@@ -217,7 +222,7 @@ async fn the_direct_api_takes_the_timeout_from_the_computation(fx: Arc<Fx>) {
         .try_get_or_set_with(
             "rate:err",
             || async {
-                Err(cachette::Error::Unavailable {
+                Err::<(u32, Duration), _>(cachette::Error::Unavailable {
                     reason: "down".to_owned(),
                 })
             },
@@ -230,7 +235,10 @@ async fn the_direct_api_takes_the_timeout_from_the_computation(fx: Arc<Fx>) {
         .try_get_or_set_with("rate:err", || async { Ok((5, None::<Duration>)) }, &scope)
         .await;
     assert_eq!(ok.unwrap(), 5);
-    assert_eq!(fx.cache().ttl("rate:err").await.unwrap(), None);
+    assert_eq!(
+        fx.cache().ttl("rate:err").await.unwrap(),
+        Some(Timeout::Never)
+    );
     // The tag still drops it.
     fx.cache().invalidate_tag("rates").await.unwrap();
     assert_eq!(
@@ -284,6 +292,11 @@ async fn a_failed_refresh_keeps_the_stored_value(fx: Arc<Fx>) {
     assert!(refresh!(stock(&fx, 1)).await.is_err());
     assert_eq!(stock(&fx, 1).await, Ok(2), "an Err replaces nothing");
     assert_eq!(fx.runs(), 2);
+    // An integer without a scope is stored as a counter; a refresh replaces it too.
+    fx.set_source(5);
+    assert_eq!(refresh!(stock(&fx, 1)).await, Ok(6));
+    assert_eq!(stock(&fx, 1).await, Ok(6));
+    assert_eq!(fx.runs(), 3);
 }
 
 async fn a_refresh_waits_for_an_older_computation_and_computes_again(fx: Arc<Fx>) {

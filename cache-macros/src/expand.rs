@@ -166,9 +166,7 @@ impl Expansion<'_> {
         // (seconds, a `Duration`, an `Option<Duration>` or a `Timeout`).
         let pick = match &self.attr.timeout_from {
             Some(timeout) => quote_spanned!(timeout.span()=>
-                #pick.timeout_from(|_, __cachette_value| {
-                    #private::IntoTimeout::into_timeout((#timeout)(__cachette_value))
-                })
+                #pick.timeout_from(|_, __cachette_value| #private::timeout_of(#timeout, __cachette_value))
             ),
             None => pick,
         };

@@ -37,6 +37,11 @@ impl IntoTimeout for Timeout {
     }
 }
 
+/// The timeout `#[cached(timeout_from = decide)]` decides for `value`.
+pub fn timeout_of<T, D: IntoTimeout>(decide: impl FnOnce(&T) -> D, value: &T) -> Timeout {
+    decide(value).into_timeout()
+}
+
 /// A value `#[cached]` can store.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be cached",

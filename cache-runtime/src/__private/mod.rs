@@ -17,7 +17,7 @@ pub use call::{
 };
 // `CachedValue` and `KeyArg` are named by the compiler, not by generated
 // code: in the errors of a value or an argument that cannot be cached.
-pub use convert::{CachedValue, IntoCache, IntoTimeout};
+pub use convert::{CachedValue, IntoCache, IntoTimeout, timeout_of};
 pub use core::option::Option;
 pub use core::{concat, module_path};
 pub use key::{

@@ -108,6 +108,9 @@ impl Slot {
     fn is_expected(&self, expected: Expected) -> bool {
         match (expected, codec::open(&self.bytes)) {
             (Expected::WriteId(id), Ok((meta, _))) => meta.write_id == id,
+            (Expected::Digits(n), _) => {
+                matches!(codec::parse(&self.bytes), Ok(codec::Stored::Counter(m)) if m == n)
+            }
             _ => false,
         }
     }

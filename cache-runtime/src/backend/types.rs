@@ -51,6 +51,9 @@ pub(crate) enum Expected {
     /// The key held something a computed value must not replace (a counter):
     /// the write is refused.
     NotReplaceable,
+    /// The key held this counter, which a refresh on purpose replaces (an
+    /// integer computed without stamps or freshness is stored as one).
+    Digits(i64),
 }
 
 /// What adding to a counter came to.

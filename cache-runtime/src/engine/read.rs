@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::backend::{Answer, Expected, Found, Typed};
 use crate::codec::{self, Cacheable, Freshness, Shape, Stored};
 use crate::engine::Engine;
-use crate::engine::freshness::{Verdict, verdict};
+use crate::engine::freshness::{REFRESH, Verdict, verdict};
 use crate::engine::guard::Guard;
 use crate::scope::{Scope, VersionKeys};
 use crate::{Error, clock};
@@ -368,6 +368,8 @@ fn judge_typed<T: Cacheable>(
         } if shape.stamped(found.bytes(), versions) => {
             freshen(value.clone(), write_id, freshness, early)
         }
+        // A refresh replaces a counter: judged from its bytes, which it must still find.
+        Shape::Counter if early == Some(REFRESH) => return None,
         Shape::Counter if digits && versions.is_empty() => Judged::Hit(value.clone()),
         Shape::Value { write_id, .. } => Judged::Miss(Expected::WriteId(write_id)),
         _ => Judged::Miss(Expected::NotReplaceable),
@@ -389,6 +391,9 @@ impl Engine {
         match codec::parse(bytes) {
             Err(_) => Judged::Undecodable,
             Ok(Stored::Tombstone(meta)) => Judged::Miss(Expected::WriteId(meta.write_id)),
+            Ok(Stored::Counter(n)) if early == Some(REFRESH) && versions.is_empty() => {
+                Judged::Miss(Expected::Digits(n))
+            }
             Ok(Stored::Counter(n)) if digits && versions.is_empty() => {
                 codec::decode_counter(n).map_or(Judged::Undecodable, Judged::Hit)
             }

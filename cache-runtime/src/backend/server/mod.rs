@@ -351,10 +351,11 @@ impl RedisBackend {
         expiry: Expiry,
         expected: Expected,
     ) -> Result<bool, Error> {
-        let expected: &[u8] = match expected {
-            Expected::Absent => &[],
-            Expected::WriteId(id) => &id.to_le_bytes(),
-            Expected::NotReplaceable => b"-",
+        let (expected, mode): (Vec<u8>, &str) = match expected {
+            Expected::Absent => (Vec::new(), "id"),
+            Expected::WriteId(id) => (id.to_le_bytes().to_vec(), "id"),
+            Expected::NotReplaceable => (b"-".to_vec(), "id"),
+            Expected::Digits(n) => (n.to_string().into_bytes(), "same"),
         };
         let script = &self.scripts.write_guarded;
         self.run("set", key, |mut c| async move {
@@ -363,6 +364,7 @@ impl RedisBackend {
                 .arg(expected)
                 .arg(bytes)
                 .arg(ttl_arg(expiry))
+                .arg(mode)
                 .invoke_async(&mut c)
                 .await
         })
