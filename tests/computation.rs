@@ -286,6 +286,20 @@ async fn a_refresh_recomputes_a_fresh_entry(fx: Arc<Fx>) {
     assert_eq!(fx.runs(), 4);
 }
 
+async fn plain(fx: &Fx) -> u32 {
+    tokio::task::yield_now().await;
+    fx.read()
+}
+
+async fn a_refresh_of_a_plain_call_leaves_the_next_call_alone(fx: Arc<Fx>) {
+    assert_eq!(price(&fx, 9).await, 109);
+    // Not a `#[cached]` function: it runs as a plain call...
+    assert_eq!(refresh!(plain(&fx)).await, 1);
+    // ...and the next cached call on this thread is served as usual.
+    assert_eq!(price(&fx, 9).await, 109);
+    assert_eq!(fx.runs(), 2);
+}
+
 async fn a_failed_refresh_keeps_the_stored_value(fx: Arc<Fx>) {
     assert_eq!(stock(&fx, 1).await, Ok(2));
     fx.set_source(0);
@@ -379,6 +393,7 @@ support::on_every_store!(
     the_direct_api_takes_the_timeout_from_the_computation,
     a_refresh_recomputes_a_fresh_entry,
     a_failed_refresh_keeps_the_stored_value,
+    a_refresh_of_a_plain_call_leaves_the_next_call_alone,
     a_refresh_waits_for_an_older_computation_and_computes_again,
     an_invalidation_during_a_refresh_wins,
     the_direct_refresh_stores_over_a_fresh_value,

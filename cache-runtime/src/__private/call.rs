@@ -6,7 +6,7 @@ use tracing::Span;
 
 use super::convert::CachedValue;
 use super::key::CallKey;
-use crate::engine::{Job, Loaded, Pick, Plan, Sight};
+use crate::engine::{Job, Loaded, Pick, Plan};
 use crate::global::CacheRef;
 use crate::observe::Served;
 use crate::observe::Site;
@@ -36,24 +36,21 @@ where
     U: FnOnce(&O) -> bool,
     Fut: Future<Output = O>,
 {
+    if super::refresh::asked() {
+        // Rare: boxed, to keep every call's future small.
+        return Box::pin(refreshed(key, plan, unless, compute, pick)).await;
+    }
     let full = key.stored();
     let engine = &key.cache.engine;
     let span = call_span(plan);
-    let mut plan = plan;
-    let sight = if super::refresh::asked() {
-        // `refresh!`: past every stored value, to the miss engine.
-        plan = plan.refreshing();
-        Sight::none()
-    } else {
-        // An in-process hit is served without a future of its own.
-        match engine.look::<T>(&full, &key.scope, engine.early(&plan)) {
-            Ok(value) => {
-                let observer = engine.observer();
-                observer.served(plan.site, &span, &full, Served::Hit, false, true);
-                return (pick.wrap)(value);
-            }
-            Err(sight) => sight,
+    // An in-process hit is served without a future of its own.
+    let sight = match engine.look::<T>(&full, &key.scope, engine.early(&plan)) {
+        Ok(value) => {
+            let observer = engine.observer();
+            observer.served(plan.site, &span, &full, Served::Hit, false, true);
+            return (pick.wrap)(value);
         }
+        Err(sight) => sight,
     };
     let mut job = Some(Job {
         compute,
@@ -70,6 +67,32 @@ where
         }
         Err(loaded) => outcome(&key.cache, plan, &span, &full, loaded),
     }
+}
+
+/// [`call`] asked for by `refresh!`: past every stored value, to the miss engine.
+async fn refreshed<T, O, U, Fut>(
+    key: CallKey<'_>,
+    plan: Plan,
+    unless: U,
+    compute: Fut,
+    pick: Pick<T, O>,
+) -> O
+where
+    T: CachedValue,
+    U: FnOnce(&O) -> bool,
+    Fut: Future<Output = O>,
+{
+    let job = Job {
+        compute,
+        store_if: |outcome: &O| !unless(outcome),
+        pick,
+        unshared: None,
+    };
+    let (full, plan) = (key.stored(), plan.refreshing());
+    let span = call_span(plan);
+    let loaded = key.cache.engine.load(&full, &key.scope, plan, job, &span);
+    let loaded = loaded.await;
+    outcome(&key.cache, plan, &span, &full, loaded)
 }
 
 /// [`call`] for a computation that owns its arguments: a stale value is

@@ -8,7 +8,12 @@
 
 use std::cell::Cell;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::task::{Context, Poll};
+
+/// How many requests are set, on every thread: while none is (nearly
+/// always), a call does not look at its thread's flag.
+static SET: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     /// Set while a `refresh!` polls its call for the first time.
@@ -18,13 +23,15 @@ thread_local! {
 /// Whether the cached call starting now is a refresh (the request is taken).
 #[inline]
 pub(crate) fn asked() -> bool {
-    ASKED.with(|asked| {
-        let refresh = asked.get();
-        if refresh {
-            asked.set(false);
-        }
-        refresh
-    })
+    // A thread sees its own increment: a stale zero is another thread's.
+    SET.load(Relaxed) != 0
+        && ASKED.with(|asked| {
+            let refresh = asked.get();
+            if refresh {
+                asked.set(false);
+            }
+            refresh
+        })
 }
 
 /// The future of `refresh!(f(args))`: the call's outcome, computed now.
@@ -50,13 +57,38 @@ impl<F: Future> Future for Refresh<F> {
             return self.call.as_mut().poll(cx);
         }
         self.started = true;
-        ASKED.with(|asked| asked.set(true));
+        let request = Request::set();
         let poll = self.call.as_mut().poll(cx);
-        if ASKED.with(|asked| asked.replace(false)) {
+        if Request::unused() {
             tracing::warn!(
                 "refresh! of a call that is not of a #[cached] function: it ran as a plain call"
             );
         }
+        drop(request);
         poll
+    }
+}
+
+/// A request set on this thread; taken back when dropped, even if the
+/// call's poll panics.
+struct Request;
+
+impl Request {
+    fn set() -> Self {
+        SET.fetch_add(1, Relaxed);
+        ASKED.with(|asked| asked.set(true));
+        Self
+    }
+
+    /// Whether no cached call took the request set on this thread.
+    fn unused() -> bool {
+        ASKED.with(Cell::get)
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        ASKED.with(|asked| asked.set(false));
+        SET.fetch_sub(1, Relaxed);
     }
 }
