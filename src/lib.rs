@@ -59,6 +59,8 @@ pub use cachette_runtime::{
 /// | `stale = 30` | stale-while-revalidate: for this long past the timeout, callers get the stale value at once while one refresh runs: in a background task when the function owns its arguments (no `&`, receiver, lifetime, `impl`/`dyn` or generics; its future must then be `Send + 'static`), otherwise in the one caller that found the value stale |
 /// | `failover = 600` | keep values this long past the timeout, and serve the last good one when the recomputation returns `Err` (or `None`) |
 /// | `early = true` / `early = 2.0` | refresh hot values shortly before the timeout with the probabilistic `XFetch` rule (the number is its beta) |
+/// | `soft_timeout = 200` / `soft_timeout = Duration` | milliseconds: with a stale or failover value at hand, the caller waits this long for its refresh, then takes that value while the refresh finishes in a background task and stores its result (the function must own its arguments; with `stale`, stale values wait this long instead of being served at once) |
+/// | `hard_timeout = 5000` / `hard_timeout = Duration` | milliseconds: a computation still running past it is dropped and the call returns `Err(Error::Abandoned { .. }.into())` — or the failover value, when there is one; nothing is stored (the function must return `Result<T, E>` with `E: From<cachette::Error>`) |
 /// | `jitter = 0.1` | shorten each timeout by a random part up to this fraction, so entries written together do not expire together |
 /// | `crate = path` | where `cachette` is, when it is renamed or re-exported |
 /// | `trait_impl` | the function is in a trait impl (see below) |

@@ -22,6 +22,8 @@ pub(crate) const OPTIONS: &[&str] = &[
     "failover",
     "early",
     "jitter",
+    "soft_timeout",
+    "hard_timeout",
     "crate",
     "trait_impl",
 ];
@@ -44,6 +46,8 @@ pub(crate) struct Attr {
     pub(crate) failover: Option<Expr>,
     pub(crate) early: Option<Expr>,
     pub(crate) jitter: Option<Expr>,
+    pub(crate) soft_timeout: Option<Expr>,
+    pub(crate) hard_timeout: Option<Expr>,
     pub(crate) krate: Option<Path>,
     pub(crate) trait_impl: bool,
 }
@@ -117,6 +121,8 @@ impl Attr {
                 "failover" => attr.failover = Some(meta.value()?.parse()?),
                 "early" => attr.early = Some(meta.value()?.parse()?),
                 "jitter" => attr.jitter = Some(meta.value()?.parse()?),
+                "soft_timeout" => attr.soft_timeout = Some(meta.value()?.parse()?),
+                "hard_timeout" => attr.hard_timeout = Some(meta.value()?.parse()?),
                 "crate" => attr.krate = Some(meta.value()?.parse()?),
                 "trait_impl" => attr.trait_impl = true,
                 _ => {

@@ -170,7 +170,16 @@ impl Expansion<'_> {
             ),
             None => pick,
         };
-        let refreshes = self.attr.stale.is_some() || self.attr.early.is_some();
+        // An abandoned computation is reported as the function's `Err`.
+        let pick = match &self.attr.hard_timeout {
+            Some(hard) => quote_spanned!(hard.span()=>
+                #pick.on_error(|error| #private::Err(#private::From::from(error)))
+            ),
+            None => pick,
+        };
+        let refreshes = self.attr.stale.is_some()
+            || self.attr.early.is_some()
+            || self.attr.soft_timeout.is_some();
         // With owned arguments the refresh of a stale value runs in the background.
         let call = if refreshes && self.sig.owns_arguments {
             respan(quote!(#private::call_detached), span)
@@ -205,7 +214,15 @@ impl Expansion<'_> {
             .jitter
             .as_ref()
             .map(|e| quote_spanned!(e.span()=> .jitter(#e)));
-        quote!(#stale #failover #early #jitter)
+        let soft = attr
+            .soft_timeout
+            .as_ref()
+            .map(|e| quote_spanned!(e.span()=> .soft_timeout(#e)));
+        let hard = attr
+            .hard_timeout
+            .as_ref()
+            .map(|e| quote_spanned!(e.span()=> .hard_timeout(#e)));
+        quote!(#stale #failover #early #jitter #soft #hard)
     }
 
     /// `lock = true` (the default lease), `lock = false`, or `lock = <Duration>`.

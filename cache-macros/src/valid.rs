@@ -52,6 +52,24 @@ pub(crate) fn check(
             "`cache_none` applies to functions that return `Option`",
         );
     }
+    if let Some(hard) = &attr.hard_timeout
+        && sig.returns != Returns::Result
+    {
+        errors.spanned(
+            hard,
+            "`hard_timeout` abandons the computation with an error: the function must return \
+             `Result<T, E>` with `E: From<cachette::Error>`",
+        );
+    }
+    if let Some(soft) = &attr.soft_timeout
+        && !sig.owns_arguments
+    {
+        errors.spanned(
+            soft,
+            "`soft_timeout` lets the computation finish in the background: the function must own \
+             its arguments (no `&`, receiver, lifetime, `impl`/`dyn` or generics)",
+        );
+    }
     if let Some(timeout) = &attr.timeout {
         check_timeout(timeout, errors);
         if attr.timeout_from.is_some() {

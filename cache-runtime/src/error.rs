@@ -60,6 +60,14 @@ pub enum Error {
         /// The deadline that passed.
         after: Duration,
     },
+    /// A computation ran past its hard timeout (`#[cached(hard_timeout = ..)]`,
+    /// [`CacheBuilder::hard_timeout`](crate::CacheBuilder::hard_timeout)) and
+    /// was abandoned; nothing was stored.
+    #[error("computation abandoned after {after:?} (its hard timeout)")]
+    Abandoned {
+        /// The hard timeout that passed.
+        after: Duration,
+    },
     /// The backend was skipped: it failed repeatedly and the circuit breaker
     /// is open (see [`Cache::health`](crate::Cache::health)).
     #[error("cache backend skipped for {op}: circuit open after repeated failures")]

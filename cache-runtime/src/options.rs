@@ -62,6 +62,23 @@ impl Seconds for Duration {
     }
 }
 
+/// Milliseconds or a `Duration`, as the computation's time limits take
+/// them (`#[cached(soft_timeout = ..)]`, `hard_timeout`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a duration",
+    label = "expected milliseconds as an integer, or a `Duration`"
+)]
+pub trait Millis {
+    /// The duration this stands for; a negative number of milliseconds is zero.
+    fn into_duration(self) -> Duration;
+}
+
+impl Millis for Duration {
+    fn into_duration(self) -> Duration {
+        self
+    }
+}
+
 macro_rules! seconds {
     ($($t:ty),*) => {$(
         impl Seconds for $t {
@@ -72,6 +89,17 @@ macro_rules! seconds {
     )*};
 }
 seconds!(u64, u32, i64, i32, usize);
+
+macro_rules! millis {
+    ($($t:ty),*) => {$(
+        impl Millis for $t {
+            fn into_duration(self) -> Duration {
+                Duration::from_millis(u64::try_from(self).unwrap_or(0))
+            }
+        }
+    )*};
+}
+millis!(u64, u32, i64, i32, usize);
 
 impl Timeout {
     /// Whether this is a zero duration: nothing to keep.
@@ -103,6 +131,11 @@ pub(crate) struct Policy {
     pub(crate) early: Option<f64>,
     /// Each timeout shortened by a random part up to this fraction.
     pub(crate) jitter: Option<f64>,
+    /// With a stale or failover value at hand, how long a caller waits for
+    /// its refresh (which finishes in the background) before taking it.
+    pub(crate) soft_timeout: Option<Duration>,
+    /// How long a computation may run before it is abandoned with an error.
+    pub(crate) hard_timeout: Option<Duration>,
 }
 
 impl Policy {
@@ -113,6 +146,8 @@ impl Policy {
             failover: self.failover.or(defaults.failover),
             early: self.early.or(defaults.early),
             jitter: self.jitter.or(defaults.jitter),
+            soft_timeout: self.soft_timeout.or(defaults.soft_timeout),
+            hard_timeout: self.hard_timeout.or(defaults.hard_timeout),
         }
     }
 }

@@ -18,7 +18,9 @@ pub use call::{
 // `CachedValue` and `KeyArg` are named by the compiler, not by generated
 // code: in the errors of a value or an argument that cannot be cached.
 pub use convert::{CachedValue, IntoCache, IntoTimeout, timeout_of};
+pub use core::convert::From;
 pub use core::option::Option;
+pub use core::result::Result::Err;
 pub use core::{concat, module_path};
 pub use key::{
     CallKey, KeyArg, KeyBuf, KeyBuilder, Part, PartDisplay, PartFast, push_debug, scope,

@@ -256,6 +256,44 @@ impl CacheBuilder {
         self
     }
 
+    /// With a stale or failover value at hand, how long a caller of
+    /// [`Cache::get_or_set_detached`] waits for the value's refresh before it
+    /// takes the value at hand; the refresh goes on in a task and stores its
+    /// result. Without it, a stale value is served at once (and a failover
+    /// value only when the refresh fails). `#[cached(soft_timeout = ..)]`
+    /// sets it per function.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cachette::Error> {
+    /// use std::time::Duration;
+    ///
+    /// let cache = cachette::Cache::builder()
+    ///     .failover(Duration::from_secs(3600))
+    ///     .soft_timeout(Duration::from_millis(200))
+    ///     .hard_timeout(Duration::from_secs(5))
+    ///     .build()
+    ///     .await?;
+    /// # let _ = cache;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn soft_timeout(mut self, limit: Duration) -> Self {
+        self.options.policy.soft_timeout = Some(limit);
+        self
+    }
+
+    /// How long a computation of the direct API (`get_or_set` and friends)
+    /// may run: past it, it is dropped and the call returns
+    /// [`Error::Abandoned`](crate::Error::Abandoned) — or the failover
+    /// value, when there is one. Nothing is stored. `#[cached]` functions
+    /// that return a `Result` take `hard_timeout = ..` of their own.
+    pub fn hard_timeout(mut self, limit: Duration) -> Self {
+        self.options.policy.hard_timeout = Some(limit);
+        self
+    }
+
     /// Shortens each timeout by a random part up to `fraction` (0.1: up to
     /// 10%), so values written together do not expire together.
     pub fn ttl_jitter(mut self, fraction: f64) -> Self {

@@ -4,6 +4,8 @@
 //! that waited. Stale values are served and refreshed here too
 //! (stale-while-revalidate, failover, early refresh).
 
+mod detached;
+mod job;
 mod lease;
 mod plan;
 
@@ -22,96 +24,11 @@ use crate::engine::read::{First, Lookup, Sight};
 use crate::key::Internal;
 use crate::observe::{Served, in_span};
 use crate::scope::Scope;
+pub(crate) use job::{Job, Loaded};
 use lease::Lease;
 #[allow(unreachable_pub)] // see `engine/mod.rs`
 pub use plan::{Pick, Plan, pick_ok, pick_some, pick_value};
 pub(crate) use plan::{pick_ok_with, pick_with};
-
-/// What a computation is: the future that computes the outcome `O`, whether
-/// to store a given outcome, and what of it to store.
-pub(crate) struct Job<Fut, S, T, O> {
-    pub(crate) compute: Fut,
-    pub(crate) store_if: S,
-    pub(crate) pick: Pick<T, O>,
-    /// Outcomes that are not to be shared with the callers that waited for
-    /// them: each of those computes its own at once, instead of one taking
-    /// over after the other. `None`: an outcome without a value to store
-    /// (an error) hands over to one caller.
-    pub(crate) unshared: Option<fn(&O) -> bool>,
-}
-
-impl<T, O> Job<(), fn(&O) -> bool, T, O> {
-    /// A computation of the direct API: `compute` runs only on a miss, and
-    /// every outcome `pick` takes a value from is stored.
-    pub(crate) fn direct<F, Fut>(
-        compute: F,
-        pick: Pick<T, O>,
-    ) -> Job<impl Future<Output = O>, fn(&O) -> bool, T, O>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = O>,
-    {
-        Job {
-            compute: async move { compute().await },
-            store_if: |_| true,
-            pick,
-            unshared: None,
-        }
-    }
-}
-
-#[cfg(feature = "http")]
-impl<Fut, S, T, O> Job<Fut, S, T, O> {
-    /// Outcomes `unshared` picks are not handed to the callers that waited:
-    /// each computes its own.
-    pub(crate) fn unshared(mut self, unshared: fn(&O) -> bool) -> Self {
-        self.unshared = Some(unshared);
-        self
-    }
-}
-
-/// What a load came back with: the outcome, when there is one, the
-/// cache's error, when there is one, and how the outcome was come by.
-pub(crate) struct Loaded<O> {
-    pub(crate) outcome: Option<O>,
-    pub(crate) error: Option<Error>,
-    pub(crate) served: Served,
-    /// An in-process store served it.
-    pub(crate) near: bool,
-}
-
-impl<O> Loaded<O> {
-    /// A hit (`near`: served by an in-process store).
-    fn hit(outcome: O, near: bool) -> Self {
-        Self {
-            near,
-            ..Self::served(outcome, Served::Hit)
-        }
-    }
-
-    fn served(outcome: O, served: Served) -> Self {
-        Self {
-            outcome: Some(outcome),
-            error: None,
-            served,
-            near: false,
-        }
-    }
-
-    /// The outcome, or the cache's error when there is one (a value that
-    /// cannot be encoded, or any failure without fail-open).
-    pub(crate) fn into_result(self) -> Result<O, Error> {
-        match (self.outcome, self.error) {
-            (_, Some(error)) => Err(error),
-            (Some(outcome), None) => Ok(outcome),
-            // A load without an error has an outcome: only a failed read
-            // without `compute_on_error` ends with none, and it has its error.
-            (None, None) => Err(Error::Unavailable {
-                reason: "the computation ended without an outcome".to_owned(),
-            }),
-        }
-    }
-}
 
 impl Engine {
     /// Marks a computation of `full` whose tags come from its value; the
@@ -269,95 +186,6 @@ impl Engine {
         self.load_miss(full, scope, plan, first, job).await
     }
 
-    /// [`load`](Self::load) for a computation that can outlive its caller:
-    /// a value served stale (stale-while-revalidate) or picked for early
-    /// refresh is returned at once, and one refresh runs in a task spawned on
-    /// the current Tokio runtime. Outside a runtime, this is `load`.
-    pub(crate) async fn load_detached<T, O, Fut, S>(
-        self: &Arc<Self>,
-        full: &str,
-        scope: &Scope,
-        plan: Plan,
-        job: Job<Fut, S, T, O>,
-        span: &Span,
-    ) -> Loaded<O>
-    where
-        T: Cacheable,
-        O: Send + 'static,
-        Fut: Future<Output = O> + Send + 'static,
-        S: FnOnce(&O) -> bool + Send + 'static,
-    {
-        // A refresh is awaited by its caller, never served stale.
-        let runtime = tokio::runtime::Handle::try_current()
-            .ok()
-            .filter(|_| !plan.refresh);
-        let Some(runtime) = runtime else {
-            return self.load(full, scope, plan, job, span).await;
-        };
-        let early = self.early(&plan);
-        let sight = match self.look::<T>(full, scope, early) {
-            Ok(value) => return Loaded::hit((job.pick.wrap)(value), true),
-            Err(sight) => sight,
-        };
-        match in_span!(span, self.fetch::<T>(full, early, sight)) {
-            First::Hit(value) => Loaded::hit((job.pick.wrap)(value), false),
-            First::Saw(sight) => {
-                let rest = self.load_detached_after(runtime, full, scope, plan, job, sight);
-                in_span!(span, Box::pin(rest))
-            }
-        }
-    }
-
-    /// [`load_detached`](Self::load_detached) after a first read without a
-    /// fresh value.
-    async fn load_detached_after<T, O, Fut, S>(
-        self: &Arc<Self>,
-        runtime: tokio::runtime::Handle,
-        full: &str,
-        scope: &Scope,
-        plan: Plan,
-        job: Job<Fut, S, T, O>,
-        sight: Sight<T>,
-    ) -> Loaded<O>
-    where
-        T: Cacheable,
-        O: Send + 'static,
-        Fut: Future<Output = O> + Send + 'static,
-        S: FnOnce(&O) -> bool + Send + 'static,
-    {
-        let windows = self.windows(&plan);
-        let first = self
-            .read_for_write::<T>(full, scope, windows.early, sight)
-            .await;
-        match first {
-            Ok(Lookup::Hit(value)) => {
-                self.counters().hit();
-                Loaded::hit((job.pick.wrap)(value), false)
-            }
-            Ok(Lookup::Stale {
-                value,
-                stale_for_ms,
-                ..
-            }) if windows.serves_stale(stale_for_ms) => {
-                self.counters().miss();
-                let wrap = job.pick.wrap;
-                // A refresh already under way (here or in a spawned task) needs no other.
-                if !self.flights.busy(full) {
-                    let (engine, key, scope) = (Arc::clone(self), full.to_owned(), scope.clone());
-                    runtime.spawn(async move {
-                        let loaded = engine.load(&key, &scope, plan, job, &Span::none()).await;
-                        if let Some(error) = &loaded.error {
-                            let error: &dyn std::error::Error = error;
-                            tracing::error!(key, error, "background refresh not stored");
-                        }
-                    });
-                }
-                Loaded::served(wrap(value), Served::Stale)
-            }
-            first => self.load_miss(full, scope, plan, first, job).await,
-        }
-    }
-
     /// [`load`](Self::load) after its first read missed (or failed). Each
     /// way out counts the call once: a miss when it computed (or served a
     /// stale value), joined when it got a value another computation stored.
@@ -396,6 +224,13 @@ impl Engine {
         };
         let windows = self.windows(&plan);
         let early = self.early(&plan);
+        // A `#[cached]` function reports an abandoned computation only
+        // through its own `hard_timeout` (its `Err`); the direct API, always.
+        let hard = plan
+            .policy
+            .or(self.options.policy)
+            .hard_timeout
+            .filter(|_| !plan.compute_on_error || pick.from_error.is_some());
         let mut first = Some(first);
         // A refresh takes no value from a computation that was under way
         // when it started (it may have read older data): it waits for it to
@@ -482,8 +317,11 @@ impl Engine {
                     }
                     counters.miss();
                     let started = std::time::Instant::now();
-                    let outcome = compute.await;
-                    return Loaded::served(outcome, Served::computed_since(started));
+                    let served = Served::computed_since(started);
+                    return match within(compute, hard, pick.from_error).await {
+                        Ok(outcome) => Loaded::served(outcome, served),
+                        Err(error) => Loaded::failed(error, served),
+                    };
                 }
             };
             // A flight that landed between our read and our join may have stored the value.
@@ -537,9 +375,12 @@ impl Engine {
             };
             counters.miss();
             let started = std::time::Instant::now();
-            let outcome = compute.await;
+            let computed = within(compute, hard, pick.from_error).await;
             let compute_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
-            if (pick.value_of)(&outcome).is_none()
+            let failed = computed
+                .as_ref()
+                .map_or(true, |outcome| (pick.value_of)(outcome).is_none());
+            if failed
                 && let Some(kept) =
                     kept.filter(|_| windows.fails_over(stale_for_ms) && !plan.refresh)
             {
@@ -555,6 +396,18 @@ impl Engine {
                 leader.land(Some(Arc::new(kept.clone())));
                 return Loaded::served((pick.wrap)(kept), Served::Stale);
             }
+            // Abandoned past its hard timeout, with no outcome to report it.
+            let outcome = match computed {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    if let Some(held) = lease {
+                        self.release_lease(held).await;
+                    }
+                    self.unmark_pending(pending).await;
+                    leader.land(None);
+                    return Loaded::failed(error, Served::computed_since(started));
+                }
+            };
             let stored = (pick.value_of)(&outcome).filter(|_| store_if(&outcome));
             let timeout = stored.map(|value| pick.timeout(&outcome, value, plan.timeout));
             let error = match (stored, guard, timeout) {
@@ -592,6 +445,28 @@ impl Engine {
                 error,
                 ..Loaded::served(outcome, Served::computed_since(started))
             };
+        }
+    }
+}
+
+/// Runs `compute`, abandoned past `limit` (when there is one) with
+/// [`Error::Abandoned`]: as the outcome `from_error` makes of it, or as the error.
+async fn within<O>(
+    compute: impl Future<Output = O>,
+    limit: Option<std::time::Duration>,
+    from_error: Option<fn(Error) -> O>,
+) -> Result<O, Error> {
+    let Some(limit) = limit else {
+        return Ok(compute.await);
+    };
+    match tokio::time::timeout(limit, compute).await {
+        Ok(outcome) => Ok(outcome),
+        Err(_) => {
+            let error = Error::Abandoned { after: limit };
+            match from_error {
+                Some(from_error) => Ok(from_error(error)),
+                None => Err(error),
+            }
         }
     }
 }

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
+use crate::Error;
 use crate::observe::Site;
-use crate::options::{Policy, Seconds, Timeout};
+use crate::options::{Millis, Policy, Seconds, Timeout};
 
 /// How [`Engine::load`](crate::engine::Engine) runs a computation.
 #[doc(hidden)]
@@ -94,6 +95,21 @@ impl Plan {
         self
     }
 
+    /// `#[cached(soft_timeout = ...)]`: with a stale or failover value at
+    /// hand, how long to wait for its refresh before taking it.
+    #[must_use]
+    pub fn soft_timeout(mut self, limit: impl Millis) -> Self {
+        self.policy.soft_timeout = Some(limit.into_duration());
+        self
+    }
+
+    /// `#[cached(hard_timeout = ...)]`: how long a computation may run.
+    #[must_use]
+    pub fn hard_timeout(mut self, limit: impl Millis) -> Self {
+        self.policy.hard_timeout = Some(limit.into_duration());
+        self
+    }
+
     /// `#[cached(jitter = ...)]`: the fraction of the timeout to spread expiries over.
     #[must_use]
     pub fn jitter(mut self, fraction: f64) -> Self {
@@ -112,6 +128,9 @@ pub struct Pick<T, O> {
     /// The timeout decided by the outcome and the value stored
     /// (`#[cached(timeout_from = ..)]`, `get_or_set_with`), instead of the plan's.
     pub(crate) timeout_of: Option<fn(&O, &T) -> Timeout>,
+    /// The outcome that reports a cache error (a computation abandoned past
+    /// its hard timeout): an `Err` the function's error converts from.
+    pub(crate) from_error: Option<fn(Error) -> O>,
 }
 
 impl<T, O> Pick<T, O> {
@@ -130,6 +149,14 @@ impl<T, O> Pick<T, O> {
         self
     }
 
+    /// `#[cached(hard_timeout = ..)]`: how an abandoned computation's error
+    /// becomes the function's outcome.
+    #[must_use]
+    pub fn on_error(mut self, from_error: fn(Error) -> O) -> Self {
+        self.from_error = Some(from_error);
+        self
+    }
+
     /// The timeout of the value `value` of `outcome`: the one it decides,
     /// or else `planned`.
     pub(crate) fn timeout(&self, outcome: &O, value: &T, planned: Timeout) -> Timeout {
@@ -144,6 +171,7 @@ pub(crate) fn pick_with<T>() -> Pick<T, (T, Timeout)> {
         wrap: |value| (value, Timeout::Default),
         tags_of: None,
         timeout_of: Some(|outcome, _| outcome.1),
+        from_error: None,
     }
 }
 
@@ -154,6 +182,7 @@ pub(crate) fn pick_ok_with<T, E>() -> Pick<T, Result<(T, Timeout), E>> {
         wrap: |value| Ok((value, Timeout::Default)),
         tags_of: None,
         timeout_of: Some(|outcome, _| outcome.as_ref().map_or(Timeout::Default, |(_, t)| *t)),
+        from_error: None,
     }
 }
 
@@ -173,6 +202,7 @@ pub fn pick_value<T>() -> Pick<T, T> {
         wrap: |v| v,
         tags_of: None,
         timeout_of: None,
+        from_error: None,
     }
 }
 
@@ -184,6 +214,7 @@ pub fn pick_ok<T, E>() -> Pick<T, Result<T, E>> {
         wrap: Ok,
         tags_of: None,
         timeout_of: None,
+        from_error: None,
     }
 }
 
@@ -195,6 +226,7 @@ pub fn pick_some<T>() -> Pick<T, Option<T>> {
         wrap: Some,
         tags_of: None,
         timeout_of: None,
+        from_error: None,
     }
 }
 
