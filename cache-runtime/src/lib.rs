@@ -53,7 +53,7 @@ pub mod internals;
 pub use backend::breaker::{Circuit, Health, Tracking};
 pub use budget::with_budget;
 pub use builder::CacheBuilder;
-pub use cache::{Cache, Invalidated, Lock, Namespace};
+pub use cache::{Batch, Cache, Invalidated, Lock, Namespace};
 pub use codec::Cacheable;
 pub use error::{BackendError, Error, Result};
 pub use global::cache;

@@ -7,9 +7,11 @@ use deadpool_redis::redis;
 use futures_util::future::try_join_all;
 
 use super::link::Conn;
-use super::{RedisBackend, SCAN_BATCH, cluster, command, set_cmd, with_address};
+use super::{
+    RedisBackend, SCAN_BATCH, cluster, command, parse_version, set_cmd, ttl_arg, with_address,
+};
 use crate::Error;
-use crate::backend::Expiry;
+use crate::backend::{Expected, Expiry, GuardedWrite};
 
 /// What `MGET` answers.
 type Values = Vec<Option<Vec<u8>>>;
@@ -49,6 +51,64 @@ impl RedisBackend {
         }
         // Rare (keys on several masters): boxed, to keep every read's future small.
         Box::pin(self.mget_by_node(op, keys.collect())).await
+    }
+
+    /// The entries at `keys` and the versions at `vkeys`: one `MGET` of
+    /// them all (on a cluster, one per node serving them).
+    pub(crate) async fn read_many(
+        &self,
+        keys: &[String],
+        vkeys: &[String],
+    ) -> Result<(Values, Vec<Option<u64>>), Error> {
+        if keys.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let all = keys.iter().chain(vkeys).map(String::as_str);
+        let mut values = self.mget("get_many", all).await?;
+        let versions = values
+            .drain(keys.len()..)
+            .map(|v| v.as_deref().and_then(parse_version))
+            .collect();
+        Ok((values, versions))
+    }
+
+    /// Guarded writes (see `write_guarded`), pipelined: one pipeline per
+    /// node (per slot on a cluster); how many were stored.
+    pub(crate) async fn write_guarded_many(&self, writes: &[GuardedWrite]) -> Result<usize, Error> {
+        let script = &self.scripts.write_guarded;
+        let groups = self.groups(writes, |w| &w.key);
+        let stored = try_join_all(groups.into_iter().map(|(node, group)| {
+            self.run_on("set", node, move |mut c| async move {
+                let mut pipe = redis::pipe();
+                for write in &group {
+                    let expected: &[u8] = match write.expected {
+                        Expected::Absent => &[],
+                        Expected::WriteId(id) => &id.to_le_bytes(),
+                        Expected::NotReplaceable => b"-",
+                    };
+                    let mut invocation = script.prepare_invoke();
+                    invocation
+                        .key(&write.key)
+                        .arg(expected)
+                        .arg(&write.bytes)
+                        .arg(ttl_arg(write.expiry));
+                    pipe.invoke_script(&invocation);
+                }
+                let stored: Result<Vec<bool>, _> = pipe.query_async(&mut c).await;
+                match stored {
+                    Err(e)
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        script.prepare_invoke().load_async(&mut c).await?;
+                        pipe.query_async::<Vec<bool>>(&mut c).await
+                    }
+                    stored => stored,
+                }
+            })
+        }))
+        .await?;
+        Ok(stored.into_iter().flatten().filter(|&s| s).count())
     }
 
     async fn mget_by_node(&self, op: &'static str, keys: Vec<&str>) -> Result<Values, Error> {

@@ -4,6 +4,7 @@
 //! that waited. Stale values are served and refreshed here too
 //! (stale-while-revalidate, failover, early refresh).
 
+mod batch;
 mod lease;
 mod plan;
 
@@ -22,6 +23,7 @@ use crate::engine::read::{First, Lookup, Sight};
 use crate::key::Internal;
 use crate::observe::{Served, in_span};
 use crate::scope::Scope;
+pub(crate) use batch::LoadedMany;
 use lease::Lease;
 #[allow(unreachable_pub)] // see `engine/mod.rs`
 pub use plan::{Pick, Plan, pick_ok, pick_some, pick_value};
