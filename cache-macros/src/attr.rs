@@ -23,6 +23,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "jitter",
     "crate",
     "trait_impl",
+    "batch",
 ];
 
 /// The parsed options of one `#[cached]`.
@@ -44,6 +45,8 @@ pub(crate) struct Attr {
     pub(crate) jitter: Option<Expr>,
     pub(crate) krate: Option<Path>,
     pub(crate) trait_impl: bool,
+    /// `batch`: the function loads many ids at once (`expand/batch.rs`).
+    pub(crate) batch: Option<Path>,
 }
 
 /// Collects every error of one expansion, to report them all at once.
@@ -116,6 +119,7 @@ impl Attr {
                 "jitter" => attr.jitter = Some(meta.value()?.parse()?),
                 "crate" => attr.krate = Some(meta.value()?.parse()?),
                 "trait_impl" => attr.trait_impl = true,
+                "batch" => attr.batch = Some(meta.path.clone()),
                 _ => {
                     let shown = quote::ToTokens::to_token_stream(&meta.path)
                         .to_string()

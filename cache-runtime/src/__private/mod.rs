@@ -20,6 +20,7 @@ pub use call::{
 // code: in the errors of a value or an argument that cannot be cached.
 pub use convert::{CachedValue, IntoCache, IntoTimeout};
 pub use core::clone::Clone;
+pub use core::iter::FromIterator;
 pub use core::option::Option;
 pub use core::{concat, module_path};
 pub use key::{
@@ -29,3 +30,4 @@ pub use std::borrow::Cow;
 pub use std::string::String;
 pub use std::time::Duration;
 pub use std::vec;
+pub use std::vec::Vec;
