@@ -75,6 +75,13 @@ fn permissions_change_with_the_group() {
             "{out}"
         );
         assert!(out.ends_with("database queries: 2\n"), "{out}");
+        // The page: one query for the nine users not cached, then none.
+        assert!(
+            out.contains("page query for users [1, 2, 4, 5, 6, 7, 8, 9, 10]\n"),
+            "{out}"
+        );
+        assert!(out.contains("page again (every user cached): user 3: [\"orders:read\", \"orders:write\", \"users:admin\"]"), "{out}");
+        assert!(out.contains("page queries: 1\n"), "{out}");
     });
 }
 
