@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cachette::{Cache, Scope};
-use support::store::{Store, cluster, memory, redis};
+use support::store::{Store, cluster, memory, redis, tiered};
 use support::{cli, parse_command_calls};
 use tokio::sync::{Notify, oneshot};
 
@@ -347,7 +347,7 @@ async fn a_single_key_call_waits_for_a_batch(fx: Store) {
     assert_eq!(single.await.unwrap(), "batch");
 }
 
-support::on_every_store!(memory, redis, cluster;
+support::on_every_store!(memory, redis, cluster, tiered;
     a_batch_computes_exactly_its_misses,
     a_key_not_returned_is_reported_and_not_cached,
     an_invalidation_racing_a_batch_wins,

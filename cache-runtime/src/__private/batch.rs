@@ -1,6 +1,6 @@
 //! The entry point of `#[cached(batch)]` calls.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::hash::Hash;
 
@@ -44,6 +44,7 @@ where
     let (ids_ref, index) = (&ids, &index);
     let by_position = |asked: Vec<usize>| {
         let computing = compute(asked.iter().map(|&at| ids_ref[at].clone()).collect());
+        let asked: HashSet<usize> = asked.into_iter().collect();
         async move {
             let found = computing.await;
             Ok::<_, Infallible>(
