@@ -54,7 +54,8 @@ impl RedisBackend {
     }
 
     /// The entries at `keys` and the versions at `vkeys`: one `MGET` of
-    /// them all (on a cluster, one per node serving them).
+    /// them all (on a cluster, one per node serving them, which redis-rs
+    /// splits by slot).
     pub(crate) async fn read_many(
         &self,
         keys: &[String],
