@@ -64,6 +64,7 @@ pub use cachette_runtime::{
 /// | `jitter = 0.1` | shorten each timeout by a random part up to this fraction, so entries written together do not expire together |
 /// | `crate = path` | where `cachette` is, when it is renamed or re-exported |
 /// | `trait_impl` | the function is in a trait impl (see below) |
+/// | `batch` | the function loads many ids at once: see [Batch functions](#batch-functions) |
 ///
 /// # Keys
 ///
@@ -107,6 +108,49 @@ pub use cachette_runtime::{
 /// it is never served: the read records what the key held and the versions
 /// of the namespace and tags, and the write is refused or marked stale if
 /// any of them changed meanwhile.
+///
+/// # Batch functions
+///
+/// With `batch`, a function taking one collection of ids (`Vec<K>`, `&[K]`,
+/// `HashSet<K>` or `BTreeSet<K>`) and returning a map from id to value
+/// (`HashMap<K, V>` or `BTreeMap<K, V>`) is cached per id: the `key`
+/// template names one id, and each id's entry is the one a function of that
+/// id alone with the same key, namespace and tags would use (so
+/// [`invalidate!`] of that function, or [`Cache::invalidate`] of the key,
+/// drops one id for both). A call reads every id's entry at once (one `MGET`
+/// with Redis; on a cluster one per node, which redis-rs splits by slot, all
+/// sent at once), runs the body once with the
+/// collection holding exactly the ids without a fresh value, and stores each
+/// value it returns with a guarded write (pipelined); an id another call is
+/// computing is waited for, not computed again. An id the body does not
+/// return is left out of the map and not cached. Other arguments are cloned
+/// into the body (references are copied); tags may name them, not the id.
+/// `batch` takes `timeout`, `namespace`, `tags`, `skip`, `cache`, `jitter`
+/// and `crate`; the other options are a compile error.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::collections::HashMap;
+/// use cachette::{cached, invalidate};
+///
+/// #[cached(key = "user:{id}", namespace = "users")]
+/// async fn user(id: u64) -> String {
+///     format!("user {id}")
+/// }
+///
+/// #[cached(batch, key = "user:{id}", namespace = "users")]
+/// async fn users(ids: Vec<u64>) -> HashMap<u64, String> {
+///     // One query for the ids not cached: `WHERE id IN (...)`.
+///     ids.into_iter().map(|id| (id, format!("user {id}"))).collect()
+/// }
+///
+/// assert_eq!(user(2).await, "user 2");
+/// let found = users(vec![1, 2, 3]).await; // the body runs for 1 and 3
+/// assert_eq!(found.len(), 3);
+/// invalidate!(user(2)).await.unwrap(); // id 2, for both functions
+/// # }
+/// ```
 ///
 /// # Methods and trait impls
 ///

@@ -34,6 +34,9 @@
 //! cargo bench -p cachette-bench --bench load
 //! ```
 //!
+//! `LOAD_BENCH_ONLY=batch` measures a batch load against single loads alone
+//! (`load/batch.rs`).
+//!
 //! `LOAD_BENCH_PROFILE=<start of a row's name>` (and `LOAD_BENCH_SIZE`)
 //! measures one row's 64-task throughput five times, long enough to
 //! profile; `LOAD_BENCH_CONNECTIONS=n` gives cachette's caches `n` held
@@ -48,6 +51,8 @@
 #[path = "../peer.rs"]
 mod peer;
 
+#[path = "load/batch.rs"]
+mod batch;
 #[path = "load/measure.rs"]
 mod measure;
 #[path = "load/report.rs"]
@@ -372,6 +377,11 @@ fn main() {
     let server = support::RedisServer::start();
     URL.set(server.url(0)).unwrap();
     PEER_URL.set(server.url(0)).unwrap();
+    if std::env::var("LOAD_BENCH_ONLY").is_ok_and(|only| only == "batch") {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        println!("{}", runtime.block_on(batch::table(&server.url(0))));
+        return;
+    }
     let cluster = support::RedisCluster::start();
     SEEDS.set(cluster.seeds()).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread()

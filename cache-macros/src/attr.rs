@@ -26,6 +26,7 @@ pub(crate) const OPTIONS: &[&str] = &[
     "hard_timeout",
     "crate",
     "trait_impl",
+    "batch",
 ];
 
 /// The parsed options of one `#[cached]`.
@@ -50,6 +51,8 @@ pub(crate) struct Attr {
     pub(crate) hard_timeout: Option<Expr>,
     pub(crate) krate: Option<Path>,
     pub(crate) trait_impl: bool,
+    /// `batch`: the function loads many ids at once (`expand/batch.rs`).
+    pub(crate) batch: Option<Path>,
 }
 
 /// Collects every error of one expansion, to report them all at once.
@@ -125,6 +128,7 @@ impl Attr {
                 "hard_timeout" => attr.hard_timeout = Some(meta.value()?.parse()?),
                 "crate" => attr.krate = Some(meta.value()?.parse()?),
                 "trait_impl" => attr.trait_impl = true,
+                "batch" => attr.batch = Some(meta.path.clone()),
                 _ => {
                     let shown = quote::ToTokens::to_token_stream(&meta.path)
                         .to_string()

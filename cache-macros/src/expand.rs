@@ -1,4 +1,6 @@
-//! Generating the code of `#[cached]`.
+//! Generating the code of `#[cached]` (of `#[cached(batch)]` in `batch.rs`).
+
+mod batch;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
@@ -35,6 +37,9 @@ pub(crate) fn cached(args: TokenStream, item: &TokenStream) -> TokenStream {
         .filter_map(|lit| Template::parse(lit, &mut errors))
         .collect();
     let sig = ast::signature(&func);
+    if attr.batch.is_some() {
+        return batch::cached(&attr, &func, &sig, key.as_ref(), &tags, errors, item);
+    }
     let templates: Vec<&Template> = key.iter().chain(&tags).collect();
     valid::check(&func, &attr, &sig, &templates, &mut errors);
     if let Err(error) = std::mem::take(&mut errors).into_result() {

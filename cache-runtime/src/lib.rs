@@ -54,7 +54,7 @@ pub use backend::breaker::{Circuit, Health, Tracking};
 pub use backend::info::{ServerInfo, ServerKind, Version};
 pub use budget::with_budget;
 pub use builder::CacheBuilder;
-pub use cache::{Cache, Invalidated, Lock, Namespace};
+pub use cache::{Batch, Cache, Invalidated, Lock, Namespace};
 pub use codec::Cacheable;
 pub use error::{BackendError, Error, Result};
 pub use global::cache;

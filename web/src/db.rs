@@ -1,6 +1,7 @@
 //! A real SQLite file standing in for the application's database: users,
 //! groups and their permissions, and orders to aggregate.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, params};
@@ -115,6 +116,27 @@ impl Db {
         )?;
         let names = statement.query_map(params![user_id], |row| row.get(0))?;
         names.collect()
+    }
+
+    /// The permissions of each of `user_ids`, sorted, in one query (a
+    /// user without any has an empty list).
+    pub fn permissions_of(&self, user_ids: &[u32]) -> rusqlite::Result<HashMap<u32, Vec<String>>> {
+        let conn = self.open()?;
+        let marks = vec!["?"; user_ids.len()].join(", ");
+        let mut statement = conn.prepare(&format!(
+            "SELECT DISTINCT m.user_id, p.name FROM memberships m JOIN permissions p ON p.group_id = m.group_id
+             WHERE m.user_id IN ({marks}) ORDER BY m.user_id, p.name"
+        ))?;
+        let mut found: HashMap<u32, Vec<String>> =
+            user_ids.iter().map(|&id| (id, Vec::new())).collect();
+        let rows = statement.query_map(rusqlite::params_from_iter(user_ids), |row| {
+            Ok((row.get::<_, u32>(0)?, row.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (user_id, name) = row?;
+            found.entry(user_id).or_default().push(name);
+        }
+        Ok(found)
     }
 
     /// Moves the user into another group.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::routing::get;
 use serde::Deserialize;
 
@@ -25,6 +25,8 @@ pub struct Upstream {
     pub limit: AtomicU64,
     /// How long each answer takes, in ms.
     pub latency_ms: AtomicU64,
+    /// How long an answer may be kept, in seconds: its `Cache-Control: max-age`.
+    pub max_age: AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -35,7 +37,7 @@ struct Params {
 async fn items(
     State(upstream): State<Arc<Upstream>>,
     Query(params): Query<Params>,
-) -> Result<String, StatusCode> {
+) -> Result<([(header::HeaderName, String); 1], String), StatusCode> {
     tokio::time::sleep(Duration::from_millis(upstream.latency_ms.load(SeqCst))).await;
     if upstream.down.load(SeqCst) {
         return Err(StatusCode::SERVICE_UNAVAILABLE);
@@ -46,12 +48,15 @@ async fn items(
     }
     let served = upstream.served.fetch_add(1, SeqCst) + 1;
     let page = params.page.unwrap_or(1);
-    Ok(format!("items of page {page} (answer #{served})"))
+    let max_age = format!("max-age={}", upstream.max_age.load(SeqCst));
+    let body = format!("items of page {page} (answer #{served})");
+    Ok(([(header::CACHE_CONTROL, max_age)], body))
 }
 
 impl Upstream {
     /// Starts an upstream on loopback answering `GET /items?page=N` after
-    /// `latency`, at most `limit` times in all; its state and address.
+    /// `latency`, at most `limit` times in all, each answer with
+    /// `Cache-Control: max-age=1`; its state and address.
     ///
     /// ```no_run
     /// # #[tokio::main]
@@ -64,6 +69,7 @@ impl Upstream {
     pub async fn start(latency: Duration, limit: u64) -> (Arc<Self>, SocketAddr) {
         let upstream = Arc::new(Self {
             limit: AtomicU64::new(limit),
+            max_age: AtomicU64::new(1),
             latency_ms: AtomicU64::new(u64::try_from(latency.as_millis()).unwrap_or(u64::MAX)),
             ..Self::default()
         });

@@ -75,17 +75,33 @@ fn permissions_change_with_the_group() {
             "{out}"
         );
         assert!(out.ends_with("database queries: 2\n"), "{out}");
+        // The page: one query for the nine users not cached, then none.
+        assert!(
+            out.contains("page query for users [1, 2, 4, 5, 6, 7, 8, 9, 10]\n"),
+            "{out}"
+        );
+        assert!(out.contains("page again (every user cached): user 3: [\"orders:read\", \"orders:write\", \"users:admin\"]"), "{out}");
+        assert!(out.contains("page queries: 1\n"), "{out}");
     });
 }
 
 #[test]
 fn external_api_is_asked_once_and_failover_covers_an_outage() {
     on_both("external_api", |out| {
-        assert_eq!(out.matches("upstream requests: 1").count(), 2, "{out}");
+        // Kept for the upstream's `max-age` (1 s): five calls, one request...
+        assert_eq!(out.matches("(max-age 1)").count(), 5, "{out}");
+        assert!(out.contains("upstream requests: 1\n"), "{out}");
+        // ...then asked again once it passed...
         assert!(
-            out.contains("upstream down: Ok(\"items of page 1 (answer #1)\")"),
+            out.contains("after max-age: Ok(\"items of page 1 (answer #2)\")"),
             "{out}"
         );
+        // ...and the last good answer covers an outage.
+        assert!(
+            out.contains("upstream down: Ok(\"items of page 1 (answer #2)\")"),
+            "{out}"
+        );
+        assert_eq!(out.matches("upstream requests: 2").count(), 2, "{out}");
     });
 }
 

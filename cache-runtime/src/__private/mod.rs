@@ -2,6 +2,7 @@
 //! public API: names and signatures change without notice. Re-exports only;
 //! each helper lives in the file named for its job.
 
+mod batch;
 mod call;
 mod convert;
 mod key;
@@ -11,6 +12,7 @@ pub use crate::engine::{pick_ok, pick_some, pick_value};
 pub use crate::global::{CacheRef, cache_ref as cache};
 pub use crate::observe::Site;
 pub use crate::options::Timeout;
+pub use batch::call_batch;
 pub use call::{
     DEFAULT_LEASE, cache_or_global, call, call_detached, invalidate_key, invalidate_namespace,
     invalidate_tag, plan,
@@ -18,7 +20,9 @@ pub use call::{
 // `CachedValue` and `KeyArg` are named by the compiler, not by generated
 // code: in the errors of a value or an argument that cannot be cached.
 pub use convert::{CachedValue, IntoCache, IntoTimeout, timeout_of};
+pub use core::clone::Clone;
 pub use core::convert::From;
+pub use core::iter::FromIterator;
 pub use core::option::Option;
 pub use core::result::Result::Err;
 pub use core::{concat, module_path};
@@ -30,3 +34,4 @@ pub use std::borrow::Cow;
 pub use std::string::String;
 pub use std::time::Duration;
 pub use std::vec;
+pub use std::vec::Vec;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use moka::ops::compute::{CompResult, Op};
 use moka::sync::Cache as Moka;
 
-use super::{Counted, Expected, Expiry};
+use super::{Counted, Expected, Expiry, GuardedWrite};
 use crate::codec::{self, Shape};
 use crate::observe::meters;
 use crate::scope::VersionKeys;
@@ -247,6 +247,16 @@ impl Memory {
             result,
             CompResult::Inserted(_) | CompResult::ReplacedWith(_)
         )
+    }
+
+    /// Each of `writes` where its key still holds what a read saw; how many were stored.
+    pub(crate) fn write_guarded_many(&self, writes: Vec<GuardedWrite>) -> usize {
+        let mut stored = 0;
+        for w in writes {
+            let slot = Slot::new(w.bytes, w.typed, w.expiry);
+            stored += usize::from(self.write_guarded(w.key, slot, w.expected));
+        }
+        stored
     }
 
     /// Stores `slot` if the key still holds what a read saw; whether it did.

@@ -17,7 +17,9 @@ mod remote;
 pub(crate) mod server;
 mod types;
 
-pub(crate) use types::{Answer, Counted, Expected, Expiry, Found, Typed, member_keys};
+pub(crate) use types::{
+    Answer, Counted, Expected, Expiry, Found, GuardedWrite, Typed, member_keys,
+};
 
 use std::time::Duration;
 
@@ -188,14 +190,44 @@ impl Backend {
     /// local tier holds).
     pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Found>>, Error> {
         match self {
-            Self::Memory(memory) => {
-                let mut found = Vec::with_capacity(keys.len());
-                for key in keys {
-                    found.push(memory.get(key).map(Found::Slot));
-                }
-                Ok(found)
-            }
+            Self::Memory(memory) => Ok(keys
+                .iter()
+                .map(|k| memory.get(k).map(Found::Slot))
+                .collect()),
             Self::Redis(redis) => redis.get_many(keys).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// The entries at `keys` and the versions at `vkeys` (`None` where
+    /// missing), in one round trip: one `MGET` (on a cluster one per node,
+    /// which redis-rs splits by slot, all sent at once).
+    pub(crate) async fn read_many(
+        &self,
+        keys: &[String],
+        vkeys: &VersionKeys,
+    ) -> Result<(Vec<Option<Found>>, Vec<Option<u64>>), Error> {
+        match self {
+            Self::Memory(memory) => Ok((
+                keys.iter()
+                    .map(|k| memory.get(k).map(Found::Slot))
+                    .collect(),
+                memory.versions(vkeys),
+            )),
+            Self::Redis(redis) => redis.read_many(keys, vkeys).await,
+            Self::Unavailable(reason) => Err(unavailable(reason)),
+        }
+    }
+
+    /// Each write of `writes` where its key still holds what the read saw,
+    /// pipelined; how many were stored.
+    pub(crate) async fn write_guarded_many(
+        &self,
+        writes: Vec<GuardedWrite>,
+    ) -> Result<usize, Error> {
+        match self {
+            Self::Memory(memory) => Ok(memory.write_guarded_many(writes)),
+            Self::Redis(redis) => redis.write_guarded_many(&writes).await,
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
     }

@@ -11,7 +11,7 @@ use super::local::{Failed, Local, Reading};
 use super::memory::Slot;
 use super::pending::{Action, Fate, Invalidations, Pending};
 use super::server::RedisBackend;
-use super::{Answer, Found};
+use super::{Answer, Found, GuardedWrite};
 use crate::Error;
 use crate::key::KeySpace;
 use crate::scope::VersionKeys;
@@ -315,6 +315,37 @@ impl Remote {
                 Err(error)
             }
         }
+    }
+
+    /// The entries at `keys` and the versions at `vkeys`: from the local
+    /// tier when it holds every one, else from Redis in one round trip
+    /// (not kept locally).
+    pub(crate) async fn read_many(
+        &self,
+        keys: &[String],
+        vkeys: &VersionKeys,
+    ) -> Result<(Vec<Option<Found>>, Vec<Option<u64>>), Error> {
+        let local: Option<Vec<_>> = keys.iter().map(|key| self.peek(key, vkeys)).collect();
+        if let Some(local) = local.filter(|_| !keys.is_empty()) {
+            let versions = local.first().map(|(_, v)| v.clone()).unwrap_or_default();
+            if local.iter().all(|(_, v)| *v == versions) {
+                return Ok((local.into_iter().map(|(f, _)| Some(f)).collect(), versions));
+            }
+        }
+        let watched = self.invalidations.pending.watch();
+        let (values, mut versions) = self.redis.read_many(keys, vkeys).await?;
+        let mut found: Vec<Option<Found>> =
+            values.into_iter().map(|b| b.map(Found::Bytes)).collect();
+        for (key, found) in keys.iter().zip(&mut found) {
+            self.mask(key, found, vkeys, &mut versions, watched);
+        }
+        Ok((found, versions))
+    }
+
+    /// Guarded writes, pipelined (forgotten locally); how many were stored.
+    pub(crate) async fn write_guarded_many(&self, writes: &[GuardedWrite]) -> Result<usize, Error> {
+        let keys: Vec<String> = writes.iter().map(|w| w.key.clone()).collect();
+        self.wrote(&keys, self.redis.write_guarded_many(writes).await)
     }
 
     /// Forgets `keys` locally after a write of this process went to Redis.

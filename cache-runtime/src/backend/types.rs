@@ -56,6 +56,16 @@ pub(crate) enum Expected {
     Digits(i64),
 }
 
+/// One write of a batch of guarded writes: the bytes (and, in memory, the
+/// typed value) to store at `key` if it still holds `expected`.
+pub(crate) struct GuardedWrite {
+    pub(crate) key: String,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) typed: Option<Typed>,
+    pub(crate) expiry: Expiry,
+    pub(crate) expected: Expected,
+}
+
 /// What adding to a counter came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Counted {

@@ -1,7 +1,9 @@
 //! The [`Cache`] handle: a cheap clone over the shared engine (`engine/`). Its
 //! methods live by job: `ops` the direct operations, `compute`
-//! `get_or_set` and friends, `invalidate` invalidation and [`Namespace`].
+//! `get_or_set` and friends, `batch` `get_many_or_set` and friends,
+//! `invalidate` invalidation and [`Namespace`].
 
+mod batch;
 mod compute;
 mod invalidate;
 mod listing;
@@ -18,6 +20,7 @@ use crate::engine::Engine;
 use crate::key::KeySpace;
 use crate::observe::Stats;
 use crate::options::Options;
+pub use batch::Batch;
 pub use invalidate::{Invalidated, Namespace};
 pub use lock::Lock;
 

@@ -10,7 +10,7 @@
 
 use crate::Error;
 pub(crate) use crate::backend::Expected;
-use crate::backend::{Expiry, Typed};
+use crate::backend::{Expiry, GuardedWrite, Typed};
 use crate::codec::{self, Cacheable, Freshness};
 use crate::engine::Engine;
 use crate::scope::VersionKeys;
@@ -59,6 +59,26 @@ impl Engine {
             }
             Err(error) => self.backend_failed(error),
         }
+    }
+
+    /// The write of a computed value that [`write_guarded`](Self::write_guarded)
+    /// makes, for a batch of them: encoded, stamped and sealed the same way.
+    pub(crate) fn guarded_write<T: Cacheable>(
+        &self,
+        guard: Guard,
+        value: &T,
+        expiry: Expiry,
+        freshness: Freshness,
+    ) -> Result<GuardedWrite, Error> {
+        let bytes = codec::encode_as(value, &guard.stamps, freshness, !self.seal.signs())?;
+        Ok(GuardedWrite {
+            bytes: self.seal(&guard.full_key, bytes),
+            typed: (self.backend.keeps_typed())
+                .then(|| std::sync::Arc::new(value.clone()) as Typed),
+            key: guard.full_key,
+            expiry,
+            expected: guard.expected,
+        })
     }
 
     /// The current versions at `vkeys`, creating the missing ones.

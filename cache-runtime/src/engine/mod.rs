@@ -26,7 +26,7 @@ use crate::options::{Options, Timeout};
 use flight::Flights;
 
 pub(crate) use direct::{Applied, LeaseOp, Write};
-pub(crate) use load::{Job, Loaded};
+pub(crate) use load::{Job, Loaded, LoadedMany};
 // `Plan` and `Pick` are public for the code `#[cached]` generates, which
 // gets them from `__private::plan` and `__private::pick_*` without naming them.
 #[allow(unreachable_pub)]

@@ -7,9 +7,13 @@ use deadpool_redis::redis;
 use futures_util::future::try_join_all;
 
 use super::link::Conn;
-use super::{RedisBackend, SCAN_BATCH, cluster, command, set_cmd, with_address};
+use super::{
+    RedisBackend, SCAN_BATCH, cluster, command, expected_args, parse_version, set_cmd, ttl_arg,
+    with_address,
+};
 use crate::Error;
-use crate::backend::Expiry;
+use crate::backend::{Expiry, GuardedWrite};
+use crate::scope::VersionKeys;
 
 /// What `MGET` answers.
 type Values = Vec<Option<Vec<u8>>>;
@@ -55,6 +59,62 @@ impl RedisBackend {
         }
         // Rare (keys on several masters): boxed, to keep every read's future small.
         Box::pin(self.mget_by_node(op, keys.collect())).await
+    }
+
+    /// The entries at `keys` and the versions at `vkeys`: one `MGET` of
+    /// them all (on a cluster, one per node serving them, which redis-rs
+    /// splits by slot).
+    pub(crate) async fn read_many(
+        &self,
+        keys: &[String],
+        vkeys: &VersionKeys,
+    ) -> Result<(Values, Vec<Option<u64>>), Error> {
+        if keys.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let all = keys.iter().map(String::as_str).chain(vkeys);
+        let mut values = self.mget("get_many", all).await?;
+        let versions = values
+            .drain(keys.len()..)
+            .map(|v| v.as_deref().and_then(parse_version))
+            .collect();
+        Ok((values, versions))
+    }
+
+    /// Guarded writes (see `write_guarded`), pipelined: one pipeline per
+    /// node (per slot on a cluster); how many were stored.
+    pub(crate) async fn write_guarded_many(&self, writes: &[GuardedWrite]) -> Result<usize, Error> {
+        let script = &self.scripts.write_guarded;
+        let groups = self.groups(writes, |w| &w.key);
+        let stored = try_join_all(groups.into_iter().map(|(node, group)| {
+            self.run_on("set", node, move |mut c| async move {
+                let mut pipe = redis::pipe();
+                for write in &group {
+                    let (expected, mode) = expected_args(write.expected);
+                    let mut invocation = script.prepare_invoke();
+                    invocation
+                        .key(&write.key)
+                        .arg(expected)
+                        .arg(&write.bytes)
+                        .arg(ttl_arg(write.expiry))
+                        .arg(mode);
+                    pipe.invoke_script(&invocation);
+                }
+                let stored: Result<Vec<bool>, _> = pipe.query_async(&mut c).await;
+                match stored {
+                    Err(e)
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        script.prepare_invoke().load_async(&mut c).await?;
+                        pipe.query_async::<Vec<bool>>(&mut c).await
+                    }
+                    stored => stored,
+                }
+            })
+        }))
+        .await?;
+        Ok(stored.into_iter().flatten().filter(|&s| s).count())
     }
 
     async fn mget_by_node(&self, op: &'static str, keys: Vec<&str>) -> Result<Values, Error> {

@@ -351,12 +351,7 @@ impl RedisBackend {
         expiry: Expiry,
         expected: Expected,
     ) -> Result<bool, Error> {
-        let (expected, mode): (Vec<u8>, &str) = match expected {
-            Expected::Absent => (Vec::new(), "id"),
-            Expected::WriteId(id) => (id.to_le_bytes().to_vec(), "id"),
-            Expected::NotReplaceable => (b"-".to_vec(), "id"),
-            Expected::Digits(n) => (n.to_string().into_bytes(), "same"),
-        };
+        let (expected, mode) = expected_args(expected);
         let script = &self.scripts.write_guarded;
         self.run("set", key, |mut c| async move {
             script
@@ -545,6 +540,17 @@ fn command<'k>(name: &str, keys: impl IntoIterator<Item = &'k str> + Clone) -> r
         cmd.arg(key);
     }
     cmd
+}
+
+/// What the guarded-write script expects at the key (its `ARGV[1]`), and
+/// how it compares it (`ARGV[4]`: the write id, or the same bytes).
+fn expected_args(expected: Expected) -> (Vec<u8>, &'static str) {
+    match expected {
+        Expected::Absent => (Vec::new(), "id"),
+        Expected::WriteId(id) => (id.to_le_bytes().to_vec(), "id"),
+        Expected::NotReplaceable => (b"-".to_vec(), "id"),
+        Expected::Digits(n) => (n.to_string().into_bytes(), "same"),
+    }
 }
 
 /// A version as Redis stores it: decimal text.

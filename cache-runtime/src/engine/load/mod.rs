@@ -4,6 +4,7 @@
 //! that waited. Stale values are served and refreshed here too
 //! (stale-while-revalidate, failover, early refresh).
 
+mod batch;
 mod detached;
 mod job;
 mod lease;
@@ -24,6 +25,7 @@ use crate::engine::read::{First, Lookup, Sight};
 use crate::key::Internal;
 use crate::observe::{Served, in_span};
 use crate::scope::Scope;
+pub(crate) use batch::LoadedMany;
 pub(crate) use job::{Job, Loaded};
 use lease::Lease;
 #[allow(unreachable_pub)] // see `engine/mod.rs`
