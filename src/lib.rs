@@ -46,7 +46,7 @@ pub use cachette_runtime::{
 /// | option | meaning |
 /// |---|---|
 /// | `timeout = 900` | seconds, or any expression giving a `Duration`, `Option<Duration>` or [`Timeout`]; default: the cache's default timeout (15 minutes) |
-/// | `timeout_from = \|value: &T\| ...` | the timeout decided by the value stored (for `Result`/`Option` returns, the `Ok`/`Some` value), instead of `timeout`: seconds, a `Duration`, `None` (never expire) or a [`Timeout`]; zero keeps nothing (the value only goes to the callers that waited for it). Say an upstream's `max-age`, a short life for empty results, none for partial ones |
+/// | `timeout_from = \|value: &T\| ...` | the timeout decided by the value stored (for `Result`/`Option` returns, the `Ok`/`Some` value: the closure takes `&T`, not the whole `Result`; it captures nothing, so it cannot see the arguments; a function path works too), instead of `timeout`: seconds, a `Duration`, `None` (never expire) or a [`Timeout`]; zero keeps nothing (the value only goes to the callers that waited for it). Say an upstream's `max-age`, a short life for empty results, none for partial ones |
 /// | `key = "user:{user_id}"` | the key, from a template: `{name}` (`Display`), `{name.field}`, `{name:?}` (`Debug`); every name is checked at compile time against the parameters |
 /// | `namespace = "product"` | puts the entries in a namespace that [`invalidate!`]`(namespace = "product")` drops at once |
 /// | `tags = ["user:{user_id}", "orders"]` | tags (templates like `key`) that [`invalidate!`]`(tag = ...)` drops at once |

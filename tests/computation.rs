@@ -385,6 +385,51 @@ async fn the_direct_refresh_stores_over_a_fresh_value(fx: Arc<Fx>) {
     assert_eq!(fx.runs(), 2);
 }
 
+#[cached(skip(fx), cache = fx.cache(), key = "leased:{id}", lock = true)]
+async fn leased(fx: &Fx, id: u32) -> u32 {
+    let value = fx.read();
+    fx.pass_gate().await;
+    value * 100 + id
+}
+
+/// Two processes' caches on one server: a refresh in one does not take the
+/// value of a computation the other ran under the fleet's lease when the
+/// refresh started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_waits_for_another_process_holding_the_lease() {
+    let here = redis().await;
+    let server = here.store.server.as_ref().unwrap();
+    let there = fixture(Store {
+        cache: Cache::builder()
+            .redis_url(server.url(0))
+            .build()
+            .await
+            .unwrap(),
+        server: None,
+        cluster: None,
+        sentinel: None,
+    });
+    let held = there.gate.write().await;
+    let older = tokio::spawn({
+        let there = Arc::clone(&there);
+        async move { leased(&there, 7).await }
+    });
+    there.ran(1).await;
+    here.set_source(2);
+    let refreshed = tokio::spawn({
+        let here = Arc::clone(&here);
+        async move { refresh!(leased(&here, 7)).await }
+    });
+    // Give the refresh time to find the lease held (it passes either way;
+    // only a refresh that took the other's value returns 107).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(held);
+    assert_eq!(older.await.unwrap(), 107);
+    assert_eq!(refreshed.await.unwrap(), 207);
+    assert_eq!(leased(&here, 7).await, 207);
+    assert_eq!((here.runs(), there.runs()), (1, 1));
+}
+
 support::on_every_store!(
     memory, redis, cluster, tiered;
     the_decided_timeout_is_the_entrys,

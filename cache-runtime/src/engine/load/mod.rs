@@ -362,6 +362,14 @@ impl Engine {
                 .and(plan.lease.or(self.options.lease))
                 .filter(|_| plan.single_flight);
             let lease = match self.lease::<T>(full, scope, lease_for).await {
+                // Another process's computation, under way when the refresh
+                // started: its value goes to this flight's followers, and the
+                // refresh reads and computes again.
+                Lease::Found(value) if !waited => {
+                    waited = true;
+                    leader.land(Some(Arc::new(value)));
+                    continue;
+                }
                 Lease::Found(value) => {
                     counters.joined();
                     leader.land(Some(Arc::new(value.clone())));
