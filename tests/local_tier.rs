@@ -563,3 +563,26 @@ async fn health_says_whether_tracking_is_up_and_since_when() {
             .saturating_duration_since(restarted)
     );
 }
+
+/// Redis deletes an expired key only when it is touched or sampled: a
+/// local copy must go when its timeout passes, not when Redis gets to it.
+/// Active expiry is off here, so Redis never deletes the key on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_copy_goes_with_its_timeout() {
+    let server = RedisServer::start_with(&["--enable-debug-command", "yes"]);
+    server.command(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]).await;
+    let b = tiered(&server).await;
+    let life = Duration::from_millis(300);
+    b.set("single", &1_u64, life).await.unwrap();
+    b.set_many([("one", 1_u64), ("two", 2)], life).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(b.get::<u64>("single").await.unwrap(), Some(1));
+        assert_eq!(b.get_many::<u64>(["one", "two"]).await.unwrap().len(), 2);
+    }
+    let held = b.stats().local_hits;
+    assert!(held >= 3, "held locally: {held} local hits");
+    tokio::time::sleep(life * 2).await;
+    assert_eq!(b.get::<u64>("single").await.unwrap(), None);
+    assert!(b.get_many::<u64>(["one", "two"]).await.unwrap().is_empty());
+    assert_eq!(b.stats().local_hits, held, "the expired copies were not served");
+}

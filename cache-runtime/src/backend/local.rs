@@ -211,13 +211,15 @@ impl Local {
         Reading(Some(number))
     }
 
-    /// Keeps what a read found, where no invalidation came meanwhile; the
-    /// entry to answer with (kept here, so that its decoded value can be too).
+    /// Keeps what a read found, where no invalidation came meanwhile, no
+    /// longer than Redis keeps it (`left`: what `PTTL` said, `None` for no
+    /// expiry); the entry to answer with (kept here, so that its decoded
+    /// value can be too).
     pub(crate) fn fill(
         &self,
         reading: Reading,
         key: &str,
-        bytes: Option<Vec<u8>>,
+        (bytes, left): (Option<Vec<u8>>, Option<Duration>),
         vkeys: &VersionKeys,
         versions: &[Option<u64>],
     ) -> Option<Found> {
@@ -244,7 +246,13 @@ impl Local {
         if !keep_entry {
             return Some(Found::Bytes(bytes));
         }
-        let expiry = self.lifetime.map_or(Expiry::Never, Expiry::after);
+        // Redis expires a key lazily: the copy goes when its timeout passes,
+        // not when Redis gets round to deleting it.
+        let life = match (self.lifetime, left) {
+            (Some(lifetime), Some(left)) => Some(lifetime.min(left)),
+            (lifetime, left) => lifetime.or(left),
+        };
+        let expiry = life.map_or(Expiry::Never, Expiry::after);
         let slot = Slot::new(bytes, None, expiry);
         self.entries.set(key.to_owned(), slot.clone());
         // An invalidation that came while the entry was stored removed the

@@ -216,9 +216,11 @@ impl Remote {
         let local = &tier.local;
         let reading = local.begin(key, vkeys);
         let watched = self.invalidations.pending.watch();
-        match self.redis.read(key, vkeys).await {
+        // The entry's time left is asked beside it (one round trip).
+        let (read, left) = tokio::join!(self.redis.read(key, vkeys), self.left(key));
+        match read {
             Ok((bytes, mut versions)) => {
-                let mut found = local.fill(reading, key, bytes, vkeys, &versions);
+                let mut found = local.fill(reading, key, (bytes, left), vkeys, &versions);
                 self.mask(key, &mut found, vkeys, &mut versions, watched);
                 Ok((found, versions))
             }
@@ -227,6 +229,15 @@ impl Remote {
                 Err(error)
             }
         }
+    }
+
+    /// How long Redis keeps `key` (`None`: no expiry); when it does not
+    /// say, nothing (a copy is then not kept).
+    async fn left(&self, key: &str) -> Option<Duration> {
+        self.redis
+            .time_left(key)
+            .await
+            .unwrap_or(Some(Duration::ZERO))
     }
 
     /// Makes a read see the invalidations still waiting for Redis.
@@ -299,16 +310,22 @@ impl Remote {
             .iter()
             .map(|key| local.begin(key, &VersionKeys::NONE))
             .collect();
-        match self.redis.get_many(&asked).await {
-            Ok(answers) => {
-                for (((at, key), reading), bytes) in
-                    missing.into_iter().zip(&asked).zip(readings).zip(answers)
+        let lefts = futures_util::future::join_all(asked.iter().map(|key| self.left(key)));
+        match tokio::join!(self.redis.get_many(&asked), lefts) {
+            (Ok(answers), lefts) => {
+                for ((((at, key), reading), bytes), left) in missing
+                    .into_iter()
+                    .zip(&asked)
+                    .zip(readings)
+                    .zip(answers)
+                    .zip(lefts)
                 {
-                    found[at] = local.fill(reading, key, bytes, &VersionKeys::NONE, &[]);
+                    let read = (bytes, left);
+                    found[at] = local.fill(reading, key, read, &VersionKeys::NONE, &[]);
                 }
                 Ok(found)
             }
-            Err(error) => {
+            (Err(error), _) => {
                 for (key, reading) in asked.iter().zip(readings) {
                     local.abandon(reading, key, &VersionKeys::NONE);
                 }

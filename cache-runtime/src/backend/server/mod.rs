@@ -492,6 +492,17 @@ impl RedisBackend {
 
     /// The remaining life of the live value at `key`: `None` when there is
     /// none, `Some(None)` when it never expires.
+    /// How long `key` still lives (`PTTL`): `None` without an expiry or
+    /// when it is gone.
+    pub(crate) async fn time_left(&self, key: &str) -> Result<Option<Duration>, Error> {
+        let ms: i64 = self
+            .run("ttl", key, |mut c| async move {
+                redis::cmd("PTTL").arg(key).query_async(&mut c).await
+            })
+            .await?;
+        Ok(u64::try_from(ms).ok().map(Duration::from_millis))
+    }
+
     pub(crate) async fn ttl(&self, key: &str) -> Result<Option<Option<Duration>>, Error> {
         let script = &self.scripts.ttl;
         let ms: i64 = self
