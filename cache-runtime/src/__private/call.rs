@@ -52,12 +52,7 @@ where
         }
         Err(sight) => sight,
     };
-    let mut job = Some(Job {
-        compute,
-        store_if: |outcome: &O| !unless(outcome),
-        pick,
-        unshared: None,
-    });
+    let mut job = Some(job(compute, unless, pick));
     let looked = engine.load_looked(&full, &key.scope, plan, &mut job, sight, &span);
     match looked.await {
         Ok(outcome) => {
@@ -82,12 +77,7 @@ where
     U: FnOnce(&O) -> bool,
     Fut: Future<Output = O>,
 {
-    let job = Job {
-        compute,
-        store_if: |outcome: &O| !unless(outcome),
-        pick,
-        unshared: None,
-    };
+    let job = job(compute, unless, pick);
     let (full, plan) = (key.stored(), plan.refreshing());
     let span = call_span(plan);
     let loaded = key.cache.engine.load(&full, &key.scope, plan, job, &span);
@@ -110,12 +100,7 @@ where
     U: FnOnce(&O) -> bool + Send + 'static,
     Fut: Future<Output = O> + Send + 'static,
 {
-    let job = Job {
-        compute,
-        store_if: move |outcome: &O| !unless(outcome),
-        pick,
-        unshared: None,
-    };
+    let job = job(compute, unless, pick);
     let plan = if super::refresh::asked() {
         plan.refreshing()
     } else {
@@ -129,6 +114,25 @@ where
         .load_detached(&full, &key.scope, plan, job, &span)
         .await;
     outcome(&key.cache, plan, &span, &full, loaded)
+}
+
+/// The computation of a cached call: `compute`, stored unless `unless`
+/// holds of its outcome.
+#[inline]
+fn job<T, O, U, Fut>(
+    compute: Fut,
+    unless: U,
+    pick: Pick<T, O>,
+) -> Job<Fut, impl FnOnce(&O) -> bool, T, O>
+where
+    U: FnOnce(&O) -> bool,
+{
+    Job {
+        compute,
+        store_if: move |outcome: &O| !unless(outcome),
+        pick,
+        unshared: None,
+    }
 }
 
 /// The span of a cached call (level debug): the function, then how it was
