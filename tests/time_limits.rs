@@ -160,6 +160,25 @@ async fn a_hard_timeout_abandons_the_computation(fx: Arc<Fx>) {
     assert_eq!(fx.runs(), 2);
 }
 
+async fn the_callers_that_waited_share_the_abandonment(fx: Arc<Fx>) {
+    let held = fx.gate.write().await;
+    let callers: Vec<_> = (0..3)
+        .map(|_| {
+            let fx = Arc::clone(&fx);
+            tokio::spawn(async move { quota(&fx, 3).await })
+        })
+        .collect();
+    for caller in callers {
+        let abandoned = caller.await.unwrap();
+        assert!(
+            matches!(abandoned, Err(AppError::Cache(_))),
+            "{abandoned:?}"
+        );
+    }
+    assert_eq!(fx.runs(), 1, "one computation, not one per caller in turn");
+    drop(held);
+}
+
 async fn a_hard_timeout_serves_the_failover_value(fx: Arc<Fx>) {
     assert_eq!(quota(&fx, 2).await, Ok(3));
     go_stale().await;
@@ -257,6 +276,7 @@ async fn the_direct_api_takes_the_soft_timeout_from_the_cache(fx: Arc<Fx>) {
 support::on_every_store!(
     memory, redis, cluster, tiered;
     a_hard_timeout_abandons_the_computation,
+    the_callers_that_waited_share_the_abandonment,
     a_hard_timeout_serves_the_failover_value,
     the_direct_api_is_abandoned_with_an_error,
     a_soft_timeout_answers_with_the_stale_value,

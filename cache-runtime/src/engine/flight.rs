@@ -40,6 +40,9 @@ pub(crate) enum Landing {
     Failed,
     /// An outcome not to be shared: every follower computes its own.
     Unshared,
+    /// The computation ran past its hard timeout and was abandoned: the
+    /// followers are told so, rather than each running it in turn.
+    Abandoned(std::time::Duration),
 }
 
 /// What a follower gets at the end of its flight.
@@ -50,6 +53,8 @@ pub(crate) enum Followed {
     Failed,
     /// The leader's outcome is not to be shared: compute your own.
     Unshared,
+    /// The leader's computation was abandoned past this hard timeout.
+    Abandoned(std::time::Duration),
 }
 
 /// The flights of one cache, by stored key.
@@ -197,6 +202,11 @@ impl Leader<'_> {
         self.land_as(Landing::Unshared);
     }
 
+    /// Tells the followers the computation was abandoned after `limit`.
+    pub(crate) fn land_abandoned(self, limit: std::time::Duration) {
+        self.land_as(Landing::Abandoned(limit));
+    }
+
     /// Ends the flight with `landing`. The flight leaves the map first: a
     /// caller that came after the landing must not follow it (it would find
     /// it over and come back at once, again and again, until the leader
@@ -241,6 +251,7 @@ pub(crate) async fn follow(mut landing: watch::Receiver<Landing>) -> Followed {
         Ok(landed) => match &*landed {
             Landing::Value(value) => Followed::Value(Arc::clone(value)),
             Landing::Unshared => Followed::Unshared,
+            Landing::Abandoned(limit) => Followed::Abandoned(*limit),
             Landing::Pending | Landing::Failed => Followed::Failed,
         },
         Err(_) => Followed::Failed,

@@ -307,6 +307,17 @@ impl Engine {
                         }
                         // Not to be shared: compute for ourselves, store nothing.
                         Followed::Unshared => {}
+                        // Abandoned past its hard timeout: so is this call
+                        // (or it gets the failover value), rather than
+                        // running the computation again in turn.
+                        Followed::Abandoned(after) => {
+                            counters.miss();
+                            let fails_over = windows.fails_over(stale_for_ms) && !plan.refresh;
+                            if let Some(kept) = kept.filter(|_| fails_over) {
+                                return Loaded::served((pick.wrap)(kept), Served::Stale);
+                            }
+                            return abandoned(after, pick.from_error, Served::Joined);
+                        }
                         // The leader landed nothing: read again, and lead if
                         // still a miss. A read that failed is not tried again
                         // (one deadline, or one skip, per call).
@@ -320,9 +331,9 @@ impl Engine {
                     counters.miss();
                     let started = std::time::Instant::now();
                     let served = Served::computed_since(started);
-                    return match within(compute, hard, pick.from_error).await {
+                    return match within(compute, hard).await {
                         Ok(outcome) => Loaded::served(outcome, served),
-                        Err(error) => Loaded::failed(error, served),
+                        Err(after) => abandoned(after, pick.from_error, served),
                     };
                 }
             };
@@ -385,7 +396,7 @@ impl Engine {
             };
             counters.miss();
             let started = std::time::Instant::now();
-            let computed = within(compute, hard, pick.from_error).await;
+            let computed = within(compute, hard).await;
             let compute_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
             let failed = computed
                 .as_ref()
@@ -406,16 +417,17 @@ impl Engine {
                 leader.land(Some(Arc::new(kept.clone())));
                 return Loaded::served((pick.wrap)(kept), Served::Stale);
             }
-            // Abandoned past its hard timeout, with no outcome to report it.
+            // Abandoned past its hard timeout: so are the callers that waited.
             let outcome = match computed {
                 Ok(outcome) => outcome,
-                Err(error) => {
+                Err(after) => {
                     if let Some(held) = lease {
                         self.release_lease(held).await;
                     }
                     self.unmark_pending(pending).await;
-                    leader.land(None);
-                    return Loaded::failed(error, Served::computed_since(started));
+                    leader.land_abandoned(after);
+                    let served = Served::computed_since(started);
+                    return abandoned(after, pick.from_error, served);
                 }
             };
             let stored = (pick.value_of)(&outcome).filter(|_| store_if(&outcome));
@@ -459,24 +471,31 @@ impl Engine {
     }
 }
 
-/// Runs `compute`, abandoned past `limit` (when there is one) with
-/// [`Error::Abandoned`]: as the outcome `from_error` makes of it, or as the error.
+/// Runs `compute`; past `limit` (when there is one) it is dropped, and the
+/// limit is the error.
 async fn within<O>(
     compute: impl Future<Output = O>,
     limit: Option<std::time::Duration>,
-    from_error: Option<fn(Error) -> O>,
-) -> Result<O, Error> {
+) -> Result<O, std::time::Duration> {
     let Some(limit) = limit else {
         return Ok(compute.await);
     };
-    match tokio::time::timeout(limit, compute).await {
-        Ok(outcome) => Ok(outcome),
-        Err(_) => {
-            let error = Error::Abandoned { after: limit };
-            match from_error {
-                Some(from_error) => Ok(from_error(error)),
-                None => Err(error),
-            }
-        }
+    tokio::time::timeout(limit, compute)
+        .await
+        .map_err(|_| limit)
+}
+
+/// What a call whose computation was abandoned after `after` comes back
+/// with: [`Error::Abandoned`], as the outcome `from_error` makes of it when
+/// there is one, else as the error.
+fn abandoned<O>(
+    after: std::time::Duration,
+    from_error: Option<fn(Error) -> O>,
+    served: Served,
+) -> Loaded<O> {
+    let error = Error::Abandoned { after };
+    match from_error {
+        Some(from_error) => Loaded::served(from_error(error), served),
+        None => Loaded::failed(error, served),
     }
 }
