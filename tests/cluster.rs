@@ -19,6 +19,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hits_resharding_failover_and_outage_on_one_cluster() {
     let mut cluster = RedisCluster::start();
+    fresh_caches_read_scoped_keys_without_a_failure(&cluster).await;
     a_tagged_hit_is_one_mget_per_slot_at_most(&cluster).await;
     resharding_under_load_serves_no_wrong_value(&cluster).await;
     a_killed_master_costs_only_its_slots(&mut cluster, true).await;
@@ -48,6 +49,21 @@ async fn a_password_protected_cluster_works_and_is_never_printed() {
     let refused = Cache::builder().redis_cluster(wrong).build().await;
     let error = refused.expect_err("a wrong password is a build error");
     assert!(!format!("{error} {error:?}").contains("s3cret-pass"));
+}
+
+/// A fresh cache's reads of scoped keys (the entry and its versions on
+/// several masters) all answer: none runs into the command deadline.
+async fn fresh_caches_read_scoped_keys_without_a_failure(cluster: &RedisCluster) {
+    let scope = Scope::new().namespace("users").tag("all-users");
+    for round in 0..5 {
+        let cache = cache_on(cluster).await;
+        for id in 0..30 {
+            let key = format!("user:{}", 200 + id);
+            cache.get_in::<String>(&key, &scope).await.unwrap();
+        }
+        let errors = cache.stats().errors;
+        assert_eq!(errors, 0, "round {round}: {errors} reads failed");
+    }
 }
 
 async fn cache_on(cluster: &RedisCluster) -> Cache {

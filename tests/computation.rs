@@ -314,6 +314,9 @@ async fn a_failed_refresh_keeps_the_stored_value(fx: Arc<Fx>) {
 }
 
 async fn a_refresh_waits_for_an_older_computation_and_computes_again(fx: Arc<Fx>) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("cachette=debug,redis=debug")
+        .try_init();
     // A computation that read the source at 1 is held...
     let held = fx.gate.write().await;
     let older = tokio::spawn({

@@ -36,34 +36,36 @@ impl RedisBackend {
     }
 
     /// `MGET` of `keys`: one command on one server, or on a cluster one
-    /// per node serving them (sent at once), each through that node's
-    /// circuit, so that a failing master costs only the reads of its keys.
+    /// per slot of them (sent at once, not left for the cluster client to
+    /// split), each through the circuit of the node serving it, so that a
+    /// failing master costs only the reads of its keys.
     pub(super) async fn mget<'k, I>(&self, op: &'static str, keys: I) -> Result<Values, Error>
     where
         I: Iterator<Item = &'k str> + Clone,
     {
-        // One server, or every key on one master: one command.
-        let first = if self.is_cluster() {
-            let mut nodes = keys.clone().map(|key| self.node_of(key));
-            let first = nodes.next().unwrap_or(0);
-            nodes.all(|node| node == first).then_some(first)
+        // One server, or every key in one slot: one command.
+        let single = if self.is_cluster() {
+            let mut slots = keys.clone().map(|key| cluster::slot(key.as_bytes()));
+            let first = slots.next().unwrap_or(0);
+            slots
+                .all(|slot| slot == first)
+                .then(|| keys.clone().next().map_or(0, |key| self.node_of(key)))
         } else {
             Some(0)
         };
-        if let Some(node) = first {
+        if let Some(node) = single {
             return self
                 .run_on(op, node, |mut c| async move {
                     command("MGET", keys).query_async(&mut c).await
                 })
                 .await;
         }
-        // Rare (keys on several masters): boxed, to keep every read's future small.
-        Box::pin(self.mget_by_node(op, keys.collect())).await
+        // Rare (keys in several slots): boxed, to keep every read's future small.
+        Box::pin(self.mget_by_slot(op, keys.collect())).await
     }
 
     /// The entries at `keys` and the versions at `vkeys`: one `MGET` of
-    /// them all (on a cluster, one per node serving them, which redis-rs
-    /// splits by slot).
+    /// them all (on a cluster, one per slot of them, sent at once).
     pub(crate) async fn read_many(
         &self,
         keys: &[String],
@@ -117,15 +119,19 @@ impl RedisBackend {
         Ok(stored.into_iter().flatten().filter(|&s| s).count())
     }
 
-    async fn mget_by_node(&self, op: &'static str, keys: Vec<&str>) -> Result<Values, Error> {
-        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+    async fn mget_by_slot(&self, op: &'static str, keys: Vec<&str>) -> Result<Values, Error> {
+        let mut groups: Vec<(u16, usize, Vec<usize>)> = Vec::new();
         for (at, key) in keys.iter().enumerate() {
-            let node = self.node_of(key);
-            match groups.iter_mut().find(|(n, _)| *n == node) {
-                Some((_, group)) => group.push(at),
-                None => groups.push((node, vec![at])),
+            let slot = cluster::slot(key.as_bytes());
+            match groups.iter_mut().find(|(s, _, _)| *s == slot) {
+                Some((_, _, group)) => group.push(at),
+                None => groups.push((slot, self.node_of(key), vec![at])),
             }
         }
+        let groups: Vec<(usize, Vec<usize>)> = groups
+            .into_iter()
+            .map(|(_, node, group)| (node, group))
+            .collect();
         let keys = &keys;
         let parts = try_join_all(groups.iter().map(|(node, group)| {
             self.run_on(op, *node, move |mut c| async move {
