@@ -574,7 +574,9 @@ async fn a_local_copy_goes_with_its_timeout() {
     let b = tiered(&server).await;
     let life = Duration::from_millis(300);
     b.set("single", &1_u64, life).await.unwrap();
-    b.set_many([("one", 1_u64), ("two", 2)], life).await.unwrap();
+    b.set_many([("one", 1_u64), ("two", 2)], life)
+        .await
+        .unwrap();
     for _ in 0..3 {
         assert_eq!(b.get::<u64>("single").await.unwrap(), Some(1));
         assert_eq!(b.get_many::<u64>(["one", "two"]).await.unwrap().len(), 2);
@@ -584,5 +586,9 @@ async fn a_local_copy_goes_with_its_timeout() {
     tokio::time::sleep(life * 2).await;
     assert_eq!(b.get::<u64>("single").await.unwrap(), None);
     assert!(b.get_many::<u64>(["one", "two"]).await.unwrap().is_empty());
-    assert_eq!(b.stats().local_hits, held, "the expired copies were not served");
+    assert_eq!(
+        b.stats().local_hits,
+        held,
+        "the expired copies were not served"
+    );
 }
