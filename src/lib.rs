@@ -118,8 +118,7 @@ pub use cachette_runtime::{
 /// id alone with the same key, namespace and tags would use (so
 /// [`invalidate!`] of that function, or [`Cache::invalidate`] of the key,
 /// drops one id for both). A call reads every id's entry at once (one `MGET`
-/// with Redis; on a cluster one per slot, all sent at once), runs the body
-/// once with the
+/// with Redis; on a cluster one request per node, all sent at once), runs the body once with the
 /// collection holding exactly the ids without a fresh value, and stores each
 /// value it returns with a guarded write (pipelined); an id another call is
 /// computing is waited for, not computed again. An id the body does not

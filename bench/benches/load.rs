@@ -36,6 +36,8 @@
 //!
 //! `LOAD_BENCH_ONLY=batch` measures a batch load against single loads alone
 //! (`load/batch.rs`).
+//! `LOAD_BENCH_ONLY=cluster` measures the cluster's rows alone, with each
+//! row's client CPU per hit as a ratio to the raw cluster `GET`'s.
 //!
 //! `LOAD_BENCH_PROFILE=<start of a row's name>` (and `LOAD_BENCH_SIZE`)
 //! measures one row's 64-task throughput five times, long enough to
@@ -222,6 +224,9 @@ impl Row {
     ];
     /// The sizes of the envelope rows' values.
     const ENVELOPE_SIZES: [usize; 2] = [256, 65_536];
+
+    /// The cluster's rows, floor first (`LOAD_BENCH_ONLY=cluster`).
+    const CLUSTER: [Row; 3] = [Row::RawClusterGet, Row::Cluster, Row::ClusterTagged];
 
     const ALL: [Row; 12] = [
         Row::RawGet,
@@ -515,6 +520,14 @@ async fn run() -> Option<Results> {
             let (ops, cpu) = throughput(clients, row, size).await;
             eprintln!("{}: {ops:.0} hits/s, {cpu:.2} CPU µs per hit", row.name());
         }
+        return None;
+    }
+    if std::env::var("LOAD_BENCH_ONLY").is_ok_and(|only| only == "cluster") {
+        let mut results = Vec::new();
+        for size in SIZES {
+            results.push((size, measure(clients, &Row::CLUSTER, size).await));
+        }
+        println!("{}", report::cluster_table(&results));
         return None;
     }
     let mut results = Vec::new();

@@ -65,6 +65,37 @@ pub(super) fn table(results: &[(usize, Vec<Figures>)]) -> String {
     out
 }
 
+/// The cluster's rows alone (`LOAD_BENCH_ONLY=cluster`), each with its
+/// latency, throughput and client CPU as ratios to the raw cluster `GET`'s.
+pub(super) fn cluster_table(results: &[(usize, Vec<Figures>)]) -> String {
+    let mut out = String::new();
+    writeln!(
+        out,
+        "| value | contender | 1 task p50 (µs) | p50 ÷ GET | {TASKS} tasks (hits/s) | ÷ GET | client CPU per hit (µs) | CPU ÷ GET |"
+    )
+    .unwrap();
+    writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|").unwrap();
+    for (size, figures) in results {
+        let floor = figures[0];
+        for (row, f) in Row::CLUSTER.iter().zip(figures) {
+            writeln!(
+                out,
+                "| {} | {} | {:.1} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} |",
+                human(*size),
+                row.name(),
+                f.p50_us,
+                f.p50_us / floor.p50_us,
+                f.ops_per_s,
+                f.ops_per_s / floor.ops_per_s,
+                f.cpu_us,
+                f.cpu_us / floor.cpu_us,
+            )
+            .unwrap();
+        }
+    }
+    out
+}
+
 fn human(size: usize) -> String {
     if size >= 1024 {
         format!("{} KiB", size / 1024)

@@ -200,8 +200,8 @@ impl Backend {
     }
 
     /// The entries at `keys` and the versions at `vkeys` (`None` where
-    /// missing), in one round trip: one `MGET` (on a cluster one per slot,
-    /// all sent at once).
+    /// missing), in one round trip: one `MGET` (on a cluster one request
+    /// per node, all sent at once).
     pub(crate) async fn read_many(
         &self,
         keys: &[String],

@@ -50,8 +50,8 @@ pub struct Batch<T> {
 
 impl Cache {
     /// The values at `keys`, the missing ones computed in one call: every
-    /// key is read at once (one `MGET` with Redis; on a cluster one per
-    /// slot, all sent at once); `compute` is called once with exactly the keys without a
+    /// key is read at once (one `MGET` with Redis; on a cluster one request
+    /// per node, all sent at once); `compute` is called once with exactly the keys without a
     /// fresh value, and answers the values it found by key; each is stored
     /// for `timeout` with a guarded write (the writes pipelined). A key
     /// another call is computing meanwhile (a `get_or_set`, a `#[cached]`

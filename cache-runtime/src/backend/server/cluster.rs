@@ -70,7 +70,12 @@ impl ClusterLink {
     /// The node serving `key`'s slot (0 while unknown): no allocation, one
     /// CRC16 and one load.
     pub(super) fn node_of(&self, key: &str) -> usize {
-        usize::from(self.topology.slots[usize::from(slot(key.as_bytes()))].load(Relaxed))
+        self.node_serving(slot(key.as_bytes()))
+    }
+
+    /// The node serving `slot` (0 while unknown).
+    pub(super) fn node_serving(&self, slot: u16) -> usize {
+        usize::from(self.topology.slots[usize::from(slot)].load(Relaxed))
     }
 
     /// The node at `(host, port)`.
@@ -268,19 +273,36 @@ pub(super) fn slot(key: &[u8]) -> u16 {
             (close > 0).then(|| &rest[..close])
         })
         .unwrap_or(key);
-    let mut crc: u16 = 0;
-    for &byte in hashed {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
+    // A byte at a time: a tagged hit computes the slot of four keys.
+    let crc = hashed.iter().fold(0_u16, |crc, &byte| {
+        (crc << 8) ^ CRC16[usize::from((crc >> 8) as u8 ^ byte)]
+    });
+    crc % SLOTS
+}
+
+/// CRC16 (XMODEM, polynomial 0x1021) of each byte, for [`slot`].
+static CRC16: [u16; 256] = {
+    let mut table = [0_u16; 256];
+    let mut byte: u16 = 0;
+    while byte < 256 {
+        let mut crc = byte << 8;
+        let mut bit = 0;
+        while bit < 8 {
             crc = if crc & 0x8000 == 0 {
                 crc << 1
             } else {
                 (crc << 1) ^ 0x1021
             };
+            bit += 1;
         }
+        #[allow(clippy::cast_lossless)] // `usize::from` is not `const`
+        {
+            table[byte as usize] = crc;
+        }
+        byte += 1;
     }
-    crc % SLOTS
-}
+    table
+};
 
 /// `items` grouped by the slot of the key each has.
 pub(super) fn by_slot<T>(items: &[T], key: impl Fn(&T) -> &str) -> Vec<Vec<&T>> {

@@ -73,6 +73,22 @@ impl RedisBackend {
         }
     }
 
+    /// The node serving the cluster's `slot` (node 0 on one server, and
+    /// while the topology is unknown).
+    pub(super) fn node_serving(&self, slot: u16) -> usize {
+        match &self.link {
+            Link::Single(_) => 0,
+            Link::Cluster(cluster) => cluster.node_serving(slot),
+        }
+    }
+
+    /// A key was not where the cluster's topology put it: look again.
+    pub(super) fn slots_moved(&self) {
+        if let Link::Cluster(cluster) = &self.link {
+            cluster.look_again();
+        }
+    }
+
     /// The node at `(host, port)` (node 0 on one server).
     pub(super) fn node_at(&self, host: &str, port: u16) -> usize {
         match &self.link {

@@ -1,9 +1,11 @@
 //! The commands that span many keys or every master: keys grouped by the
-//! node that serves them, `MGET` split by node on a cluster, the masters'
-//! URLs, sets of keys, and walking the key space with `SCAN` (on every
+//! node that serves them, `MGET` split by node on a cluster (one pipeline
+//! of `GET`s to each node whose keys span slots), the masters' URLs, sets of keys, and walking the key space with `SCAN` (on every
 //! master of a cluster), page by page.
 
-use deadpool_redis::redis;
+use deadpool_redis::redis::cluster_async::ClusterConnection;
+use deadpool_redis::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
+use deadpool_redis::redis::{self, FromRedisValue};
 use futures_util::future::try_join_all;
 
 use super::link::Conn;
@@ -35,37 +37,45 @@ impl RedisBackend {
         groups.into_iter().map(|g| (node(&g), g)).collect()
     }
 
-    /// `MGET` of `keys`: one command on one server, or on a cluster one
-    /// per slot of them (sent at once, not left for the cluster client to
-    /// split), each through the circuit of the node serving it, so that a
-    /// failing master costs only the reads of its keys.
+    /// `MGET` of `keys`: one command on one server; on a cluster, one
+    /// request per node serving them (sent at once, see [`read_node`]),
+    /// each through that node's circuit, so that a failing master costs
+    /// only the reads of its keys.
     pub(super) async fn mget<'k, I>(&self, op: &'static str, keys: I) -> Result<Values, Error>
     where
         I: Iterator<Item = &'k str> + Clone,
     {
-        // One server, or every key in one slot: one command.
-        let single = if self.is_cluster() {
-            let mut slots = keys.clone().map(|key| cluster::slot(key.as_bytes()));
-            let first = slots.next().unwrap_or(0);
-            slots
-                .all(|slot| slot == first)
-                .then(|| keys.clone().next().map_or(0, |key| self.node_of(key)))
-        } else {
-            Some(0)
-        };
-        if let Some(node) = single {
+        if !self.is_cluster() {
             return self
-                .run_on(op, node, |mut c| async move {
+                .run_on(op, 0, |mut c| async move {
                     command("MGET", keys).query_async(&mut c).await
                 })
                 .await;
         }
-        // Rare (keys in several slots): boxed, to keep every read's future small.
-        Box::pin(self.mget_by_slot(op, keys.collect())).await
+        // Every key on one master: one request.
+        let mut slots = keys.clone().map(|key| cluster::slot(key.as_bytes()));
+        let first = slots.next().unwrap_or(0);
+        let node = self.node_serving(first);
+        let (mut one_slot, mut one_node) = (true, true);
+        for slot in slots.filter(|&slot| slot != first) {
+            one_slot = false;
+            if self.node_serving(slot) != node {
+                one_node = false;
+                break;
+            }
+        }
+        if one_node {
+            let part = Part { first, one_slot };
+            return self
+                .run_on(op, node, |c| read_node(self, c, keys, part))
+                .await;
+        }
+        // Keys on several masters: boxed, to keep every read's future small.
+        Box::pin(self.mget_by_node(op, keys.collect())).await
     }
 
     /// The entries at `keys` and the versions at `vkeys`: one `MGET` of
-    /// them all (on a cluster, one per slot of them, sent at once).
+    /// them all (on a cluster, one request per node serving them).
     pub(crate) async fn read_many(
         &self,
         keys: &[String],
@@ -84,65 +94,54 @@ impl RedisBackend {
     }
 
     /// Guarded writes (see `write_guarded`), pipelined: one pipeline per
-    /// node (per slot on a cluster); how many were stored.
+    /// node (on a cluster, sent whole to each master, see [`write_node`]);
+    /// how many were stored.
     pub(crate) async fn write_guarded_many(&self, writes: &[GuardedWrite]) -> Result<usize, Error> {
-        let script = &self.scripts.write_guarded;
-        let groups = self.groups(writes, |w| &w.key);
-        let stored = try_join_all(groups.into_iter().map(|(node, group)| {
-            self.run_on("set", node, move |mut c| async move {
-                let mut pipe = redis::pipe();
-                for write in &group {
-                    let (expected, mode) = expected_args(write.expected);
-                    let mut invocation = script.prepare_invoke();
-                    invocation
-                        .key(&write.key)
-                        .arg(expected)
-                        .arg(&write.bytes)
-                        .arg(ttl_arg(write.expiry))
-                        .arg(mode);
-                    pipe.invoke_script(&invocation);
+        let mut groups: Vec<(usize, Part, Vec<&GuardedWrite>)> = Vec::new();
+        for write in writes {
+            let slot = if self.is_cluster() {
+                cluster::slot(write.key.as_bytes())
+            } else {
+                0
+            };
+            let node = self.node_serving(slot);
+            match groups.iter_mut().find(|(n, ..)| *n == node) {
+                Some((_, part, group)) => {
+                    part.one_slot &= part.first == slot;
+                    group.push(write);
                 }
-                let stored: Result<Vec<bool>, _> = pipe.query_async(&mut c).await;
-                match stored {
-                    Err(e)
-                        if e.kind()
-                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                    {
-                        script.prepare_invoke().load_async(&mut c).await?;
-                        pipe.query_async::<Vec<bool>>(&mut c).await
-                    }
-                    stored => stored,
-                }
-            })
+                None => groups.push((node, Part::of(slot), vec![write])),
+            }
+        }
+        let stored = try_join_all(groups.into_iter().map(|(node, part, group)| {
+            self.run_on("set", node, move |c| write_node(self, c, group, part))
         }))
         .await?;
         Ok(stored.into_iter().flatten().filter(|&s| s).count())
     }
 
-    async fn mget_by_slot(&self, op: &'static str, keys: Vec<&str>) -> Result<Values, Error> {
-        let mut groups: Vec<(u16, usize, Vec<usize>)> = Vec::new();
+    async fn mget_by_node(&self, op: &'static str, keys: Vec<&str>) -> Result<Values, Error> {
+        // Each node's part, with the positions of its keys.
+        let mut groups: Vec<(usize, Part, Vec<usize>)> = Vec::new();
         for (at, key) in keys.iter().enumerate() {
             let slot = cluster::slot(key.as_bytes());
-            match groups.iter_mut().find(|(s, _, _)| *s == slot) {
-                Some((_, _, group)) => group.push(at),
-                None => groups.push((slot, self.node_of(key), vec![at])),
+            let node = self.node_serving(slot);
+            match groups.iter_mut().find(|(n, ..)| *n == node) {
+                Some((_, part, group)) => {
+                    part.one_slot &= part.first == slot;
+                    group.push(at);
+                }
+                None => groups.push((node, Part::of(slot), vec![at])),
             }
         }
-        let groups: Vec<(usize, Vec<usize>)> = groups
-            .into_iter()
-            .map(|(_, node, group)| (node, group))
-            .collect();
         let keys = &keys;
-        let parts = try_join_all(groups.iter().map(|(node, group)| {
-            self.run_on(op, *node, move |mut c| async move {
-                command("MGET", group.iter().map(|&at| keys[at]))
-                    .query_async::<Values>(&mut c)
-                    .await
-            })
+        let parts = try_join_all(groups.iter().map(|(node, part, group)| {
+            let group = group.iter().map(|&at| keys[at]);
+            self.run_on(op, *node, move |c| read_node(self, c, group, *part))
         }))
         .await?;
         let mut values = vec![None; keys.len()];
-        for ((_, group), part) in groups.iter().zip(parts) {
+        for ((.., group), part) in groups.iter().zip(parts) {
             for (&at, value) in group.iter().zip(part) {
                 values[at] = value;
             }
@@ -375,5 +374,160 @@ impl RedisBackend {
             }
         }
         Ok(removed)
+    }
+}
+
+/// The keys one node's request reads: the slot of the first, and whether
+/// every key is in it.
+#[derive(Clone, Copy)]
+struct Part {
+    first: u16,
+    one_slot: bool,
+}
+
+impl Part {
+    fn of(slot: u16) -> Self {
+        Self {
+            first: slot,
+            one_slot: true,
+        }
+    }
+}
+
+/// Reads `keys`, all served by one node: one `MGET` on one server or where
+/// they share a slot; else one pipeline of `GET`s, sent whole to the node
+/// serving the first key's slot (`route_pipeline`: redis-rs would split an
+/// `MGET` into one routed command per slot). A key that moved meanwhile
+/// (`MOVED`, `ASK`, after redis-rs' own retries) sends the keys again as
+/// one `MGET` that redis-rs splits by slot and redirects, and has the
+/// topology looked at again.
+async fn read_node<'k, I>(
+    backend: &RedisBackend,
+    conn: Conn,
+    keys: I,
+    part: Part,
+) -> redis::RedisResult<Values>
+where
+    I: Iterator<Item = &'k str> + Clone,
+{
+    match conn {
+        // Boxed, to keep every read's future small.
+        Conn::Cluster(conn) if !part.one_slot => {
+            Box::pin(read_pipelined(backend, conn, keys, part.first)).await
+        }
+        mut conn => command("MGET", keys).query_async(&mut conn).await,
+    }
+}
+
+/// [`read_node`]'s pipeline of `GET`s, routed by the slot `first`.
+async fn read_pipelined<'k, I>(
+    backend: &RedisBackend,
+    mut conn: ClusterConnection,
+    keys: I,
+    first: u16,
+) -> redis::RedisResult<Values>
+where
+    I: Iterator<Item = &'k str> + Clone,
+{
+    let mut pipe = redis::pipe();
+    for key in keys.clone() {
+        pipe.add_command(command("GET", [key]));
+    }
+    let count = pipe.len();
+    let route = SingleNodeRoutingInfo::SpecificNode(Route::new(first, SlotAddr::Master));
+    match conn.route_pipeline(pipe, 0, count, route).await {
+        Ok(values) => values
+            .into_iter()
+            .map(|value| Ok(Option::<Vec<u8>>::from_redis_value(value.extract_error()?)?))
+            .collect(),
+        Err(error) if error.redirect_node().is_some() => {
+            backend.slots_moved();
+            command("MGET", keys).query_async(&mut conn).await
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Guarded writes of one node, as [`read_node`] reads: one pipeline, on
+/// a cluster sent whole to the node (the script loaded there first if it
+/// had not been); after a `MOVED` or `ASK`, the writes again slot by slot,
+/// routed by redis-rs (a write already applied finds its own value and is
+/// refused by its guard: the value stays, only the count misses it).
+async fn write_node(
+    backend: &RedisBackend,
+    conn: Conn,
+    writes: Vec<&GuardedWrite>,
+    part: Part,
+) -> redis::RedisResult<Vec<bool>> {
+    let script = &backend.scripts.write_guarded;
+    let pipe = guarded_pipe(script, &writes);
+    let mut conn = match conn {
+        Conn::Cluster(conn) if !part.one_slot => conn,
+        mut conn => return query_guarded(script, &mut conn, &pipe).await,
+    };
+    let route = || SingleNodeRoutingInfo::SpecificNode(Route::new(part.first, SlotAddr::Master));
+    let mut sent = conn
+        .route_pipeline(pipe.clone(), 0, pipe.len(), route())
+        .await;
+    let no_script = |value: &redis::Value| {
+        matches!(value, redis::Value::ServerError(e)
+            if e.kind() == Some(redis::ServerErrorKind::NoScript))
+    };
+    if matches!(&sent, Ok(values) if values.iter().any(no_script)) {
+        script.prepare_invoke().load_async(&mut conn).await?;
+        sent = conn
+            .route_pipeline(pipe.clone(), 0, pipe.len(), route())
+            .await;
+    }
+    match sent {
+        Ok(values) => values
+            .into_iter()
+            .map(|value| Ok(bool::from_redis_value(value.extract_error()?)?))
+            .collect(),
+        Err(error) if error.redirect_node().is_some() => {
+            backend.slots_moved();
+            let mut stored = Vec::with_capacity(writes.len());
+            let mut conn = Conn::Cluster(conn);
+            for group in cluster::by_slot(&writes, |write| &write.key) {
+                let group: Vec<&GuardedWrite> = group.into_iter().copied().collect();
+                let pipe = guarded_pipe(script, &group);
+                stored.extend(query_guarded(script, &mut conn, &pipe).await?);
+            }
+            Ok(stored)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// A pipeline of the guarded-write script, one invocation per write.
+fn guarded_pipe(script: &redis::Script, writes: &[&GuardedWrite]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for write in writes {
+        let (expected, mode) = expected_args(write.expected);
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&write.key)
+            .arg(expected)
+            .arg(&write.bytes)
+            .arg(ttl_arg(write.expiry))
+            .arg(mode);
+        pipe.invoke_script(&invocation);
+    }
+    pipe
+}
+
+/// Sends `pipe` of guarded writes, routed by its first key on a cluster,
+/// loading the script once if the server does not know it.
+async fn query_guarded(
+    script: &redis::Script,
+    conn: &mut Conn,
+    pipe: &redis::Pipeline,
+) -> redis::RedisResult<Vec<bool>> {
+    match pipe.query_async(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            script.prepare_invoke().load_async(conn).await?;
+            pipe.query_async(conn).await
+        }
+        stored => stored,
     }
 }
