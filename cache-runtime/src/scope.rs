@@ -9,8 +9,6 @@
 
 use std::borrow::Cow;
 
-use arrayvec::ArrayVec;
-
 use crate::Error;
 use crate::key::{Internal, KeySpace};
 
@@ -98,54 +96,57 @@ impl Scope {
             .clone()
             .map(|(kind, name)| keys.internal_len(kind, name))
             .sum();
-        let mut out = VersionKeys {
-            text: String::with_capacity(room),
-            ..VersionKeys::default()
-        };
+        let mut out = Writing::with_capacity(room);
         for (kind, name) in names {
             keys.write_internal(&mut out.text, kind, name);
             out.end_key();
         }
-        Ok(out)
+        Ok(out.done())
     }
 }
 
 /// The version keys of a scope, in order (the namespace's, then each
 /// tag's), written one after another in one buffer: a tagged hit builds
-/// them with one allocation, not one per key.
+/// them with one allocation, not one per key. Small (32 bytes): it is
+/// carried through every read.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct VersionKeys {
-    text: String,
-    /// Where each key ends in `text`: the first few here while they fit,
-    /// the rest in `more` (small: it is carried through every read).
-    few: ArrayVec<u16, 4>,
+    text: Box<str>,
+    /// Where each of the first keys ends in `text` (0: no key), while they
+    /// fit; the rest in `more`.
+    few: [u16; 4],
     #[allow(clippy::box_collection)] // 8 bytes where a `Vec` takes 24
     more: Option<Box<Vec<u32>>>,
 }
 
-impl VersionKeys {
-    /// No keys.
-    pub(crate) const NONE: Self = Self {
-        text: String::new(),
-        few: ArrayVec::new_const(),
-        more: None,
-    };
+/// [`VersionKeys`] being written.
+struct Writing {
+    text: String,
+    few: [u16; 4],
+    #[allow(clippy::box_collection)] // as in `VersionKeys`
+    more: Option<Box<Vec<u32>>>,
+}
 
-    /// `keys`, in order.
-    pub(crate) fn from_keys<'k>(keys: impl IntoIterator<Item = &'k str>) -> Self {
-        let mut out = Self::default();
-        for key in keys {
-            out.text.push_str(key);
-            out.end_key();
+impl Writing {
+    fn with_capacity(room: usize) -> Self {
+        Self {
+            text: String::with_capacity(room),
+            few: [0; 4],
+            more: None,
         }
-        out
     }
 
     /// Ends the key written last.
     fn end_key(&mut self) {
         let len = self.text.len();
-        let kept = self.more.is_none()
-            && u16::try_from(len).is_ok_and(|end| self.few.try_push(end).is_ok());
+        let free = self.few.iter().position(|&end| end == 0);
+        let kept = match (free, u16::try_from(len)) {
+            (Some(at), Ok(end)) if self.more.is_none() && end > 0 => {
+                self.few[at] = end;
+                true
+            }
+            _ => false,
+        };
         if !kept {
             // Under MAX_SCOPE keys of bounded length: the text stays far below 4 GiB.
             let end = u32::try_from(len).unwrap_or(u32::MAX);
@@ -153,17 +154,43 @@ impl VersionKeys {
         }
     }
 
+    fn done(self) -> VersionKeys {
+        VersionKeys {
+            text: self.text.into_boxed_str(),
+            few: self.few,
+            more: self.more,
+        }
+    }
+}
+
+impl VersionKeys {
+    /// No keys.
+    pub(crate) fn none() -> Self {
+        Self::default()
+    }
+
+    /// `keys`, in order.
+    pub(crate) fn from_keys<'k>(keys: impl IntoIterator<Item = &'k str>) -> Self {
+        let mut out = Writing::with_capacity(0);
+        for key in keys {
+            out.text.push_str(key);
+            out.end_key();
+        }
+        out.done()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
-        self.few.is_empty() && self.more.is_none()
+        self.few[0] == 0 && self.more.is_none()
     }
 
     /// The keys, in order.
     #[inline]
     pub(crate) fn iter(&self) -> Keys<'_> {
         let more: &[u32] = self.more.as_deref().map_or(&[], Vec::as_slice);
+        let few = self.few.iter().position(|&end| end == 0).unwrap_or(4);
         Keys {
             text: &self.text,
-            few: self.few.iter(),
+            few: self.few[..few].iter(),
             more: more.iter(),
             start: 0,
         }
@@ -245,7 +272,7 @@ mod tests {
         let built = Scope::new().version_keys(&keys).unwrap();
         assert!(built.is_empty());
         assert_eq!(built.iter().next(), None);
-        assert!(VersionKeys::NONE.is_empty());
+        assert!(VersionKeys::none().is_empty());
     }
 
     #[test]

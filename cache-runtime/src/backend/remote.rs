@@ -285,7 +285,7 @@ impl Remote {
                 .map(|bytes| bytes.map(Found::Bytes))
                 .collect();
             for (key, found) in keys.iter().zip(&mut found) {
-                self.mask(key, found, &VersionKeys::NONE, &mut [], watched);
+                self.mask(key, found, &VersionKeys::none(), &mut [], watched);
             }
             return Ok(found);
         };
@@ -294,7 +294,7 @@ impl Remote {
         let mut found: Vec<Option<Found>> = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
         for (at, key) in keys.iter().enumerate() {
-            match local.read(key, &VersionKeys::NONE) {
+            match local.read(key, &VersionKeys::none()) {
                 Some((entry, _)) => found.push(Some(entry)),
                 None => {
                     found.push(None);
@@ -308,7 +308,7 @@ impl Remote {
         let asked: Vec<String> = missing.iter().map(|&at| keys[at].clone()).collect();
         let readings: Vec<Reading> = asked
             .iter()
-            .map(|key| local.begin(key, &VersionKeys::NONE))
+            .map(|key| local.begin(key, &VersionKeys::none()))
             .collect();
         let lefts = futures_util::future::join_all(asked.iter().map(|key| self.left(key)));
         match tokio::join!(self.redis.get_many(&asked), lefts) {
@@ -321,13 +321,13 @@ impl Remote {
                     .zip(lefts)
                 {
                     let read = (bytes, left);
-                    found[at] = local.fill(reading, key, read, &VersionKeys::NONE, &[]);
+                    found[at] = local.fill(reading, key, read, &VersionKeys::none(), &[]);
                 }
                 Ok(found)
             }
             (Err(error), _) => {
                 for (key, reading) in asked.iter().zip(readings) {
-                    local.abandon(reading, key, &VersionKeys::NONE);
+                    local.abandon(reading, key, &VersionKeys::none());
                 }
                 Err(error)
             }
