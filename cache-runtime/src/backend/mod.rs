@@ -2,15 +2,17 @@
 //! rest of the runtime meets them.
 //!
 //! [`Backend`] is an enum (one per cache, behind an `Arc`): every method
-//! below dispatches to the store, and this file is the only place that
-//! matches on a variant. A store that could not be set up
+//! below dispatches to the store, and this file (with `many.rs`, the
+//! operations on many keys at once) is the only place that matches on a
+//! variant. A store that could not be set up
 //! ([`Backend::Unavailable`]) fails every call with its reason. To add a
 //! store: a module beside `memory` and `redis`, a variant, and one arm in
-//! each method here.
+//! each method here and in `many.rs`.
 
 pub(crate) mod breaker;
 pub(crate) mod info;
 pub(crate) mod local;
+mod many;
 pub(crate) mod memory;
 pub(crate) mod pending;
 mod remote;
@@ -186,52 +188,6 @@ impl Backend {
         }
     }
 
-    /// The entries at `keys`, in order; one round trip (none for those a
-    /// local tier holds).
-    pub(crate) async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Found>>, Error> {
-        match self {
-            Self::Memory(memory) => Ok(keys
-                .iter()
-                .map(|k| memory.get(k).map(Found::Slot))
-                .collect()),
-            Self::Redis(redis) => redis.get_many(keys).await,
-            Self::Unavailable(reason) => Err(unavailable(reason)),
-        }
-    }
-
-    /// The entries at `keys` and the versions at `vkeys` (`None` where
-    /// missing), in one round trip: one `MGET` (on a cluster one request
-    /// per node, all sent at once).
-    pub(crate) async fn read_many(
-        &self,
-        keys: &[String],
-        vkeys: &VersionKeys,
-    ) -> Result<(Vec<Option<Found>>, Vec<Option<u64>>), Error> {
-        match self {
-            Self::Memory(memory) => Ok((
-                keys.iter()
-                    .map(|k| memory.get(k).map(Found::Slot))
-                    .collect(),
-                memory.versions(vkeys),
-            )),
-            Self::Redis(redis) => redis.read_many(keys, vkeys).await,
-            Self::Unavailable(reason) => Err(unavailable(reason)),
-        }
-    }
-
-    /// Each write of `writes` where its key still holds what the read saw,
-    /// pipelined; how many were stored.
-    pub(crate) async fn write_guarded_many(
-        &self,
-        writes: Vec<GuardedWrite>,
-    ) -> Result<usize, Error> {
-        match self {
-            Self::Memory(memory) => Ok(memory.write_guarded_many(writes)),
-            Self::Redis(redis) => redis.write_guarded_many(&writes).await,
-            Self::Unavailable(reason) => Err(unavailable(reason)),
-        }
-    }
-
     /// Stores `bytes` (and, in memory, `typed` beside them) at `key`.
     pub(crate) async fn set(
         &self,
@@ -248,33 +204,6 @@ impl Backend {
             Self::Redis(redis) => {
                 let result = redis.server().set(&key, &bytes, expiry).await;
                 redis.wrote_over(&key, result)
-            }
-            Self::Unavailable(reason) => Err(unavailable(reason)),
-        }
-    }
-
-    /// Stores every `(key, bytes)` pair; one round trip.
-    pub(crate) async fn set_many(
-        &self,
-        entries: Vec<(String, Vec<u8>)>,
-        expiry: Expiry,
-    ) -> Result<(), Error> {
-        match self {
-            Self::Memory(memory) => {
-                for (key, bytes) in entries {
-                    memory.set(key, Slot::new(bytes, None, expiry));
-                }
-                Ok(())
-            }
-            Self::Redis(redis) => {
-                let result = redis.server().set_many(&entries, expiry).await;
-                if result.is_ok() {
-                    for (key, _) in &entries {
-                        redis.pending().superseded(key);
-                    }
-                }
-                let keys: Vec<String> = entries.into_iter().map(|(key, _)| key).collect();
-                redis.wrote(&keys, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
@@ -328,24 +257,6 @@ impl Backend {
             Self::Redis(redis) => {
                 let result = redis.server().touch(&key, expiry).await;
                 redis.wrote(&[key], result)
-            }
-            Self::Unavailable(reason) => Err(unavailable(reason)),
-        }
-    }
-
-    /// Deletes `keys`; how many held a live value.
-    pub(crate) async fn delete_many(&self, keys: &[String]) -> Result<u64, Error> {
-        match self {
-            Self::Memory(memory) => {
-                let mut n = 0;
-                for key in keys {
-                    n += u64::from(memory.delete(key));
-                }
-                Ok(n)
-            }
-            Self::Redis(redis) => {
-                let result = redis.server().delete_many(keys).await;
-                redis.wrote(keys, result)
             }
             Self::Unavailable(reason) => Err(unavailable(reason)),
         }
