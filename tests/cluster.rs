@@ -22,6 +22,7 @@ async fn hits_resharding_failover_and_outage_on_one_cluster() {
     let mut cluster = RedisCluster::start();
     fresh_caches_read_scoped_keys_without_a_failure(&cluster).await;
     a_tagged_hit_is_one_request_per_node(&cluster).await;
+    replicated_invalidations_wait_on_the_master_of_their_key(&cluster).await;
     resharding_under_load_serves_no_wrong_value(&cluster).await;
     a_killed_master_costs_only_its_slots(&mut cluster, true).await;
     a_killed_master_costs_only_its_slots(&mut cluster, false).await;
@@ -91,6 +92,61 @@ fn data_commands(cluster: &RedisCluster) -> Vec<(u16, String, u64)> {
         }
     }
     seen
+}
+
+/// With replicated invalidations, each invalidation's write is followed by
+/// one `WAIT` on the master of its key; more replicas asked for than a
+/// master has, and the invalidation stays queued, this process serving
+/// nothing it invalidated.
+async fn replicated_invalidations_wait_on_the_master_of_their_key(cluster: &RedisCluster) {
+    let cache_waiting_for = |replicas: usize| {
+        Cache::builder()
+            .redis_cluster(cluster.seeds())
+            .key_prefix("replicated")
+            .replicated_invalidations(replicas, Duration::from_millis(500))
+            .build()
+    };
+    let cache = cache_waiting_for(1).await.unwrap();
+    let scope = Scope::new().namespace("catalog").tag("size:256");
+    let version = Arc::new(AtomicU64::new(1));
+    let row = async |cache: &Cache| {
+        let version = Arc::clone(&version);
+        let compute = || async move { version.load(SeqCst) };
+        cache
+            .get_or_set_in("row", compute, HOUR, &scope)
+            .await
+            .unwrap()
+    };
+    assert_eq!(row(&cache).await, 1);
+    for port in cluster.master_ports() {
+        cli(port, &["CONFIG", "RESETSTAT"]);
+    }
+    version.store(2, SeqCst);
+    assert!(cache.invalidate("row").await.unwrap().is_applied());
+    assert!(
+        cache
+            .invalidate_namespace("catalog")
+            .await
+            .unwrap()
+            .is_applied()
+    );
+    assert!(cache.invalidate_tag("size:256").await.unwrap().is_applied());
+    let waits: u64 = data_commands(cluster)
+        .iter()
+        .filter(|(_, name, _)| name == "wait")
+        .map(|(_, _, calls)| calls)
+        .sum();
+    assert_eq!(waits, 3, "{:?}", data_commands(cluster));
+    assert_eq!(row(&cache).await, 2);
+
+    let wanting = cache_waiting_for(2).await.unwrap();
+    version.store(3, SeqCst);
+    let done = wanting.invalidate_namespace("catalog").await.unwrap();
+    assert!(done.is_queued(), "one replica per master: {done:?}");
+    for _ in 0..3 {
+        assert_eq!(row(&wanting).await, 3);
+    }
+    assert_eq!(wanting.stats().invalidations_pending, 1);
 }
 
 /// A namespace and two tags spread over the cluster: a hit reads the entry

@@ -5,9 +5,11 @@
 #![allow(missing_docs, clippy::missing_panics_doc, clippy::must_use_candidate)]
 
 pub mod app;
+pub mod proxy;
 pub mod sentinel;
 pub mod store;
 
+pub use proxy::Proxy;
 pub use sentinel::RedisSentinel;
 
 use std::io::{Read, Write};

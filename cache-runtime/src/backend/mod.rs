@@ -59,8 +59,7 @@ impl Backend {
 
     /// A Redis store at `url` (not connected yet).
     pub(crate) fn redis(url: &str, settings: &server::Settings) -> Result<Self, Error> {
-        RedisBackend::new(url, settings)
-            .map(|r| Self::Redis(Remote::new(r, settings.pending_invalidations)))
+        Self::remote(settings, |settings| RedisBackend::new(url, settings))
     }
 
     /// The master that `sentinels` name `master` (not connected yet).
@@ -69,8 +68,9 @@ impl Backend {
         master: &str,
         settings: &server::Settings,
     ) -> Result<Self, Error> {
-        RedisBackend::sentinel(sentinels, master, settings)
-            .map(|r| Self::Redis(Remote::new(r, settings.pending_invalidations)))
+        Self::remote(settings, |settings| {
+            RedisBackend::sentinel(sentinels, master, settings)
+        })
     }
 
     /// A Redis Cluster reached through `seeds` (not connected yet).
@@ -78,8 +78,23 @@ impl Backend {
         seeds: &[String],
         settings: &server::Settings,
     ) -> Result<Self, Error> {
-        RedisBackend::cluster(seeds, settings)
-            .map(|r| Self::Redis(Remote::new(r, settings.pending_invalidations)))
+        Self::remote(settings, |settings| RedisBackend::cluster(seeds, settings))
+    }
+
+    /// A Redis store made by `make` (and, with replicated invalidations, a
+    /// second one of a single connection that sends them).
+    fn remote(
+        settings: &server::Settings,
+        make: impl Fn(&server::Settings) -> Result<RedisBackend, Error>,
+    ) -> Result<Self, Error> {
+        let (plain, replicated) = settings.split();
+        let redis = make(&plain)?;
+        let replicated = replicated.as_ref().map(&make).transpose()?;
+        Ok(Self::Redis(Remote::new(
+            redis,
+            replicated,
+            settings.pending_invalidations,
+        )))
     }
 
     /// `redis` (a `Redis` backend) with a local tier of `max_bytes` in

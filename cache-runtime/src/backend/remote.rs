@@ -22,6 +22,8 @@ use crate::scope::VersionKeys;
 /// tier forget.
 pub(crate) struct Remote {
     redis: Arc<RedisBackend>,
+    /// With replicated invalidations, what sends them (its writes wait for replicas).
+    invalidator: Option<Arc<RedisBackend>>,
     tier: Option<Tier>,
     /// Invalidations Redis did not take yet.
     invalidations: Invalidations,
@@ -37,7 +39,9 @@ impl std::fmt::Debug for Remote {
     /// Redis as it is; with a tier, Redis and the tier.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.tier {
-            None if !self.invalidations.pending.any() => std::fmt::Debug::fmt(&*self.redis, f),
+            None if !self.invalidations.pending.any() && self.invalidator.is_none() => {
+                std::fmt::Debug::fmt(&*self.redis, f)
+            }
             tier => {
                 let mut d = f.debug_struct(if tier.is_some() {
                     "WithLocalTier"
@@ -47,6 +51,9 @@ impl std::fmt::Debug for Remote {
                 d.field("redis", &*self.redis);
                 if let Some(tier) = tier {
                     d.field("local", &tier.local);
+                }
+                if let Some(invalidator) = &self.invalidator {
+                    d.field("replicated_invalidations", &**invalidator);
                 }
                 d.field("pending", &*self.invalidations.pending).finish()
             }
@@ -64,9 +71,14 @@ impl Remote {
 }
 
 impl Remote {
-    pub(crate) fn new(redis: RedisBackend, pending_bound: usize) -> Self {
+    pub(crate) fn new(
+        redis: RedisBackend,
+        invalidator: Option<RedisBackend>,
+        pending_bound: usize,
+    ) -> Self {
         Self {
             redis: Arc::new(redis),
+            invalidator: invalidator.map(Arc::new),
             tier: None,
             invalidations: Invalidations::new(pending_bound),
         }
@@ -83,8 +95,9 @@ impl Remote {
         try_now: bool,
     ) -> Fate {
         let tier = self.tier.as_ref().map(|tier| &tier.local);
+        let redis = self.invalidator.as_ref().unwrap_or(&self.redis);
         self.invalidations
-            .apply(&self.redis, tier, space, (target, action), try_now)
+            .apply(redis, tier, space, (target, action), try_now)
             .await
     }
 

@@ -107,6 +107,7 @@ impl Default for CacheBuilder {
                 breaker_cool_down: Duration::from_secs(1),
                 pending_invalidations: crate::backend::pending::DEFAULT_BOUND,
                 tls_root: None,
+                replicas: None,
             },
         }
     }
@@ -378,6 +379,38 @@ impl CacheBuilder {
     /// ```
     pub fn max_pending_invalidations(mut self, bound: usize) -> Self {
         self.redis.pending_invalidations = bound;
+        self
+    }
+
+    /// Replicated invalidations: an invalidation counts as applied only once
+    /// `replicas` replicas of the master took it, so that a failover (the
+    /// master lost before it replicated the write; Redis replicates after it
+    /// answers) does not bring back what it invalidated. After each
+    /// invalidation's write, a `WAIT replicas wait` on the same connection;
+    /// fewer replicas within `wait` and the invalidation is
+    /// [queued](crate::Invalidated::is_queued): this process serves nothing
+    /// it invalidated meanwhile, and it is sent again (to the new master,
+    /// after a failover) until enough replicas take it. So with fewer
+    /// replicas connected than `replicas`, invalidations wait.
+    ///
+    /// The cost: one more round trip per invalidation (the `WAIT`, a
+    /// fraction of a millisecond when the replicas keep up), none per hit.
+    /// Invalidations travel on a connection of their own, so that a `WAIT`
+    /// never holds up other commands. Off by default (0 replicas); it has
+    /// no effect on the memory store. On a cluster, the `WAIT` goes to the
+    /// master of the invalidated key.
+    ///
+    /// ```
+    /// # extern crate cachette_runtime as cachette;
+    /// use std::time::Duration;
+    ///
+    /// let builder = cachette::Cache::builder()
+    ///     .redis_url("redis://127.0.0.1:6379/0")
+    ///     .replicated_invalidations(1, Duration::from_millis(200));
+    /// # drop(builder);
+    /// ```
+    pub fn replicated_invalidations(mut self, replicas: usize, wait: Duration) -> Self {
+        self.redis.replicas = (replicas > 0).then_some((replicas, wait));
         self
     }
 

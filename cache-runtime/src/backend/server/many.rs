@@ -225,10 +225,14 @@ impl RedisBackend {
         try_join_all(groups.into_iter().map(|(node, group)| {
             self.run_on("invalidate", node, move |mut c| async move {
                 let mut pipe = redis::pipe();
-                for key in group {
+                for key in &group {
                     pipe.add_command(set_cmd(key, tombstone, ttl)).ignore();
                 }
-                pipe.query_async::<()>(&mut c).await
+                pipe.query_async::<()>(&mut c).await?;
+                match group.first() {
+                    Some(key) => self.replicated(&mut c, key).await,
+                    None => Ok(()),
+                }
             })
         }))
         .await?;
@@ -356,14 +360,16 @@ impl RedisBackend {
                 let (next, keys) = self
                     .scan_page("clear", node.as_ref(), cursor, pattern)
                     .await?;
-                if let Some(first) = keys.first() {
-                    let node = self.node_of(first);
+                if let Some(first) = keys.first().cloned() {
+                    let node = self.node_of(&first);
                     removed += self
                         .run_on("clear", node, |mut c| async move {
-                            redis::cmd("UNLINK")
+                            let removed = redis::cmd("UNLINK")
                                 .arg(&keys)
                                 .query_async::<u64>(&mut c)
-                                .await
+                                .await?;
+                            self.replicated(&mut c, &first).await?;
+                            Ok(removed)
                         })
                         .await?;
                 }

@@ -34,6 +34,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool_redis::redis::cluster::ClusterClientBuilder;
+use deadpool_redis::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use deadpool_redis::redis::{self, RedisError};
 use futures_util::future::try_join_all;
 
@@ -44,7 +45,7 @@ use crate::scope::VersionKeys;
 use crate::{BackendError, Error, codec};
 use cluster::ClusterLink;
 use lanes::{Lanes, Source};
-use link::Link;
+use link::{Conn, Link};
 use scripts::Scripts;
 
 /// Keys asked of each `SCAN` page (and deleted per batch).
@@ -68,6 +69,27 @@ pub(crate) struct Settings {
     pub(crate) pending_invalidations: usize,
     /// The certificate authority to trust for `rediss://`, instead of the system's.
     pub(crate) tls_root: Option<Pem>,
+    /// Replicated invalidations: how many replicas must have taken an
+    /// invalidation before it counts as applied, and how long to wait for them.
+    pub(crate) replicas: Option<(usize, Duration)>,
+}
+
+impl Settings {
+    /// The settings of the backend that serves everything but replicated
+    /// invalidations, and of the one that sends those (its one connection
+    /// waits for `WAIT` within its deadline), when they are asked for.
+    pub(crate) fn split(&self) -> (Self, Option<Self>) {
+        let plain = Self {
+            replicas: None,
+            ..self.clone()
+        };
+        let replicated = self.replicas.map(|(_, wait)| Self {
+            connections: 1,
+            command_timeout: self.command_timeout + wait,
+            ..self.clone()
+        });
+        (plain, replicated)
+    }
 }
 
 /// A PEM document, shown by its size only.
@@ -91,6 +113,9 @@ pub(crate) struct RedisBackend {
     redacted_url: String,
     /// Which server it is, from `INFO server` when the cache was built (`probe.rs`).
     server: OnceLock<ServerInfo>,
+    /// For the backend of replicated invalidations: the replicas each write
+    /// waits for (`WAIT`), and how long.
+    replicas: Option<(usize, Duration)>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -136,6 +161,7 @@ impl RedisBackend {
             scripts: Scripts::new(),
             redacted_url,
             server: OnceLock::new(),
+            replicas: settings.replicas,
         }
     }
 
@@ -195,6 +221,7 @@ impl RedisBackend {
             scripts: Scripts::new(),
             redacted_url: redacted,
             server: OnceLock::new(),
+            replicas: settings.replicas,
         })
     }
 
@@ -227,7 +254,10 @@ impl RedisBackend {
 
     pub(crate) async fn set(&self, key: &str, bytes: &[u8], expiry: Expiry) -> Result<(), Error> {
         self.run("set", key, |mut c| async move {
-            set_cmd(key, bytes, expiry).query_async(&mut c).await
+            set_cmd(key, bytes, expiry)
+                .query_async::<()>(&mut c)
+                .await?;
+            self.replicated(&mut c, key).await
         })
         .await
     }
@@ -338,9 +368,43 @@ impl RedisBackend {
     pub(crate) async fn bump(&self, vkey: &str, fresh: u64) -> Result<u64, Error> {
         let script = &self.scripts.bump;
         self.run("invalidate", vkey, |mut c| async move {
-            script.key(vkey).arg(fresh).invoke_async(&mut c).await
+            let version = script.key(vkey).arg(fresh).invoke_async(&mut c).await?;
+            self.replicated(&mut c, vkey).await?;
+            Ok(version)
         })
         .await
+    }
+
+    /// On the backend of replicated invalidations, waits (`WAIT`, on the
+    /// connection that wrote) until enough replicas took every write made
+    /// on it, `key`'s among them; too few in time is an error: the
+    /// invalidation stays queued. Elsewhere, nothing.
+    async fn replicated(&self, conn: &mut Conn, key: &str) -> redis::RedisResult<()> {
+        let Some((replicas, wait)) = self.replicas else {
+            return Ok(());
+        };
+        let mut wait_cmd = redis::cmd("WAIT");
+        wait_cmd
+            .arg(replicas)
+            .arg(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1));
+        let reached: usize = match conn {
+            Conn::Cluster(c) => {
+                let slot = cluster::slot(key.as_bytes());
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                    Route::new(slot, SlotAddr::Master),
+                ));
+                redis::FromRedisValue::from_redis_value(c.route_command(wait_cmd, route).await?)?
+            }
+            c @ Conn::Single(_) => wait_cmd.query_async(c).await?,
+        };
+        if reached < replicas {
+            return Err(RedisError::from((
+                redis::ErrorKind::Client,
+                "not replicated",
+                format!("{reached} of {replicas} replicas took the write within {wait:?}"),
+            )));
+        }
+        Ok(())
     }
 
     /// Sets `key` if it still holds what a read saw; whether it did.
