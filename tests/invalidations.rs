@@ -1,14 +1,14 @@
 //! Invalidations that Redis does not take at once are never lost: they are
 //! reported as queued, the invalidating process serves nothing older
 //! meanwhile, and they land once Redis is back. Every blip × every kind of
-//! invalidation, on real `redis-server` processes.
+//! invalidation, on real `redis-server` processes and on a cluster.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use cachette::{Cache, Invalidated, Scope};
-use support::{RedisServer, eventually};
+use support::{RedisCluster, RedisServer, cli, eventually};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -162,6 +162,132 @@ cases! {
     stopped_server_key: Stopped, Key;
     stopped_server_namespace: Stopped, Namespace;
     stopped_server_tag: Stopped, Tag;
+}
+
+/// The blips that a cluster shares with one server, on a Redis Cluster
+/// (three masters, each with a replica, started once for all the cases):
+/// each pauses or cuts every master, so that whichever serves the key or
+/// the version key is hit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_blip_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    for blip in [Blip::PausedWrites, Blip::BreakerOpen, Blip::Killed] {
+        for kind in [Kind::Key, Kind::Namespace, Kind::Tag] {
+            cluster_case(&cluster, blip, kind).await;
+        }
+    }
+}
+
+async fn cluster_case(cluster: &RedisCluster, blip: Blip, kind: Kind) {
+    let on_masters = |args: &[&str]| {
+        for port in cluster.master_ports() {
+            cli(port, args);
+        }
+    };
+    let prefix = format!("{blip:?}-{kind:?}").to_lowercase();
+    let cache_on_cluster = || {
+        Cache::builder()
+            .redis_cluster(cluster.seeds())
+            .key_prefix(prefix.clone())
+    };
+    let mut builder = cache_on_cluster();
+    if matches!(blip, Blip::BreakerOpen) {
+        builder = builder.circuit_breaker(1, Duration::from_millis(1500));
+    }
+    let cache = builder.build().await.unwrap();
+    let scope = scope_of(kind);
+    let source = Arc::new(AtomicU64::new(1));
+    assert_eq!(row(&cache, &scope, &source).await, 1);
+    source.store(2, SeqCst);
+    match blip {
+        Blip::PausedWrites => on_masters(&["CLIENT", "PAUSE", "5000", "WRITE"]),
+        Blip::BreakerOpen => {
+            on_masters(&["CLIENT", "PAUSE", "600"]);
+            // The read of the row and its versions opens their masters' circuits.
+            let _ = cache.get_in::<u64>("row", &scope).await;
+            assert!(!cache.health().is_up(), "the breaker opened");
+        }
+        Blip::Killed => on_masters(&["CLIENT", "KILL", "TYPE", "normal"]),
+        Blip::Replica | Blip::Stopped => unreachable!("run on one server"),
+    }
+    let done = invalidate(&cache, kind).await.unwrap();
+    if matches!(blip, Blip::Killed) {
+        assert!(done.is_applied() || done.is_queued(), "{blip:?} {kind:?}");
+    } else {
+        assert!(done.is_queued(), "{blip:?} {kind:?}: {done:?}");
+    }
+    for _ in 0..5 {
+        assert_eq!(row(&cache, &scope, &source).await, 2, "{blip:?} {kind:?}");
+    }
+    if matches!(blip, Blip::PausedWrites) {
+        on_masters(&["CLIENT", "UNPAUSE"]);
+    }
+    assert!(
+        cache.flush_invalidations(Duration::from_secs(20)).await,
+        "{blip:?} {kind:?} on a cluster: the invalidation never landed"
+    );
+    assert_eq!(cache.stats().invalidations_pending, 0);
+    let other = cache_on_cluster().build().await.unwrap();
+    eventually("the other client reads the new value", async || {
+        row(&other, &scope, &source).await == 2
+    })
+    .await;
+    assert_ne!(other.get_in::<u64>("row", &scope).await.unwrap(), Some(1));
+}
+
+/// A server restarted from a snapshot taken before an invalidation landed:
+/// the old entry and the old versions come back with it. The invalidating
+/// process notices the restart (a new run id on its new connection) and
+/// sends the invalidations that landed lately again: it never serves the
+/// old value, and once they land another process does not either.
+async fn restarted_from_an_older_snapshot(kind: Kind) {
+    let mut server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap();
+    let scope = scope_of(kind);
+    let source = Arc::new(AtomicU64::new(1));
+    assert_eq!(row(&cache, &scope, &source).await, 1);
+    server.command(&["SAVE"]).await;
+    source.store(2, SeqCst);
+    assert!(invalidate(&cache, kind).await.unwrap().is_applied());
+    assert_eq!(row(&cache, &scope, &source).await, 2);
+
+    server.restart();
+    let other = Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap();
+    // The cache's connections broke with the old process: once it reads
+    // the new one, its reads are the ones that count.
+    other.set("probe", &1_u8, MINUTE).await.unwrap();
+    eventually("the cache reads the restarted server", async || {
+        cache.get::<u8>("probe").await.unwrap() == Some(1)
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(row(&cache, &scope, &source).await, 2, "{kind:?}");
+    }
+    assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
+    assert_eq!(row(&other, &scope, &source).await, 2, "{kind:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_from_an_older_snapshot_gets_the_key_invalidation_again() {
+    restarted_from_an_older_snapshot(Kind::Key).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_from_an_older_snapshot_gets_the_namespace_bump_again() {
+    restarted_from_an_older_snapshot(Kind::Namespace).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_from_an_older_snapshot_gets_the_tag_bump_again() {
+    restarted_from_an_older_snapshot(Kind::Tag).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,11 +15,17 @@
 //!
 //! A later write of a key by this process that Redis takes supersedes its
 //! pending tombstone, so the retried tombstone never removes a newer value.
+//!
+//! What landed is remembered for [`REMEMBERED_FOR`] (one per target, at
+//! most [`REMEMBERED`]): when the server turns out to have restarted — from
+//! an older snapshot, or a replica that missed them promoted — those are
+//! kept again at once and sent again. Past the bound within the window, the
+//! key spaces are cleared instead.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::local::Local;
 use super::server::RedisBackend;
@@ -39,6 +45,14 @@ const RETRY_BATCH: usize = 256;
 
 /// The invalidations kept by default before the key spaces are cleared instead.
 pub(crate) const DEFAULT_BOUND: usize = 200_000;
+
+/// How long a landed invalidation is remembered, to be sent again if the
+/// server restarts (a snapshot older than this may bring back what was
+/// invalidated before).
+pub(crate) const REMEMBERED_FOR: Duration = Duration::from_secs(600);
+
+/// How many landed invalidations are remembered at most (one per target).
+pub(crate) const REMEMBERED: usize = 10_000;
 
 /// What an invalidation does to Redis.
 #[derive(Debug, Clone)]
@@ -101,12 +115,85 @@ struct Due {
     target: String,
     seq: u64,
     action: Action,
+    space: String,
     tombstone: Vec<u8>,
+}
+
+/// The invalidations that landed lately, to send again after a restart.
+#[derive(Default)]
+struct Journal {
+    /// The newest of each target: when, its key space, what it did.
+    by_target: HashMap<String, (u64, Instant, String, Action)>,
+    /// Targets in the order they landed (a target again: a later entry).
+    order: VecDeque<(u64, String)>,
+    next: u64,
+    /// When the bound last made it forget one younger than the window.
+    forgot: Option<Instant>,
+    /// Every key space an invalidation came from.
+    spaces: BTreeSet<String>,
+}
+
+impl Journal {
+    fn remember(&mut self, space: &str, target: &str, action: &Action) {
+        let now = Instant::now();
+        let seq = self.next;
+        self.next += 1;
+        if !self.spaces.contains(space) {
+            self.spaces.insert(space.to_owned());
+        }
+        self.by_target.insert(
+            target.to_owned(),
+            (seq, now, space.to_owned(), action.clone()),
+        );
+        self.order.push_back((seq, target.to_owned()));
+        while let Some((seq, target)) = self.order.front() {
+            match self.by_target.get(target) {
+                Some(&(newest, at, ..)) if newest == *seq => {
+                    let old = now.duration_since(at) >= REMEMBERED_FOR;
+                    if !old && self.by_target.len() <= REMEMBERED {
+                        break;
+                    }
+                    if !old {
+                        self.forgot = Some(now);
+                    }
+                    self.by_target.remove(target);
+                }
+                // Superseded by a later entry of the same target.
+                _ => {}
+            }
+            self.order.pop_front();
+        }
+        if self.order.len() > 4 * REMEMBERED {
+            let by_target = &self.by_target;
+            self.order
+                .retain(|(seq, target)| by_target.get(target).is_some_and(|e| e.0 == *seq));
+        }
+    }
+
+    /// What to send again, oldest first, unless some was forgotten within
+    /// the window: then the key spaces to clear instead.
+    fn recent(&self) -> Result<Vec<(String, String, Action)>, Vec<String>> {
+        if self.forgot.is_some_and(|at| at.elapsed() < REMEMBERED_FOR) {
+            return Err(self.spaces.iter().cloned().collect());
+        }
+        let mut recent: Vec<_> = self
+            .by_target
+            .iter()
+            .filter(|(_, (_, at, ..))| at.elapsed() < REMEMBERED_FOR)
+            .map(|(target, (seq, _, space, action))| (*seq, target, space, action))
+            .collect();
+        recent.sort_unstable_by_key(|entry| entry.0);
+        Ok(recent
+            .into_iter()
+            .map(|(_, target, space, action)| (space.clone(), target.clone(), action.clone()))
+            .collect())
+    }
 }
 
 /// The invalidations waiting for Redis, and their figures.
 pub(crate) struct Pending {
     state: Mutex<State>,
+    journal: Mutex<Journal>,
     /// Entries (plus one while overflowed): read without the lock by every read.
     count: AtomicUsize,
     bound: usize,
@@ -133,6 +220,7 @@ impl Pending {
                 everything: codec::tombstone(),
                 ..State::default()
             }),
+            journal: Mutex::new(Journal::default()),
             count: AtomicUsize::new(0),
             bound: bound.max(1),
             landings: AtomicU64::new(0),
@@ -276,6 +364,7 @@ impl Pending {
                 target: target.clone(),
                 seq: e.seq,
                 action: e.action.clone(),
+                space: e.space.clone(),
                 tombstone: e.tombstone.clone(),
             })
             .collect();
@@ -304,6 +393,40 @@ impl Pending {
             "cachette_invalidations_applied_late_total",
             u64::from(late),
         );
+    }
+
+    /// Remembers an invalidation that landed, to send again after a restart.
+    fn remember(&self, space: &str, target: &str, action: &Action) {
+        self.journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remember(space, target, action);
+    }
+
+    /// The server restarted: what landed lately is kept again (read as
+    /// pending from now on), or, when some of it was forgotten, the key
+    /// spaces are to be cleared; whether a retrying task must be started.
+    fn restarted(&self) -> bool {
+        let recent = self
+            .journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recent();
+        match recent {
+            Ok(recent) => recent
+                .into_iter()
+                .fold(false, |start, (space, target, action)| {
+                    self.keep(&space, target, action, codec::tombstone()) || start
+                }),
+            Err(spaces) => {
+                let mut state = self.state();
+                state.overflow.extend(spaces);
+                self.recount(&state, "", 0);
+                let start = !state.retrying && !state.overflow.is_empty();
+                state.retrying |= start;
+                start
+            }
+        }
     }
 
     /// Counts `n` retries.
@@ -360,6 +483,7 @@ impl Invalidations {
         }
         match result {
             Ok(applied) => {
+                self.pending.remember(space, &target, &action);
                 // A newer invalidation of the same target supersedes an older one still waiting.
                 if self.pending.any() {
                     let seq = self.pending.state().entries.get(&target).map(|e| e.seq);
@@ -380,6 +504,29 @@ impl Invalidations {
                 Fate::Queued(error)
             }
         }
+    }
+}
+
+impl Invalidations {
+    /// What runs when `redis` (the one reads go to) turns out to have
+    /// restarted: the invalidations that landed lately are kept again and
+    /// sent again through `sender`.
+    pub(crate) fn on_restart(
+        &self,
+        sender: &Arc<RedisBackend>,
+        tier: Option<&Arc<Local>>,
+    ) -> crate::backend::server::Hook {
+        let pending = Arc::downgrade(&self.pending);
+        let sender = Arc::downgrade(sender);
+        let tier = tier.map(Arc::downgrade);
+        Box::new(move || {
+            let (Some(queue), Some(sender)) = (pending.upgrade(), sender.upgrade()) else {
+                return;
+            };
+            if queue.restarted() {
+                spawn_retries(Arc::downgrade(&queue), sender, tier.clone());
+            }
+        })
     }
 }
 
@@ -456,6 +603,7 @@ fn spawn_retries(pending: Weak<Pending>, redis: Arc<RedisBackend>, tier: Option<
                         if let Some(tier) = &tier {
                             forget(tier, &due.target, &due.action);
                         }
+                        queue.remember(&due.space, &due.target, &due.action);
                         queue.landed(None, Some((&due.target, due.seq)), true);
                     }
                     if failed {
@@ -473,4 +621,28 @@ fn spawn_retries(pending: Weak<Pending>, redis: Arc<RedisBackend>, tier: Option<
             };
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Action, Journal, REMEMBERED};
+
+    #[test]
+    fn the_journal_keeps_the_newest_per_target_in_order_and_owns_up_past_its_bound() {
+        let mut journal = Journal::default();
+        journal.remember("p:*", "p:#ns:a", &Action::Bump);
+        journal.remember("p:*", "p:k", &Action::Bump);
+        journal.remember("p:*", "p:#ns:a", &Action::Bump);
+        let recent = journal.recent().unwrap();
+        let targets: Vec<&str> = recent.iter().map(|(_, t, _)| t.as_str()).collect();
+        assert_eq!(targets, ["p:k", "p:#ns:a"]);
+
+        for i in 0..=REMEMBERED {
+            journal.remember("q:*", &format!("q:{i}"), &Action::Bump);
+        }
+        assert_eq!(journal.by_target.len(), REMEMBERED);
+        assert!(journal.order.len() <= 4 * REMEMBERED);
+        // Some landed invalidation is forgotten: clear both key spaces instead.
+        assert_eq!(journal.recent().unwrap_err(), ["p:*", "q:*"]);
+    }
 }

@@ -158,10 +158,16 @@ impl Remote {
     }
 
     /// Connects now, asks which server it is, and starts tracking for the
-    /// local tier. A server that answers but refuses what the tier needs
+    /// local tier; from now on a restart of the server is noticed. A server that answers but refuses what the tier needs
     /// (RESP3, `CLIENT TRACKING ... BCAST`) is a configuration error; one
     /// that does not answer is not (tracking is tried again in the background).
     pub(crate) async fn connect(&self) -> Result<(), Error> {
+        // Before the first connection: a restart noticed later sends the
+        // invalidations that landed lately again.
+        let sender = self.invalidator.as_ref().unwrap_or(&self.redis);
+        let tier = self.tier.as_ref().map(|tier| &tier.local);
+        self.redis
+            .on_restart(self.invalidations.on_restart(sender, tier));
         let connected = self.redis.connect_all().await;
         if let Some(tier) = &self.tier {
             if connected.is_ok() {

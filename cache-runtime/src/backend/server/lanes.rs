@@ -13,9 +13,10 @@ use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::{Connection, Pool};
 
 use super::reconnect::Reconnect;
+use super::restarts::Restarts;
 use super::sentinel::Sentinel;
 use super::{CHECKOUT_WAIT, Settings};
-use crate::Error;
+use crate::{BackendError, Error};
 
 /// Where the lanes' connections come from.
 pub(super) enum Source {
@@ -99,6 +100,8 @@ pub(super) struct Lanes {
     /// The most a call waits for a connection: the pool's wait, then a connect.
     checkout_timeout: Duration,
     reconnect: Reconnect,
+    /// The server's run id, checked on every new connection.
+    pub(super) restarts: Restarts,
 }
 
 impl Lanes {
@@ -108,6 +111,7 @@ impl Lanes {
             held: (0..settings.connections).map(|_| Lane::new()).collect(),
             checkout_timeout: CHECKOUT_WAIT + settings.connect_timeout,
             reconnect: Reconnect::new(redacted_url),
+            restarts: Restarts::new(),
         }
     }
 
@@ -200,8 +204,17 @@ impl Lanes {
         };
         match pool.get().await {
             Ok(conn) => {
+                let mut multiplexed = (*conn).clone();
+                // A restart is noticed before the connection carries a command.
+                if let Err(source) = self.restarts.check(&mut multiplexed).await {
+                    self.reconnect.failed();
+                    drop(Connection::take(conn));
+                    return Err(Error::Backend {
+                        op,
+                        source: BackendError::Redis(source),
+                    });
+                }
                 self.reconnect.succeeded();
-                let multiplexed = (*conn).clone();
                 let (generation, old) = {
                     let mut slot = lane
                         .conn

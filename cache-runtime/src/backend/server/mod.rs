@@ -18,6 +18,7 @@ mod master;
 mod pool;
 mod probe;
 mod reconnect;
+mod restarts;
 #[cfg(test)]
 mod script_keys;
 mod scripts;
@@ -26,6 +27,7 @@ mod url;
 
 #[cfg(feature = "internals")]
 pub(crate) use cluster::parse_masters;
+pub(crate) use restarts::Hook;
 #[cfg(feature = "internals")]
 pub(crate) use sentinel::master_url;
 pub(crate) use url::{redact, with_address};
@@ -223,6 +225,15 @@ impl RedisBackend {
             server: OnceLock::new(),
             replicas: settings.replicas,
         })
+    }
+
+    /// Runs `hook` whenever the server turns out to have restarted (a new
+    /// run id on a new connection), before that connection carries a
+    /// command. On a cluster, nothing: redis-rs makes the connections.
+    pub(crate) fn on_restart(&self, hook: Hook) {
+        if let Link::Single(lanes) = &self.link {
+            lanes.restarts.on_restart(hook);
+        }
     }
 
     /// Whether commands go to a cluster, where what spans slots is split.
