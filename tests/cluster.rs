@@ -23,6 +23,7 @@ async fn hits_resharding_failover_and_outage_on_one_cluster() {
     fresh_caches_read_scoped_keys_without_a_failure(&cluster).await;
     a_tagged_hit_is_one_request_per_node(&cluster).await;
     replicated_invalidations_wait_on_the_master_of_their_key(&cluster).await;
+    a_tracked_tagged_hit_is_one_get(&cluster).await;
     resharding_under_load_serves_no_wrong_value(&cluster).await;
     a_killed_master_costs_only_its_slots(&mut cluster, true).await;
     a_killed_master_costs_only_its_slots(&mut cluster, false).await;
@@ -92,6 +93,54 @@ fn data_commands(cluster: &RedisCluster) -> Vec<(u16, String, u64)> {
         }
     }
     seen
+}
+
+/// With tracked versions, a hit in a namespace and with two tags is one
+/// `GET` on the master of its entry, once tracking is up on every master.
+async fn a_tracked_tagged_hit_is_one_get(cluster: &RedisCluster) {
+    const HITS: u64 = 20;
+    let cache = Cache::builder()
+        .redis_cluster(cluster.seeds())
+        .key_prefix("tracked")
+        .track_versions(true)
+        .build()
+        .await
+        .unwrap();
+    eventually("tracking is up on every master", async || {
+        let _ = cache.get::<u8>("warm").await;
+        cache.health().tracking.is_some_and(|t| t.up)
+    })
+    .await;
+    let scope = Scope::new()
+        .namespace("catalog")
+        .tag("size:256")
+        .tag("bench");
+    let compute = || async { "value".to_owned() };
+    cache
+        .get_or_set_in("products:all", compute, HOUR, &scope)
+        .await
+        .unwrap();
+    for port in cluster.master_ports() {
+        cli(port, &["CONFIG", "RESETSTAT"]);
+    }
+    for _ in 0..HITS {
+        let hit = cache
+            .get_or_set_in("products:all", compute, HOUR, &scope)
+            .await
+            .unwrap();
+        assert_eq!(hit, "value");
+    }
+    let seen = data_commands(cluster);
+    let gets: u64 = seen
+        .iter()
+        .filter(|(_, name, _)| name == "get")
+        .map(|(_, _, calls)| calls)
+        .sum();
+    assert_eq!(gets, HITS, "{seen:?}");
+    assert!(
+        seen.iter().all(|(_, name, _)| name == "get"),
+        "nothing but GETs: {seen:?}"
+    );
 }
 
 /// With replicated invalidations, each invalidation's write is followed by

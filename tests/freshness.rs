@@ -85,6 +85,18 @@ fn fixture(cache: Cache, swr: Cache, server: Option<RedisServer>) -> Arc<Fx> {
     })
 }
 
+async fn tracked() -> Arc<Fx> {
+    let (server, cache) = redis_cache(Cache::builder().track_versions(true)).await;
+    let swr = Cache::builder()
+        .redis_url(server.url(1))
+        .track_versions(true)
+        .stale_while_revalidate(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    fixture(cache, swr, Some(server))
+}
+
 async fn tiered() -> Arc<Fx> {
     let (server, cache) = redis_cache(Cache::builder().local_tier(16 << 20)).await;
     let swr = Cache::builder()
@@ -98,6 +110,13 @@ async fn tiered() -> Arc<Fx> {
 }
 
 support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel;
+    stale_values_are_served_while_one_caller_refreshes,
+    stale_values_are_refreshed_in_the_background,
+    get_or_set_detached_refreshes_in_the_background,
+    failover_serves_the_last_good_value_within_its_window,
+    early_refresh_recomputes_before_the_timeout,
+);
+support::on_every_store!(tracked: tracked;
     stale_values_are_served_while_one_caller_refreshes,
     stale_values_are_refreshed_in_the_background,
     get_or_set_detached_refreshes_in_the_background,

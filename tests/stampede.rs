@@ -69,6 +69,15 @@ async fn tiered() -> Arc<Fx> {
     })
 }
 
+async fn tracked() -> Arc<Fx> {
+    let (server, cache) = redis_cache(Cache::builder().track_versions(true)).await;
+    Arc::new(Fx {
+        cache,
+        runs: AtomicUsize::new(0),
+        _server: Some(server),
+    })
+}
+
 async fn sentinel() -> Arc<Fx> {
     let topology = support::sentinel::current();
     Arc::new(Fx {
@@ -79,6 +88,15 @@ async fn sentinel() -> Arc<Fx> {
 }
 
 support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel;
+    a_thousand_cold_calls_run_the_body_once,
+    a_thousand_cold_get_or_set_calls_run_once,
+    callers_that_wait_for_a_computation_are_counted_as_joined,
+    a_failed_leader_hands_over_to_one_follower,
+    a_panicking_leader_hands_over,
+    a_cancelled_leader_hands_over,
+    recursive_and_mutually_recursive_functions_complete,
+);
+support::on_every_store!(tracked: tracked;
     a_thousand_cold_calls_run_the_body_once,
     a_thousand_cold_get_or_set_calls_run_once,
     callers_that_wait_for_a_computation_are_counted_as_joined,

@@ -60,6 +60,194 @@ async fn a_hit_with_a_namespace_and_two_tags_is_one_command() {
     );
 }
 
+/// A cache with tracked versions, once tracking is up.
+async fn tracked_cache(server: &RedisServer) -> Cache {
+    let cache = Cache::builder()
+        .redis_url(server.url(0))
+        .track_versions(true)
+        .build()
+        .await
+        .unwrap();
+    support::eventually("tracking is up", async || {
+        // A read starts tracking; the health says when it is confirmed.
+        let _ = cache.get::<u8>("warm").await;
+        cache.health().tracking.is_some_and(|t| t.up)
+    })
+    .await;
+    cache
+}
+
+#[tokio::test]
+async fn with_tracked_versions_a_hit_with_a_namespace_and_two_tags_is_one_get() {
+    let server = RedisServer::start();
+    let cache = tracked_cache(&server).await;
+    let scope = Scope::new()
+        .namespace("product")
+        .tag("category:books")
+        .tag("shop:1");
+    let calls = AtomicUsize::new(0);
+    let compute = || async {
+        calls.fetch_add(1, Ordering::SeqCst);
+        vec!["Dune".to_owned()]
+    };
+    // The miss reads the versions from Redis and keeps them.
+    cache
+        .get_or_set_in("products:books", compute, HOUR, &scope)
+        .await
+        .unwrap();
+
+    let mut conn = server.connect(0).await;
+    reset_stats(&mut conn).await;
+    for _ in 0..10 {
+        let hit = cache
+            .get_or_set_in("products:books", compute, HOUR, &scope)
+            .await
+            .unwrap();
+        assert_eq!(hit, ["Dune"]);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        commands(&mut conn).await,
+        [("get".to_owned(), 10)],
+        "one GET per hit: the versions are known here"
+    );
+}
+
+#[tokio::test]
+async fn a_local_tier_always_tracks_versions() {
+    let server = RedisServer::start();
+    let refused = Cache::builder()
+        .redis_url(server.url(0))
+        .local_tier(1 << 20)
+        .track_versions(false)
+        .build()
+        .await;
+    assert!(
+        matches!(refused, Err(cachette::Error::Config { .. })),
+        "{refused:?}"
+    );
+}
+
+/// Another process bumps a namespace and a tag 1 000 times (the row
+/// changed each time) while this one, tracking versions, reads: its reads
+/// never go back to an older row, and each bump reaches it within the
+/// tracking delay, printed for RELIABILITY.md (`cargo nextest run
+/// --all-features --test versions --no-capture -E 'test(another_process)'`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_bumps_reach_tracked_versions_in_order() {
+    let server = RedisServer::start();
+    let reader = tracked_cache(&server).await;
+    let writer = Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap();
+    let row = Arc::new(AtomicU64::new(0));
+    let read = async |key: &str, scope: &Scope| {
+        let row = Arc::clone(&row);
+        reader
+            .get_or_set_in(
+                key,
+                || async move { row.load(Ordering::SeqCst) },
+                HOUR,
+                scope,
+            )
+            .await
+            .unwrap()
+    };
+    let (in_namespace, tagged) = (Scope::new().namespace("rows"), Scope::new().tag("row:1"));
+    let mut delays = Vec::with_capacity(1000);
+    for round in 1..=1000_u64 {
+        let (key, scope) = if round % 2 == 0 {
+            ("in-namespace", &in_namespace)
+        } else {
+            ("tagged", &tagged)
+        };
+        let before = read(key, scope).await;
+        assert!(before < round, "round {round}: {before} before the bump");
+        row.store(round, Ordering::SeqCst);
+        if round % 2 == 0 {
+            writer.invalidate_namespace("rows").await.unwrap();
+        } else {
+            writer.invalidate_tag("row:1").await.unwrap();
+        }
+        let bumped = std::time::Instant::now();
+        loop {
+            let got = read(key, scope).await;
+            assert!(
+                got == before || got == round,
+                "round {round}: read {got}, neither the value before ({before}) nor the new one"
+            );
+            if got == round {
+                break;
+            }
+            assert!(
+                bumped.elapsed() < Duration::from_secs(20),
+                "round {round}: the bump never reached this process"
+            );
+        }
+        delays.push(bumped.elapsed());
+    }
+    delays.sort_unstable();
+    eprintln!(
+        "tracked versions: another process's bump reached this one in {:?} (median), {:?} (max) over {} bumps",
+        delays[delays.len() / 2],
+        delays[delays.len() - 1],
+        delays.len()
+    );
+}
+
+/// With the tracking connection killed, reads go back to reading versions
+/// from Redis: a bump another process makes then is seen by the next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_its_tracking_connection_a_tracked_cache_reads_versions_from_redis() {
+    let server = RedisServer::start();
+    let reader = tracked_cache(&server).await;
+    let writer = Cache::builder()
+        .redis_url(server.url(0))
+        .build()
+        .await
+        .unwrap();
+    let scope = Scope::new().namespace("rows");
+    let row = Arc::new(AtomicU64::new(1));
+    let read = async || {
+        let row = Arc::clone(&row);
+        reader
+            .get_or_set_in(
+                "row",
+                || async move { row.load(Ordering::SeqCst) },
+                HOUR,
+                &scope,
+            )
+            .await
+            .unwrap()
+    };
+    assert_eq!(read().await, 1);
+    // Pause the tracking: its connection killed (it is the one in tracking mode).
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut server.connect(0).await)
+        .await
+        .unwrap();
+    let tracking = clients
+        .lines()
+        .find(|line| {
+            line.split(' ')
+                .any(|f| f.starts_with("flags=") && f.contains('t'))
+        })
+        .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .expect("a tracking connection")
+        .to_owned();
+    server.command(&["CLIENT", "KILL", "ID", &tracking]).await;
+    support::eventually("tracking is down", async || {
+        !reader.health().tracking.is_some_and(|t| t.up)
+    })
+    .await;
+    row.store(2, Ordering::SeqCst);
+    writer.invalidate_namespace("rows").await.unwrap();
+    assert_eq!(read().await, 2, "read right after the bump, tracking down");
+}
+
 #[tokio::test]
 async fn a_plain_hit_is_one_get() {
     let (server, cache) = redis_cache(Cache::builder()).await;
@@ -288,6 +476,12 @@ macro_rules! race {
             let server = RedisServer::start();
             let cache = match stringify!($backend) {
                 "redis" => Cache::builder().redis_url(server.url(0)).build().await.unwrap(),
+                "tracked" => Cache::builder()
+                    .redis_url(server.url(0))
+                    .track_versions(true)
+                    .build()
+                    .await
+                    .unwrap(),
                 _ => Cache::memory(),
             };
             invalidation_wins(cache, Row::Server(server.connect(1).await), $how).await;
@@ -302,21 +496,28 @@ race! {
     key_invalidation_wins_in_memory: memory, How::Key;
     namespace_invalidation_wins_in_memory: memory, How::Namespace;
     tag_invalidation_wins_in_memory: memory, How::Tag;
+    key_invalidation_wins_with_tracked_versions: tracked, How::Key;
+    namespace_invalidation_wins_with_tracked_versions: tracked, How::Namespace;
+    tag_invalidation_wins_with_tracked_versions: tracked, How::Tag;
 }
 
 /// The same races on a cluster, where the entry and its version keys live
-/// on different masters: one cluster for the three.
+/// on different masters, with and without tracked versions: one cluster
+/// for the six.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invalidation_wins_on_a_cluster() {
     let cluster = support::RedisCluster::start();
-    for how in [How::Key, How::Namespace, How::Tag] {
-        cluster.flush();
-        let cache = Cache::builder()
-            .redis_cluster(cluster.seeds())
-            .build()
-            .await
-            .unwrap();
-        invalidation_wins(cache, Row::Cluster(cluster.connect().await), how).await;
+    for tracked in [false, true] {
+        for how in [How::Key, How::Namespace, How::Tag] {
+            cluster.flush();
+            let cache = Cache::builder()
+                .redis_cluster(cluster.seeds())
+                .track_versions(tracked)
+                .build()
+                .await
+                .unwrap();
+            invalidation_wins(cache, Row::Cluster(cluster.connect().await), how).await;
+        }
     }
 }
 

@@ -26,6 +26,10 @@ use std::time::{Duration, Instant};
 /// flushed between them): `test(cluster().await)`. With a fourth, `mod
 /// on_local_tier` runs each test on Redis with a local tier in front.
 ///
+/// `on_every_store!(tracked: fixture; tests)` runs each test once more in
+/// `mod on_tracked_versions`, on a server of its own with the versions of
+/// namespaces and tags tracked in process (`track_versions`).
+///
 /// With `sentinel: fixture` last, `mod on_sentinel` runs every test behind
 /// Redis Sentinel too (one master, two replicas, three sentinels started
 /// for the whole test binary, the master flushed between cases):
@@ -40,6 +44,12 @@ macro_rules! on_every_store {
     ($memory:ident, $redis:ident, $cluster:ident, sentinel: $sentinel:ident; $($name:ident),* $(,)?) => {
         $crate::on_every_store!($memory, $redis, $cluster; $($name),*);
         $crate::on_every_store!(sentinel: $sentinel; $($name),*);
+    };
+    (tracked: $tracked:ident; $($name:ident),* $(,)?) => {
+        mod on_tracked_versions {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::$tracked().await).await })*
+        }
     };
     (sentinel: $sentinel:ident; $($name:ident),* $(,)?) => {
         mod on_sentinel {

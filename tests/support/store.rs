@@ -1,6 +1,6 @@
 //! Where a suite's cache lives: in memory, on a `redis-server` of the
-//! test's own, on the test binary's cluster or Sentinel topology, or on a server behind a local
-//! tier — and what the suites do with the store besides the cache.
+//! test's own, on the test binary's cluster or Sentinel topology, on a server behind a local
+//! tier or with versions tracked in process — and what the suites do with the store besides the cache.
 
 use std::sync::Arc;
 
@@ -23,6 +23,10 @@ pub async fn cluster() -> Store {
 
 pub async fn tiered() -> Store {
     Store::tiered(Cache::builder()).await
+}
+
+pub async fn tracked() -> Store {
+    Store::redis(Cache::builder().track_versions(true)).await
 }
 
 pub async fn sentinel() -> Store {

@@ -17,6 +17,11 @@
 //!
 //! Hits need every version key of their scope known locally too, so a hit
 //! in a namespace or with tags sends no command at all.
+//!
+//! Tracked versions (`track_versions` without a local tier) are the same
+//! machinery keeping only version keys: it tracks `{prefix}#` alone, and a
+//! hit in a namespace or with tags is one `GET` of its entry, judged
+//! against the versions known here.
 
 use std::collections::HashMap;
 use std::sync::atomic::{
@@ -42,6 +47,9 @@ const VERSIONS: usize = 100_000;
 /// The in-process copies, and what Redis is still being asked.
 pub(crate) struct Local {
     entries: Memory,
+    /// Whether entries are kept (a local tier), or version keys only
+    /// (tracked versions).
+    keeps_entries: bool,
     state: Mutex<State>,
     /// Whether tracking runs: only then is the tier used.
     up: AtomicBool,
@@ -93,6 +101,7 @@ impl Local {
     pub(crate) fn new(max_bytes: u64, lifetime: Option<Duration>) -> Self {
         Self {
             entries: Memory::new(max_bytes, "local"),
+            keeps_entries: true,
             state: Mutex::default(),
             up: AtomicBool::new(false),
             started: AtomicBool::new(false),
@@ -106,11 +115,25 @@ impl Local {
         }
     }
 
-    /// Adds the prefixes of `keys`' entries and version keys to those
-    /// tracked, unless already covered: until tracking has restarted with
-    /// them, the tier is empty and bypassed.
+    /// Tracked versions: version keys kept and tracked, no entry.
+    pub(crate) fn versions_only() -> Self {
+        Self {
+            keeps_entries: false,
+            ..Self::new(1, None)
+        }
+    }
+
+    /// Whether entries are kept here (else only version keys).
+    pub(crate) fn keeps_entries(&self) -> bool {
+        self.keeps_entries
+    }
+
+    /// Adds the prefixes of `keys`' entries (unless only versions are kept)
+    /// and version keys to those tracked, unless already covered: until
+    /// tracking has restarted with them, the tier is empty and bypassed.
     pub(crate) fn cover(&self, keys: &KeySpace) {
-        let wanted = [format!("{}:", keys.prefix()), format!("{}#", keys.prefix())];
+        let entries = self.keeps_entries.then(|| format!("{}:", keys.prefix()));
+        let wanted = entries.into_iter().chain([format!("{}#", keys.prefix())]);
         {
             let mut prefixes = self.prefixes.lock().unwrap_or_else(PoisonError::into_inner);
             let mut added = false;
@@ -197,6 +220,20 @@ impl Local {
         Some((Found::Slot(slot), versions))
     }
 
+    /// The versions at `vkeys`, if all are known here (tracking up).
+    #[inline]
+    pub(crate) fn versions(&self, vkeys: &VersionKeys) -> Option<Vec<Option<u64>>> {
+        // Acquire: a tier seen up was flushed before it went up.
+        if !self.up.load(Acquire) {
+            return None;
+        }
+        let state = self.state();
+        vkeys
+            .iter()
+            .map(|vkey| state.versions.get(vkey).copied())
+            .collect()
+    }
+
     /// Leaves placeholders for a read of `key` and `vkeys` from Redis.
     pub(crate) fn begin(&self, key: &str, vkeys: &VersionKeys) -> Reading {
         if !self.up.load(SeqCst) {
@@ -239,9 +276,12 @@ impl Local {
             }
             state.reads.get(key) == Some(&number)
         };
-        let Some(bytes) = bytes else {
-            self.state().reads.remove(key);
-            return None;
+        let bytes = match bytes {
+            Some(bytes) if self.keeps_entries => bytes,
+            other => {
+                self.state().reads.remove(key);
+                return other.map(Found::Bytes);
+            }
         };
         if !keep_entry {
             return Some(Found::Bytes(bytes));

@@ -111,6 +111,15 @@ impl Backend {
         }
     }
 
+    /// `redis` (a `Redis` backend) with the versions of `keys`' space
+    /// tracked in process.
+    pub(crate) fn with_tracked_versions(self, keys: &KeySpace) -> Self {
+        match self {
+            Self::Redis(redis) => Self::Redis(redis.with_tracked_versions(keys)),
+            other => other,
+        }
+    }
+
     /// Makes a local tier track the keys of `keys`' space too (a handle
     /// under another prefix).
     pub(crate) fn cover(&self, keys: &KeySpace) {

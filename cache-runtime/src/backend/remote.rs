@@ -114,6 +114,19 @@ impl Remote {
         self.wrote(&[key.to_owned()], result)
     }
 
+    /// This Redis with the versions of `keys`' space tracked in process
+    /// (a tier of version keys only).
+    pub(crate) fn with_tracked_versions(self, keys: &KeySpace) -> Self {
+        let local = Local::versions_only();
+        local.cover(keys);
+        Self {
+            tier: Some(Tier {
+                local: Arc::new(local),
+            }),
+            ..self
+        }
+    }
+
     /// This Redis with a local tier of `max_bytes` in front, tracking the
     /// keys of `keys`' space.
     pub(crate) fn with_local(
@@ -154,7 +167,9 @@ impl Remote {
 
     /// Whether reads are answered with entries that keep a decoded value.
     pub(crate) fn keeps_typed(&self) -> bool {
-        self.tier.is_some()
+        self.tier
+            .as_ref()
+            .is_some_and(|tier| tier.local.keeps_entries())
     }
 
     /// Connects now, asks which server it is, and starts tracking for the
@@ -188,11 +203,16 @@ impl Remote {
             || format!("the server at {at}"),
             |server| format!("{server} at {at}"),
         );
+        let (what, option) = if local.keeps_entries() {
+            ("the local tier needs", "local_tier")
+        } else {
+            ("tracked versions need", "track_versions")
+        };
         if server.is_some_and(|server| !server.speaks_resp3()) {
             return Err(Error::Config {
                 reason: format!(
-                    "the local tier needs RESP3 and `CLIENT TRACKING ... BCAST` (Redis 6 or \
-                     later), and {named} has neither: build without local_tier (every read \
+                    "{what} RESP3 and `CLIENT TRACKING ... BCAST` (Redis 6 or \
+                     later), and {named} has neither: build without {option} (every read \
                      then goes to Redis), or move to Redis 6 or later"
                 ),
                 source: None,
@@ -201,8 +221,8 @@ impl Remote {
         match local.check(&self.redis).await {
             Err(Failed::Refused(error)) => Err(Error::Config {
                 reason: format!(
-                    "the local tier needs `CLIENT TRACKING ON BCAST PREFIX ...` on a RESP3 \
-                     connection, and {named} refused it: build without local_tier (every read \
+                    "{what} `CLIENT TRACKING ON BCAST PREFIX ...` on a RESP3 \
+                     connection, and {named} refused it: build without {option} (every read \
                      then goes to Redis), or let this user run CLIENT TRACKING on a server that \
                      has it (Redis 6 or later)"
                 ),
@@ -229,6 +249,9 @@ impl Remote {
             self.mask(key, &mut found, vkeys, &mut versions, watched);
             return Ok((found, versions));
         };
+        if !tier.local.keeps_entries() {
+            return self.read_tracked(&tier.local, key, vkeys).await;
+        }
         if !past_tier && let Some((found, versions)) = self.peek(key, vkeys) {
             return Ok((Some(found), versions));
         }
@@ -240,6 +263,39 @@ impl Remote {
         match read {
             Ok((bytes, mut versions)) => {
                 let mut found = local.fill(reading, key, (bytes, left), vkeys, &versions);
+                self.mask(key, &mut found, vkeys, &mut versions, watched);
+                Ok((found, versions))
+            }
+            Err(error) => {
+                local.abandon(reading, key, vkeys);
+                Err(error)
+            }
+        }
+    }
+
+    /// With tracked versions: the entry at `key` from Redis (one `GET`),
+    /// and the versions at `vkeys` known here; when one is not known (or
+    /// tracking is down), both from Redis in one round trip, the versions
+    /// then kept when no invalidation came meanwhile.
+    async fn read_tracked(
+        &self,
+        local: &Arc<Local>,
+        key: &str,
+        vkeys: &VersionKeys,
+    ) -> Result<Answer, Error> {
+        local.start(&self.redis);
+        let watched = self.invalidations.pending.watch();
+        if !vkeys.is_empty()
+            && let Some(mut versions) = local.versions(vkeys)
+        {
+            let mut found = self.redis.get(key).await?.map(Found::Bytes);
+            self.mask(key, &mut found, vkeys, &mut versions, watched);
+            return Ok((found, versions));
+        }
+        let reading = local.begin(key, vkeys);
+        match self.redis.read(key, vkeys).await {
+            Ok((bytes, mut versions)) => {
+                let mut found = local.fill(reading, key, (bytes, None), vkeys, &versions);
                 self.mask(key, &mut found, vkeys, &mut versions, watched);
                 Ok((found, versions))
             }
@@ -279,7 +335,10 @@ impl Remote {
     /// when it holds them all (and no invalidation waits for Redis).
     #[inline]
     pub(crate) fn peek(&self, key: &str, vkeys: &VersionKeys) -> Option<(Found, Vec<Option<u64>>)> {
-        let tier = self.tier.as_ref()?;
+        let tier = self
+            .tier
+            .as_ref()
+            .filter(|tier| tier.local.keeps_entries())?;
         if self.invalidations.pending.any() {
             return None;
         }
@@ -295,7 +354,7 @@ impl Remote {
         let Some(tier) = self
             .tier
             .as_ref()
-            .filter(|_| !self.invalidations.pending.any())
+            .filter(|tier| tier.local.keeps_entries() && !self.invalidations.pending.any())
         else {
             let watched = self.invalidations.pending.watch();
             let found = self.redis.get_many(keys).await?;
