@@ -176,18 +176,20 @@ async fn with_replicated_invalidations_a_bump_survives_the_failover_of_its_maste
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_replicated_invalidations_a_bump_the_replica_missed_is_lost_until_its_process_sends_it_again()
- {
+async fn without_replicated_invalidations_the_invalidating_process_sends_a_lost_bump_again() {
     // Redis answers a write before its replicas have it: the master died
-    // with the bump, and the promoted replica serves the namespace's old
-    // entries to another process. The invalidating process, on its first
-    // connection to the new master, notices a new server and sends its
-    // recent invalidations again: from then on nobody reads the old value.
+    // with the bump, and the promoted replica holds the namespace's old
+    // entries. The invalidating process notices a new server (its check
+    // every second, or its next call) and sends its recent invalidations
+    // again; until then another process may read the old value there.
     let after = bump_then_failover(false).await;
     assert!(after.reported.is_applied(), "{:?}", after.reported);
-    assert_eq!(after.other_process, 1, "the bump was lost with its master");
     assert_eq!(after.invalidating_process, 2);
     assert_eq!(after.other_process_later, 2);
+    eprintln!(
+        "without replicated invalidations: another process first read {} on the new master",
+        after.other_process
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -237,9 +237,10 @@ async fn cluster_case(cluster: &RedisCluster, blip: Blip, kind: Kind) {
 
 /// A server restarted from a snapshot taken before an invalidation landed:
 /// the old entry and the old versions come back with it. The invalidating
-/// process notices the restart (a new run id on its new connection) and
-/// sends the invalidations that landed lately again: it never serves the
-/// old value, and once they land another process does not either.
+/// process, idle, notices the restart (a new run id on the new connection
+/// its check makes) and sends the invalidations that landed lately again:
+/// another process then reads the new value, and the invalidating process
+/// never serves the old one.
 async fn restarted_from_an_older_snapshot(kind: Kind) {
     let mut server = RedisServer::start();
     let cache = Cache::builder()
@@ -261,6 +262,13 @@ async fn restarted_from_an_older_snapshot(kind: Kind) {
         .build()
         .await
         .unwrap();
+    // The invalidating process makes no call: it notices the restart by
+    // itself (it checks the server every second while it remembers an
+    // invalidation), and another process stops reading the old value.
+    eventually("another process reads the new value", async || {
+        row(&other, &scope, &source).await == 2
+    })
+    .await;
     // The cache's connections broke with the old process: once it reads
     // the new one, its reads are the ones that count.
     other.set("probe", &1_u8, MINUTE).await.unwrap();

@@ -12,6 +12,8 @@
 //! 5. on a 3-master Redis Cluster: a raw redis-rs `ClusterConnection` `GET`, and
 //!    cachette plain and tagged (each compared with the cluster `GET`);
 //! 6. cachette with a local tier in front of the one server, plain and tagged;
+//!    and tagged with versions tracked in process (`track_versions`), on the
+//!    one server and on the cluster;
 //! 7. a bare moka (synchronous) `get` of the same value in process: the
 //!    floor of any local hit, measured the same way.
 //!
@@ -38,6 +40,9 @@
 //! (`load/batch.rs`).
 //! `LOAD_BENCH_ONLY=cluster` measures the cluster's rows alone, with each
 //! row's client CPU per hit as a ratio to the raw cluster `GET`'s.
+//! `LOAD_BENCH_ONLY=tracked` measures the one server's plain and tagged
+//! hits, strict and with tracked versions, at 256 B, with each row's ratios
+//! to the raw `GET`'s and the tagged rows' to the plain hit's.
 //!
 //! `LOAD_BENCH_PROFILE=<start of a row's name>` (and `LOAD_BENCH_SIZE`)
 //! measures one row's 64-task throughput five times, long enough to
@@ -103,6 +108,27 @@ async fn local_item(size: usize) -> String {
 
 #[cached(timeout = 3600, namespace = "catalog", tags = ["size:{size}", "bench"], cache = local_cache())]
 async fn local_tagged_item(size: usize) -> String {
+    value(size)
+}
+
+/// The caches with tracked versions: on the one server, on the cluster.
+static TRACKED_CACHES: OnceLock<[cachette::Cache; 2]> = OnceLock::new();
+
+fn tracked_cache() -> &'static cachette::Cache {
+    &TRACKED_CACHES.get().expect("built first")[0]
+}
+
+fn cluster_tracked_cache() -> &'static cachette::Cache {
+    &TRACKED_CACHES.get().expect("built first")[1]
+}
+
+#[cached(timeout = 3600, namespace = "catalog", tags = ["size:{size}", "bench"], cache = tracked_cache())]
+async fn tracked_tagged_item(size: usize) -> String {
+    value(size)
+}
+
+#[cached(timeout = 3600, namespace = "catalog", tags = ["size:{size}", "bench"], cache = cluster_tracked_cache())]
+async fn cluster_tracked_tagged_item(size: usize) -> String {
     value(size)
 }
 
@@ -205,6 +231,8 @@ enum Row {
     ClusterTagged,
     Local,
     LocalTagged,
+    TrackedTagged,
+    ClusterTrackedTagged,
     Moka,
     // The envelope rows, on `json(size)`.
     RawJson,
@@ -226,7 +254,21 @@ impl Row {
     const ENVELOPE_SIZES: [usize; 2] = [256, 65_536];
 
     /// The cluster's rows, floor first (`LOAD_BENCH_ONLY=cluster`).
-    const CLUSTER: [Row; 3] = [Row::RawClusterGet, Row::Cluster, Row::ClusterTagged];
+    const CLUSTER: [Row; 4] = [
+        Row::RawClusterGet,
+        Row::Cluster,
+        Row::ClusterTagged,
+        Row::ClusterTrackedTagged,
+    ];
+
+    /// Tagged hits with tracked versions beside their floor and the plain
+    /// and strict tagged hits (`LOAD_BENCH_ONLY=tracked`).
+    const TRACKED: [Row; 4] = [
+        Row::RawGet,
+        Row::Cachette,
+        Row::CachetteTagged,
+        Row::TrackedTagged,
+    ];
 
     const ALL: [Row; 12] = [
         Row::RawGet,
@@ -256,6 +298,8 @@ impl Row {
             Row::ClusterTagged => "cluster: cachette #[cached] ns + 2 tags",
             Row::Local => "local tier: cachette #[cached]",
             Row::LocalTagged => "local tier: cachette #[cached] ns + 2 tags",
+            Row::TrackedTagged => "tracked versions: cachette #[cached] ns + 2 tags",
+            Row::ClusterTrackedTagged => "cluster, tracked versions: cachette ns + 2 tags",
             Row::Moka => "moka get (sync, in process)",
             Row::RawJson => "redis-rs GET of the uncompressed JSON",
             Row::Json => "cachette #[cached], uncompressed",
@@ -318,6 +362,8 @@ impl Clients {
             Row::ClusterTagged => cluster_tagged_item(size).await.len(),
             Row::Local => local_item(size).await.len(),
             Row::LocalTagged => local_tagged_item(size).await.len(),
+            Row::TrackedTagged => tracked_tagged_item(size).await.len(),
+            Row::ClusterTrackedTagged => cluster_tracked_tagged_item(size).await.len(),
             Row::Moka => self
                 .moka
                 .get_with_by_ref(moka_key(size), || value(size))
@@ -437,6 +483,21 @@ async fn build_caches(url: &str, seeds: &[String]) {
     assert!(ENVELOPE_CACHES.set([compressing, signing, sealing]).is_ok());
     let cluster_cache = plain().redis_cluster(seeds.to_vec()).build().await.unwrap();
     assert!(CLUSTER_CACHE.set(cluster_cache).is_ok());
+    let tracked = plain()
+        .redis_url(url)
+        .key_prefix("tracked")
+        .track_versions(true)
+        .build()
+        .await
+        .unwrap();
+    let cluster_tracked = plain()
+        .redis_cluster(seeds.to_vec())
+        .key_prefix("tracked")
+        .track_versions(true)
+        .build()
+        .await
+        .unwrap();
+    assert!(TRACKED_CACHES.set([tracked, cluster_tracked]).is_ok());
     let local = plain()
         .redis_url(url)
         .key_prefix("local")
@@ -527,7 +588,11 @@ async fn run() -> Option<Results> {
         for size in SIZES {
             results.push((size, measure(clients, &Row::CLUSTER, size).await));
         }
-        println!("{}", report::cluster_table(&results));
+        println!("{}", report::ratio_table(&Row::CLUSTER, &results));
+        return None;
+    }
+    if std::env::var("LOAD_BENCH_ONLY").is_ok_and(|only| only == "tracked") {
+        tracked(clients).await;
         return None;
     }
     let mut results = Vec::new();
@@ -552,6 +617,25 @@ async fn run() -> Option<Results> {
         envelope.push((size, figures, stored));
     }
     Some((results, envelope))
+}
+
+/// The tracked rows (`LOAD_BENCH_ONLY=tracked`): their table, and the
+/// tagged rows' ratios to the plain hit.
+async fn tracked(clients: &'static Clients) {
+    let figures = measure(clients, &Row::TRACKED, 256).await;
+    println!(
+        "{}",
+        report::ratio_table(&Row::TRACKED, &[(256, figures.clone())])
+    );
+    let plain = figures[1];
+    for (row, f) in Row::TRACKED.iter().zip(&figures).skip(2) {
+        println!(
+            "{} ÷ plain hit: client CPU {:.2}, {TASKS}-task throughput {:.2}",
+            row.name(),
+            f.cpu_us / plain.cpu_us,
+            f.ops_per_s / plain.ops_per_s
+        );
+    }
 }
 
 /// The length of the value at `key`.

@@ -18,7 +18,8 @@
 //! (256 unless set): `redis-get` (a raw redis-rs `GET` of the bytes cachette
 //! stored), `redis-mget` (a raw redis-rs `MGET` of those bytes and the three
 //! version keys a tagged hit reads: the floor of a tagged hit), `redis`
-//! (`#[cached]`), `redis-tagged` (with a namespace and two tags) and
+//! (`#[cached]`), `redis-tagged` (with a namespace and two tags),
+//! `redis-tracked` (the same on a cache with tracked versions) and
 //! `redis-peer` (the `cached` crate's `AsyncRedisCache`).
 //!
 //! It also prints the heap allocations per hit, counted by the allocator.
@@ -112,6 +113,24 @@ async fn on_redis_tagged(size: usize) -> String {
     value(size)
 }
 
+/// A cache with tracked versions on the Redis at `REDIS_URL`.
+static TRACKED: OnceLock<Cache> = OnceLock::new();
+
+fn tracked() -> &'static Cache {
+    TRACKED.get().expect("the tracked cache is built first")
+}
+
+#[cached(
+    timeout = 3600,
+    key = "text:{size}",
+    namespace = "catalog",
+    tags = ["size:{size}", "bench"],
+    cache = tracked()
+)]
+async fn on_redis_tracked(size: usize) -> String {
+    value(size)
+}
+
 /// A cache with a local tier in front of the Redis at `REDIS_URL`.
 static LOCAL: OnceLock<Cache> = OnceLock::new();
 
@@ -193,6 +212,24 @@ fn main() {
             scoped = std::iter::once(stored.clone())
                 .chain(versions.iter().map(|v| format!("hit-loop-redis{v}")))
                 .collect();
+        }
+        if kind == "redis-tracked" {
+            let url = std::env::var("REDIS_URL").expect("the Redis kinds read REDIS_URL");
+            let cache = Cache::builder()
+                .redis_url(url)
+                .key_prefix("hit-loop-tracked")
+                .compress_above(None)
+                .track_versions(true)
+                .build()
+                .await
+                .unwrap();
+            let _ = TRACKED.set(cache);
+            // Until tracking runs; then one read keeps the versions.
+            while !tracked().health().tracking.is_some_and(|t| t.up) {
+                on_redis_tracked(size).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            on_redis_tracked(size).await;
         }
         if kind == "local" {
             let url = std::env::var("REDIS_URL").expect("`local` reads REDIS_URL");
@@ -289,6 +326,9 @@ fn hits<'a>(kind: &str, n: usize, fx: &'a Fixtures<'a>) -> Pin<Box<dyn Future<Ou
         }),
         "redis-tagged" => repeat(n, move || async move {
             black_box(on_redis_tagged(black_box(size)).await);
+        }),
+        "redis-tracked" => repeat(n, move || async move {
+            black_box(on_redis_tracked(black_box(size)).await);
         }),
         "redis-peer" => repeat(n, move || async move {
             let _ = black_box(peer_item(black_box(size)).await);

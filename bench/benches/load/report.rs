@@ -65,9 +65,10 @@ pub(super) fn table(results: &[(usize, Vec<Figures>)]) -> String {
     out
 }
 
-/// The cluster's rows alone (`LOAD_BENCH_ONLY=cluster`), each with its
-/// latency, throughput and client CPU as ratios to the raw cluster `GET`'s.
-pub(super) fn cluster_table(results: &[(usize, Vec<Figures>)]) -> String {
+/// One table of `rows` by size (`LOAD_BENCH_ONLY=cluster`, `tracked`),
+/// each row's latency, throughput and client CPU also as ratios to the
+/// first row's (its floor: the raw `GET`).
+pub(super) fn ratio_table(rows: &[Row], results: &[(usize, Vec<Figures>)]) -> String {
     let mut out = String::new();
     writeln!(
         out,
@@ -77,7 +78,7 @@ pub(super) fn cluster_table(results: &[(usize, Vec<Figures>)]) -> String {
     writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|").unwrap();
     for (size, figures) in results {
         let floor = figures[0];
-        for (row, f) in Row::CLUSTER.iter().zip(figures) {
+        for (row, f) in rows.iter().zip(figures) {
             writeln!(
                 out,
                 "| {} | {} | {:.1} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} |",

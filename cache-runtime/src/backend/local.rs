@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::SeqCst,
 };
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::{self, AsyncConnectionConfig, PushKind, Value};
@@ -50,7 +50,8 @@ pub(crate) struct Local {
     /// Whether entries are kept (a local tier), or version keys only
     /// (tracked versions).
     keeps_entries: bool,
-    state: Mutex<State>,
+    /// Read-locked by hits (which only look up versions), write-locked by the rest.
+    state: RwLock<State>,
     /// Whether tracking runs: only then is the tier used.
     up: AtomicBool,
     /// Whether the tracking task was started.
@@ -76,12 +77,16 @@ struct Prefixes {
     list: Vec<String>,
 }
 
+/// Maps keyed by Redis keys, hashed with `foldhash` (seeded at random, as
+/// in the memory store): a tagged hit looks up each of its version keys.
+type Keyed<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct State {
     /// Keys being read from Redis, by the read's number.
-    reads: HashMap<String, u64>,
+    reads: Keyed<u64>,
     /// Version keys known locally (`None`: absent in Redis).
-    versions: HashMap<String, Option<u64>>,
+    versions: Keyed<Option<u64>>,
 }
 
 impl std::fmt::Debug for Local {
@@ -102,7 +107,7 @@ impl Local {
         Self {
             entries: Memory::new(max_bytes, "local"),
             keeps_entries: true,
-            state: Mutex::default(),
+            state: RwLock::default(),
             up: AtomicBool::new(false),
             started: AtomicBool::new(false),
             next_read: AtomicU64::new(0),
@@ -196,24 +201,25 @@ impl Local {
         true
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state, for a hit's look-ups: hits on other threads do not wait.
+    fn looked_up(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The entry at `key` and the versions at `vkeys`, if all are known here.
     pub(crate) fn read(&self, key: &str, vkeys: &VersionKeys) -> Option<(Found, Vec<Option<u64>>)> {
-        // Acquire: a tier seen up was flushed before it went up.
-        if !self.up.load(Acquire) {
-            return None;
-        }
         let versions = if vkeys.is_empty() {
+            // Acquire: a tier seen up was flushed before it went up.
+            if !self.up.load(Acquire) {
+                return None;
+            }
             Vec::new()
         } else {
-            let state = self.state();
-            vkeys
-                .iter()
-                .map(|vkey| state.versions.get(vkey).copied())
-                .collect::<Option<Vec<_>>>()?
+            self.versions(vkeys)?
         };
         let slot = self.entries.get(key)?;
         self.hits.add(1);
@@ -227,7 +233,7 @@ impl Local {
         if !self.up.load(Acquire) {
             return None;
         }
-        let state = self.state();
+        let state = self.looked_up();
         vkeys
             .iter()
             .map(|vkey| state.versions.get(vkey).copied())

@@ -395,6 +395,16 @@ impl Pending {
         );
     }
 
+    /// Whether some invalidation that landed lately is remembered.
+    pub(crate) fn remembers(&self) -> bool {
+        let journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
+        journal
+            .order
+            .back()
+            .and_then(|(_, target)| journal.by_target.get(target))
+            .is_some_and(|(_, at, ..)| at.elapsed() < REMEMBERED_FOR)
+    }
+
     /// Remembers an invalidation that landed, to send again after a restart.
     fn remember(&self, space: &str, target: &str, action: &Action) {
         self.journal
@@ -450,12 +460,16 @@ impl Pending {
 /// once, and what fails is kept and retried in a task of its own.
 pub(crate) struct Invalidations {
     pub(crate) pending: Arc<Pending>,
+    /// Whether a task checks the server every second, so that a restart
+    /// is noticed while landed invalidations are remembered (`Remote::watch`).
+    pub(crate) watching: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Invalidations {
     pub(crate) fn new(bound: usize) -> Self {
         Self {
             pending: Arc::new(Pending::new(bound)),
+            watching: Arc::default(),
         }
     }
 
@@ -547,7 +561,10 @@ async fn run(
     tombstone: &[u8],
 ) -> Result<u64, Error> {
     match action {
-        Action::Tombstone(expiry) => redis.set(target, tombstone, *expiry).await.map(|()| 0),
+        Action::Tombstone(expiry) => redis
+            .tombstone(target, tombstone, *expiry)
+            .await
+            .map(|()| 0),
         Action::Bump => redis.bump(target, codec::fresh_version()).await,
         Action::Members { keep, expiry } => {
             redis.tombstone_sets(target, keep, tombstone, *expiry).await

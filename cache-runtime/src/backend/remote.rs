@@ -4,6 +4,7 @@
 //! the tier and see what waits; writes make the tier forget.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use super::breaker::Health;
@@ -96,9 +97,43 @@ impl Remote {
     ) -> Fate {
         let tier = self.tier.as_ref().map(|tier| &tier.local);
         let redis = self.invalidator.as_ref().unwrap_or(&self.redis);
-        self.invalidations
+        let fate = self
+            .invalidations
             .apply(redis, tier, space, (target, action), try_now)
-            .await
+            .await;
+        self.watch();
+        fate
+    }
+
+    /// While an invalidation that landed lately is remembered, pings the
+    /// server every second, so that a restart is noticed (on the new
+    /// connection the ping makes) and what was invalidated is sent again,
+    /// even by a process that makes no call meanwhile.
+    fn watch(&self) {
+        let watching = &self.invalidations.watching;
+        if watching.swap(true, SeqCst) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            watching.store(false, SeqCst);
+            return;
+        };
+        let redis = Arc::downgrade(&self.redis);
+        let pending = Arc::downgrade(&self.invalidations.pending);
+        let watching = Arc::clone(watching);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let (Some(redis), Some(pending)) = (redis.upgrade(), pending.upgrade()) else {
+                    return;
+                };
+                if !pending.remembers() && !pending.any() {
+                    break;
+                }
+                let _ = redis.ping().await;
+            }
+            watching.store(false, SeqCst);
+        });
     }
 
     /// The invalidations still waiting for Redis.

@@ -71,7 +71,10 @@ impl Cache {
 
     /// A handle on the same store (the same memory or the same Redis
     /// connections, and the same local tier) under another key prefix, with
-    /// its own counters. With a local tier, the new prefix is tracked too:
+    /// its own counters (but the invalidations waiting for Redis are the
+    /// store's: [`flush_invalidations`](Self::flush_invalidations) and the
+    /// `invalidations_*` counts of [`stats`](Self::stats) cover every handle
+    /// on it). With a local tier, the new prefix is tracked too:
     /// the first handle of a new prefix restarts tracking, and the tier is
     /// bypassed until it is back (milliseconds on a healthy Redis).
     ///

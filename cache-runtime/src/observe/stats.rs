@@ -65,6 +65,8 @@ pub struct Stats {
     /// retried (see [`Cache::invalidate`](crate::Cache::invalidate)). Like
     /// the three below, a figure of the Redis connection that every handle
     /// made with [`Cache::with_prefix`](crate::Cache::with_prefix) shares.
+    /// A tag's invalidation counts twice: its version, and the entries
+    /// tagged from their values.
     pub invalidations_queued: u64,
     /// Retries of kept invalidations (each attempt, landed or not).
     pub invalidations_retried: u64,

@@ -249,6 +249,14 @@ impl RedisBackend {
         health
     }
 
+    /// One `PING` of the server (a new connection, if the held one broke).
+    pub(crate) async fn ping(&self) -> Result<(), Error> {
+        self.run_on("ping", 0, |mut c| async move {
+            redis::cmd("PING").query_async::<()>(&mut c).await
+        })
+        .await
+    }
+
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         self.run("get", key, |mut c| async move {
             command("GET", [key]).query_async(&mut c).await
@@ -264,7 +272,27 @@ impl RedisBackend {
     }
 
     pub(crate) async fn set(&self, key: &str, bytes: &[u8], expiry: Expiry) -> Result<(), Error> {
-        self.run("set", key, |mut c| async move {
+        self.put("set", key, bytes, expiry).await
+    }
+
+    /// An invalidation's tombstone at `key` (named so in errors).
+    pub(crate) async fn tombstone(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        expiry: Expiry,
+    ) -> Result<(), Error> {
+        self.put("invalidate", key, bytes, expiry).await
+    }
+
+    async fn put(
+        &self,
+        op: &'static str,
+        key: &str,
+        bytes: &[u8],
+        expiry: Expiry,
+    ) -> Result<(), Error> {
+        self.run(op, key, |mut c| async move {
             set_cmd(key, bytes, expiry)
                 .query_async::<()>(&mut c)
                 .await?;
