@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use cachette::{Cache, Invalidated, Scope};
-use support::{Proxy, RedisServer, eventually};
+use support::{Proxy, RedisServer, eventually, row};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -151,15 +151,6 @@ async fn bump_then_failover(replicated: bool) -> AfterFailover {
         invalidating_process,
         other_process_later: row(&other, &scope, &source).await,
     }
-}
-
-/// The row through `cache`, computed from `source` on a miss.
-async fn row(cache: &Cache, scope: &Scope, source: &Arc<AtomicU64>) -> u64 {
-    let source = Arc::clone(source);
-    cache
-        .get_or_set_in("row", || async move { source.load(SeqCst) }, MINUTE, scope)
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

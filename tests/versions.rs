@@ -27,9 +27,13 @@ async fn commands(conn: &mut MultiplexedConnection) -> Vec<(String, u64)> {
     calls
 }
 
-#[tokio::test]
-async fn a_hit_with_a_namespace_and_two_tags_is_one_command() {
-    let (server, cache) = redis_cache(Cache::builder()).await;
+/// The commands `hits` hits in a namespace with two tags send, after a
+/// first call (the miss) on `cache`; the computation runs once.
+async fn commands_of_tagged_hits(
+    server: &RedisServer,
+    cache: &Cache,
+    hits: usize,
+) -> Vec<(String, u64)> {
     let scope = Scope::new()
         .namespace("product")
         .tag("category:books")
@@ -43,18 +47,24 @@ async fn a_hit_with_a_namespace_and_two_tags_is_one_command() {
         .get_or_set_in("products:books", compute, HOUR, &scope)
         .await
         .unwrap();
-
     let mut conn = server.connect(0).await;
     reset_stats(&mut conn).await;
-    let hit = cache
-        .get_or_set_in("products:books", compute, HOUR, &scope)
-        .await
-        .unwrap();
-    assert_eq!(hit, ["Dune"]);
+    for _ in 0..hits {
+        let hit = cache
+            .get_or_set_in("products:books", compute, HOUR, &scope)
+            .await
+            .unwrap();
+        assert_eq!(hit, ["Dune"]);
+    }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    let after = commands(&mut conn).await;
+    commands(&mut conn).await
+}
+
+#[tokio::test]
+async fn a_hit_with_a_namespace_and_two_tags_is_one_command() {
+    let (server, cache) = redis_cache(Cache::builder()).await;
     assert_eq!(
-        after,
+        commands_of_tagged_hits(&server, &cache, 1).await,
         [("mget".to_owned(), 1)],
         "one MGET: the entry and its three versions"
     );
@@ -81,33 +91,9 @@ async fn tracked_cache(server: &RedisServer) -> Cache {
 async fn with_tracked_versions_a_hit_with_a_namespace_and_two_tags_is_one_get() {
     let server = RedisServer::start();
     let cache = tracked_cache(&server).await;
-    let scope = Scope::new()
-        .namespace("product")
-        .tag("category:books")
-        .tag("shop:1");
-    let calls = AtomicUsize::new(0);
-    let compute = || async {
-        calls.fetch_add(1, Ordering::SeqCst);
-        vec!["Dune".to_owned()]
-    };
     // The miss reads the versions from Redis and keeps them.
-    cache
-        .get_or_set_in("products:books", compute, HOUR, &scope)
-        .await
-        .unwrap();
-
-    let mut conn = server.connect(0).await;
-    reset_stats(&mut conn).await;
-    for _ in 0..10 {
-        let hit = cache
-            .get_or_set_in("products:books", compute, HOUR, &scope)
-            .await
-            .unwrap();
-        assert_eq!(hit, ["Dune"]);
-    }
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert_eq!(
-        commands(&mut conn).await,
+        commands_of_tagged_hits(&server, &cache, 10).await,
         [("get".to_owned(), 10)],
         "one GET per hit: the versions are known here"
     );

@@ -479,6 +479,21 @@ pub fn parse_command_calls(info: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The row at `"row"` in `scope` through `cache`, computed from `source`
+/// on a miss: what the invalidation suites read.
+pub async fn row(
+    cache: &cachette::Cache,
+    scope: &cachette::Scope,
+    source: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> u64 {
+    let source = std::sync::Arc::clone(source);
+    let compute = || async move { source.load(std::sync::atomic::Ordering::SeqCst) };
+    cache
+        .get_or_set_in("row", compute, Duration::from_secs(60), scope)
+        .await
+        .unwrap()
+}
+
 /// Polls `done` until it holds, for at most 20 s, then fails with `what`:
 /// for effects no caller awaits (background work, recovery).
 pub async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
