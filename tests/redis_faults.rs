@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use cachette::{Cache, Error};
-use support::{RedisServer, free_port};
+use support::{RedisCluster, RedisServer, cli, free_port};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -231,19 +231,57 @@ async fn pause(server: &RedisServer, ms: u64) {
     server.command(&["CLIENT", "PAUSE", &ms.to_string()]).await;
 }
 
+/// Where the flight case runs: one server, or every master of a cluster.
+#[derive(Clone, Copy)]
+enum Paused<'a> {
+    Server(&'a RedisServer),
+    Cluster(&'a RedisCluster),
+}
+
+impl Paused<'_> {
+    /// Pauses every client of the server, or of every master, for `ms`.
+    async fn pause(self, ms: u64) {
+        match self {
+            Paused::Server(server) => pause(server, ms).await,
+            Paused::Cluster(cluster) => {
+                for port in cluster.master_ports() {
+                    cli(port, &["CLIENT", "PAUSE", &ms.to_string()]);
+                }
+            }
+        }
+    }
+}
+
 /// A call held in its computation with the data read (its own read of the
 /// entry had failed), the source changed, the invalidation returned; then a
 /// second call whose read fails too: it must compute the new value, not
 /// join the older computation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_read_joins_no_computation_older_than_an_invalidation() {
+    let server = RedisServer::start();
+    let cache = redis_cache(&server).await;
+    failed_reads_join_no_older_computation(&cache, Paused::Server(&server)).await;
+}
+
+/// The same on a cluster, every master paused (one cluster for the three).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_on_a_cluster_joins_no_computation_older_than_an_invalidation() {
+    let cluster = RedisCluster::start();
+    let cache = Cache::builder()
+        .redis_cluster(cluster.seeds())
+        .key_prefix("faults")
+        .build()
+        .await
+        .unwrap();
+    failed_reads_join_no_older_computation(&cache, Paused::Cluster(&cluster)).await;
+}
+
+async fn failed_reads_join_no_older_computation(cache: &Cache, paused: Paused<'_>) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
     use cachette::Scope;
 
-    let server = RedisServer::start();
-    let cache = redis_cache(&server).await;
     for kind in ["key", "namespace", "tag"] {
         let scope = match kind {
             "namespace" => Scope::new().namespace("rows"),
@@ -255,7 +293,7 @@ async fn a_failed_read_joins_no_computation_older_than_an_invalidation() {
         let release = Arc::new(tokio::sync::Notify::new());
         let (read, was_read) = tokio::sync::oneshot::channel();
         let paused_at = Instant::now();
-        pause(&server, 700).await;
+        paused.pause(700).await;
         let first = tokio::spawn({
             let (cache, key, scope) = (cache.clone(), key.clone(), scope.clone());
             let (source, release) = (Arc::clone(&source), Arc::clone(&release));
@@ -284,7 +322,7 @@ async fn a_failed_read_joins_no_computation_older_than_an_invalidation() {
             _ => drop(cache.invalidate(&key).await.unwrap()),
         }
         let paused_at = Instant::now();
-        pause(&server, 700).await;
+        paused.pause(700).await;
         let second = tokio::time::timeout(
             Duration::from_secs(5),
             cache.get_or_set_in(&key, || async { source.load(SeqCst) }, MINUTE, &scope),
