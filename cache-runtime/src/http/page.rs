@@ -1,6 +1,7 @@
 //! What the layer stores of a response, how it decides whether it may, the
 //! key of a request, and the body it answers with.
 
+use std::fmt::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -22,6 +23,16 @@ pub(super) struct Page {
     etag: String,
     /// When it was stored, in Unix milliseconds, for `Age`.
     stored_at_ms: u64,
+    /// The headers and the `ETag` as a response carries them, made at the
+    /// first answer and shared by the copies a memory hit hands out.
+    #[serde(skip)]
+    answered: std::sync::Arc<std::sync::OnceLock<Answered>>,
+}
+
+/// What every answer of a page carries: its stored headers, then its `ETag`.
+struct Answered {
+    headers: Vec<(HeaderName, HeaderValue)>,
+    etag: Option<HeaderValue>,
 }
 
 /// Headers never stored: they describe one hop, or one answer.
@@ -65,6 +76,7 @@ impl Page {
             body,
             etag,
             stored_at_ms: crate::clock::now_ms(),
+            answered: std::sync::Arc::default(),
         }
     }
 
@@ -95,22 +107,31 @@ impl Page {
         } else {
             self.body.clone()
         };
+        let answered = self.answered.get_or_init(|| Answered {
+            headers: self
+                .headers
+                .iter()
+                .filter_map(|(name, value)| {
+                    Some((
+                        HeaderName::from_bytes(name.as_bytes()).ok()?,
+                        HeaderValue::from_bytes(value).ok()?,
+                    ))
+                })
+                .collect(),
+            etag: HeaderValue::from_str(&self.etag).ok(),
+        });
         let mut response = Response::new(CacheBody::full(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        for (name, value) in self.headers.iter() {
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_bytes(value),
-            ) {
-                if not_modified && name == header::CONTENT_LENGTH {
-                    continue;
-                }
-                headers.append(name, value);
+        headers.reserve(answered.headers.len() + 3);
+        for (name, value) in &answered.headers {
+            if not_modified && name == header::CONTENT_LENGTH {
+                continue;
             }
+            headers.append(name.clone(), value.clone());
         }
-        if let Ok(etag) = HeaderValue::from_str(&self.etag) {
-            headers.insert(header::ETAG, etag);
+        if let Some(etag) = &answered.etag {
+            headers.insert(header::ETAG, etag.clone());
         }
         let age = crate::clock::now_ms().saturating_sub(self.stored_at_ms) / 1000;
         headers.insert(header::AGE, HeaderValue::from(age));
@@ -210,10 +231,10 @@ pub(super) fn key(request: &request::Parts, vary: &[HeaderName], own: Option<&st
         .and_then(|h| h.to_str().ok())
         .or_else(|| request.uri.authority().map(http::uri::Authority::as_str))
         .unwrap_or_default();
-    let mut out = String::from("page:");
+    let mut out = String::with_capacity(64 + host.len() + request.uri.path().len());
+    out.push_str("page:");
     let mut part = |text: &str| {
-        out.push_str(&text.len().to_string());
-        out.push(':');
+        let _ = write!(out, "{}:", text.len());
         out.push_str(text);
     };
     part("GET");

@@ -247,7 +247,8 @@ where
     let mut vary = config.vary_of(&head);
     let mut key = page::key(&head, &vary, own);
     let computed = AtomicBool::new(false);
-    let waiting = Mutex::new(Some((inner, Request::from_parts(head.clone(), body))));
+    // The request is made again only for a run of the handler: a hit does not copy its head.
+    let waiting = Mutex::new(Some((inner, body)));
     let mut rekeys = 0;
     let result = loop {
         let may_rekey = rekeys < REKEYS;
@@ -262,9 +263,10 @@ where
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take();
-            let Some((mut inner, request)) = taken else {
+            let Some((mut inner, body)) = taken else {
                 return Err(Outcome::Broken);
             };
+            let request = Request::from_parts(head.clone(), body);
             let response = inner.call(request).await.map_err(Outcome::Inner)?;
             let page = storable(config, response, &head, vary_now).await;
             match &page {
@@ -322,7 +324,10 @@ where
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take();
             match taken {
-                Some((mut inner, request)) => Ok(passed(inner.call(request).await?, "BYPASS")),
+                Some((mut inner, body)) => {
+                    let request = Request::from_parts(head, body);
+                    Ok(passed(inner.call(request).await?, "BYPASS"))
+                }
                 None => Ok(unavailable()),
             }
         }
