@@ -46,9 +46,11 @@ pub struct Health {
     pub times_opened: u64,
     /// How many nodes' circuits are not closed now (0 or 1 on one server).
     pub open_nodes: u32,
-    /// With a local tier ([`CacheBuilder::local_tier`](crate::CacheBuilder::local_tier)):
+    /// With a local tier ([`CacheBuilder::local_tier`](crate::CacheBuilder::local_tier))
+    /// or tracked versions ([`CacheBuilder::track_versions`](crate::CacheBuilder::track_versions)):
     /// whether its `CLIENT TRACKING` is up, and since when. While it is
-    /// down the tier is empty and bypassed (every read goes to Redis).
+    /// down the tier is empty and bypassed, and versions are read from
+    /// Redis with every hit.
     pub tracking: Option<Tracking>,
     /// On Redis: which server it is and its version, read from `INFO server`
     /// once when the cache was built; `None` on memory, and when the server
@@ -56,7 +58,8 @@ pub struct Health {
     pub server: Option<ServerInfo>,
 }
 
-/// Whether a local tier's tracking is up (see [`Health::tracking`]).
+/// Whether the tracking of a local tier, or of tracked versions, is up
+/// (see [`Health::tracking`]).
 ///
 /// ```no_run
 /// # extern crate cachette_runtime as cachette;
@@ -77,7 +80,8 @@ pub struct Health {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Tracking {
-    /// Whether Redis tracks the tier's keys for it now, so that the tier serves hits.
+    /// Whether Redis tracks the tier's keys (or the versions) for it now, so
+    /// that the tier serves hits (or the versions known here are used).
     pub up: bool,
     /// When tracking last went up or down (when the tier was built, if it never went up).
     pub since: std::time::Instant,

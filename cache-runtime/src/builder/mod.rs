@@ -206,8 +206,8 @@ impl CacheBuilder {
     /// process of every bump, whoever made it.
     ///
     /// The trade-off: another process's invalidation of a namespace or tag
-    /// reaches this process when Redis tells it (the tracking delay, well
-    /// under a millisecond on a quiet network), not before that
+    /// reaches this process when Redis tells it (the tracking delay: under
+    /// a millisecond at the median on loopback, a few at the most), not before that
     /// invalidation returns; this process's own invalidations apply to its
     /// reads at once, and single keys' invalidations are unaffected. Until
     /// tracking is confirmed, and whenever its connection is lost, the
@@ -526,7 +526,7 @@ impl CacheBuilder {
             Target::Memory => Backend::memory(self.memory_bytes),
         };
         let backend = match (self.local, self.track_versions) {
-            (Some(_), Some(false)) => {
+            (Some(_), Some(false)) if !matches!(self.target, Target::Memory) => {
                 return Err(Error::Config {
                     reason: "track_versions(false) with local_tier: the local tier keeps \
                              versions with its entries; drop one of the two"
