@@ -196,19 +196,7 @@ async fn without_its_tracking_connection_a_tracked_cache_reads_versions_from_red
         .unwrap();
     let scope = Scope::new().namespace("rows");
     let row = Arc::new(AtomicU64::new(1));
-    let read = async || {
-        let row = Arc::clone(&row);
-        reader
-            .get_or_set_in(
-                "row",
-                || async move { row.load(Ordering::SeqCst) },
-                HOUR,
-                &scope,
-            )
-            .await
-            .unwrap()
-    };
-    assert_eq!(read().await, 1);
+    assert_eq!(support::row(&reader, &scope, &row).await, 1);
     // Pause the tracking: its connection killed (it is the one in tracking mode).
     let clients: String = redis::cmd("CLIENT")
         .arg("LIST")
@@ -231,7 +219,11 @@ async fn without_its_tracking_connection_a_tracked_cache_reads_versions_from_red
     .await;
     row.store(2, Ordering::SeqCst);
     writer.invalidate_namespace("rows").await.unwrap();
-    assert_eq!(read().await, 2, "read right after the bump, tracking down");
+    assert_eq!(
+        support::row(&reader, &scope, &row).await,
+        2,
+        "read right after the bump, tracking down"
+    );
 }
 
 #[tokio::test]

@@ -64,6 +64,8 @@ mod batch;
 mod measure;
 #[path = "load/report.rs"]
 mod report;
+#[path = "load/tracked.rs"]
+mod tracked;
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
@@ -108,27 +110,6 @@ async fn local_item(size: usize) -> String {
 
 #[cached(timeout = 3600, namespace = "catalog", tags = ["size:{size}", "bench"], cache = local_cache())]
 async fn local_tagged_item(size: usize) -> String {
-    value(size)
-}
-
-/// The caches with tracked versions: on the one server, on the cluster.
-static TRACKED_CACHES: OnceLock<[cachette::Cache; 2]> = OnceLock::new();
-
-fn tracked_cache() -> &'static cachette::Cache {
-    &TRACKED_CACHES.get().expect("built first")[0]
-}
-
-fn cluster_tracked_cache() -> &'static cachette::Cache {
-    &TRACKED_CACHES.get().expect("built first")[1]
-}
-
-#[cached(timeout = 3600, namespace = "catalog", tags = ["size:{size}", "bench"], cache = tracked_cache())]
-async fn tracked_tagged_item(size: usize) -> String {
-    value(size)
-}
-
-#[cached(timeout = 3600, namespace = "catalog", tags = ["size:{size}", "bench"], cache = cluster_tracked_cache())]
-async fn cluster_tracked_tagged_item(size: usize) -> String {
     value(size)
 }
 
@@ -362,8 +343,8 @@ impl Clients {
             Row::ClusterTagged => cluster_tagged_item(size).await.len(),
             Row::Local => local_item(size).await.len(),
             Row::LocalTagged => local_tagged_item(size).await.len(),
-            Row::TrackedTagged => tracked_tagged_item(size).await.len(),
-            Row::ClusterTrackedTagged => cluster_tracked_tagged_item(size).await.len(),
+            Row::TrackedTagged => tracked::tagged_item(size).await.len(),
+            Row::ClusterTrackedTagged => tracked::cluster_tagged_item(size).await.len(),
             Row::Moka => self
                 .moka
                 .get_with_by_ref(moka_key(size), || value(size))
@@ -483,21 +464,7 @@ async fn build_caches(url: &str, seeds: &[String]) {
     assert!(ENVELOPE_CACHES.set([compressing, signing, sealing]).is_ok());
     let cluster_cache = plain().redis_cluster(seeds.to_vec()).build().await.unwrap();
     assert!(CLUSTER_CACHE.set(cluster_cache).is_ok());
-    let tracked = plain()
-        .redis_url(url)
-        .key_prefix("tracked")
-        .track_versions(true)
-        .build()
-        .await
-        .unwrap();
-    let cluster_tracked = plain()
-        .redis_cluster(seeds.to_vec())
-        .key_prefix("tracked")
-        .track_versions(true)
-        .build()
-        .await
-        .unwrap();
-    assert!(TRACKED_CACHES.set([tracked, cluster_tracked]).is_ok());
+    tracked::build(url, seeds, plain).await;
     let local = plain()
         .redis_url(url)
         .key_prefix("local")
@@ -592,7 +559,7 @@ async fn run() -> Option<Results> {
         return None;
     }
     if std::env::var("LOAD_BENCH_ONLY").is_ok_and(|only| only == "tracked") {
-        tracked(clients).await;
+        tracked::report(clients).await;
         return None;
     }
     let mut results = Vec::new();
@@ -617,25 +584,6 @@ async fn run() -> Option<Results> {
         envelope.push((size, figures, stored));
     }
     Some((results, envelope))
-}
-
-/// The tracked rows (`LOAD_BENCH_ONLY=tracked`): their table, and the
-/// tagged rows' ratios to the plain hit.
-async fn tracked(clients: &'static Clients) {
-    let figures = measure(clients, &Row::TRACKED, 256).await;
-    println!(
-        "{}",
-        report::ratio_table(&Row::TRACKED, &[(256, figures.clone())])
-    );
-    let plain = figures[1];
-    for (row, f) in Row::TRACKED.iter().zip(&figures).skip(2) {
-        println!(
-            "{} ÷ plain hit: client CPU {:.2}, {TASKS}-task throughput {:.2}",
-            row.name(),
-            f.cpu_us / plain.cpu_us,
-            f.ops_per_s / plain.ops_per_s
-        );
-    }
 }
 
 /// The length of the value at `key`.

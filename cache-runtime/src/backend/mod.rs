@@ -11,6 +11,7 @@
 
 pub(crate) mod breaker;
 pub(crate) mod info;
+mod journal;
 pub(crate) mod local;
 mod many;
 pub(crate) mod memory;

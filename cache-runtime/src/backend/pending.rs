@@ -16,17 +16,17 @@
 //! A later write of a key by this process that Redis takes supersedes its
 //! pending tombstone, so the retried tombstone never removes a newer value.
 //!
-//! What landed is remembered for [`REMEMBERED_FOR`] (one per target, at
-//! most [`REMEMBERED`]): when the server turns out to have restarted — from
-//! an older snapshot, or a replica that missed them promoted — those are
-//! kept again at once and sent again. Past the bound within the window, the
-//! key spaces are cleared instead.
+//! What landed is remembered a while (`journal.rs`): when the server turns
+//! out to have restarted — from an older snapshot, or a replica that missed
+//! them promoted — those are kept again at once and sent again. Past the
+//! journal's bound within its window, the key spaces are cleared instead.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::journal::Journal;
 use super::local::Local;
 use super::server::RedisBackend;
 use super::{Expiry, Found};
@@ -45,14 +45,6 @@ const RETRY_BATCH: usize = 256;
 
 /// The invalidations kept by default before the key spaces are cleared instead.
 pub(crate) const DEFAULT_BOUND: usize = 200_000;
-
-/// How long a landed invalidation is remembered, to be sent again if the
-/// server restarts (a snapshot older than this may bring back what was
-/// invalidated before).
-pub(crate) const REMEMBERED_FOR: Duration = Duration::from_secs(600);
-
-/// How many landed invalidations are remembered at most (one per target).
-pub(crate) const REMEMBERED: usize = 10_000;
 
 /// What an invalidation does to Redis.
 #[derive(Debug, Clone)]
@@ -119,81 +111,10 @@ struct Due {
     tombstone: Vec<u8>,
 }
 
-/// The invalidations that landed lately, to send again after a restart.
-#[derive(Default)]
-struct Journal {
-    /// The newest of each target: when, its key space, what it did.
-    by_target: HashMap<String, (u64, Instant, String, Action)>,
-    /// Targets in the order they landed (a target again: a later entry).
-    order: VecDeque<(u64, String)>,
-    next: u64,
-    /// When the bound last made it forget one younger than the window.
-    forgot: Option<Instant>,
-    /// Every key space an invalidation came from.
-    spaces: BTreeSet<String>,
-}
-
-impl Journal {
-    fn remember(&mut self, space: &str, target: &str, action: &Action) {
-        let now = Instant::now();
-        let seq = self.next;
-        self.next += 1;
-        if !self.spaces.contains(space) {
-            self.spaces.insert(space.to_owned());
-        }
-        self.by_target.insert(
-            target.to_owned(),
-            (seq, now, space.to_owned(), action.clone()),
-        );
-        self.order.push_back((seq, target.to_owned()));
-        while let Some((seq, target)) = self.order.front() {
-            match self.by_target.get(target) {
-                Some(&(newest, at, ..)) if newest == *seq => {
-                    let old = now.duration_since(at) >= REMEMBERED_FOR;
-                    if !old && self.by_target.len() <= REMEMBERED {
-                        break;
-                    }
-                    if !old {
-                        self.forgot = Some(now);
-                    }
-                    self.by_target.remove(target);
-                }
-                // Superseded by a later entry of the same target.
-                _ => {}
-            }
-            self.order.pop_front();
-        }
-        if self.order.len() > 4 * REMEMBERED {
-            let by_target = &self.by_target;
-            self.order
-                .retain(|(seq, target)| by_target.get(target).is_some_and(|e| e.0 == *seq));
-        }
-    }
-
-    /// What to send again, oldest first, unless some was forgotten within
-    /// the window: then the key spaces to clear instead.
-    fn recent(&self) -> Result<Vec<(String, String, Action)>, Vec<String>> {
-        if self.forgot.is_some_and(|at| at.elapsed() < REMEMBERED_FOR) {
-            return Err(self.spaces.iter().cloned().collect());
-        }
-        let mut recent: Vec<_> = self
-            .by_target
-            .iter()
-            .filter(|(_, (_, at, ..))| at.elapsed() < REMEMBERED_FOR)
-            .map(|(target, (seq, _, space, action))| (*seq, target, space, action))
-            .collect();
-        recent.sort_unstable_by_key(|entry| entry.0);
-        Ok(recent
-            .into_iter()
-            .map(|(_, target, space, action)| (space.clone(), target.clone(), action.clone()))
-            .collect())
-    }
-}
-
 /// The invalidations waiting for Redis, and their figures.
 pub(crate) struct Pending {
     state: Mutex<State>,
-    journal: Mutex<Journal>,
+    journal: Mutex<Journal<Action>>,
     /// Entries (plus one while overflowed): read without the lock by every read.
     count: AtomicUsize,
     bound: usize,
@@ -396,13 +317,11 @@ impl Pending {
     }
 
     /// Whether some invalidation that landed lately is remembered.
-    pub(crate) fn remembers(&self) -> bool {
-        let journal = self.journal.lock().unwrap_or_else(PoisonError::into_inner);
-        journal
-            .order
-            .back()
-            .and_then(|(_, target)| journal.by_target.get(target))
-            .is_some_and(|(_, at, ..)| at.elapsed() < REMEMBERED_FOR)
+    fn remembers(&self) -> bool {
+        self.journal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remembers()
     }
 
     /// Remembers an invalidation that landed, to send again after a restart.
@@ -460,9 +379,8 @@ impl Pending {
 /// once, and what fails is kept and retried in a task of its own.
 pub(crate) struct Invalidations {
     pub(crate) pending: Arc<Pending>,
-    /// Whether a task checks the server every second, so that a restart
-    /// is noticed while landed invalidations are remembered (`Remote::watch`).
-    pub(crate) watching: Arc<std::sync::atomic::AtomicBool>,
+    /// Whether a task checks the server every second (`watch`).
+    watching: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Invalidations {
@@ -522,6 +440,37 @@ impl Invalidations {
 }
 
 impl Invalidations {
+    /// While an invalidation that landed lately is remembered (or one
+    /// waits), pings `redis` (the one reads go to) every second, so that a
+    /// restart is noticed (on the new connection the ping makes) and what
+    /// was invalidated is sent again, even by a process that makes no call
+    /// meanwhile.
+    pub(crate) fn watch(&self, redis: &Arc<RedisBackend>) {
+        if self.watching.swap(true, SeqCst) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.watching.store(false, SeqCst);
+            return;
+        };
+        let redis = Arc::downgrade(redis);
+        let pending = Arc::downgrade(&self.pending);
+        let watching = Arc::clone(&self.watching);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let (Some(redis), Some(pending)) = (redis.upgrade(), pending.upgrade()) else {
+                    return;
+                };
+                if !pending.remembers() && !pending.any() {
+                    break;
+                }
+                let _ = redis.ping().await;
+            }
+            watching.store(false, SeqCst);
+        });
+    }
+
     /// What runs when `redis` (the one reads go to) turns out to have
     /// restarted: the invalidations that landed lately are kept again and
     /// sent again through `sender`.
@@ -638,28 +587,4 @@ fn spawn_retries(pending: Weak<Pending>, redis: Arc<RedisBackend>, tier: Option<
             };
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Action, Journal, REMEMBERED};
-
-    #[test]
-    fn the_journal_keeps_the_newest_per_target_in_order_and_owns_up_past_its_bound() {
-        let mut journal = Journal::default();
-        journal.remember("p:*", "p:#ns:a", &Action::Bump);
-        journal.remember("p:*", "p:k", &Action::Bump);
-        journal.remember("p:*", "p:#ns:a", &Action::Bump);
-        let recent = journal.recent().unwrap();
-        let targets: Vec<&str> = recent.iter().map(|(_, t, _)| t.as_str()).collect();
-        assert_eq!(targets, ["p:k", "p:#ns:a"]);
-
-        for i in 0..=REMEMBERED {
-            journal.remember("q:*", &format!("q:{i}"), &Action::Bump);
-        }
-        assert_eq!(journal.by_target.len(), REMEMBERED);
-        assert!(journal.order.len() <= 4 * REMEMBERED);
-        // Some landed invalidation is forgotten: clear both key spaces instead.
-        assert_eq!(journal.recent().unwrap_err(), ["p:*", "q:*"]);
-    }
 }

@@ -4,7 +4,6 @@
 //! the tier and see what waits; writes make the tier forget.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use super::breaker::Health;
@@ -101,39 +100,8 @@ impl Remote {
             .invalidations
             .apply(redis, tier, space, (target, action), try_now)
             .await;
-        self.watch();
+        self.invalidations.watch(&self.redis);
         fate
-    }
-
-    /// While an invalidation that landed lately is remembered, pings the
-    /// server every second, so that a restart is noticed (on the new
-    /// connection the ping makes) and what was invalidated is sent again,
-    /// even by a process that makes no call meanwhile.
-    fn watch(&self) {
-        let watching = &self.invalidations.watching;
-        if watching.swap(true, SeqCst) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            watching.store(false, SeqCst);
-            return;
-        };
-        let redis = Arc::downgrade(&self.redis);
-        let pending = Arc::downgrade(&self.invalidations.pending);
-        let watching = Arc::clone(watching);
-        runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let (Some(redis), Some(pending)) = (redis.upgrade(), pending.upgrade()) else {
-                    return;
-                };
-                if !pending.remembers() && !pending.any() {
-                    break;
-                }
-                let _ = redis.ping().await;
-            }
-            watching.store(false, SeqCst);
-        });
     }
 
     /// The invalidations still waiting for Redis.
@@ -152,14 +120,7 @@ impl Remote {
     /// This Redis with the versions of `keys`' space tracked in process
     /// (a tier of version keys only).
     pub(crate) fn with_tracked_versions(self, keys: &KeySpace) -> Self {
-        let local = Local::versions_only();
-        local.cover(keys);
-        Self {
-            tier: Some(Tier {
-                local: Arc::new(local),
-            }),
-            ..self
-        }
+        self.with_tier(Local::versions_only(), keys)
     }
 
     /// This Redis with a local tier of `max_bytes` in front, tracking the
@@ -170,7 +131,11 @@ impl Remote {
         lifetime: Option<Duration>,
         keys: &KeySpace,
     ) -> Self {
-        let local = Local::new(max_bytes, lifetime);
+        self.with_tier(Local::new(max_bytes, lifetime), keys)
+    }
+
+    /// This Redis with `local` in front, tracking the keys of `keys`' space.
+    fn with_tier(self, local: Local, keys: &KeySpace) -> Self {
         local.cover(keys);
         Self {
             tier: Some(Tier {

@@ -11,6 +11,7 @@
 //! (scripts, pipelines) or master by master (`SCAN`), the parts sent at once.
 
 mod cluster;
+mod invalidate;
 mod lanes;
 mod link;
 mod many;
@@ -23,6 +24,7 @@ mod restarts;
 mod script_keys;
 mod scripts;
 mod sentinel;
+mod settings;
 mod url;
 
 #[cfg(feature = "internals")]
@@ -30,13 +32,15 @@ pub(crate) use cluster::parse_masters;
 pub(crate) use restarts::Hook;
 #[cfg(feature = "internals")]
 pub(crate) use sentinel::master_url;
+#[cfg(feature = "tls")]
+pub(crate) use settings::Pem;
+pub(crate) use settings::Settings;
 pub(crate) use url::{redact, with_address};
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool_redis::redis::cluster::ClusterClientBuilder;
-use deadpool_redis::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use deadpool_redis::redis::{self, RedisError};
 use futures_util::future::try_join_all;
 
@@ -47,62 +51,15 @@ use crate::scope::VersionKeys;
 use crate::{BackendError, Error, codec};
 use cluster::ClusterLink;
 use lanes::{Lanes, Source};
-use link::{Conn, Link};
+use link::Link;
 use scripts::Scripts;
 
 /// Keys asked of each `SCAN` page (and deleted per batch).
 const SCAN_BATCH: usize = 500;
 
-/// The timeouts and sizes of a Redis backend.
 /// How long a held connection being replaced may keep a command waiting,
 /// besides the time to connect.
 const CHECKOUT_WAIT: Duration = Duration::from_millis(100);
-
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    /// The multiplexed connections every command travels on.
-    pub(crate) connections: usize,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) command_timeout: Duration,
-    /// Failures in a row that open the circuit (0: never), and how long it stays open.
-    pub(crate) breaker_failures: u32,
-    pub(crate) breaker_cool_down: Duration,
-    /// Invalidations kept for a retry before the key spaces are cleared instead.
-    pub(crate) pending_invalidations: usize,
-    /// The certificate authority to trust for `rediss://`, instead of the system's.
-    pub(crate) tls_root: Option<Pem>,
-    /// Replicated invalidations: how many replicas must have taken an
-    /// invalidation before it counts as applied, and how long to wait for them.
-    pub(crate) replicas: Option<(usize, Duration)>,
-}
-
-impl Settings {
-    /// The settings of the backend that serves everything but replicated
-    /// invalidations, and of the one that sends those (its one connection
-    /// waits for `WAIT` within its deadline), when they are asked for.
-    pub(crate) fn split(&self) -> (Self, Option<Self>) {
-        let plain = Self {
-            replicas: None,
-            ..self.clone()
-        };
-        let replicated = self.replicas.map(|(_, wait)| Self {
-            connections: 1,
-            command_timeout: self.command_timeout + wait,
-            ..self.clone()
-        });
-        (plain, replicated)
-    }
-}
-
-/// A PEM document, shown by its size only.
-#[derive(Clone)]
-pub(crate) struct Pem(pub(crate) Vec<u8>);
-
-impl std::fmt::Debug for Pem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<PEM, {} bytes>", self.0.len())
-    }
-}
 
 pub(crate) struct RedisBackend {
     link: Link,
@@ -272,31 +229,8 @@ impl RedisBackend {
     }
 
     pub(crate) async fn set(&self, key: &str, bytes: &[u8], expiry: Expiry) -> Result<(), Error> {
-        self.put("set", key, bytes, expiry).await
-    }
-
-    /// An invalidation's tombstone at `key` (named so in errors).
-    pub(crate) async fn tombstone(
-        &self,
-        key: &str,
-        bytes: &[u8],
-        expiry: Expiry,
-    ) -> Result<(), Error> {
-        self.put("invalidate", key, bytes, expiry).await
-    }
-
-    async fn put(
-        &self,
-        op: &'static str,
-        key: &str,
-        bytes: &[u8],
-        expiry: Expiry,
-    ) -> Result<(), Error> {
-        self.run(op, key, |mut c| async move {
-            set_cmd(key, bytes, expiry)
-                .query_async::<()>(&mut c)
-                .await?;
-            self.replicated(&mut c, key).await
+        self.run("set", key, |mut c| async move {
+            set_cmd(key, bytes, expiry).query_async(&mut c).await
         })
         .await
     }
@@ -401,49 +335,6 @@ impl RedisBackend {
                     .unwrap_or_default()
             })
             .collect())
-    }
-
-    /// Bumps the version at `vkey`; the new version.
-    pub(crate) async fn bump(&self, vkey: &str, fresh: u64) -> Result<u64, Error> {
-        let script = &self.scripts.bump;
-        self.run("invalidate", vkey, |mut c| async move {
-            let version = script.key(vkey).arg(fresh).invoke_async(&mut c).await?;
-            self.replicated(&mut c, vkey).await?;
-            Ok(version)
-        })
-        .await
-    }
-
-    /// On the backend of replicated invalidations, waits (`WAIT`, on the
-    /// connection that wrote) until enough replicas took every write made
-    /// on it, `key`'s among them; too few in time is an error: the
-    /// invalidation stays queued. Elsewhere, nothing.
-    async fn replicated(&self, conn: &mut Conn, key: &str) -> redis::RedisResult<()> {
-        let Some((replicas, wait)) = self.replicas else {
-            return Ok(());
-        };
-        let mut wait_cmd = redis::cmd("WAIT");
-        wait_cmd
-            .arg(replicas)
-            .arg(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1));
-        let reached: usize = match conn {
-            Conn::Cluster(c) => {
-                let slot = cluster::slot(key.as_bytes());
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                    Route::new(slot, SlotAddr::Master),
-                ));
-                redis::FromRedisValue::from_redis_value(c.route_command(wait_cmd, route).await?)?
-            }
-            c @ Conn::Single(_) => wait_cmd.query_async(c).await?,
-        };
-        if reached < replicas {
-            return Err(RedisError::from((
-                redis::ErrorKind::Client,
-                "not replicated",
-                format!("{reached} of {replicas} replicas took the write within {wait:?}"),
-            )));
-        }
-        Ok(())
     }
 
     /// Sets `key` if it still holds what a read saw; whether it did.

@@ -1,0 +1,70 @@
+//! The rows of tagged hits with tracked versions (`track_versions`), on the
+//! one server and on the cluster, and `LOAD_BENCH_ONLY=tracked`'s report.
+
+use std::sync::OnceLock;
+
+use cachette::cached;
+
+use super::measure::measure;
+use super::peer::value;
+use super::{Clients, Row, TASKS};
+
+/// The caches with tracked versions: on the one server, on the cluster.
+static TRACKED_CACHES: OnceLock<[cachette::Cache; 2]> = OnceLock::new();
+
+fn tracked_cache() -> &'static cachette::Cache {
+    &TRACKED_CACHES.get().expect("built first")[0]
+}
+
+fn cluster_tracked_cache() -> &'static cachette::Cache {
+    &TRACKED_CACHES.get().expect("built first")[1]
+}
+
+#[cached(timeout = 3600, namespace = "catalog", tags = ["size:{size}", "bench"], cache = tracked_cache())]
+pub(super) async fn tagged_item(size: usize) -> String {
+    value(size)
+}
+
+#[cached(timeout = 3600, namespace = "catalog", tags = ["size:{size}", "bench"], cache = cluster_tracked_cache())]
+pub(super) async fn cluster_tagged_item(size: usize) -> String {
+    value(size)
+}
+
+/// Builds the tracked caches: on `url`, and on the cluster of `seeds`,
+/// from `plain` (the other rows' settings).
+pub(super) async fn build(url: &str, seeds: &[String], plain: impl Fn() -> cachette::CacheBuilder) {
+    let tracked = plain()
+        .redis_url(url)
+        .key_prefix("tracked")
+        .track_versions(true)
+        .build()
+        .await
+        .unwrap();
+    let cluster_tracked = plain()
+        .redis_cluster(seeds.to_vec())
+        .key_prefix("tracked")
+        .track_versions(true)
+        .build()
+        .await
+        .unwrap();
+    assert!(TRACKED_CACHES.set([tracked, cluster_tracked]).is_ok());
+}
+
+/// The tracked rows (`LOAD_BENCH_ONLY=tracked`): their table, and the
+/// tagged rows' ratios to the plain hit.
+pub(super) async fn report(clients: &'static Clients) {
+    let figures = measure(clients, &Row::TRACKED, 256).await;
+    println!(
+        "{}",
+        super::report::ratio_table(&Row::TRACKED, &[(256, figures.clone())])
+    );
+    let plain = figures[1];
+    for (row, f) in Row::TRACKED.iter().zip(&figures).skip(2) {
+        println!(
+            "{} ÷ plain hit: client CPU {:.2}, {TASKS}-task throughput {:.2}",
+            row.name(),
+            f.cpu_us / plain.cpu_us,
+            f.ops_per_s / plain.ops_per_s
+        );
+    }
+}
