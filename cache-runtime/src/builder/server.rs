@@ -33,7 +33,7 @@ impl CacheBuilder {
     /// The longest an entry stays in the local tier (default: until Redis
     /// says it changed, or evicted). It needs
     /// [`local_tier`](Self::local_tier): without one, building fails with
-    /// [`Error::Config`].
+    /// [`Error::Config`](crate::Error::Config).
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -69,7 +69,7 @@ impl CacheBuilder {
     /// Redis, on one server and on a cluster); always on with a
     /// [`local_tier`](Self::local_tier), which tracks versions with the
     /// entries, so `track_versions(false)` with a local tier fails to
-    /// build with [`Error::Config`]. Redis 6 or later, as for the tier.
+    /// build with [`Error::Config`](crate::Error::Config). Redis 6 or later, as for the tier.
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -143,7 +143,7 @@ impl CacheBuilder {
     /// Redis takes it; meanwhile this process reads as if it had landed.
     /// Past the bound, the cache's entries are cleared instead once Redis
     /// answers (`SCAN` and `UNLINK` of the prefix), and until then no entry
-    /// is served from Redis. See [`Cache::invalidate`].
+    /// is served from Redis. See [`Cache::invalidate`](crate::Cache::invalidate).
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
@@ -192,7 +192,7 @@ impl CacheBuilder {
     /// Redis for `cool_down` — they are misses that cost nothing — then one
     /// call probes it, and the circuit closes when Redis answers. On a
     /// cluster each master has a circuit of its own, for the keys of its
-    /// slots. Default: 5 failures, 1 s. See [`Cache::health`].
+    /// slots. Default: 5 failures, 1 s. See [`Cache::health`](crate::Cache::health).
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;
