@@ -9,6 +9,12 @@
 //! ```sh
 //! cargo bench -p cachette-web --bench http
 //! ```
+//!
+//! With `HTTP_BENCH_CALLS=<row>:<n>` (`handler`, `cachette`, `peer` or
+//! `floor`), it instead calls that row's router `n` times in process, with
+//! no socket and no client, and prints nothing: run under callgrind at two
+//! counts, the difference is the instructions of one request through the
+//! router, its layer and the body.
 
 #![allow(clippy::cast_precision_loss)] // statistics over counts and durations
 
@@ -97,10 +103,56 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+/// `n` requests to `router`'s `/page`, in process, each body read whole.
+async fn calls(router: Router, n: usize) {
+    use tower_service::Service as _;
+    let mut router = router;
+    for _ in 0..n {
+        let request = axum::http::Request::get("/page")
+            .header("host", "shop.example")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.call(request).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(body.len() > 4000);
+    }
+}
+
+fn main() {
+    let calls_of = std::env::var("HTTP_BENCH_CALLS").ok();
+    let runtime = if calls_of.is_some() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(2);
+        builder
+    }
+    .enable_all()
+    .build()
+    .unwrap();
+    runtime.block_on(async {
+        let rows = rows();
+        match calls_of {
+            Some(spec) => {
+                let (row, n) = spec.split_once(':').expect("HTTP_BENCH_CALLS=<row>:<n>");
+                let n = n.parse().expect("a count of calls");
+                let index = ["handler", "cachette", "peer", "floor"]
+                    .iter()
+                    .position(|name| *name == row)
+                    .expect("a row: handler, cachette, peer or floor");
+                let (_, router) = rows.into_iter().nth(index).unwrap();
+                calls(router, n).await;
+            }
+            None => over_http(rows).await,
+        }
+    });
+}
+
+fn rows() -> [(&'static str, Router); 4] {
     let cache = cachette::Cache::memory();
-    let rows: [(&str, Router); 4] = [
+    [
         ("handler, no cache", Router::new().route("/page", get(page))),
         (
             "cachette CacheLayer (memory)",
@@ -118,7 +170,10 @@ async fn main() {
             "the same bytes from a static (the floor)",
             Router::new().route("/page", get(constant)),
         ),
-    ];
+    ]
+}
+
+async fn over_http(rows: [(&'static str, Router); 4]) {
     let mut urls = Vec::new();
     for (name, router) in rows {
         urls.push((

@@ -384,6 +384,29 @@ impl Cache {
         loaded.into_result()
     }
 
+    /// The HTTP layer's hit without a future: `key`'s value in `scope` when
+    /// an in-process store (memory, a local tier) holds it fresh, recorded
+    /// as a hit of the direct operation `op` (`get`, or `get_or_set` with
+    /// the cache's early refresh). `None` on anything else: the caller goes
+    /// the awaited way.
+    #[cfg(feature = "http")]
+    pub(crate) fn hit_in_process<T: Cacheable>(
+        &self,
+        op: &'static str,
+        key: &str,
+        scope: &Scope,
+    ) -> Option<T> {
+        let engine = &self.engine;
+        let early = match op {
+            "get" => None,
+            _ => engine.early(&Plan::direct(Timeout::default())),
+        };
+        let value = engine.look_in_process::<T>(key, scope, early)?;
+        let observer = engine.observer();
+        observer.op_done(&observer.op_span(op), op, key, "hit");
+        Some(value)
+    }
+
     /// [`try_get_or_set_in`](Self::try_get_or_set_in) for the HTTP layer:
     /// the errors `unshared` picks (responses that must not be stored) are
     /// not handed to the callers that waited, which compute their own at

@@ -161,6 +161,23 @@ impl Engine {
         Ok(read.value.filter(|_| read.stale_for_ms.is_none()))
     }
 
+    /// [`look`](Self::look) at the direct API's `key` when the memory store
+    /// or a local tier may hold its value, its hit only: `None` at once
+    /// without such a store, or on anything but a fresh typed value (the
+    /// caller then reads the awaited way, which looks again).
+    #[cfg(feature = "http")]
+    pub(crate) fn look_in_process<T: Cacheable>(
+        &self,
+        key: &str,
+        scope: &Scope,
+        early: Option<f64>,
+    ) -> Option<T> {
+        if !self.backend.keeps_typed() {
+            return None;
+        }
+        self.look(&self.keys.stored(key), scope, early).ok()
+    }
+
     /// The first read of a call, its in-process part: the value at the
     /// stored key `full` when the memory store or a local tier holds it
     /// fresh and typed, judged at once, without awaiting (counted as a hit);

@@ -1,7 +1,6 @@
 //! What the layer stores of a response, how it decides whether it may, the
 //! key of a request, and the body it answers with.
 
-use std::fmt::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -20,7 +19,7 @@ pub(super) struct Page {
     headers: std::sync::Arc<[(String, serde_bytes::ByteBuf)]>,
     body: Bytes,
     /// A strong validator: the response's own `ETag`, or a digest of the body.
-    etag: String,
+    etag: std::sync::Arc<str>,
     /// When it was stored, in Unix milliseconds, for `Age`.
     stored_at_ms: u64,
     /// The headers and the `ETag` as a response carries them, made at the
@@ -29,10 +28,11 @@ pub(super) struct Page {
     answered: std::sync::Arc<std::sync::OnceLock<Answered>>,
 }
 
-/// What every answer of a page carries: its stored headers, then its `ETag`.
+/// What every answer of a page carries: its stored headers, its `ETag`,
+/// then `Age` and `X-Cache`, whose values each answer sets (a map cloned
+/// whole, none of its names hashed again).
 struct Answered {
-    headers: Vec<(HeaderName, HeaderValue)>,
-    etag: Option<HeaderValue>,
+    headers: HeaderMap,
 }
 
 /// Headers never stored: they describe one hop, or one answer.
@@ -58,8 +58,8 @@ impl Page {
             .get(header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map_or_else(
-                || format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&body)),
-                str::to_owned,
+                || format!("\"{:032x}\"", xxhash_rust::xxh3::xxh3_128(&body)).into(),
+                std::sync::Arc::from,
             );
         Self {
             status: status.as_u16(),
@@ -107,35 +107,41 @@ impl Page {
         } else {
             self.body.clone()
         };
-        let answered = self.answered.get_or_init(|| Answered {
-            headers: self
-                .headers
-                .iter()
-                .filter_map(|(name, value)| {
-                    Some((
-                        HeaderName::from_bytes(name.as_bytes()).ok()?,
-                        HeaderValue::from_bytes(value).ok()?,
-                    ))
-                })
-                .collect(),
-            etag: HeaderValue::from_str(&self.etag).ok(),
+        let answered = self.answered.get_or_init(|| {
+            let mut headers = HeaderMap::with_capacity(self.headers.len() + 3);
+            for (name, value) in self.headers.iter() {
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_bytes(value),
+                ) {
+                    headers.append(name, value);
+                }
+            }
+            if let Ok(etag) = HeaderValue::from_str(&self.etag) {
+                headers.insert(header::ETAG, etag);
+            }
+            headers.insert(header::AGE, HeaderValue::from_static("0"));
+            headers.insert(X_CACHE, HeaderValue::from_static("HIT"));
+            Answered { headers }
         });
         let mut response = Response::new(CacheBody::full(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.reserve(answered.headers.len() + 3);
-        for (name, value) in &answered.headers {
-            if not_modified && name == header::CONTENT_LENGTH {
-                continue;
-            }
-            headers.append(name.clone(), value.clone());
-        }
-        if let Some(etag) = &answered.etag {
-            headers.insert(header::ETAG, etag.clone());
+        *headers = answered.headers.clone();
+        if not_modified {
+            headers.remove(header::CONTENT_LENGTH);
         }
         let age = crate::clock::now_ms().saturating_sub(self.stored_at_ms) / 1000;
-        headers.insert(header::AGE, HeaderValue::from(age));
-        headers.insert(X_CACHE, HeaderValue::from_static(outcome));
+        if age > 0
+            && let Some(value) = headers.get_mut(header::AGE)
+        {
+            *value = HeaderValue::from(age);
+        }
+        if outcome != "HIT"
+            && let Some(value) = headers.get_mut(X_CACHE)
+        {
+            *value = HeaderValue::from_static(outcome);
+        }
         response
     }
 }
@@ -234,7 +240,8 @@ pub(super) fn key(request: &request::Parts, vary: &[HeaderName], own: Option<&st
     let mut out = String::with_capacity(64 + host.len() + request.uri.path().len());
     out.push_str("page:");
     let mut part = |text: &str| {
-        let _ = write!(out, "{}:", text.len());
+        push_decimal(&mut out, text.len());
+        out.push(':');
         out.push_str(text);
     };
     part("GET");
@@ -255,6 +262,21 @@ pub(super) fn key(request: &request::Parts, vary: &[HeaderName], own: Option<&st
         part(own);
     }
     out
+}
+
+/// Appends `n` in decimal (without `fmt`'s machinery: it is on every hit).
+fn push_decimal(out: &mut String, mut n: usize) {
+    let mut digits = [0_u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b"0123456789"[n % 10];
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&digit| char::from(digit)));
 }
 
 /// The query with its parameters sorted: `a` (no value) and `a=` (an empty
@@ -347,6 +369,15 @@ mod tests {
             builder = builder.header(*name, *value);
         }
         builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn lengths_are_written_in_decimal() {
+        for n in [0, 7, 10, 99, 4096, usize::MAX] {
+            let mut out = String::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
     }
 
     #[test]

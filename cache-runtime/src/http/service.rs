@@ -107,14 +107,32 @@ where
     }
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        let (head, body) = request.into_parts();
+        let route = route(&self.config, &head);
+        if let Route::Cached(place) = &route {
+            // An in-process hit is answered without a future of its own, and
+            // the service behind stays ready for the next request.
+            let op = if head.method == Method::GET && !self.config.honour_max_age {
+                "get_or_set"
+            } else {
+                "get"
+            };
+            if let Some(page) = place
+                .cache
+                .hit_in_process::<Page>(op, &place.key, &place.scope)
+            {
+                return Box::pin(std::future::ready(Ok(page.answer(&head, "HIT"))));
+            }
+        }
         // The ready service answers this request; its clone waits for the next.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
         Box::pin(async move {
+            let serve = serve(&config, inner, head, body, route);
             match config.budget {
-                Some(budget) => crate::with_budget(budget, serve(&config, inner, request)).await,
-                None => serve(&config, inner, request).await,
+                Some(budget) => crate::with_budget(budget, serve).await,
+                None => serve.await,
             }
         })
     }
@@ -129,31 +147,35 @@ fn passed<B>(response: Response<B>, outcome: &'static str) -> Response<CacheBody
     response
 }
 
-async fn serve<S, ReqB, ResB>(
-    config: &Config,
-    mut inner: S,
-    request: Request<ReqB>,
-) -> Answer<ResB, S::Error>
-where
-    S: tower_service::Service<Request<ReqB>, Response = Response<ResB>> + Send,
-    S::Future: Send,
-    ReqB: Send,
-    ResB: Body<Data = Bytes> + Send,
-{
-    let method = request.method().clone();
-    if method != Method::GET && method != Method::HEAD {
-        return Ok(inner.call(request).await?.map(CacheBody::passed));
+/// What the layer does with a request, decided before anything is awaited.
+enum Route {
+    /// Passed on untouched: a method the layer never caches.
+    Unmarked,
+    /// Passed on, marked `BYPASS`: a request that may not share a page.
+    Bypass,
+    /// Looked up (a `GET` or a `HEAD`).
+    Cached(Place),
+}
+
+/// Where a request's page is kept: the cache, the page's namespace and
+/// tags, the part of its key that is the requester's own (from
+/// `vary_by`), the request headers its key holds, and the key.
+struct Place {
+    cache: Cache,
+    scope: Scope,
+    own: Option<String>,
+    vary: Vec<http::HeaderName>,
+    key: String,
+}
+
+fn route(config: &Config, head: &request::Parts) -> Route {
+    if head.method != Method::GET && head.method != Method::HEAD {
+        return Route::Unmarked;
     }
-    let (head, body) = request.into_parts();
     let own = match &config.vary_by {
-        Some(part) => match part(&head) {
+        Some(part) => match part(head) {
             Some(own) => Some(own),
-            None => {
-                return Ok(passed(
-                    inner.call(Request::from_parts(head, body)).await?,
-                    "BYPASS",
-                ));
-            }
+            None => return Route::Bypass,
         },
         None => None,
     };
@@ -162,17 +184,45 @@ where
         .any(|name| head.headers.contains_key(name) && !config.vary_headers.contains(name));
     if personal && own.is_none() {
         // Never shared: it may be about one user.
-        return Ok(passed(
-            inner.call(Request::from_parts(head, body)).await?,
-            "BYPASS",
-        ));
+        return Route::Bypass;
     }
-    let cache = config.cache.clone().unwrap_or_else(crate::cache);
-    let scope = scope_of(config, &head);
-    if method == Method::HEAD {
+    let vary = config.vary_of(head);
+    Route::Cached(Place {
+        cache: config.cache.clone().unwrap_or_else(crate::cache),
+        scope: scope_of(config, head),
+        key: page::key(head, &vary, own.as_deref()),
+        own,
+        vary,
+    })
+}
+
+async fn serve<S, ReqB, ResB>(
+    config: &Config,
+    mut inner: S,
+    head: request::Parts,
+    body: ReqB,
+    route: Route,
+) -> Answer<ResB, S::Error>
+where
+    S: tower_service::Service<Request<ReqB>, Response = Response<ResB>> + Send,
+    S::Future: Send,
+    ReqB: Send,
+    ResB: Body<Data = Bytes> + Send,
+{
+    let place = match route {
+        Route::Unmarked => {
+            let request = Request::from_parts(head, body);
+            return Ok(inner.call(request).await?.map(CacheBody::passed));
+        }
+        Route::Bypass => {
+            let request = Request::from_parts(head, body);
+            return Ok(passed(inner.call(request).await?, "BYPASS"));
+        }
+        Route::Cached(place) => place,
+    };
+    if head.method == Method::HEAD {
         // Answered from `GET`'s entry; a miss goes to the handler, and nothing is stored.
-        let key = page::key(&head, &config.vary_of(&head), own.as_deref());
-        if let Ok(Some(page)) = cache.get_in::<Page>(&key, &scope).await {
+        if let Ok(Some(page)) = place.cache.get_in::<Page>(&place.key, &place.scope).await {
             return Ok(page.answer(&head, "HIT"));
         }
         return Ok(passed(
@@ -185,30 +235,22 @@ where
         inner,
         head,
         body,
-        own,
-        cache,
-        scope,
+        place,
     };
     if config.honour_max_age {
-        let vary = config.vary_of(&visit.head);
-        let key = page::key(&visit.head, &vary, visit.own.as_deref());
-        return serve_by_max_age(visit, &key, &vary).await;
+        return serve_by_max_age(visit).await;
     }
     serve_cached(visit).await
 }
 
 /// One request on its way through the layer: the layer's settings, the
-/// service behind it, the request, and where its page is kept (the cache,
-/// the page's namespace and tags, and the part of its key that is the
-/// requester's own, from `vary_by`).
+/// service behind it, the request, and where its page is kept.
 struct Visit<'c, S, ReqB> {
     config: &'c Config,
     inner: S,
     head: request::Parts,
     body: ReqB,
-    own: Option<String>,
-    cache: Cache,
-    scope: Scope,
+    place: Place,
 }
 
 /// The namespace and tags of the entry of `head`.
@@ -239,13 +281,16 @@ where
         inner,
         head,
         body,
-        own,
-        cache,
-        scope,
+        place:
+            Place {
+                cache,
+                scope,
+                own,
+                mut vary,
+                mut key,
+            },
     } = visit;
     let (own, scope) = (own.as_deref(), &scope);
-    let mut vary = config.vary_of(&head);
-    let mut key = page::key(&head, &vary, own);
     let computed = AtomicBool::new(false);
     // The request is made again only for a run of the handler: a hit does not copy its head.
     let waiting = Mutex::new(Some((inner, body)));
@@ -253,28 +298,31 @@ where
     let result = loop {
         let may_rekey = rekeys < REKEYS;
         let (vary_now, key_now) = (&vary, &key);
-        let compute = || async {
-            if may_rekey && config.vary_of(&head) != *vary_now {
-                // Learned since the key was made: this key is not the page's.
-                return Err(Outcome::Rekey);
-            }
-            computed.store(true, Relaxed);
-            let taken = waiting
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
-            let Some((mut inner, body)) = taken else {
-                return Err(Outcome::Broken);
-            };
-            let request = Request::from_parts(head.clone(), body);
-            let response = inner.call(request).await.map_err(Outcome::Inner)?;
-            let page = storable(config, response, &head, vary_now).await;
-            match &page {
-                Ok(_) => config.storable(key_now, true),
-                Err(Outcome::Pass { lasting: true, .. }) => config.storable(key_now, false),
-                Err(_) => {}
-            }
-            page
+        // Boxed: the handler's future is not carried by every hit's.
+        let compute = || {
+            Box::pin(async {
+                if may_rekey && config.vary_of(&head) != *vary_now {
+                    // Learned since the key was made: this key is not the page's.
+                    return Err(Outcome::Rekey);
+                }
+                computed.store(true, Relaxed);
+                let taken = waiting
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                let Some((mut inner, body)) = taken else {
+                    return Err(Outcome::Broken);
+                };
+                let request = Request::from_parts(head.clone(), body);
+                let response = inner.call(request).await.map_err(Outcome::Inner)?;
+                let page = storable(config, response, &head, vary_now).await;
+                match &page {
+                    Ok(_) => config.storable(key_now, true),
+                    Err(Outcome::Pass { lasting: true, .. }) => config.storable(key_now, false),
+                    Err(_) => {}
+                }
+                page
+            })
         };
         // A key known to give responses that cannot be stored: its requests
         // run side by side, each storing what it may.
@@ -336,11 +384,7 @@ where
 
 /// [`serve`] for a layer that takes lifetimes from the responses: a lookup,
 /// then the handler and a write (no single flight).
-async fn serve_by_max_age<S, ReqB, ResB>(
-    visit: Visit<'_, S, ReqB>,
-    key: &str,
-    vary: &[http::HeaderName],
-) -> Answer<ResB, S::Error>
+async fn serve_by_max_age<S, ReqB, ResB>(visit: Visit<'_, S, ReqB>) -> Answer<ResB, S::Error>
 where
     S: tower_service::Service<Request<ReqB>, Response = Response<ResB>>,
     ResB: Body<Data = Bytes>,
@@ -350,11 +394,16 @@ where
         mut inner,
         head,
         body,
-        cache,
-        scope,
-        ..
+        place:
+            Place {
+                cache,
+                scope,
+                vary,
+                key,
+                ..
+            },
     } = visit;
-    let scope = &scope;
+    let (scope, key, vary) = (&scope, key.as_str(), vary.as_slice());
     if let Ok(Some(page)) = cache.get_in::<Page>(key, scope).await {
         return Ok(page.answer(&head, "HIT"));
     }

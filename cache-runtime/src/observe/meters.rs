@@ -24,7 +24,16 @@
 //! zero-sized.
 
 #[cfg(feature = "metrics")]
-use metrics::{Counter, Histogram, counter, gauge, histogram};
+use metrics::{Counter, Histogram, SharedString, counter, gauge, histogram};
+
+/// A cache's label (its key prefix), shared by every metric that names it:
+/// labelling one copies no text.
+pub(crate) type Label = std::sync::Arc<str>;
+
+#[cfg(feature = "metrics")]
+fn shared(cache: &Label) -> SharedString {
+    SharedString::from_shared(std::sync::Arc::clone(cache))
+}
 
 /// How a cached call was served, as `cachette_requests_total` labels it.
 #[derive(Debug, Clone, Copy)]
@@ -62,14 +71,14 @@ pub(crate) struct FunctionMeters {
 
 impl FunctionMeters {
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub(crate) fn new(cache: &str, function: &'static str) -> Self {
+    pub(crate) fn new(cache: &Label, function: &'static str) -> Self {
         #[cfg(feature = "metrics")]
         {
             Self {
                 requests: Request::ALL.map(|(_, result)| {
-                    counter!("cachette_requests_total", "cache" => cache.to_owned(), "function" => function, "result" => result)
+                    counter!("cachette_requests_total", "cache" => shared(cache), "function" => function, "result" => result)
                 }),
-                compute: histogram!("cachette_compute_seconds", "cache" => cache.to_owned(), "function" => function),
+                compute: histogram!("cachette_compute_seconds", "cache" => shared(cache), "function" => function),
             }
         }
         #[cfg(not(feature = "metrics"))]
@@ -95,41 +104,39 @@ impl FunctionMeters {
 
 /// A direct operation (`get`, `set`, …) and how it ended.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn operation(cache: &str, op: &'static str, result: &'static str) {
+pub(crate) fn operation(cache: &Label, op: &'static str, result: &'static str) {
     #[cfg(feature = "metrics")]
-    counter!("cachette_operations_total", "cache" => cache.to_owned(), "op" => op, "result" => result)
+    counter!("cachette_operations_total", "cache" => shared(cache), "op" => op, "result" => result)
         .increment(1);
 }
 
 /// The size of a value written.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn value_written(cache: &str, bytes: usize) {
+pub(crate) fn value_written(cache: &Label, bytes: usize) {
     #[cfg(feature = "metrics")]
     #[allow(clippy::cast_precision_loss)] // sizes as floats
-    histogram!("cachette_value_bytes", "cache" => cache.to_owned()).record(bytes as f64);
+    histogram!("cachette_value_bytes", "cache" => shared(cache)).record(bytes as f64);
 }
 
 /// A counter of the cache labelled `cache` alone: backend errors, skipped calls, leases.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn count(name: &'static str, cache: &str) {
+pub(crate) fn count(name: &'static str, cache: &Label) {
     #[cfg(feature = "metrics")]
-    counter!(name, "cache" => cache.to_owned()).increment(1);
+    counter!(name, "cache" => shared(cache)).increment(1);
 }
 
 /// A stored value refused: `undecodable` or `forged`.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn refused(cache: &str, reason: &'static str) {
+pub(crate) fn refused(cache: &Label, reason: &'static str) {
     #[cfg(feature = "metrics")]
-    counter!("cachette_refused_total", "cache" => cache.to_owned(), "reason" => reason)
-        .increment(1);
+    counter!("cachette_refused_total", "cache" => shared(cache), "reason" => reason).increment(1);
 }
 
 /// An invalidation of a `key`, a `namespace` or a `tag`.
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-pub(crate) fn invalidation(cache: &str, kind: &'static str) {
+pub(crate) fn invalidation(cache: &Label, kind: &'static str) {
     #[cfg(feature = "metrics")]
-    counter!("cachette_invalidations_total", "cache" => cache.to_owned(), "kind" => kind)
-        .increment(1);
+    counter!("cachette_invalidations_total", "cache" => shared(cache), "kind" => kind).increment(1);
 }
 
 /// Invalidations that Redis did not take: `n` more of the counter `name`

@@ -119,7 +119,7 @@ impl Observer {
         tracing::debug_span!(
             "cachette.op",
             op,
-            cache = self.counters.label(),
+            cache = &**self.counters.label(),
             outcome = tracing::field::Empty,
             key = tracing::field::Empty,
             size = tracing::field::Empty,

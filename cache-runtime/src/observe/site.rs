@@ -41,7 +41,12 @@ impl Site {
     /// This function's tally in the cache `cache` (its observer's id),
     /// whose tallies are `tallies` and whose label is `label`.
     #[inline]
-    pub(super) fn tally_in(&'static self, cache: u64, tallies: &Tallies, label: &str) -> TallyRef {
+    pub(super) fn tally_in(
+        &'static self,
+        cache: u64,
+        tallies: &Tallies,
+        label: &super::meters::Label,
+    ) -> TallyRef {
         if let Some((id, tally)) = self.first.get()
             && *id == cache
         {
@@ -86,7 +91,7 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
-    fn new(name: &'static str, cache: &str) -> Self {
+    fn new(name: &'static str, cache: &super::meters::Label) -> Self {
         Self {
             name,
             hits: Striped::default(),
@@ -152,7 +157,7 @@ pub(super) struct Tallies(Mutex<Vec<Arc<Tally>>>);
 
 impl Tallies {
     /// The tally of the function `name`, made on its first call.
-    fn of(&self, name: &'static str, label: &str) -> Arc<Tally> {
+    fn of(&self, name: &'static str, label: &super::meters::Label) -> Arc<Tally> {
         let mut tallies = self
             .0
             .lock()

@@ -124,7 +124,7 @@ pub(crate) struct Counters {
     /// The log of refused signatures.
     forged_log: Throttle,
     /// The cache's label in metrics: its key prefix.
-    label: String,
+    label: super::meters::Label,
 }
 
 /// A log line written at most once per [`LOG_INTERVAL_MS`], with the number
@@ -177,12 +177,12 @@ impl Counters {
             skipped: AtomicU64::new(0),
             error_log: Throttle::default(),
             forged_log: Throttle::default(),
-            label: label.to_owned(),
+            label: label.into(),
         }
     }
 
     /// The cache's label in metrics.
-    pub(crate) fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &super::meters::Label {
         &self.label
     }
 
