@@ -150,6 +150,20 @@ async fn a_route_runs_once_then_hits_with_age_and_etag() {
         "report #2"
     );
     assert_eq!(runs.get(), 2);
+    // A repeated parameter's values keep their order: another request.
+    assert_eq!(
+        text(&client, &format!("{base}/report?sort=price&sort=name"))
+            .await
+            .1,
+        "report #3"
+    );
+    assert_eq!(
+        text(&client, &format!("{base}/report?sort=name&sort=price"))
+            .await
+            .1,
+        "report #4"
+    );
+    assert_eq!(runs.get(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -369,6 +383,11 @@ async fn head_is_answered_from_the_get_entry() {
     text(&client, &format!("{base}/report")).await;
     let head = client.head(format!("{base}/report")).send().await.unwrap();
     assert_eq!(x_cache(&head), "HIT");
+    // The length of the body a `GET` gets, not of the empty one it carries.
+    assert_eq!(
+        head.headers()[header::CONTENT_LENGTH],
+        "report #1".len().to_string().as_str()
+    );
     assert_eq!(runs.get(), 1);
 }
 

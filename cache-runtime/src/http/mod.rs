@@ -16,9 +16,15 @@
 //!   [`vary_by`](CacheLayer::vary_by) with the user's identity);
 //! - request headers cannot bypass, refresh or purge the cache.
 //!
-//! The key is the host, the path, the query with its parameters sorted, and
-//! the request headers the response's `Vary` names (learned per URL, as
-//! Django's `learn_cache_key` does). Answers carry `x-cache: HIT | MISS |
+//! The key is the host, the path, the query with its parameters sorted by
+//! name (the values of a repeated parameter keep their order), and the
+//! request headers the response's `Vary` names (learned per URL, as
+//! Django's `learn_cache_key` does). The path is the one the layer sees:
+//! inside axum's `Router::nest`, the path without the prefix the router
+//! took off, so put the layer on the outer router, or give each nested
+//! layer a [`namespace`](CacheLayer::namespace) of its own (two nested
+//! routers that share a cache and a namespace share the entries of their
+//! common paths; a [`tags`](CacheLayer::tags) closure sees the same path). Answers carry `x-cache: HIT | MISS |
 //! BYPASS`, `Age`, and an `ETag`, and a matching `If-None-Match` gets a
 //! `304`. Bodies larger than [`max_body`](CacheLayer::max_body), or of
 //! unknown length (streams, server-sent events), pass through untouched and
@@ -274,8 +280,10 @@ impl CacheLayer {
     }
 
     /// Takes each response's lifetime from its `s-maxage` (or `max-age`)
-    /// when it has one. Such responses are computed without single flight
-    /// (their lifetime is known only once they are).
+    /// when it has one. A layer with this on computes every response
+    /// without single flight, with a `max-age` or not (a lifetime is known
+    /// only once its response is): a burst of identical requests on a cold
+    /// key runs the handler once per request.
     ///
     /// ```
     /// # extern crate cachette_runtime as cachette;

@@ -130,6 +130,9 @@ impl Page {
         *headers = answered.headers.clone();
         if not_modified {
             headers.remove(header::CONTENT_LENGTH);
+        } else if request.method == Method::HEAD && !headers.contains_key(header::CONTENT_LENGTH) {
+            // No body, and the length a `GET` would get (RFC 9110, 8.6).
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(self.body.len()));
         }
         let age = crate::clock::now_ms().saturating_sub(self.stored_at_ms) / 1000;
         if age > 0
@@ -279,15 +282,17 @@ fn push_decimal(out: &mut String, mut n: usize) {
     out.extend(digits[at..].iter().map(|&digit| char::from(digit)));
 }
 
-/// The query with its parameters sorted: `a` (no value) and `a=` (an empty
-/// one) stay apart; values stay encoded, so `&` and `=` inside them cannot
+/// The query with its parameters sorted by name, a repeated one's values in
+/// their order: `a` (no value) and `a=` (an empty one) stay apart; values stay encoded, so `&` and `=` inside them cannot
 /// be forged.
 pub(super) fn normalised_query(query: Option<&str>) -> String {
     let Some(query) = query else {
         return String::new();
     };
     let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
-    pairs.sort_unstable();
+    // By name only, and stable: `sort=price&sort=name` is another request
+    // than `sort=name&sort=price`.
+    pairs.sort_by_key(|pair| pair.split_once('=').map_or(*pair, |(name, _)| name));
     let mut out = String::from("?");
     out.push_str(&pairs.join("&"));
     out
@@ -383,6 +388,14 @@ mod tests {
     #[test]
     fn queries_are_sorted_and_keep_absent_apart_from_empty() {
         assert_eq!(normalised_query(Some("b=2&a=1")), "?a=1&b=2");
+        assert_eq!(
+            normalised_query(Some("sort=price&a=1&sort=name")),
+            "?a=1&sort=price&sort=name"
+        );
+        assert_ne!(
+            normalised_query(Some("sort=price&sort=name")),
+            normalised_query(Some("sort=name&sort=price"))
+        );
         assert_ne!(normalised_query(Some("a")), normalised_query(Some("a=")));
         assert_ne!(
             normalised_query(Some("a=1%262")),
