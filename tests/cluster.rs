@@ -1,18 +1,17 @@
 //! cachette on a real Redis Cluster (three masters, each with a replica,
-//! started once for this test binary): what a tagged hit costs there, and
-//! the cluster's faults under load — slots resharded, a master killed (the
+//! started once for this test binary): fresh caches' scoped reads, and the
+//! cluster's faults under load — slots resharded, a master killed (the
 //! other masters' keys keep hitting), a slot range lost (the circuits of
 //! the nodes open), the whole cluster down. The figures are printed for RELIABILITY.md
 //! (`cargo nextest run -p cachette-tests --test cluster --no-capture`).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use cachette::{Cache, Scope};
 use support::app::{App, HANG, is_hit, load};
-use support::{RedisCluster, cli, eventually, parse_command_calls};
+use support::{RedisCluster, cli, eventually};
 use tokio::task::JoinHandle;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -21,9 +20,6 @@ const HOUR: Duration = Duration::from_secs(3600);
 async fn hits_resharding_failover_and_outage_on_one_cluster() {
     let mut cluster = RedisCluster::start();
     fresh_caches_read_scoped_keys_without_a_failure(&cluster).await;
-    a_tagged_hit_is_one_request_per_node(&cluster).await;
-    replicated_invalidations_wait_on_the_master_of_their_key(&cluster).await;
-    a_tracked_tagged_hit_is_one_get(&cluster).await;
     resharding_under_load_serves_no_wrong_value(&cluster).await;
     a_killed_master_costs_only_its_slots(&mut cluster, true).await;
     a_killed_master_costs_only_its_slots(&mut cluster, false).await;
@@ -75,237 +71,6 @@ async fn cache_on(cluster: &RedisCluster) -> Cache {
         .build()
         .await
         .unwrap()
-}
-
-/// Calls of the commands a cache sends, on the masters, since `CONFIG RESETSTAT`.
-fn data_commands(cluster: &RedisCluster) -> Vec<(u16, String, u64)> {
-    let mut seen = Vec::new();
-    for port in cluster.master_ports() {
-        for (name, calls) in parse_command_calls(&cli(port, &["INFO", "commandstats"])) {
-            // Replication, topology and the test's own commands are not the cache's.
-            let ours = !matches!(
-                name.as_str(),
-                "replconf" | "ping" | "info" | "cluster" | "command" | "client" | "hello" | "role"
-            ) && !name.starts_with("config");
-            if ours {
-                seen.push((port, name, calls));
-            }
-        }
-    }
-    seen
-}
-
-/// With tracked versions, a hit in a namespace and with two tags is one
-/// `GET` on the master of its entry, once tracking is up on every master.
-async fn a_tracked_tagged_hit_is_one_get(cluster: &RedisCluster) {
-    const HITS: u64 = 20;
-    let cache = Cache::builder()
-        .redis_cluster(cluster.seeds())
-        .key_prefix("tracked")
-        .track_versions(true)
-        .build()
-        .await
-        .unwrap();
-    eventually("tracking is up on every master", async || {
-        let _ = cache.get::<u8>("warm").await;
-        cache.health().tracking.is_some_and(|t| t.up)
-    })
-    .await;
-    let scope = Scope::new()
-        .namespace("catalog")
-        .tag("size:256")
-        .tag("bench");
-    let compute = || async { "value".to_owned() };
-    cache
-        .get_or_set_in("products:all", compute, HOUR, &scope)
-        .await
-        .unwrap();
-    // The miss creates the version keys: Redis tells this process of that
-    // too, and the next hit may read them from Redis once more.
-    let reset = || {
-        for port in cluster.master_ports() {
-            cli(port, &["CONFIG", "RESETSTAT"]);
-        }
-    };
-    eventually("a hit sends one GET", async || {
-        reset();
-        cache
-            .get_or_set_in("products:all", compute, HOUR, &scope)
-            .await
-            .unwrap();
-        let seen = data_commands(cluster);
-        seen.len() == 1 && seen[0].1 == "get" && seen[0].2 == 1
-    })
-    .await;
-    reset();
-    for _ in 0..HITS {
-        let hit = cache
-            .get_or_set_in("products:all", compute, HOUR, &scope)
-            .await
-            .unwrap();
-        assert_eq!(hit, "value");
-    }
-    let seen = data_commands(cluster);
-    let gets: u64 = seen
-        .iter()
-        .filter(|(_, name, _)| name == "get")
-        .map(|(_, _, calls)| calls)
-        .sum();
-    assert_eq!(gets, HITS, "{seen:?}");
-    assert!(
-        seen.iter().all(|(_, name, _)| name == "get"),
-        "nothing but GETs: {seen:?}"
-    );
-}
-
-/// With replicated invalidations, each invalidation's write is followed by
-/// one `WAIT` on the master of its key; more replicas asked for than a
-/// master has, and the invalidation stays queued, this process serving
-/// nothing it invalidated.
-async fn replicated_invalidations_wait_on_the_master_of_their_key(cluster: &RedisCluster) {
-    let cache_waiting_for = |replicas: usize| {
-        Cache::builder()
-            .redis_cluster(cluster.seeds())
-            .key_prefix("replicated")
-            .replicated_invalidations(replicas, Duration::from_millis(500))
-            .build()
-    };
-    let cache = cache_waiting_for(1).await.unwrap();
-    let scope = Scope::new().namespace("catalog").tag("size:256");
-    let version = Arc::new(AtomicU64::new(1));
-    let row = async |cache: &Cache| {
-        let version = Arc::clone(&version);
-        let compute = || async move { version.load(SeqCst) };
-        cache
-            .get_or_set_in("row", compute, HOUR, &scope)
-            .await
-            .unwrap()
-    };
-    assert_eq!(row(&cache).await, 1);
-    for port in cluster.master_ports() {
-        cli(port, &["CONFIG", "RESETSTAT"]);
-    }
-    version.store(2, SeqCst);
-    assert!(cache.invalidate("row").await.unwrap().is_applied());
-    assert!(
-        cache
-            .invalidate_namespace("catalog")
-            .await
-            .unwrap()
-            .is_applied()
-    );
-    assert!(cache.invalidate_tag("size:256").await.unwrap().is_applied());
-    let waits: u64 = data_commands(cluster)
-        .iter()
-        .filter(|(_, name, _)| name == "wait")
-        .map(|(_, _, calls)| calls)
-        .sum();
-    assert_eq!(waits, 3, "{:?}", data_commands(cluster));
-    assert_eq!(row(&cache).await, 2);
-
-    let wanting = cache_waiting_for(2).await.unwrap();
-    version.store(3, SeqCst);
-    let done = wanting.invalidate_namespace("catalog").await.unwrap();
-    assert!(done.is_queued(), "one replica per master: {done:?}");
-    for _ in 0..3 {
-        assert_eq!(row(&wanting).await, 3);
-    }
-    assert_eq!(wanting.stats().invalidations_pending, 1);
-}
-
-/// A namespace and two tags spread over the cluster: a hit reads the entry
-/// and its three version keys with one request per master holding some of
-/// them, sent at once — one `MGET` where the master's keys share a slot,
-/// else one pipeline of a `GET` per key (redis-rs would split an `MGET`
-/// into one command per slot) — and sends nothing else.
-async fn a_tagged_hit_is_one_request_per_node(cluster: &RedisCluster) {
-    const HITS: u64 = 20;
-    let cache = Cache::builder()
-        .redis_cluster(cluster.seeds())
-        .key_prefix("per-node")
-        .build()
-        .await
-        .unwrap();
-    let scope = Scope::new()
-        .namespace("catalog")
-        .tag("size:256")
-        .tag("bench");
-    let compute = || async { "value".to_owned() };
-    cache
-        .get_or_set_in("products:all", compute, HOUR, &scope)
-        .await
-        .unwrap();
-    // The keys each master holds, and the slots they are in.
-    let held: Vec<(u16, u64, usize)> = cluster
-        .master_ports()
-        .into_iter()
-        .map(|port| {
-            let keys = cli(port, &["KEYS", "per-node*"]);
-            let keys: Vec<&str> = keys.lines().filter(|key| !key.is_empty()).collect();
-            let slots: BTreeSet<String> = keys
-                .iter()
-                .map(|key| cli(port, &["CLUSTER", "KEYSLOT", key]).trim().to_owned())
-                .collect();
-            (port, keys.len() as u64, slots.len())
-        })
-        .collect();
-    assert_eq!(
-        held.iter().map(|&(_, keys, _)| keys).sum::<u64>(),
-        4,
-        "the entry and three version keys: {held:?}"
-    );
-    assert!(
-        held.iter().any(|&(_, _, slots)| slots > 1),
-        "four keys on three masters: one holds keys of two slots ({held:?})"
-    );
-    for port in cluster.master_ports() {
-        cli(port, &["CONFIG", "RESETSTAT"]);
-    }
-    for _ in 0..HITS {
-        let hit = cache
-            .get_or_set_in(
-                "products:all",
-                || async { unreachable!("a hit") as String },
-                HOUR,
-                &scope,
-            )
-            .await
-            .unwrap();
-        assert_eq!(hit, "value");
-    }
-    let commands = data_commands(cluster);
-    for (port, name, _) in &commands {
-        assert!(
-            name == "get" || name == "mget",
-            "a hit only reads ({port}: {name})"
-        );
-    }
-    for &(port, keys, slots) in &held {
-        let calls = |name: &str| -> u64 {
-            commands
-                .iter()
-                .filter(|(p, n, _)| *p == port && n == name)
-                .map(|(.., calls)| calls)
-                .sum()
-        };
-        let (mgets, gets) = (calls("mget"), calls("get"));
-        let requests = match (keys, slots) {
-            (0, _) => 0,
-            (_, 1) => mgets,
-            _ => gets / keys,
-        };
-        eprintln!(
-            "cluster: {HITS} tagged hits on the master at {port} ({keys} keys in {slots} slots): \
-             {mgets} MGET, {gets} GET, {} request per hit",
-            requests / HITS
-        );
-        match (keys, slots) {
-            (0, _) => assert_eq!((mgets, gets), (0, 0), "{port}"),
-            (_, 1) => assert_eq!((mgets, gets), (HITS, 0), "{port}"),
-            _ => assert_eq!((mgets, gets), (0, HITS * keys), "{port}"),
-        }
-    }
-    assert_eq!(cache.stats().hits, HITS);
 }
 
 /// The id of the node at `port`.
