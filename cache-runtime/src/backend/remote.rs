@@ -255,22 +255,9 @@ impl Remote {
         if !past_tier && let Some((found, versions)) = self.peek(key, vkeys) {
             return Ok((Some(found), versions));
         }
-        let local = &tier.local;
-        let reading = local.begin(key, vkeys);
         let watched = self.invalidations.pending.watch();
-        // The entry's time left is asked beside it (one round trip).
-        let (read, left) = tokio::join!(self.redis.read(key, vkeys), self.left(key));
-        match read {
-            Ok((bytes, mut versions)) => {
-                let mut found = local.fill(reading, key, (bytes, left), vkeys, &versions);
-                self.mask(key, &mut found, vkeys, &mut versions, watched);
-                Ok((found, versions))
-            }
-            Err(error) => {
-                local.abandon(reading, key, vkeys);
-                Err(error)
-            }
-        }
+        self.read_keeping(&tier.local, key, vkeys, watched, true)
+            .await
     }
 
     /// With tracked versions: the entry at `key` from Redis (one `GET`),
@@ -292,10 +279,32 @@ impl Remote {
             self.mask(key, &mut found, vkeys, &mut versions, watched);
             return Ok((found, versions));
         }
+        self.read_keeping(local, key, vkeys, watched, false).await
+    }
+
+    /// The entry at `key` and the versions at `vkeys` from Redis in one
+    /// round trip, kept in `local` when no invalidation came meanwhile
+    /// (`watched`: the invalidations waiting when the read began); with
+    /// `left`, the entry's time left is asked beside them, for its copy.
+    async fn read_keeping(
+        &self,
+        local: &Local,
+        key: &str,
+        vkeys: &VersionKeys,
+        watched: Option<u64>,
+        left: bool,
+    ) -> Result<Answer, Error> {
         let reading = local.begin(key, vkeys);
-        match self.redis.read(key, vkeys).await {
-            Ok((bytes, mut versions)) => {
-                let mut found = local.fill(reading, key, (bytes, None), vkeys, &versions);
+        let read = if left {
+            let (read, left) = tokio::join!(self.redis.read(key, vkeys), self.left(key));
+            read.map(|(bytes, versions)| ((bytes, left), versions))
+        } else {
+            let read = self.redis.read(key, vkeys).await;
+            read.map(|(bytes, versions)| ((bytes, None), versions))
+        };
+        match read {
+            Ok((entry, mut versions)) => {
+                let mut found = local.fill(reading, key, entry, vkeys, &versions);
                 self.mask(key, &mut found, vkeys, &mut versions, watched);
                 Ok((found, versions))
             }
