@@ -403,11 +403,7 @@ async fn a_refresh_waits_for_another_process_holding_the_lease() {
     let here = redis().await;
     let server = here.store.server.as_ref().unwrap();
     let there = fixture(Store {
-        cache: Cache::builder()
-            .redis_url(server.url(0))
-            .build()
-            .await
-            .unwrap(),
+        cache: server.cache().await,
         server: None,
         cluster: None,
         sentinel: None,

@@ -97,11 +97,7 @@ async fn values_signed_with_another_secret_or_unsigned_are_misses() {
     let server = RedisServer::start();
     let cache = signed(&server, SECRET).await;
     let other = signed(&server, OTHER).await;
-    let unsigned = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let unsigned = server.cache().await;
     other
         .set("a", &permissions(1, "admin"), MINUTE)
         .await
@@ -237,11 +233,7 @@ async fn strlen(server: &RedisServer, key: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_values_travel_compressed_and_every_reader_reads_them() {
     let server = RedisServer::start();
-    let compressing = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let compressing = server.cache().await;
     let plain = Cache::builder()
         .redis_url(server.url(0))
         .compress_above(None)

@@ -14,11 +14,7 @@ use support::{RedisServer, eventually};
 
 /// A cache on `server` with the default deadlines and breaker.
 async fn cache_on(server: &RedisServer) -> Cache {
-    Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap()
+    server.cache().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

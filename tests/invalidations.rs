@@ -115,11 +115,7 @@ async fn case(blip: Blip, kind: Kind) {
         assert!(stats.invalidations_applied_late >= 1, "{stats:?}");
     }
     // Another client (another process) reads the new value, never the old.
-    let other = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let other = server.cache().await;
     reads_the_new_row(&other, &scope, &source).await;
     assert_eq!(row(&cache, &scope, &source).await, 2);
 }
@@ -236,11 +232,7 @@ async fn cluster_case(cluster: &RedisCluster, blip: Blip, kind: Kind) {
 /// never serves the old one.
 async fn restarted_from_an_older_snapshot(kind: Kind) {
     let mut server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let cache = server.cache().await;
     let scope = scope_of(kind);
     let source = Arc::new(AtomicU64::new(1));
     assert_eq!(row(&cache, &scope, &source).await, 1);
@@ -250,11 +242,7 @@ async fn restarted_from_an_older_snapshot(kind: Kind) {
     assert_eq!(row(&cache, &scope, &source).await, 2);
 
     server.restart();
-    let other = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let other = server.cache().await;
     // The invalidating process makes no call: it notices the restart by
     // itself (it checks the server every second while it remembers an
     // invalidation), and another process stops reading the old value.
@@ -315,11 +303,7 @@ async fn without_fail_open_a_refused_invalidation_is_an_error_and_still_kept() {
         .await
         .unwrap();
     assert!(exists, "the tombstone landed");
-    let plain = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let plain = server.cache().await;
     assert_eq!(plain.get::<u64>("k").await.unwrap(), None);
 }
 
@@ -369,11 +353,7 @@ async fn a_refused_tag_invalidation_is_one_failure_and_both_parts_are_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_later_write_of_the_key_is_not_undone_by_the_retried_tombstone() {
     let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let cache = server.cache().await;
     cache.set("k", &1_u64, MINUTE).await.unwrap();
     server.command(&["CLIENT", "PAUSE", "5000", "WRITE"]).await;
     assert!(cache.invalidate("k").await.unwrap().is_queued());
@@ -415,11 +395,7 @@ async fn past_the_bound_the_prefix_is_cleared_and_nothing_is_served_meanwhile() 
     server.command(&["REPLICAOF", "NO", "ONE"]).await;
     drop(primary);
     assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
-    let plain = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let plain = server.cache().await;
     for key in ["untouched", "k0", "k15"] {
         assert_eq!(
             plain.get::<u64>(key).await.unwrap(),
@@ -445,11 +421,7 @@ fn rss_kib() -> u64 {
 async fn a_hundred_thousand_invalidations_wait_for_a_stopped_server_and_all_land() {
     const N: u64 = 100_000;
     let mut server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let cache = server.cache().await;
     server.stop();
     let before = rss_kib();
     for i in 0..N {

@@ -129,12 +129,7 @@ async fn a_killed_holder_s_lease_expires_and_the_others_complete() {
     holder.kill().unwrap();
     holder.wait().unwrap();
 
-    Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap()
-        .install();
+    server.cache().await.install();
     let result = report(&server.url(0), 0).await;
     assert_eq!(
         result, "report #2",

@@ -12,11 +12,7 @@ use support::{RedisServer, eventually};
 const MINUTE: Duration = Duration::from_secs(60);
 
 async fn plain(server: &RedisServer) -> Cache {
-    Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap()
+    server.cache().await
 }
 
 async fn tiered(server: &RedisServer) -> Cache {

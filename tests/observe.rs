@@ -181,14 +181,7 @@ async fn price(cache: &Cache, id: u32) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn function_stats_count_each_function_by_outcome() {
     let server = RedisServer::start();
-    for cache in [
-        Cache::memory(),
-        Cache::builder()
-            .redis_url(server.url(0))
-            .build()
-            .await
-            .unwrap(),
-    ] {
+    for cache in [Cache::memory(), server.cache().await] {
         for id in [1, 2, 1, 1, 2] {
             price(&cache, id).await;
         }

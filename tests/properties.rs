@@ -102,11 +102,7 @@ fn hostile_bytes_in_redis_are_a_miss_and_are_overwritten() {
     let server = RedisServer::start();
     let rt = runtime();
     let (cache, conn) = rt.block_on(async {
-        let cache = Cache::builder()
-            .redis_url(server.url(0))
-            .build()
-            .await
-            .unwrap();
+        let cache = server.cache().await;
         (cache, server.connect(0).await)
     });
     let key = cache.key_for("orders:7");

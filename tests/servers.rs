@@ -37,11 +37,7 @@ fn names_redis(cache: &Cache, version: &str) {
 async fn health_names_the_server_and_its_version() {
     let server = RedisServer::start();
     let version = redis_version(&mut server.connect(0).await).await;
-    let plain = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let plain = server.cache().await;
     names_redis(&plain, &version);
     let tiered = Cache::builder()
         .redis_url(server.url(0))

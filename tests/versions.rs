@@ -141,11 +141,7 @@ async fn a_local_tier_always_tracks_versions() {
 async fn another_process_bumps_reach_tracked_versions_in_order() {
     let server = RedisServer::start();
     let reader = tracked_cache(&server).await;
-    let writer = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let writer = server.cache().await;
     let row = Arc::new(AtomicU64::new(0));
     let read = async |key: &str, scope: &Scope| {
         let row = Arc::clone(&row);
@@ -207,11 +203,7 @@ async fn another_process_bumps_reach_tracked_versions_in_order() {
 async fn without_its_tracking_connection_a_tracked_cache_reads_versions_from_redis() {
     let server = RedisServer::start();
     let reader = tracked_cache(&server).await;
-    let writer = Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap();
+    let writer = server.cache().await;
     let scope = Scope::new().namespace("rows");
     let row = Arc::new(AtomicU64::new(1));
     assert_eq!(support::row(&reader, &scope, &row).await, 1);
@@ -471,7 +463,7 @@ macro_rules! race {
         async fn $name() {
             let server = RedisServer::start();
             let cache = match stringify!($backend) {
-                "redis" => Cache::builder().redis_url(server.url(0)).build().await.unwrap(),
+                "redis" => server.cache().await,
                 "tracked" => Cache::builder()
                     .redis_url(server.url(0))
                     .track_versions(true)
@@ -540,12 +532,7 @@ async fn a_bump_in_one_process_is_a_miss_in_another() {
         return;
     }
     let server = RedisServer::start();
-    Cache::builder()
-        .redis_url(server.url(0))
-        .build()
-        .await
-        .unwrap()
-        .install();
+    server.cache().await.install();
     products("books").await;
     products("books").await;
     assert_eq!(PRODUCT_RUNS.load(Ordering::SeqCst), 1);

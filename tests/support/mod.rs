@@ -152,6 +152,15 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/{db}", self.port)
     }
 
+    /// A cache on database 0 of this server, with the default settings.
+    pub async fn cache(&self) -> cachette::Cache {
+        cachette::Cache::builder()
+            .redis_url(self.url(0))
+            .build()
+            .await
+            .expect("a cache on the test's server")
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
