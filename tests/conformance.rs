@@ -310,5 +310,4 @@ async fn every_operation_follows_the_rules(fx: Fx) {
     );
 }
 
-support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel; every_operation_follows_the_rules);
-support::on_every_store!(tracked: tracked; every_operation_follows_the_rules);
+support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel, tracked: tracked; every_operation_follows_the_rules);

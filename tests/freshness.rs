@@ -109,14 +109,7 @@ async fn tiered() -> Arc<Fx> {
     fixture(cache, swr, Some(server))
 }
 
-support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel;
-    stale_values_are_served_while_one_caller_refreshes,
-    stale_values_are_refreshed_in_the_background,
-    get_or_set_detached_refreshes_in_the_background,
-    failover_serves_the_last_good_value_within_its_window,
-    early_refresh_recomputes_before_the_timeout,
-);
-support::on_every_store!(tracked: tracked;
+support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel, tracked: tracked;
     stale_values_are_served_while_one_caller_refreshes,
     stale_values_are_refreshed_in_the_background,
     get_or_set_detached_refreshes_in_the_background,

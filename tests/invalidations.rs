@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
-use cachette::{Cache, Invalidated, Scope};
+use cachette::{Cache, CacheBuilder, Invalidated, Scope};
 use support::{RedisCluster, RedisServer, cli, eventually, row};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -63,13 +63,20 @@ async fn demote(server: &RedisServer) -> RedisServer {
     other
 }
 
+/// The settings a cache needs for `blip`: for an open breaker, one that
+/// opens at the first failure.
+fn for_blip(blip: Blip, builder: CacheBuilder) -> CacheBuilder {
+    if matches!(blip, Blip::BreakerOpen) {
+        builder.circuit_breaker(1, Duration::from_millis(1500))
+    } else {
+        builder
+    }
+}
+
 async fn case(blip: Blip, kind: Kind) {
     let mut server = RedisServer::start();
-    let mut builder = Cache::builder().redis_url(server.url(0));
-    if matches!(blip, Blip::BreakerOpen) {
-        builder = builder.circuit_breaker(1, Duration::from_millis(1500));
-    }
-    let cache = builder.build().await.unwrap();
+    let builder = Cache::builder().redis_url(server.url(0));
+    let cache = for_blip(blip, builder).build().await.unwrap();
     let scope = scope_of(kind);
     let source = Arc::new(AtomicU64::new(1));
     assert_eq!(row(&cache, &scope, &source).await, 1);
@@ -183,11 +190,7 @@ async fn cluster_case(cluster: &RedisCluster, blip: Blip, kind: Kind) {
             .redis_cluster(cluster.seeds())
             .key_prefix(prefix.clone())
     };
-    let mut builder = cache_on_cluster();
-    if matches!(blip, Blip::BreakerOpen) {
-        builder = builder.circuit_breaker(1, Duration::from_millis(1500));
-    }
-    let cache = builder.build().await.unwrap();
+    let cache = for_blip(blip, cache_on_cluster()).build().await.unwrap();
     let scope = scope_of(kind);
     let source = Arc::new(AtomicU64::new(1));
     assert_eq!(row(&cache, &scope, &source).await, 1);

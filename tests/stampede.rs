@@ -87,16 +87,7 @@ async fn sentinel() -> Arc<Fx> {
     })
 }
 
-support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel;
-    a_thousand_cold_calls_run_the_body_once,
-    a_thousand_cold_get_or_set_calls_run_once,
-    callers_that_wait_for_a_computation_are_counted_as_joined,
-    a_failed_leader_hands_over_to_one_follower,
-    a_panicking_leader_hands_over,
-    a_cancelled_leader_hands_over,
-    recursive_and_mutually_recursive_functions_complete,
-);
-support::on_every_store!(tracked: tracked;
+support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel, tracked: tracked;
     a_thousand_cold_calls_run_the_body_once,
     a_thousand_cold_get_or_set_calls_run_once,
     callers_that_wait_for_a_computation_are_counted_as_joined,

@@ -26,17 +26,22 @@ use std::time::{Duration, Instant};
 /// flushed between them): `test(cluster().await)`. With a fourth, `mod
 /// on_local_tier` runs each test on Redis with a local tier in front.
 ///
-/// `on_every_store!(tracked: fixture; tests)` runs each test once more in
-/// `mod on_tracked_versions`, on a server of its own with the versions of
-/// namespaces and tags tracked in process (`track_versions`).
-///
-/// With `sentinel: fixture` last, `mod on_sentinel` runs every test behind
-/// Redis Sentinel too (one master, two replicas, three sentinels started
-/// for the whole test binary, the master flushed between cases):
+/// With `sentinel: fixture` after them, `mod on_sentinel` runs every test
+/// behind Redis Sentinel too (one master, two replicas, three sentinels
+/// started for the whole test binary, the master flushed between cases):
 /// `test(fixture().await)`, the fixture building its cache with
 /// `support::sentinel::current().builder(..)`.
+///
+/// With `tracked: fixture` (after `sentinel:`, or alone: `on_every_store!(tracked:
+/// fixture; tests)`), `mod on_tracked_versions` runs each test once more,
+/// on a server of its own with the versions of namespaces and tags tracked
+/// in process (`track_versions`).
 #[macro_export]
 macro_rules! on_every_store {
+    ($memory:ident, $redis:ident, $cluster:ident, $tiered:ident, sentinel: $sentinel:ident, tracked: $tracked:ident; $($name:ident),* $(,)?) => {
+        $crate::on_every_store!($memory, $redis, $cluster, $tiered, sentinel: $sentinel; $($name),*);
+        $crate::on_every_store!(tracked: $tracked; $($name),*);
+    };
     ($memory:ident, $redis:ident, $cluster:ident, $tiered:ident, sentinel: $sentinel:ident; $($name:ident),* $(,)?) => {
         $crate::on_every_store!($memory, $redis, $cluster, $tiered; $($name),*);
         $crate::on_every_store!(sentinel: $sentinel; $($name),*);
