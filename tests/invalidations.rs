@@ -93,17 +93,7 @@ async fn case(blip: Blip, kind: Kind) {
         Blip::Replica => primary = Some(demote(&server).await),
         Blip::Stopped => server.stop(),
     }
-    let done = invalidate(&cache, kind).await.unwrap();
-    // A killed connection may be replaced in time for the command.
-    if matches!(blip, Blip::Killed) {
-        assert!(done.is_applied() || done.is_queued(), "{blip:?} {kind:?}");
-    } else {
-        assert!(done.is_queued(), "{blip:?} {kind:?}: {done:?}");
-    }
-    // While it waits, this process never serves the old value.
-    for _ in 0..5 {
-        assert_eq!(row(&cache, &scope, &source).await, 2, "{blip:?} {kind:?}");
-    }
+    let done = invalidate_during(blip, &cache, kind, &scope, &source).await;
     match blip {
         Blip::PausedWrites => server.command(&["CLIENT", "UNPAUSE"]).await,
         Blip::Replica => server.command(&["REPLICAOF", "NO", "ONE"]).await,
@@ -125,6 +115,29 @@ async fn case(blip: Blip, kind: Kind) {
     let other = server.cache().await;
     reads_the_new_row(&other, &scope, &source).await;
     assert_eq!(row(&cache, &scope, &source).await, 2);
+}
+
+/// Invalidates `kind` during `blip`: reported queued (after a killed
+/// connection, applied or queued), and meanwhile this process computes
+/// the new row (2), never serving the old one.
+async fn invalidate_during(
+    blip: Blip,
+    cache: &Cache,
+    kind: Kind,
+    scope: &Scope,
+    source: &Arc<AtomicU64>,
+) -> Invalidated {
+    let done = invalidate(cache, kind).await.unwrap();
+    // A killed connection may be replaced in time for the command.
+    if matches!(blip, Blip::Killed) {
+        assert!(done.is_applied() || done.is_queued(), "{blip:?} {kind:?}");
+    } else {
+        assert!(done.is_queued(), "{blip:?} {kind:?}: {done:?}");
+    }
+    for _ in 0..5 {
+        assert_eq!(row(cache, scope, source).await, 2, "{blip:?} {kind:?}");
+    }
+    done
 }
 
 /// Another client (another process) reads the new row (2) in time, and
@@ -206,15 +219,7 @@ async fn cluster_case(cluster: &RedisCluster, blip: Blip, kind: Kind) {
         Blip::Killed => on_masters(&["CLIENT", "KILL", "TYPE", "normal"]),
         Blip::Replica | Blip::Stopped => unreachable!("run on one server"),
     }
-    let done = invalidate(&cache, kind).await.unwrap();
-    if matches!(blip, Blip::Killed) {
-        assert!(done.is_applied() || done.is_queued(), "{blip:?} {kind:?}");
-    } else {
-        assert!(done.is_queued(), "{blip:?} {kind:?}: {done:?}");
-    }
-    for _ in 0..5 {
-        assert_eq!(row(&cache, &scope, &source).await, 2, "{blip:?} {kind:?}");
-    }
+    invalidate_during(blip, &cache, kind, &scope, &source).await;
     if matches!(blip, Blip::PausedWrites) {
         on_masters(&["CLIENT", "UNPAUSE"]);
     }
