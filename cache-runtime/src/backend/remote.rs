@@ -243,11 +243,7 @@ impl Remote {
         past_tier: bool,
     ) -> Result<Answer, Error> {
         let Some(tier) = &self.tier else {
-            let watched = self.invalidations.pending.watch();
-            let (bytes, mut versions) = self.redis.read(key, vkeys).await?;
-            let mut found = bytes.map(Found::Bytes);
-            self.mask(key, &mut found, vkeys, &mut versions, watched);
-            return Ok((found, versions));
+            return self.read_redis(key, vkeys).await;
         };
         if !tier.local.keeps_entries() {
             return self.read_tracked(&tier.local, key, vkeys).await;
@@ -258,6 +254,16 @@ impl Remote {
         let watched = self.invalidations.pending.watch();
         self.read_keeping(&tier.local, key, vkeys, watched, true)
             .await
+    }
+
+    /// The entry at `key` and the versions at `vkeys` from Redis, in one
+    /// round trip, nothing kept in process.
+    async fn read_redis(&self, key: &str, vkeys: &VersionKeys) -> Result<Answer, Error> {
+        let watched = self.invalidations.pending.watch();
+        let (bytes, mut versions) = self.redis.read(key, vkeys).await?;
+        let mut found = bytes.map(Found::Bytes);
+        self.mask(key, &mut found, vkeys, &mut versions, watched);
+        Ok((found, versions))
     }
 
     /// With tracked versions: the entry at `key` from Redis (one `GET`),
@@ -271,10 +277,12 @@ impl Remote {
         vkeys: &VersionKeys,
     ) -> Result<Answer, Error> {
         local.start(&self.redis);
+        if vkeys.is_empty() {
+            // No version to know: nothing to keep either.
+            return self.read_redis(key, vkeys).await;
+        }
         let watched = self.invalidations.pending.watch();
-        if !vkeys.is_empty()
-            && let Some(mut versions) = local.versions(vkeys)
-        {
+        if let Some(mut versions) = local.versions(vkeys) {
             let mut found = self.redis.get(key).await?.map(Found::Bytes);
             self.mask(key, &mut found, vkeys, &mut versions, watched);
             return Ok((found, versions));
