@@ -309,8 +309,9 @@ macro_rules! fast_unsigned {
 }
 fast_unsigned!(u8, u16, u32, u64, usize);
 
-/// Writes `n` in decimal, with a `-` first when `negative`.
-fn push_decimal(out: &mut impl Out, negative: bool, n: u64) {
+/// Writes `n` in decimal, with a `-` first when `negative` (without
+/// `fmt`'s machinery: keys are written on every call).
+pub(crate) fn push_decimal(out: &mut impl Out, negative: bool, n: u64) {
     const DIGITS: &str = "0123456789";
     if negative {
         out.push_str("-");

@@ -10,6 +10,8 @@ use http::{Method, Response, StatusCode, request};
 use http_body::{Body, Frame, SizeHint};
 use serde::{Deserialize, Serialize};
 
+use crate::__private::push_decimal;
+
 /// A stored response.
 #[derive(Clone, Serialize, Deserialize)]
 pub(super) struct Page {
@@ -243,7 +245,7 @@ pub(super) fn key(request: &request::Parts, vary: &[HeaderName], own: Option<&st
     let mut out = String::with_capacity(64 + host.len() + request.uri.path().len());
     out.push_str("page:");
     let mut part = |text: &str| {
-        push_decimal(&mut out, text.len());
+        push_decimal(&mut out, false, text.len() as u64);
         out.push(':');
         out.push_str(text);
     };
@@ -265,21 +267,6 @@ pub(super) fn key(request: &request::Parts, vary: &[HeaderName], own: Option<&st
         part(own);
     }
     out
-}
-
-/// Appends `n` in decimal (without `fmt`'s machinery: it is on every hit).
-fn push_decimal(out: &mut String, mut n: usize) {
-    let mut digits = [0_u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b"0123456789"[n % 10];
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|&digit| char::from(digit)));
 }
 
 /// The query with its parameters sorted by name, a repeated one's values in
@@ -378,9 +365,9 @@ mod tests {
 
     #[test]
     fn lengths_are_written_in_decimal() {
-        for n in [0, 7, 10, 99, 4096, usize::MAX] {
+        for n in [0, 7, 10, 99, 4096, u64::MAX] {
             let mut out = String::new();
-            push_decimal(&mut out, n);
+            push_decimal(&mut out, false, n);
             assert_eq!(out, n.to_string());
         }
     }
