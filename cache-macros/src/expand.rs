@@ -290,7 +290,8 @@ impl Expansion<'_> {
         let tags = self.tags.iter().map(|t| t.render(&krate));
         quote! {{
             let #cache_var: #private::CacheRef<'_> = #cache;
-            let mut #out = #private::KeyBuf::new(&#cache_var);
+            let mut #out = #private::KeyBuf::blank();
+            #out.begin(&#cache_var);
             #key
             #private::CallKey {
                 cache: #cache_var,

@@ -23,6 +23,8 @@ const MIN_HEAD: usize = 16;
 #[derive(Debug, Clone)]
 pub(crate) struct KeySpace {
     prefix: String,
+    /// `{prefix}:`, where every entry's stored key starts.
+    entry_head: String,
     max_len: usize,
     /// `{prefix}#{kind}:` for each kind of internal key, in `Internal::ALL`'s order.
     heads: [String; Internal::ALL.len()],
@@ -40,6 +42,7 @@ impl KeySpace {
         }
         let heads = Internal::ALL.map(|kind| format!("{prefix}#{}:", kind.as_str()));
         Ok(Self {
+            entry_head: format!("{prefix}:"),
             prefix,
             max_len,
             heads,
@@ -49,6 +52,11 @@ impl KeySpace {
     /// The escaped prefix, as it appears in Redis.
     pub(crate) fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// `{prefix}:`, where every entry's stored key starts.
+    pub(crate) fn entry_head(&self) -> &str {
+        &self.entry_head
     }
 
     /// The bound on stored key length.
@@ -171,6 +179,16 @@ impl StoredKey {
             return;
         }
         self.push_on_heap(text);
+    }
+
+    #[inline]
+    pub(crate) fn push_char(&mut self, c: char) {
+        if let Text::Inline(inline) = &mut self.0
+            && inline.try_push(c).is_ok()
+        {
+            return;
+        }
+        self.push_on_heap(c.encode_utf8(&mut [0; 4]));
     }
 
     /// Past the inline room: the key moves to the heap.

@@ -6,10 +6,9 @@ use tracing::Span;
 
 use super::convert::CachedValue;
 use super::key::CallKey;
-use crate::engine::{Job, Loaded, Pick, Plan};
+use crate::engine::{First, Job, Loaded, Pick, Plan};
 use crate::global::CacheRef;
-use crate::observe::Served;
-use crate::observe::Site;
+use crate::observe::{Served, Site, in_span};
 use crate::options::Timeout;
 use crate::{Cache, Error};
 
@@ -52,16 +51,19 @@ where
         }
         Err(sight) => sight,
     };
-    let mut job = Some(job(compute, unless, pick));
-    let looked = engine.load_looked(&full, &key.scope, plan, &mut job, sight, &span);
-    match looked.await {
-        Ok(outcome) => {
+    // Without an in-process store: a Redis hit, served before the miss engine's future is built.
+    let first = in_span!(&span, engine.fetch::<T>(&full, engine.early(&plan), sight));
+    let sight = match first {
+        First::Hit(value) => {
             let observer = engine.observer();
             observer.served(plan.site, &span, &full, Served::Hit, false, false);
-            outcome
+            return (pick.wrap)(value);
         }
-        Err(loaded) => outcome(&key.cache, plan, &span, &full, loaded),
-    }
+        First::Saw(sight) => sight,
+    };
+    let job = job(compute, unless, pick);
+    let loaded = engine.load_past(&full, &key.scope, plan, job, sight, &span);
+    outcome(&key.cache, plan, &span, &full, loaded.await)
 }
 
 /// [`call`] asked for by `refresh!`: past every stored value, to the miss engine.

@@ -56,16 +56,23 @@ pub struct KeyBuf {
 }
 
 impl KeyBuf {
-    /// A key of `cache`: its prefix and `:` written.
+    /// A key not yet begun: [`begin`](Self::begin) writes its cache's
+    /// prefix. (Two steps, so that the key is built where it stays: made
+    /// and written in one function, it was copied whole on every call.)
     #[must_use]
-    pub fn new(cache: &Cache) -> Self {
-        let mut text = StoredKey::default();
-        text.push_str(cache.engine.keys().prefix());
-        text.push_str(":");
+    #[inline]
+    pub fn blank() -> Self {
         Self {
-            key_at: text.len(),
-            text,
+            text: StoredKey::default(),
+            key_at: 0,
         }
+    }
+
+    /// Begins the key of a call to `cache`: its prefix and `:`.
+    #[inline]
+    pub fn begin(&mut self, cache: &Cache) {
+        self.text.push_str(cache.engine.keys().entry_head());
+        self.key_at = self.text.len();
     }
 
     #[inline]
@@ -101,6 +108,7 @@ impl fmt::Debug for KeyBuf {
 /// Where template values are written: a call's key, or a tag.
 pub trait Out: fmt::Write {
     fn push_str(&mut self, text: &str);
+    fn push_char(&mut self, c: char);
 }
 
 impl Out for String {
@@ -108,12 +116,22 @@ impl Out for String {
     fn push_str(&mut self, text: &str) {
         String::push_str(self, text);
     }
+
+    #[inline]
+    fn push_char(&mut self, c: char) {
+        self.push(c);
+    }
 }
 
 impl Out for KeyBuf {
     #[inline]
     fn push_str(&mut self, text: &str) {
         KeyBuf::push_str(self, text);
+    }
+
+    #[inline]
+    fn push_char(&mut self, c: char) {
+        self.text.push_char(c);
     }
 }
 
@@ -311,19 +329,25 @@ fast_unsigned!(u8, u16, u32, u64, usize);
 
 /// Writes `n` in decimal, with a `-` first when `negative` (without
 /// `fmt`'s machinery: keys are written on every call).
+#[inline]
 pub(crate) fn push_decimal(out: &mut impl Out, negative: bool, n: u64) {
-    const DIGITS: &str = "0123456789";
+    // The digits from the last one back, then written in order, one
+    // character each (a copy of a few bytes costs more).
+    let mut digits = [0_u8; 20];
+    let (mut count, mut rest) = (0, n);
+    loop {
+        digits[count] = u8::try_from(rest % 10).unwrap_or(0);
+        count += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
     if negative {
-        out.push_str("-");
+        out.push_char('-');
     }
-    let mut unit = 1;
-    while unit <= n / 10 {
-        unit *= 10;
-    }
-    while unit > 0 {
-        let digit = usize::try_from(n / unit % 10).unwrap_or(0);
-        out.push_str(&DIGITS[digit..=digit]);
-        unit /= 10;
+    for &digit in digits[..count].iter().rev() {
+        out.push_char(char::from(b'0' + digit));
     }
 }
 
@@ -380,7 +404,8 @@ mod tests {
     #[test]
     fn keys_past_the_inline_room_keep_every_byte() {
         let cache = crate::Cache::memory();
-        let mut key = super::KeyBuf::new(&cache);
+        let mut key = super::KeyBuf::blank();
+        key.begin(&cache);
         let mut given = String::new();
         for piece in ["user:", "é✓", &"x".repeat(50), ":", &"y".repeat(100)] {
             key.push_str(piece);

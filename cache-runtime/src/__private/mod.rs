@@ -26,6 +26,7 @@ pub use core::iter::FromIterator;
 pub use core::option::Option;
 pub use core::result::Result::Err;
 pub use core::{concat, module_path};
+#[cfg(feature = "http")]
 pub(crate) use key::push_decimal;
 pub use key::{
     CallKey, KeyArg, KeyBuf, KeyBuilder, Part, PartDisplay, PartFast, push_debug, scope,

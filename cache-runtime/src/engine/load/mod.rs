@@ -115,53 +115,37 @@ impl Engine {
         } else {
             self.look::<T>(full, scope, self.early(&plan))
         };
-        match look {
-            Ok(value) => Loaded::hit((job.pick.wrap)(value), true),
-            Err(sight) => {
-                let mut job = Some(job);
-                let looked = self.load_looked(full, scope, plan, &mut job, sight, span);
-                match looked.await {
-                    Ok(outcome) => Loaded::hit(outcome, false),
-                    Err(loaded) => loaded,
-                }
-            }
+        let sight = match look {
+            Ok(value) => return Loaded::hit((job.pick.wrap)(value), true),
+            Err(sight) => sight,
+        };
+        match in_span!(span, self.fetch::<T>(full, self.early(&plan), sight)) {
+            First::Hit(value) => Loaded::hit((job.pick.wrap)(value), false),
+            First::Saw(sight) => self.load_past(full, scope, plan, job, sight, span).await,
         }
     }
 
-    /// [`load`](Self::load) after its look found no in-process hit (`sight`:
-    /// what it saw): for a caller that serves an in-process hit itself,
-    /// without building this future (`#[cached]`). `Ok`: a fresh value
-    /// from Redis (counted as a hit); `Err`: what the rest of the load came
-    /// back with. The job stays where the caller keeps it until a miss
-    /// takes it: a hit moves nothing.
-    pub(crate) async fn load_looked<T, O, Fut, S>(
+    /// [`load`](Self::load) past a first read ([`Engine::look`], then
+    /// [`Engine::fetch`]) without a fresh value (`sight`: what it saw), in
+    /// `span`: the one way on for a caller that made the first read itself
+    /// (`#[cached]`, which serves its hits before building this future). The
+    /// rest lives on the heap, so that a hit's future stays small.
+    pub(crate) async fn load_past<T, O, Fut, S>(
         &self,
         full: &str,
         scope: &Scope,
         plan: Plan,
-        job: &mut Option<Job<Fut, S, T, O>>,
+        job: Job<Fut, S, T, O>,
         sight: Sight<T>,
         span: &Span,
-    ) -> Result<O, Loaded<O>>
+    ) -> Loaded<O>
     where
         T: Cacheable,
         Fut: Future<Output = O>,
         S: FnOnce(&O) -> bool,
     {
-        match in_span!(span, self.fetch::<T>(full, self.early(&plan), sight)) {
-            First::Hit(value) => {
-                let job = job
-                    .as_ref()
-                    .expect("a load's job is taken by its miss only");
-                Ok((job.pick.wrap)(value))
-            }
-            First::Saw(sight) => {
-                let job = job.take().expect("a load's job is taken by its miss only");
-                // Past a hit: the rest lives on the heap, so a hit's future stays small.
-                let rest = Box::pin(self.load_after(full, scope, plan, job, sight));
-                Err(in_span!(span, rest))
-            }
-        }
+        let rest = Box::pin(self.load_after(full, scope, plan, job, sight));
+        in_span!(span, rest)
     }
 
     /// [`load`](Self::load) after a first read without a fresh value.
