@@ -79,7 +79,11 @@ pub use cachette_runtime::{
 /// in a template (`key = "repo:{self.id}:{id}"`) when it matters.
 ///
 /// With `key`, the rendered template is the key exactly as [`Cache::get`] or
-/// [`Cache::delete`] take it.
+/// [`Cache::delete`] take it. An entry with a `namespace` or `tags` is read
+/// back with [`Cache::get_in`] and the same scope (its namespace and every
+/// rendered tag): [`Cache::get`] reads the key without a scope and misses it,
+/// as it would a value stamped with other versions (the entry stays, and
+/// [`Cache::contains`] still sees it).
 ///
 /// # What is cached
 ///
