@@ -20,7 +20,13 @@
 //! version keys a tagged hit reads: the floor of a tagged hit), `redis`
 //! (`#[cached]`), `redis-tagged` (with a namespace and two tags),
 //! `redis-tracked` (the same on a cache with tracked versions) and
-//! `redis-peer` (the `cached` crate's `AsyncRedisCache`).
+//! `redis-peer` (the `cached` crate's `AsyncRedisCache`); and on the Redis
+//! Cluster whose seed URLs `REDIS_CLUSTER` lists (comma-separated),
+//! `cluster-get` (a raw redis-rs `ClusterConnection` `GET` of the bytes
+//! cachette stored), `cluster-get-deadline` (the same through a client with
+//! a response timeout, as cachette's cluster client has: 250 ms, its
+//! default command deadline), `cluster` (`#[cached]`) and `cluster-tagged`
+//! (with a namespace and two tags).
 //!
 //! It also prints the heap allocations per hit, counted by the allocator.
 
@@ -131,6 +137,29 @@ async fn on_redis_tracked(size: usize) -> String {
     value(size)
 }
 
+/// A cache on the Redis Cluster at `REDIS_CLUSTER`.
+static CLUSTER: OnceLock<Cache> = OnceLock::new();
+
+fn cluster() -> &'static Cache {
+    CLUSTER.get().expect("the cluster cache is built first")
+}
+
+#[cached(timeout = 3600, key = "text:{size}", cache = cluster())]
+async fn on_cluster(size: usize) -> String {
+    value(size)
+}
+
+#[cached(
+    timeout = 3600,
+    key = "text:{size}",
+    namespace = "catalog",
+    tags = ["size:{size}", "bench"],
+    cache = cluster()
+)]
+async fn on_cluster_tagged(size: usize) -> String {
+    value(size)
+}
+
 /// A cache with a local tier in front of the Redis at `REDIS_URL`.
 static LOCAL: OnceLock<Cache> = OnceLock::new();
 
@@ -184,6 +213,32 @@ fn main() {
         derived(7).await;
         by_hand(7).await;
         let (mut raw, mut stored, mut scoped) = (None, String::new(), Vec::new());
+        let mut raw_cluster = None;
+        if kind.starts_with("cluster") {
+            let seeds =
+                std::env::var("REDIS_CLUSTER").expect("the cluster kinds read REDIS_CLUSTER");
+            let seeds: Vec<String> = seeds.split(',').map(str::to_owned).collect();
+            let cache = Cache::builder()
+                .redis_cluster(seeds.clone())
+                .key_prefix("hit-loop-cluster")
+                .compress_above(None)
+                .build()
+                .await
+                .unwrap();
+            let _ = CLUSTER.set(cache);
+            on_cluster(size).await;
+            on_cluster_tagged(size).await;
+            let client = if kind == "cluster-get-deadline" {
+                redis::cluster::ClusterClientBuilder::new(seeds)
+                    .response_timeout(Duration::from_millis(250))
+                    .build()
+                    .unwrap()
+            } else {
+                redis::cluster::ClusterClient::new(seeds).unwrap()
+            };
+            raw_cluster = Some(client.get_async_connection().await.unwrap());
+            stored = cluster().key_for(&format!("text:{size}"));
+        }
         if kind.starts_with("redis") {
             let url = std::env::var("REDIS_URL").expect("the Redis kinds read REDIS_URL");
             let cache = Cache::builder()
@@ -252,6 +307,7 @@ fn main() {
             sync: &sync,
             expiring: &expiring,
             raw: raw.as_ref(),
+            raw_cluster: raw_cluster.as_ref(),
             stored: &stored,
             scoped: &scoped,
             size,
@@ -271,6 +327,7 @@ struct Fixtures<'a> {
     sync: &'a moka::sync::Cache<String, OrderStats>,
     expiring: &'a moka::future::Cache<String, OrderStats>,
     raw: Option<&'a redis::aio::MultiplexedConnection>,
+    raw_cluster: Option<&'a redis::cluster_async::ClusterConnection>,
     stored: &'a str,
     scoped: &'a [String],
     size: usize,
@@ -329,6 +386,17 @@ fn hits<'a>(kind: &str, n: usize, fx: &'a Fixtures<'a>) -> Pin<Box<dyn Future<Ou
         }),
         "redis-tracked" => repeat(n, move || async move {
             black_box(on_redis_tracked(black_box(size)).await);
+        }),
+        "cluster-get" | "cluster-get-deadline" => repeat(n, || async {
+            let mut conn = fx.raw_cluster.expect("connected").clone();
+            let bytes: Vec<u8> = conn.get(black_box(fx.stored)).await.unwrap();
+            black_box(bytes);
+        }),
+        "cluster" => repeat(n, move || async move {
+            black_box(on_cluster(black_box(size)).await);
+        }),
+        "cluster-tagged" => repeat(n, move || async move {
+            black_box(on_cluster_tagged(black_box(size)).await);
         }),
         "redis-peer" => repeat(n, move || async move {
             let _ = black_box(peer_item(black_box(size)).await);

@@ -191,19 +191,12 @@ impl RedisBackend {
                         return Err(error);
                     }
                 };
-                // Redirections and retries happen inside the request: the
-                // deadline bounds them all.
-                match tokio::time::timeout(self.command_timeout, request(Conn::Cluster(conn))).await
-                {
-                    Ok(result) => self.settle(op, pass, result, || {}),
-                    Err(_) => {
-                        self.failed(pass);
-                        Err(Error::Timeout {
-                            op,
-                            after: self.command_timeout,
-                        })
-                    }
-                }
+                // The cluster connection enforces the command deadline: its
+                // overall response timeout bounds each command with its
+                // redirections, reconnects and retries (redis-rs'
+                // `overall_response_timeout`, the response timeout unless set).
+                let result = request(Conn::Cluster(conn)).await;
+                self.settle(op, pass, result, || {})
             }
         }
     }

@@ -145,7 +145,9 @@ impl RedisBackend {
         let mut builder = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
             .connection_timeout(settings.connect_timeout)
             .response_timeout(settings.command_timeout)
-            // Redirections and reconnects are retried within the command deadline.
+            // The command deadline bounds each command whole: redirections
+            // and reconnects are retried within it.
+            .overall_response_timeout(Some(settings.command_timeout))
             .retries(3)
             .min_retry_wait(10)
             .max_retry_wait(100);
