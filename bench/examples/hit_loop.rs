@@ -215,29 +215,8 @@ fn main() {
         let (mut raw, mut stored, mut scoped) = (None, String::new(), Vec::new());
         let mut raw_cluster = None;
         if kind.starts_with("cluster") {
-            let seeds =
-                std::env::var("REDIS_CLUSTER").expect("the cluster kinds read REDIS_CLUSTER");
-            let seeds: Vec<String> = seeds.split(',').map(str::to_owned).collect();
-            let cache = Cache::builder()
-                .redis_cluster(seeds.clone())
-                .key_prefix("hit-loop-cluster")
-                .compress_above(None)
-                .build()
-                .await
-                .unwrap();
-            let _ = CLUSTER.set(cache);
-            on_cluster(size).await;
-            on_cluster_tagged(size).await;
-            let client = if kind == "cluster-get-deadline" {
-                redis::cluster::ClusterClientBuilder::new(seeds)
-                    .response_timeout(Duration::from_millis(250))
-                    .build()
-                    .unwrap()
-            } else {
-                redis::cluster::ClusterClient::new(seeds).unwrap()
-            };
-            raw_cluster = Some(client.get_async_connection().await.unwrap());
-            stored = cluster().key_for(&format!("text:{size}"));
+            let (conn, key) = on_the_cluster(&kind, size).await;
+            (raw_cluster, stored) = (Some(conn), key);
         }
         if kind.starts_with("redis") {
             let url = std::env::var("REDIS_URL").expect("the Redis kinds read REDIS_URL");
@@ -269,22 +248,7 @@ fn main() {
                 .collect();
         }
         if kind == "redis-tracked" {
-            let url = std::env::var("REDIS_URL").expect("the Redis kinds read REDIS_URL");
-            let cache = Cache::builder()
-                .redis_url(url)
-                .key_prefix("hit-loop-tracked")
-                .compress_above(None)
-                .track_versions(true)
-                .build()
-                .await
-                .unwrap();
-            let _ = TRACKED.set(cache);
-            // Until tracking runs; then one read keeps the versions.
-            while !tracked().health().tracking.is_some_and(|t| t.up) {
-                on_redis_tracked(size).await;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            on_redis_tracked(size).await;
+            build_tracked(size).await;
         }
         if kind == "local" {
             let url = std::env::var("REDIS_URL").expect("`local` reads REDIS_URL");
@@ -319,6 +283,58 @@ fn main() {
         let per_hit = region.change().allocations as f64 / n as f64;
         eprintln!("{kind}: {per_hit:.2} allocations per hit");
     });
+}
+
+/// Builds the cache with tracked versions on the Redis at `REDIS_URL`,
+/// and waits until its versions are tracked.
+async fn build_tracked(size: usize) {
+    let url = std::env::var("REDIS_URL").expect("the Redis kinds read REDIS_URL");
+    let cache = Cache::builder()
+        .redis_url(url)
+        .key_prefix("hit-loop-tracked")
+        .compress_above(None)
+        .track_versions(true)
+        .build()
+        .await
+        .unwrap();
+    let _ = TRACKED.set(cache);
+    // Until tracking runs; then one read keeps the versions.
+    while !tracked().health().tracking.is_some_and(|t| t.up) {
+        on_redis_tracked(size).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    on_redis_tracked(size).await;
+}
+
+/// Builds the cache on the cluster at `REDIS_CLUSTER`, stores its values,
+/// and connects the raw client of `kind`: its connection, and the key
+/// cachette stored the plain value at.
+async fn on_the_cluster(
+    kind: &str,
+    size: usize,
+) -> (redis::cluster_async::ClusterConnection, String) {
+    let seeds = std::env::var("REDIS_CLUSTER").expect("the cluster kinds read REDIS_CLUSTER");
+    let seeds: Vec<String> = seeds.split(',').map(str::to_owned).collect();
+    let cache = Cache::builder()
+        .redis_cluster(seeds.clone())
+        .key_prefix("hit-loop-cluster")
+        .compress_above(None)
+        .build()
+        .await
+        .unwrap();
+    let _ = CLUSTER.set(cache);
+    on_cluster(size).await;
+    on_cluster_tagged(size).await;
+    let client = if kind == "cluster-get-deadline" {
+        redis::cluster::ClusterClientBuilder::new(seeds)
+            .response_timeout(Duration::from_millis(250))
+            .build()
+            .unwrap()
+    } else {
+        redis::cluster::ClusterClient::new(seeds).unwrap()
+    };
+    let conn = client.get_async_connection().await.unwrap();
+    (conn, cluster().key_for(&format!("text:{size}")))
 }
 
 /// What the kinds' loops read.
