@@ -96,28 +96,44 @@ async fn tagged(user_id: i64) -> OrderStats {
     compute(user_id)
 }
 
-/// A cache on the Redis at `REDIS_URL`.
-static REDIS: OnceLock<Cache> = OnceLock::new();
+/// A cache that `main` builds, and the two functions the kinds call on it:
+/// a text of `size` bytes, plain and with a namespace and two tags.
+macro_rules! texts_on {
+    ($(#[$doc:meta])* $cell:ident, $cache:ident, $plain:ident, $tagged:ident) => {
+        $(#[$doc])*
+        static $cell: OnceLock<Cache> = OnceLock::new();
 
-fn redis() -> &'static Cache {
-    REDIS.get().expect("the Redis cache is built first")
+        fn $cache() -> &'static Cache {
+            $cell.get().expect("the cache is built first")
+        }
+
+        #[cached(timeout = 3600, key = "text:{size}", cache = $cache())]
+        async fn $plain(size: usize) -> String {
+            value(size)
+        }
+
+        #[cached(
+            timeout = 3600,
+            key = "text:{size}",
+            namespace = "catalog",
+            tags = ["size:{size}", "bench"],
+            cache = $cache()
+        )]
+        async fn $tagged(size: usize) -> String {
+            value(size)
+        }
+    };
 }
 
-#[cached(timeout = 3600, key = "text:{size}", cache = redis())]
-async fn on_redis(size: usize) -> String {
-    value(size)
-}
+texts_on!(
+    /// A cache on the Redis at `REDIS_URL`.
+    REDIS, redis, on_redis, on_redis_tagged
+);
 
-#[cached(
-    timeout = 3600,
-    key = "text:{size}",
-    namespace = "catalog",
-    tags = ["size:{size}", "bench"],
-    cache = redis()
-)]
-async fn on_redis_tagged(size: usize) -> String {
-    value(size)
-}
+texts_on!(
+    /// A cache on the Redis Cluster at `REDIS_CLUSTER`.
+    CLUSTER, cluster, on_cluster, on_cluster_tagged
+);
 
 /// A cache with tracked versions on the Redis at `REDIS_URL`.
 static TRACKED: OnceLock<Cache> = OnceLock::new();
@@ -134,29 +150,6 @@ fn tracked() -> &'static Cache {
     cache = tracked()
 )]
 async fn on_redis_tracked(size: usize) -> String {
-    value(size)
-}
-
-/// A cache on the Redis Cluster at `REDIS_CLUSTER`.
-static CLUSTER: OnceLock<Cache> = OnceLock::new();
-
-fn cluster() -> &'static Cache {
-    CLUSTER.get().expect("the cluster cache is built first")
-}
-
-#[cached(timeout = 3600, key = "text:{size}", cache = cluster())]
-async fn on_cluster(size: usize) -> String {
-    value(size)
-}
-
-#[cached(
-    timeout = 3600,
-    key = "text:{size}",
-    namespace = "catalog",
-    tags = ["size:{size}", "bench"],
-    cache = cluster()
-)]
-async fn on_cluster_tagged(size: usize) -> String {
     value(size)
 }
 
