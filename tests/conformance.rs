@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cachette::{Cache, Error, Timeout};
 use serde::{Deserialize, Serialize};
-use support::store::{Store, cluster, memory, redis, sentinel, tiered, tracked};
+use support::store::{Store, cluster, memory, redis, sentinel, tiered, tracked, tracked_cluster};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -310,4 +310,4 @@ async fn every_operation_follows_the_rules(fx: Fx) {
     );
 }
 
-support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel, tracked: tracked; every_operation_follows_the_rules);
+support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel, tracked: tracked, on_cluster: tracked_cluster; every_operation_follows_the_rules);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use cachette::{Cache, cached};
-use support::store::redis_cache;
+use support::store::{redis_cache, tracking_up};
 use support::{RedisServer, eventually};
 
 struct Fx {
@@ -45,9 +45,19 @@ async fn redis() -> Arc<Fx> {
 }
 
 async fn cluster() -> Arc<Fx> {
+    on_the_cluster(false).await
+}
+
+async fn tracked_cluster() -> Arc<Fx> {
+    on_the_cluster(true).await
+}
+
+/// The caches on the test binary's cluster, with versions tracked or not.
+async fn on_the_cluster(track_versions: bool) -> Arc<Fx> {
     let seeds = support::current_cluster().seeds();
     let cache = Cache::builder()
         .redis_cluster(seeds.clone())
+        .track_versions(track_versions)
         .build()
         .await
         .unwrap();
@@ -55,10 +65,15 @@ async fn cluster() -> Arc<Fx> {
     let swr = Cache::builder()
         .redis_cluster(seeds)
         .key_prefix("swr")
+        .track_versions(track_versions)
         .stale_while_revalidate(Duration::from_secs(30))
         .build()
         .await
         .unwrap();
+    if track_versions {
+        tracking_up(&cache).await;
+        tracking_up(&swr).await;
+    }
     fixture(cache, swr, None)
 }
 
@@ -94,6 +109,8 @@ async fn tracked() -> Arc<Fx> {
         .build()
         .await
         .unwrap();
+    tracking_up(&cache).await;
+    tracking_up(&swr).await;
     fixture(cache, swr, Some(server))
 }
 
@@ -109,7 +126,7 @@ async fn tiered() -> Arc<Fx> {
     fixture(cache, swr, Some(server))
 }
 
-support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel, tracked: tracked;
+support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel, tracked: tracked, on_cluster: tracked_cluster;
     stale_values_are_served_while_one_caller_refreshes,
     stale_values_are_refreshed_in_the_background,
     get_or_set_detached_refreshes_in_the_background,

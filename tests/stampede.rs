@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cachette::{Cache, cached};
 use support::RedisServer;
-use support::store::redis_cache;
+use support::store::{redis_cache, tracking_up};
 
 /// A cache under test, the server behind it, and a count of computations.
 struct Fx {
@@ -48,11 +48,24 @@ async fn redis() -> Arc<Fx> {
 }
 
 async fn cluster() -> Arc<Fx> {
+    on_the_cluster(false).await
+}
+
+async fn tracked_cluster() -> Arc<Fx> {
+    on_the_cluster(true).await
+}
+
+/// A cache on the test binary's cluster, with versions tracked or not.
+async fn on_the_cluster(track_versions: bool) -> Arc<Fx> {
     let cache = Cache::builder()
         .redis_cluster(support::current_cluster().seeds())
+        .track_versions(track_versions)
         .build()
         .await
         .unwrap();
+    if track_versions {
+        tracking_up(&cache).await;
+    }
     Arc::new(Fx {
         cache,
         runs: AtomicUsize::new(0),
@@ -71,6 +84,7 @@ async fn tiered() -> Arc<Fx> {
 
 async fn tracked() -> Arc<Fx> {
     let (server, cache) = redis_cache(Cache::builder().track_versions(true)).await;
+    tracking_up(&cache).await;
     Arc::new(Fx {
         cache,
         runs: AtomicUsize::new(0),
@@ -87,7 +101,7 @@ async fn sentinel() -> Arc<Fx> {
     })
 }
 
-support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel, tracked: tracked;
+support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel, tracked: tracked, on_cluster: tracked_cluster;
     a_thousand_cold_calls_run_the_body_once,
     a_thousand_cold_get_or_set_calls_run_once,
     callers_that_wait_for_a_computation_are_counted_as_joined,

@@ -35,9 +35,19 @@ use std::time::{Duration, Instant};
 /// With `tracked: fixture` (after `sentinel:`, or alone: `on_every_store!(tracked:
 /// fixture; tests)`), `mod on_tracked_versions` runs each test once more,
 /// on a server of its own with the versions of namespaces and tags tracked
-/// in process (`track_versions`).
+/// in process (`track_versions`). With `tracked: fixture, on_cluster:
+/// cluster_fixture` after `sentinel:`, the cluster's one test also runs
+/// every case on a cache of `cluster_fixture` (tracked versions on the
+/// cluster), after the cases on `cluster`, on the same cluster.
 #[macro_export]
 macro_rules! on_every_store {
+    ($memory:ident, $redis:ident, $cluster:ident, $tiered:ident, sentinel: $sentinel:ident, tracked: $tracked:ident, on_cluster: $tracked_cluster:ident; $($name:ident),* $(,)?) => {
+        $crate::on_every_store!($memory, $redis; $($name),*);
+        $crate::on_every_store!(@tiered $tiered; $($name),*);
+        $crate::on_every_store!(@cluster [$cluster, $tracked_cluster] ($($name),*));
+        $crate::on_every_store!(sentinel: $sentinel; $($name),*);
+        $crate::on_every_store!(tracked: $tracked; $($name),*);
+    };
     ($memory:ident, $redis:ident, $cluster:ident, $tiered:ident, sentinel: $sentinel:ident, tracked: $tracked:ident; $($name:ident),* $(,)?) => {
         $crate::on_every_store!($memory, $redis, $cluster, $tiered, sentinel: $sentinel; $($name),*);
         $crate::on_every_store!(tracked: $tracked; $($name),*);
@@ -71,6 +81,9 @@ macro_rules! on_every_store {
     };
     ($memory:ident, $redis:ident, $cluster:ident, $tiered:ident; $($name:ident),* $(,)?) => {
         $crate::on_every_store!($memory, $redis, $cluster; $($name),*);
+        $crate::on_every_store!(@tiered $tiered; $($name),*);
+    };
+    (@tiered $tiered:ident; $($name:ident),* $(,)?) => {
         mod on_local_tier {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { super::$name(super::$tiered().await).await })*
@@ -78,17 +91,24 @@ macro_rules! on_every_store {
     };
     ($memory:ident, $redis:ident, $cluster:ident; $($name:ident),* $(,)?) => {
         $crate::on_every_store!($memory, $redis; $($name),*);
+        $crate::on_every_store!(@cluster [$cluster] ($($name),*));
+    };
+    // One test on one cluster: every case on each fixture in turn.
+    (@cluster [$($fixture:ident),+] $names:tt) => {
         mod on_cluster {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn every_case_on_one_cluster() {
                 let _session = $crate::ClusterSession::start();
-                $(
-                    eprintln!("cluster case: {}", stringify!($name));
-                    $crate::current_cluster().flush();
-                    super::$name(super::$cluster().await).await;
-                )*
+                $($crate::on_every_store!(@cases $fixture $names);)+
             }
         }
+    };
+    (@cases $fixture:ident ($($name:ident),* $(,)?)) => {
+        $(
+            eprintln!("cluster case: {} ({})", stringify!($name), stringify!($fixture));
+            $crate::current_cluster().flush();
+            super::$name(super::$fixture().await).await;
+        )*
     };
     ($memory:ident, $redis:ident; $($name:ident),* $(,)?) => {
         mod on_memory {

@@ -26,7 +26,25 @@ pub async fn tiered() -> Store {
 }
 
 pub async fn tracked() -> Store {
-    Store::redis(Cache::builder().track_versions(true)).await
+    let store = Store::redis(Cache::builder().track_versions(true)).await;
+    tracking_up(&store.cache).await;
+    store
+}
+
+pub async fn tracked_cluster() -> Store {
+    let store = Store::cluster(Cache::builder().track_versions(true)).await;
+    tracking_up(&store.cache).await;
+    store
+}
+
+/// Waits until `cache` tracks versions (on every master, from when it was
+/// built), so that a suite run with tracked versions does not run its cases
+/// on the strict reads a cache makes until then.
+pub async fn tracking_up(cache: &Cache) {
+    super::eventually("versions are tracked", async || {
+        cache.health().tracking.is_some_and(|t| t.up)
+    })
+    .await;
 }
 
 pub async fn sentinel() -> Store {
