@@ -106,8 +106,62 @@ impl FunctionMeters {
 #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
 pub(crate) fn operation(cache: &Label, op: &'static str, result: &'static str) {
     #[cfg(feature = "metrics")]
-    counter!("cachette_operations_total", "cache" => shared(cache), "op" => op, "result" => result)
-        .increment(1);
+    operation_keys::count(cache, op, result);
+}
+
+/// The keys of `cachette_operations_total`, made once per thread for each
+/// cache, operation and result rather than on every operation (a key is a
+/// vector of labels and a hash: most of what counting an operation cost).
+/// The counter is registered with the recorder of the moment each time, as
+/// `counter!` does: a recorder installed later, or one local to a thread,
+/// sees every operation.
+#[cfg(feature = "metrics")]
+mod operation_keys {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use metrics::{Key, Level, Metadata};
+
+    use super::{Label, shared};
+
+    /// Where `counter!` in this module would say the counts come from.
+    static METADATA: Metadata<'static> =
+        Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+    /// By the address of the cache's label (held, so that another cache's
+    /// cannot take it) and the addresses and lengths of the two texts.
+    type Id = (usize, usize, usize, usize, usize);
+    type Keys = HashMap<Id, (Label, Key), foldhash::fast::RandomState>;
+
+    thread_local! {
+        static KEYS: RefCell<Keys> = RefCell::new(HashMap::default());
+    }
+
+    pub(super) fn count(cache: &Label, op: &'static str, result: &'static str) {
+        KEYS.with_borrow_mut(|keys| {
+            let id = (
+                Arc::as_ptr(cache).cast::<u8>().addr(),
+                op.as_ptr().addr(),
+                op.len(),
+                result.as_ptr().addr(),
+                result.len(),
+            );
+            let (_, key) = keys.entry(id).or_insert_with(|| {
+                let labels = vec![
+                    metrics::Label::new("cache", shared(cache)),
+                    metrics::Label::from_static_parts("op", op),
+                    metrics::Label::from_static_parts("result", result),
+                ];
+                (
+                    Arc::clone(cache),
+                    Key::from_parts("cachette_operations_total", labels),
+                )
+            });
+            metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA))
+                .increment(1);
+        });
+    }
 }
 
 /// The size of a value written.
