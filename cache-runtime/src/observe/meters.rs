@@ -225,3 +225,96 @@ pub(crate) fn evicted(tier: &'static str, cause: &'static str, n: u64) {
     #[cfg(feature = "metrics")]
     counter!("cachette_evictions_total", "tier" => tier, "cause" => cause).increment(n);
 }
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{
+        Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    type Counts = Arc<Mutex<BTreeMap<String, u64>>>;
+
+    /// A recorder that adds up each counter's increments, by name and labels.
+    #[derive(Default)]
+    struct Tally(Counts);
+
+    struct Series(Counts, String);
+
+    impl CounterFn for Series {
+        fn increment(&self, n: u64) {
+            *self.0.lock().unwrap().entry(self.1.clone()).or_default() += n;
+        }
+
+        fn absolute(&self, _: u64) {}
+    }
+
+    impl Recorder for Tally {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|label| format!("{}={}", label.key(), label.value()))
+                .collect();
+            let series = format!("{}{{{}}}", key.name(), labels.join(","));
+            Counter::from_arc(Arc::new(Series(Arc::clone(&self.0), series)))
+        }
+
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    fn counts(tally: &Tally) -> Vec<(String, u64)> {
+        tally.0.lock().unwrap().clone().into_iter().collect()
+    }
+
+    #[test]
+    fn operations_are_counted_by_the_recorder_of_the_moment() {
+        let shop: super::Label = Arc::from("shop");
+        // Another cache with the same label: the same series.
+        let twin: super::Label = Arc::from("shop");
+        let first = Tally::default();
+        metrics::with_local_recorder(&first, || {
+            super::operation(&shop, "get", "hit");
+            super::operation(&shop, "get", "hit");
+            super::operation(&shop, "get_or_set", "miss");
+        });
+        // The keys made for the first recorder are registered with the next.
+        let second = Tally::default();
+        metrics::with_local_recorder(&second, || {
+            super::operation(&shop, "get", "hit");
+            super::operation(&twin, "get", "hit");
+            super::operation(&Arc::from("other"), "get", "miss");
+        });
+        let series = |op: &str, result: &str, cache: &str| {
+            format!("cachette_operations_total{{cache={cache},op={op},result={result}}}")
+        };
+        assert_eq!(
+            counts(&first),
+            [
+                (series("get", "hit", "shop"), 2),
+                (series("get_or_set", "miss", "shop"), 1)
+            ]
+        );
+        assert_eq!(
+            counts(&second),
+            [
+                (series("get", "miss", "other"), 1),
+                (series("get", "hit", "shop"), 2)
+            ]
+        );
+        // Without a recorder, nothing is counted anywhere (and nothing fails).
+        super::operation(&shop, "get", "hit");
+        assert_eq!(counts(&first)[0].1, 2);
+    }
+}
