@@ -22,8 +22,8 @@ const MIN_HEAD: usize = 16;
 /// The key space of one cache: its escaped prefix and its length bound.
 #[derive(Debug, Clone)]
 pub(crate) struct KeySpace {
-    prefix: String,
-    /// `{prefix}:`, where every entry's stored key starts.
+    /// `{prefix}:`, where every entry's stored key starts (the escaped
+    /// prefix is all of it but the `:`).
     entry_head: String,
     max_len: usize,
     /// `{prefix}#{kind}:` for each kind of internal key, in `Internal::ALL`'s order.
@@ -43,7 +43,6 @@ impl KeySpace {
         let heads = Internal::ALL.map(|kind| format!("{prefix}#{}:", kind.as_str()));
         Ok(Self {
             entry_head: format!("{prefix}:"),
-            prefix,
             max_len,
             heads,
         })
@@ -51,7 +50,7 @@ impl KeySpace {
 
     /// The escaped prefix, as it appears in Redis.
     pub(crate) fn prefix(&self) -> &str {
-        &self.prefix
+        &self.entry_head[..self.entry_head.len() - 1]
     }
 
     /// `{prefix}:`, where every entry's stored key starts.
@@ -67,17 +66,16 @@ impl KeySpace {
     /// Whether `stored` is a key of this key space (an entry or an internal key).
     pub(crate) fn owns(&self, stored: &str) -> bool {
         stored
-            .strip_prefix(self.prefix.as_str())
+            .strip_prefix(self.prefix())
             .is_some_and(|rest| rest.starts_with([':', '#']))
     }
 
     /// The stored key of the user key `key`.
     pub(crate) fn entry(&self, key: &str) -> String {
-        let len = self.prefix.len() + 1 + key.len();
+        let len = self.entry_head.len() + key.len();
         if len <= self.max_len {
             let mut out = String::with_capacity(len);
-            out.push_str(&self.prefix);
-            out.push(':');
+            out.push_str(&self.entry_head);
             out.push_str(key);
             return out;
         }
@@ -87,26 +85,25 @@ impl KeySpace {
     /// [`entry`](Self::entry) without an allocation when the stored key
     /// fits [`INLINE_KEY`] bytes.
     pub(crate) fn stored(&self, key: &str) -> StoredKey {
-        if self.prefix.len() + 1 + key.len() > self.max_len {
+        if self.entry_head.len() + key.len() > self.max_len {
             return StoredKey(Text::Heap(self.shortened(key)));
         }
         let mut stored = StoredKey::default();
-        stored.push_str(&self.prefix);
-        stored.push_str(":");
+        stored.push_str(&self.entry_head);
         stored.push_str(key);
         stored
     }
 
     /// `{prefix}#long:{head}:{digest}`: a key over the bound, shortened.
     fn shortened(&self, key: &str) -> String {
-        let room = self.max_len - self.prefix.len() - SHORTENED_OVERHEAD;
+        let room = self.max_len - self.prefix().len() - SHORTENED_OVERHEAD;
         let mut head_len = room.min(key.len());
         while !key.is_char_boundary(head_len) {
             head_len -= 1;
         }
         let digest = xxhash_rust::xxh3::xxh3_128(key.as_bytes());
         let mut out = String::with_capacity(self.max_len);
-        out.push_str(&self.prefix);
+        out.push_str(self.prefix());
         out.push('#');
         out.push_str(Internal::Shortened.as_str());
         out.push(':');
@@ -137,18 +134,18 @@ impl KeySpace {
 
     /// The SCAN pattern matching the entries whose keys match `glob`.
     pub(crate) fn entry_pattern(&self, glob: &str) -> String {
-        format!("{}:{glob}", self.prefix)
+        format!("{}{glob}", self.entry_head)
     }
 
     /// The key an entry was given, from its stored key (`None` for another
     /// cache's key, an internal key, or a shortened long key).
     pub(crate) fn user_key<'a>(&self, stored: &'a str) -> Option<&'a str> {
-        stored.strip_prefix(self.prefix.as_str())?.strip_prefix(':')
+        stored.strip_prefix(self.entry_head.as_str())
     }
 
     /// The SCAN pattern matching every key of this cache, entries and internal keys.
     pub(crate) fn scan_pattern(&self) -> String {
-        format!("{}[:#]*", self.prefix)
+        format!("{}[:#]*", self.prefix())
     }
 }
 
