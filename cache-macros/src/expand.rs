@@ -117,7 +117,7 @@ impl Expansion<'_> {
                     #refs
                     #key_block
                 };
-                #call.await
+                #call
             }
         }
     }
@@ -128,8 +128,8 @@ impl Expansion<'_> {
         quote!(#krate::__private)
     }
 
-    /// The runtime call, up to its last argument (the computation), chosen by
-    /// the return type and spanned at it so an uncacheable type is reported there.
+    /// The runtime call, awaited, chosen by the return type and spanned at
+    /// it so an uncacheable type is reported there.
     fn call(&self, key: &Ident, compute: &TokenStream) -> TokenStream {
         let private = self.private();
         let span = match &self.func.sig.output {
@@ -186,12 +186,36 @@ impl Expansion<'_> {
             || self.attr.early.is_some()
             || self.attr.soft_timeout.is_some();
         // With owned arguments the refresh of a stale value runs in the background.
-        let call = if refreshes && self.sig.owns_arguments {
-            respan(quote!(#private::call_detached), span)
-        } else {
-            respan(quote!(#private::call), span)
+        if refreshes && self.sig.owns_arguments {
+            let call = respan(quote!(#private::call_detached), span);
+            return quote_spanned!(span=> #call(#key, #plan, #unless, #compute, #pick).await);
+        }
+        // An in-process hit is served by `look`, before the call's future
+        // (and the computation's) is built.
+        let (look, call) = (
+            respan(quote!(#private::look), span),
+            respan(quote!(#private::call), span),
+        );
+        // The outcome's type is the function's: what the pick stores (and
+        // the closures given to it) is inferred from it, as the computation's
+        // outcome would tell.
+        let outcome = match &self.func.sig.output {
+            ReturnType::Type(_, ty) => quote!(#ty),
+            ReturnType::Default => quote!(()),
         };
-        quote_spanned!(span=> #call(#key, #plan, #unless, #compute, #pick))
+        quote_spanned! {span=>
+            {
+                let __cachette_plan = #plan;
+                let __cachette_pick: #private::Pick<_, #outcome> = #pick;
+                match #look(&#key, __cachette_plan, &__cachette_pick) {
+                    #private::Ok(__cachette_hit) => __cachette_hit,
+                    #private::Err(__cachette_past) => {
+                        #call(#key, __cachette_plan, __cachette_past, #unless, #compute, __cachette_pick)
+                            .await
+                    }
+                }
+            }
+        }
     }
 
     /// The freshness options, as calls on the plan: `.stale(..)`, `.failover(..)`, ...

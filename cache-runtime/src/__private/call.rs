@@ -6,7 +6,7 @@ use tracing::Span;
 
 use super::convert::CachedValue;
 use super::key::CallKey;
-use crate::engine::{First, Job, Loaded, Pick, Plan};
+use crate::engine::{First, Job, Loaded, Pick, Plan, Sight};
 use crate::global::CacheRef;
 use crate::observe::{Served, Site, in_span};
 use crate::options::Timeout;
@@ -22,10 +22,58 @@ pub fn plan(timeout: Timeout, lease: Option<Duration>, site: &'static Site) -> P
     Plan::cached(timeout, lease, site)
 }
 
-/// Runs a cached call: `pick` says what of its outcome is stored.
+/// What a cached call's [`look`] leaves to its future ([`call`]): the
+/// call's span, and what the look saw (`None`: the call is a refresh).
+pub struct Past<T> {
+    span: Span,
+    sight: Option<Sight<T>>,
+}
+
+/// The first step of a cached call, taken before its future is built: an
+/// in-process hit is served here, so that it builds neither the call's
+/// future nor its computation's.
+#[inline]
+pub fn look<T: CachedValue, O>(
+    key: &CallKey<'_>,
+    plan: Plan,
+    pick: &Pick<T, O>,
+) -> Result<O, Past<T>> {
+    let span = call_span(plan);
+    if super::refresh::asked() {
+        return Err(Past { span, sight: None });
+    }
+    let full = key.stored();
+    let engine = &key.cache.engine;
+    match engine.look::<T>(&full, &key.scope, engine.early(&plan)) {
+        Ok(value) => Ok(hit(key, plan, &span, &full, pick, true, value)),
+        Err(sight) => Err(Past {
+            span,
+            sight: Some(sight),
+        }),
+    }
+}
+
+/// A hit of a cached call, counted and traced; `near`: from an in-process store.
+#[inline]
+fn hit<T, O>(
+    key: &CallKey<'_>,
+    plan: Plan,
+    span: &Span,
+    full: &str,
+    pick: &Pick<T, O>,
+    near: bool,
+    value: T,
+) -> O {
+    let observer = key.cache.engine.observer();
+    observer.served(plan.site, span, full, Served::Hit, false, near);
+    (pick.wrap)(value)
+}
+
+/// Runs a cached call past its [`look`]: `pick` says what of its outcome is stored.
 pub async fn call<T, O, U, Fut>(
     key: CallKey<'_>,
     plan: Plan,
+    past: Past<T>,
     unless: U,
     compute: Fut,
     pick: Pick<T, O>,
@@ -35,30 +83,17 @@ where
     U: FnOnce(&O) -> bool,
     Fut: Future<Output = O>,
 {
-    if super::refresh::asked() {
+    let Past { span, sight } = past;
+    let Some(sight) = sight else {
         // Rare: boxed, to keep every call's future small.
-        return Box::pin(refreshed(key, plan, unless, compute, pick)).await;
-    }
+        return Box::pin(refreshed(key, plan, span, unless, compute, pick)).await;
+    };
     let full = key.stored();
     let engine = &key.cache.engine;
-    let span = call_span(plan);
-    // An in-process hit is served without a future of its own.
-    let sight = match engine.look::<T>(&full, &key.scope, engine.early(&plan)) {
-        Ok(value) => {
-            let observer = engine.observer();
-            observer.served(plan.site, &span, &full, Served::Hit, false, true);
-            return (pick.wrap)(value);
-        }
-        Err(sight) => sight,
-    };
     // Without an in-process store: a Redis hit, served before the miss engine's future is built.
     let first = in_span!(&span, engine.fetch::<T>(&full, engine.early(&plan), sight));
     let sight = match first {
-        First::Hit(value) => {
-            let observer = engine.observer();
-            observer.served(plan.site, &span, &full, Served::Hit, false, false);
-            return (pick.wrap)(value);
-        }
+        First::Hit(value) => return hit(&key, plan, &span, &full, &pick, false, value),
         First::Saw(sight) => sight,
     };
     let job = job(compute, unless, pick);
@@ -70,6 +105,7 @@ where
 async fn refreshed<T, O, U, Fut>(
     key: CallKey<'_>,
     plan: Plan,
+    span: Span,
     unless: U,
     compute: Fut,
     pick: Pick<T, O>,
@@ -81,7 +117,6 @@ where
 {
     let job = job(compute, unless, pick);
     let (full, plan) = (key.stored(), plan.refreshing());
-    let span = call_span(plan);
     let loaded = key.cache.engine.load(&full, &key.scope, plan, job, &span);
     let loaded = loaded.await;
     outcome(&key.cache, plan, &span, &full, loaded)

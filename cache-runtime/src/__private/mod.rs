@@ -8,14 +8,14 @@ mod convert;
 mod key;
 mod refresh;
 
-pub use crate::engine::{pick_ok, pick_some, pick_value};
+pub use crate::engine::{Pick, pick_ok, pick_some, pick_value};
 pub use crate::global::{CacheRef, cache_ref as cache};
 pub use crate::observe::Site;
 pub use crate::options::Timeout;
 pub use batch::call_batch;
 pub use call::{
-    DEFAULT_LEASE, cache_or_global, call, call_detached, invalidate_key, invalidate_namespace,
-    invalidate_tag, plan,
+    DEFAULT_LEASE, Past, cache_or_global, call, call_detached, invalidate_key,
+    invalidate_namespace, invalidate_tag, look, plan,
 };
 // `CachedValue` and `KeyArg` are named by the compiler, not by generated
 // code: in the errors of a value or an argument that cannot be cached.
@@ -24,7 +24,7 @@ pub use core::clone::Clone;
 pub use core::convert::From;
 pub use core::iter::FromIterator;
 pub use core::option::Option;
-pub use core::result::Result::Err;
+pub use core::result::Result::{Err, Ok};
 pub use core::{concat, module_path};
 #[cfg(feature = "http")]
 pub(crate) use key::push_decimal;

@@ -27,7 +27,7 @@ use flight::Flights;
 
 pub(crate) use direct::{Applied, LeaseOp, Write};
 pub(crate) use load::{Job, Loaded, LoadedMany};
-pub(crate) use read::First;
+pub(crate) use read::{First, Sight};
 // `Plan` and `Pick` are public for the code `#[cached]` generates, which
 // gets them from `__private::plan` and `__private::pick_*` without naming them.
 #[allow(unreachable_pub)]

@@ -60,13 +60,15 @@ pub(crate) struct Sight<T> {
     seen: Seen<T>,
 }
 
-/// What the store said to a first read.
+/// What the store said to a first read. Small, since a hit's call carries
+/// it: the answers that are not a hit are boxed (a miss or a stale value
+/// goes on to compute).
 enum Seen<T> {
     /// The entry and versions, judged (without side effects) where the
     /// first read judged them.
-    Answered(Answer, Option<Judged<T>>),
+    Answered(Box<(Answer, Option<Judged<T>>)>),
     /// The read failed (it is not tried again: one deadline per call).
-    Failed(Error),
+    Failed(Box<Error>),
     /// Nothing read yet; `past_tier`: a local tier was just asked and did
     /// not hold the entry, so the read that follows goes to Redis at once.
     Unread { past_tier: bool },
@@ -113,8 +115,8 @@ impl Engine {
         direct: bool,
     ) -> Result<Read<T>, Error> {
         let ((found, versions), judged) = match seen {
-            Seen::Answered(answer, judged) => (answer, judged),
-            Seen::Failed(error) => return Err(error),
+            Seen::Answered(answered) => *answered,
+            Seen::Failed(error) => return Err(*error),
             Seen::Unread { past_tier } => (self.backend.read(full, vkeys, past_tier).await?, None),
         };
         let judged = match (&found, judged) {
@@ -203,9 +205,9 @@ impl Engine {
                         self.counters().hit();
                         return Ok(value);
                     }
-                    Seen::Answered((Some(found), versions), judged)
+                    Seen::Answered(Box::new(((Some(found), versions), judged)))
                 }
-                Some(answer) => Seen::Answered(answer, None),
+                Some(answer) => Seen::Answered(Box::new((answer, None))),
                 None => Seen::Unread { past_tier: true },
             }
         } else {
@@ -249,10 +251,10 @@ impl Engine {
                     self.counters().hit();
                     return First::Hit(value);
                 }
-                Seen::Answered((Some(found), versions), Some(judged))
+                Seen::Answered(Box::new(((Some(found), versions), Some(judged))))
             }
-            Ok(answer) => Seen::Answered(answer, None),
-            Err(error) => Seen::Failed(error),
+            Ok(answer) => Seen::Answered(Box::new((answer, None))),
+            Err(error) => Seen::Failed(Box::new(error)),
         };
         First::Saw(Sight {
             vkeys: Some(vkeys),
