@@ -202,6 +202,20 @@ impl StoredKey {
     }
 }
 
+impl PartialEq for StoredKey {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for StoredKey {}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
 impl std::ops::Deref for StoredKey {
     type Target = str;
 

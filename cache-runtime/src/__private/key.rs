@@ -123,6 +123,27 @@ impl Out for String {
     }
 }
 
+#[cfg(feature = "http")]
+impl fmt::Write for StoredKey {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.push_str(text);
+        Ok(())
+    }
+}
+
+#[cfg(feature = "http")]
+impl Out for StoredKey {
+    #[inline]
+    fn push_str(&mut self, text: &str) {
+        StoredKey::push_str(self, text);
+    }
+
+    #[inline]
+    fn push_char(&mut self, c: char) {
+        StoredKey::push_char(self, c);
+    }
+}
+
 impl Out for KeyBuf {
     #[inline]
     fn push_str(&mut self, text: &str) {
@@ -331,6 +352,14 @@ fast_unsigned!(u8, u16, u32, u64, usize);
 /// `fmt`'s machinery: keys are written on every call).
 #[inline]
 pub(crate) fn push_decimal(out: &mut impl Out, negative: bool, n: u64) {
+    if negative {
+        out.push_char('-');
+    }
+    if n < 10 {
+        // One digit (a length, a small id): no buffer.
+        out.push_char(char::from(b'0' + u8::try_from(n).unwrap_or(0)));
+        return;
+    }
     // The digits from the last one back, then written in order, one
     // character each (a copy of a few bytes costs more).
     let mut digits = [0_u8; 20];
@@ -342,9 +371,6 @@ pub(crate) fn push_decimal(out: &mut impl Out, negative: bool, n: u64) {
         if rest == 0 {
             break;
         }
-    }
-    if negative {
-        out.push_char('-');
     }
     for &digit in digits[..count].iter().rev() {
         out.push_char(char::from(b'0' + digit));

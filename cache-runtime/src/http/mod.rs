@@ -89,7 +89,7 @@ use http::request;
 use crate::Cache;
 use crate::options::Timeout;
 pub use page::CacheBody;
-pub use service::CacheService;
+pub use service::{CacheService, ResponseFuture};
 
 /// A closure of the request's head.
 type Of<T> = Arc<dyn Fn(&request::Parts) -> T + Send + Sync>;
@@ -365,7 +365,7 @@ impl Config {
             .learned
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(names) = learned.get(&url) {
+        if let Some(names) = learned.get(&*url) {
             vary.extend(
                 names
                     .iter()
@@ -383,10 +383,10 @@ impl Config {
             .learned
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if learned.len() >= LEARNED_URLS && !learned.contains_key(&url) {
+        if learned.len() >= LEARNED_URLS && !learned.contains_key(&*url) {
             learned.clear();
         }
-        learned.insert(url, names);
+        learned.insert(url.to_string(), names);
         self.learned_any.store(true, Relaxed);
     }
 

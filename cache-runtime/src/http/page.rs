@@ -11,6 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 use serde::{Deserialize, Serialize};
 
 use crate::__private::push_decimal;
+use crate::key::StoredKey;
 
 /// A stored response.
 #[derive(Clone, Serialize, Deserialize)]
@@ -234,19 +235,20 @@ pub(super) fn max_age(headers: &HeaderMap) -> Option<u64> {
 /// The key of a request: method (`HEAD` reads `GET`'s entry), host, path,
 /// the query with its parameters sorted, then the values of the headers it
 /// varies on and the caller's own part. Each part is length-prefixed, so no
-/// value can pass for a delimiter.
-pub(super) fn key(request: &request::Parts, vary: &[HeaderName], own: Option<&str>) -> String {
+/// value can pass for a delimiter. Inline while it is short (as a call's
+/// key is): a page's key costs a hit no allocation.
+pub(super) fn key(request: &request::Parts, vary: &[HeaderName], own: Option<&str>) -> StoredKey {
     let host = request
         .headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| request.uri.authority().map(http::uri::Authority::as_str))
         .unwrap_or_default();
-    let mut out = String::with_capacity(64 + host.len() + request.uri.path().len());
+    let mut out = StoredKey::default();
     out.push_str("page:");
     let mut part = |text: &str| {
         push_decimal(&mut out, false, text.len() as u64);
-        out.push(':');
+        out.push_char(':');
         out.push_str(text);
     };
     part("GET");

@@ -24,6 +24,7 @@ use http_body_util::BodyExt;
 
 use super::Config;
 use super::page::{self, CacheBody, Page, X_CACHE};
+use crate::key::StoredKey;
 use crate::{Cache, Error, Scope};
 
 /// The service made by [`CacheLayer`](super::CacheLayer) around a handler.
@@ -100,7 +101,7 @@ where
 {
     type Response = Response<CacheBody<ResB>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Answer<ResB, S::Error>> + Send>>;
+    type Future = ResponseFuture<ResB, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -121,20 +122,86 @@ where
                 .cache
                 .hit_in_process::<Page>(op, &place.key, &place.scope)
             {
-                return Box::pin(std::future::ready(Ok(page.answer(&head, "HIT"))));
+                return ResponseFuture {
+                    state: State::Ready(Some(Ok(page.answer(&head, "HIT")))),
+                };
             }
         }
         // The ready service answers this request; its clone waits for the next.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
-        Box::pin(async move {
+        let work = Box::pin(async move {
             let serve = serve(&config, inner, head, body, route);
             match config.budget {
                 Some(budget) => crate::with_budget(budget, serve).await,
                 None => serve.await,
             }
-        })
+        });
+        ResponseFuture {
+            state: State::Pending(work),
+        }
+    }
+}
+
+/// The future of a [`CacheService`]'s answer: ready at once for a page
+/// the process holds (nothing allocated for it), else the layer's work,
+/// on the heap.
+///
+/// ```
+/// # extern crate cachette_runtime as cachette;
+/// use cachette::http::{CacheBody, ResponseFuture};
+///
+/// // What `CacheService::call` returns: a future of the response (or of
+/// // the service's error), to await as any other.
+/// async fn answer<B, E>(
+///     future: ResponseFuture<B, E>,
+/// ) -> Result<http::Response<CacheBody<B>>, E> {
+///     future.await
+/// }
+/// # drop(answer::<(), ()>);
+/// ```
+#[must_use = "futures do nothing unless polled"]
+pub struct ResponseFuture<B, E> {
+    state: State<B, E>,
+}
+
+/// Where a [`ResponseFuture`]'s answer comes from.
+enum State<B, E> {
+    /// A hit, answered before the future was made (taken when polled).
+    Ready(Option<Answer<B, E>>),
+    /// The rest: the layer's work.
+    Pending(Pin<Box<dyn Future<Output = Answer<B, E>> + Send>>),
+}
+
+// Nothing in it is pinned in place: a ready answer is moved out whole, and
+// the work is pinned on the heap.
+impl<B, E> Unpin for ResponseFuture<B, E> {}
+
+impl<B, E> std::fmt::Debug for ResponseFuture<B, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            State::Ready(_) => "ready",
+            State::Pending(_) => "pending",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl<B, E> Future for ResponseFuture<B, E> {
+    type Output = Answer<B, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer<B, E>> {
+        match &mut self.get_mut().state {
+            State::Ready(answer) => Poll::Ready(
+                answer
+                    .take()
+                    .expect("a response future is not polled after it answered"),
+            ),
+            State::Pending(work) => work.as_mut().poll(cx),
+        }
     }
 }
 
@@ -148,6 +215,9 @@ fn passed<B>(response: Response<B>, outcome: &'static str) -> Response<CacheBody
 }
 
 /// What the layer does with a request, decided before anything is awaited.
+// One per request, its page key inline: boxed, it would cost every
+// cached request an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Route {
     /// Passed on untouched: a method the layer never caches.
     Unmarked,
@@ -165,7 +235,7 @@ struct Place {
     scope: Scope,
     own: Option<String>,
     vary: Vec<http::HeaderName>,
-    key: String,
+    key: StoredKey,
 }
 
 fn route(config: &Config, head: &request::Parts) -> Route {
@@ -365,7 +435,7 @@ where
             // if it has not run yet.
             {
                 let error: &dyn std::error::Error = &error;
-                tracing::warn!(key, error, "response cache failed");
+                tracing::warn!(key = &*key, error, "response cache failed");
             }
             let taken = waiting
                 .lock()
@@ -403,7 +473,7 @@ where
                 ..
             },
     } = visit;
-    let (scope, key, vary) = (&scope, key.as_str(), vary.as_slice());
+    let (scope, key, vary) = (&scope, &*key, vary.as_slice());
     if let Ok(Some(page)) = cache.get_in::<Page>(key, scope).await {
         return Ok(page.answer(&head, "HIT"));
     }
