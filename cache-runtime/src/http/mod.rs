@@ -17,7 +17,8 @@
 //! - request headers cannot bypass, refresh or purge the cache.
 //!
 //! The key is the host, the path, the query with its parameters sorted by
-//! name (the values of a repeated parameter keep their order), and the
+//! name (the values of a repeated parameter keep their order; empty
+//! parameters, as in `a=1&&b=2`, are left out), and the
 //! request headers the response's `Vary` names (learned per URL, as
 //! Django's `learn_cache_key` does). The path is the one the layer sees:
 //! inside axum's `Router::nest`, the path without the prefix the router
