@@ -1,5 +1,6 @@
 //! The entry points of cached calls and of `invalidate!`.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use tracing::Span;
@@ -23,10 +24,12 @@ pub fn plan(timeout: Timeout, lease: Option<Duration>, site: &'static Site) -> P
 }
 
 /// What a cached call's [`look`] leaves to its future ([`call`]): the
-/// call's span, and what the look saw (`None`: the call is a refresh).
+/// call's span, what the look saw (`None`: the call is a refresh), and the
+/// stored key when it had to be shortened (made once per call).
 pub struct Past<T> {
     span: Span,
     sight: Option<Sight<T>>,
+    shortened: Option<String>,
 }
 
 /// The first step of a cached call, taken before its future is built: an
@@ -40,7 +43,11 @@ pub fn look<T: CachedValue, O>(
 ) -> Result<O, Past<T>> {
     let span = call_span(plan);
     if super::refresh::asked() {
-        return Err(Past { span, sight: None });
+        return Err(Past {
+            span,
+            sight: None,
+            shortened: None,
+        });
     }
     let full = key.stored();
     let engine = &key.cache.engine;
@@ -49,6 +56,10 @@ pub fn look<T: CachedValue, O>(
         Err(sight) => Err(Past {
             span,
             sight: Some(sight),
+            shortened: match full {
+                Cow::Owned(shortened) => Some(shortened),
+                Cow::Borrowed(_) => None,
+            },
         }),
     }
 }
@@ -83,12 +94,16 @@ where
     U: FnOnce(&O) -> bool,
     Fut: Future<Output = O>,
 {
-    let Past { span, sight } = past;
+    let Past {
+        span,
+        sight,
+        shortened,
+    } = past;
     let Some(sight) = sight else {
         // Rare: boxed, to keep every call's future small.
         return Box::pin(refreshed(key, plan, span, unless, compute, pick)).await;
     };
-    let full = key.stored();
+    let full = shortened.map_or_else(|| key.stored(), Cow::Owned);
     let engine = &key.cache.engine;
     // Without an in-process store: a Redis hit, served before the miss engine's future is built.
     let first = in_span!(&span, engine.fetch::<T>(&full, engine.early(&plan), sight));

@@ -138,6 +138,10 @@ mod operation_keys {
         static KEYS: RefCell<Keys> = RefCell::new(HashMap::default());
     }
 
+    /// How many keys a thread keeps: past it (caches made and dropped again
+    /// and again), they are made anew rather than kept for caches long gone.
+    const KEPT: usize = 1024;
+
     pub(super) fn count(cache: &Label, op: &'static str, result: &'static str) {
         KEYS.with_borrow_mut(|keys| {
             let id = (
@@ -147,6 +151,9 @@ mod operation_keys {
                 result.as_ptr().addr(),
                 result.len(),
             );
+            if keys.len() >= KEPT && !keys.contains_key(&id) {
+                keys.clear();
+            }
             let (_, key) = keys.entry(id).or_insert_with(|| {
                 let labels = vec![
                     metrics::Label::new("cache", shared(cache)),
