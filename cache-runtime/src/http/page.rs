@@ -111,7 +111,7 @@ impl Page {
             self.body.clone()
         };
         let answered = self.answered.get_or_init(|| {
-            let mut headers = HeaderMap::with_capacity(self.headers.len() + 3);
+            let mut headers = HeaderMap::with_capacity(self.headers.len() + 4);
             for (name, value) in self.headers.iter() {
                 if let (Ok(name), Ok(value)) = (
                     HeaderName::from_bytes(name.as_bytes()),
@@ -123,6 +123,10 @@ impl Page {
             if let Ok(etag) = HeaderValue::from_str(&self.etag) {
                 headers.insert(header::ETAG, etag);
             }
+            // The length of the body answered (a `HEAD` gets the length a
+            // `GET` would, RFC 9110, 8.6): set here, the router need not
+            // add it to every answer's copy of the map.
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(self.body.len()));
             headers.insert(header::AGE, HeaderValue::from_static("0"));
             headers.insert(X_CACHE, HeaderValue::from_static("HIT"));
             Answered { headers }
@@ -133,9 +137,6 @@ impl Page {
         *headers = answered.headers.clone();
         if not_modified {
             headers.remove(header::CONTENT_LENGTH);
-        } else if request.method == Method::HEAD && !headers.contains_key(header::CONTENT_LENGTH) {
-            // No body, and the length a `GET` would get (RFC 9110, 8.6).
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(self.body.len()));
         }
         let age = crate::clock::now_ms().saturating_sub(self.stored_at_ms) / 1000;
         if age > 0
