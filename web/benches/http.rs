@@ -4,7 +4,9 @@
 //! client (reqwest): hits per second with 64 concurrent requests, and the
 //! median latency of sequential ones. A last row is the floor of any cached
 //! page: the same bytes returned at once by a handler, from a static. Each
-//! measurement runs three times, rows interleaved, and the median is kept.
+//! measurement runs in seven rounds, rows interleaved (forward, then
+//! backward), and the median is kept; the ratios of two rows are taken
+//! within each round, then their median and spread are printed.
 //!
 //! ```sh
 //! cargo bench -p cachette-web --bench http
@@ -26,10 +28,10 @@ use axum::Router;
 use axum::response::Html;
 use axum::routing::get;
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 7;
 const TASKS: usize = 64;
-const FOR: Duration = Duration::from_secs(2);
-const SEQUENTIAL: usize = 2_000;
+const FOR: Duration = Duration::from_secs(1);
+const SEQUENTIAL: usize = 1_000;
 
 /// The 4 KiB of the page.
 fn body() -> String {
@@ -183,10 +185,15 @@ async fn over_http(rows: [(&'static str, Router); 4]) {
     }
     let client = reqwest::Client::new();
     let mut figures = vec![(Vec::new(), Vec::new()); urls.len()];
-    for _ in 0..ROUNDS {
-        for (i, (_, url)) in urls.iter().enumerate() {
-            figures[i].0.push(throughput(&client, url).await);
-            figures[i].1.push(p50(&client, url).await);
+    for round in 0..ROUNDS {
+        // Forward, then backward: no row always runs right after another.
+        let mut order: Vec<usize> = (0..urls.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            figures[i].0.push(throughput(&client, &urls[i].1).await);
+            figures[i].1.push(p50(&client, &urls[i].1).await);
         }
     }
     let base = median(figures[0].0.clone());
@@ -194,20 +201,32 @@ async fn over_http(rows: [(&'static str, Router); 4]) {
         "| route /page (4 KiB, 2 ms handler) | {TASKS} requests at once (req/s) | ÷ handler | 1 at a time, p50 (µs) |"
     );
     println!("|---|---:|---:|---:|");
-    let mut medians = Vec::new();
-    for ((name, _), (rps, latency)) in urls.iter().zip(figures) {
-        let rps = median(rps);
-        medians.push(rps);
+    for ((name, _), (rps, latency)) in urls.iter().zip(&figures) {
+        let rps = median(rps.clone());
         println!(
             "| {name} | {rps:.0} | {:.2} | {:.0} |",
             rps / base,
-            median(latency)
+            median(latency.clone())
         );
     }
+    // Ratios of the same round (seconds apart), then their median and
+    // spread: a machine's drift between rounds does not enter them.
+    let ratio = |a: usize, b: usize| {
+        let per_round: Vec<f64> = figures[a]
+            .0
+            .iter()
+            .zip(&figures[b].0)
+            .map(|(a, b)| a / b)
+            .collect();
+        let (low, high) = per_round
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+        format!("{:.2} ({low:.2}–{high:.2})", median(per_round))
+    };
     println!(
-        "cachette ÷ peer: {:.2}; cachette ÷ the floor: {:.2}; peer ÷ the floor: {:.2}",
-        medians[1] / medians[2],
-        medians[1] / medians[3],
-        medians[2] / medians[3]
+        "per round, median (spread) of {ROUNDS}: cachette ÷ peer {}; cachette ÷ the floor {}; peer ÷ the floor {}",
+        ratio(1, 2),
+        ratio(1, 3),
+        ratio(2, 3)
     );
 }
