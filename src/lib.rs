@@ -72,14 +72,19 @@ pub use cachette_runtime::{
 /// methods, the `Self` type and name) followed by a 128-bit digest of the
 /// arguments that are not skipped, each encoded with serde: the same call
 /// gives the same key in every process and on every machine, and two
-/// functions never share keys. Every key argument must implement
+/// functions never share keys. The instances of a generic function are
+/// functions of their own: its type arguments (their
+/// [`type_name`](std::any::type_name)s), its const arguments and the types
+/// behind `impl Trait` arguments are hashed too, so `load::<User>(7)` and
+/// `load::<Order>(7)` keep two entries. Every key argument must implement
 /// `serde::Serialize`; `HashMap` and `HashSet` arguments serialize in an
 /// order that differs between processes, so prefer `BTreeMap`/`BTreeSet` or
 /// a `key` template for them. `self` is never part of a derived key; name it
 /// in a template (`key = "repo:{self.id}:{id}"`) when it matters.
 ///
 /// With `key`, the rendered template is the key exactly as [`Cache::get`] or
-/// [`Cache::delete`] take it. An entry with a `namespace` or `tags` is read
+/// [`Cache::delete`] take it (a generic function's template names what
+/// tells its instances apart, as it does for the arguments). An entry with a `namespace` or `tags` is read
 /// back with [`Cache::get_in`] and the same scope (its namespace and every
 /// rendered tag): [`Cache::get`] reads the key without a scope and misses it,
 /// as it would a value stamped with other versions (the entry stays, and

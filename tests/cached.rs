@@ -98,6 +98,7 @@ support::on_every_store!(memory, redis, cluster, sentinel: sentinel;
     invalidate_namespace_drops_the_namespace_only,
     invalidate_tag_drops_tagged_entries_only,
     methods_and_generics_are_cached,
+    the_instances_of_a_generic_function_do_not_share_entries,
 );
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -323,6 +324,69 @@ where
 {
     db.query(0);
     items.into_iter().next()
+}
+
+#[cached(skip(db), cache = &db.cache)]
+async fn type_of<T>(db: &Db, value: T) -> String
+where
+    T: Serialize + Send + Sync + 'static,
+{
+    db.query(0);
+    drop(value);
+    std::any::type_name::<T>().to_owned()
+}
+
+#[cached(skip(db), cache = &db.cache)]
+async fn zero<T>(db: &Db) -> T
+where
+    T: Default + Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    db.query(0);
+    T::default()
+}
+
+#[cached(skip(db), cache = &db.cache)]
+async fn type_behind(db: &Db, value: impl Serialize + Send + Sync) -> String {
+    fn name<T>(_: &T) -> &'static str {
+        std::any::type_name::<T>()
+    }
+    db.query(0);
+    name(&value).to_owned()
+}
+
+#[cached(skip(db), cache = &db.cache)]
+async fn repeated<const N: usize>(db: &Db, c: char) -> String {
+    db.query(0);
+    std::iter::repeat_n(c, N).collect()
+}
+
+async fn the_instances_of_a_generic_function_do_not_share_entries(db: Arc<Db>) {
+    // `5_u32` and `5_u64` encode alike: only their types tell the calls apart.
+    assert_eq!(type_of(&db, 5_u32).await, "u32");
+    assert_eq!(type_of(&db, 5_u64).await, "u64");
+    assert_eq!(type_of(&db, 5_u32).await, "u32");
+    assert_eq!(type_of(&db, 5_u64).await, "u64");
+    assert_eq!(db.queries(), 2);
+    // A type argument only the return type names.
+    for _ in 0..2 {
+        assert_eq!(zero::<u8>(&db).await, 0);
+        assert_eq!(zero::<String>(&db).await, "");
+    }
+    assert_eq!(db.queries(), 4);
+    // The type behind `impl Trait`.
+    assert_eq!(type_behind(&db, 5_u32).await, "u32");
+    assert_eq!(type_behind(&db, 5_u64).await, "u64");
+    assert_eq!(type_behind(&db, 5_u32).await, "u32");
+    assert_eq!(db.queries(), 6);
+    invalidate!(type_of(&db, 5_u32)).await.unwrap();
+    assert_eq!(type_of(&db, 5_u64).await, "u64");
+    assert_eq!(type_of(&db, 5_u32).await, "u32");
+    assert_eq!(db.queries(), 7, "one instance invalidated, the other kept");
+    // A const argument.
+    assert_eq!(repeated::<2>(&db, 'a').await, "aa");
+    assert_eq!(repeated::<3>(&db, 'a').await, "aaa");
+    assert_eq!(repeated::<2>(&db, 'a').await, "aa");
+    assert_eq!(db.queries(), 9);
 }
 
 async fn methods_and_generics_are_cached(db: Arc<Db>) {

@@ -72,6 +72,19 @@ fn owns_arguments(item: &ItemFn, sig: &Signature) -> bool {
             .any(|p| borrows(quote::ToTokens::to_token_stream(&p.ty)))
 }
 
+/// Whether `ty` names an `impl Trait`: a type the caller picks, which a
+/// derived key hashes beside the argument.
+pub(crate) fn hides_type(ty: &Type) -> bool {
+    fn has_impl(tokens: proc_macro2::TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(i) => i == "impl",
+            proc_macro2::TokenTree::Group(g) => has_impl(g.stream()),
+            _ => false,
+        })
+    }
+    has_impl(quote::ToTokens::to_token_stream(ty))
+}
+
 /// What the function returns, as far as caching is concerned.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Returns {

@@ -334,6 +334,25 @@ impl Expansion<'_> {
         } else {
             quote!(#private::KeyBuilder::new(#private::module_path!()))
         };
+        // The instances of a generic function never share keys: its type
+        // and const arguments, and the types behind `impl Trait`, are hashed too.
+        let generics = self
+            .func
+            .sig
+            .generics
+            .params
+            .iter()
+            .filter_map(|param| match param {
+                syn::GenericParam::Type(t) => {
+                    let t = &t.ident;
+                    Some(quote!(#builder.generic::<#t>();))
+                }
+                syn::GenericParam::Const(c) => {
+                    let c = &c.ident;
+                    Some(quote!(#builder.arg(&#c);))
+                }
+                syn::GenericParam::Lifetime(_) => None,
+            });
         let args = self
             .sig
             .params
@@ -341,12 +360,17 @@ impl Expansion<'_> {
             .filter(|p| !self.attr.skip.contains(&p.name))
             .map(|p| {
                 let name = &p.name;
-                quote_spanned!(p.ty.span()=> #builder.arg(#name);)
+                if ast::hides_type(&p.ty) {
+                    quote_spanned!(p.ty.span()=> #builder.arg_typed(#name);)
+                } else {
+                    quote_spanned!(p.ty.span()=> #builder.arg(#name);)
+                }
             });
         let name = self.func.sig.ident.to_string();
         let name = name.trim_start_matches("r#");
         quote!({
             let mut #builder = #start;
+            #(#generics)*
             #(#args)*
             #builder.finish(#name, &mut #out);
         })

@@ -249,6 +249,24 @@ impl KeyBuilder {
         }
     }
 
+    /// Adds a type argument of a generic function (or the type hidden behind
+    /// an `impl Trait` argument) to the key: the instances of one generic
+    /// function are functions of their own, and never share keys.
+    pub fn generic<T: ?Sized>(&mut self) {
+        use std::io::Write as _;
+        // `0xc1` is never MessagePack; `0x00` tells it from an argument that
+        // failed to encode (`0xc1` and its type's name).
+        let _ = self.encoded.write(b"\xc1\x00");
+        let _ = self.encoded.write(std::any::type_name::<T>().as_bytes());
+    }
+
+    /// Adds one argument and its type to the key: for an argument whose type
+    /// is `impl Trait`, which the key would otherwise not tell apart.
+    pub fn arg_typed<T: KeyArg + ?Sized>(&mut self, value: &T) {
+        self.generic::<T>();
+        self.arg(value);
+    }
+
     /// Writes `{path}::{fn}:{digest}`, or `{Self type}::{fn}:{digest}` for methods.
     pub fn finish(self, function: &str, key: &mut impl Out) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
