@@ -508,6 +508,40 @@ async fn local_hits_count_the_tier_every_handle_shares() {
     assert_eq!(b2.stats().local_hits, b.stats().local_hits);
 }
 
+/// After each invalidation, the tier may hold what Redis then holds (a
+/// tombstone, a value of older versions), but what it answers with is a
+/// miss: counted in `misses`, never in `local_hits`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_hits_count_hits_not_what_an_invalidation_left() {
+    let server = RedisServer::start();
+    let cache = tiered(&server).await;
+    let scope = Scope::new().namespace("catalog").tag("size:1");
+    for way in ["key", "namespace", "tag"] {
+        cache.set_in("item", &7_u64, MINUTE, &scope).await.unwrap();
+        warm(&cache, "item", &scope).await;
+        match way {
+            "key" => cache.invalidate("item").await,
+            "namespace" => cache.invalidate_namespace("catalog").await,
+            _ => cache.invalidate_tag("size:1").await,
+        }
+        .unwrap();
+        let before = cache.stats();
+        let value = cache
+            .get_or_set_in("item", async || 8_u64, MINUTE, &scope)
+            .await
+            .unwrap();
+        assert_eq!(value, 8, "{way}: computed again");
+        let after = cache.stats();
+        assert_eq!(after.misses - before.misses, 1, "{way}: a miss");
+        assert_eq!(after.hits - before.hits, 0, "{way}: no hit");
+        assert_eq!(
+            after.local_hits - before.local_hits,
+            0,
+            "{way}: no local hit"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_says_whether_tracking_is_up_and_since_when() {
     let mut server = RedisServer::start();

@@ -37,6 +37,7 @@ use super::memory::{Memory, Slot};
 use super::server::RedisBackend;
 use super::{Expiry, Found};
 use crate::clock::Monotonic;
+use crate::codec::Shape;
 use crate::key::KeySpace;
 use crate::observe::Striped;
 use crate::scope::VersionKeys;
@@ -222,7 +223,13 @@ impl Local {
             self.versions(vkeys)?
         };
         let slot = self.entries.get(key)?;
-        self.hits.add(1);
+        // A hit only when what it holds can be served: a value of the
+        // current versions (or a counter), not a tombstone or older stamps.
+        if slot.shape.stamped(&slot.bytes, &versions)
+            || (matches!(slot.shape, Shape::Counter) && versions.is_empty())
+        {
+            self.hits.add(1);
+        }
         Some((Found::Slot(slot), versions))
     }
 

@@ -53,7 +53,9 @@ pub struct Stats {
     /// Backend errors and timeouts, returned or ignored.
     pub errors: u64,
     /// Hits served by the local tier in front of Redis, without a command
-    /// to Redis. The tier is shared by every handle on the same backend
+    /// to Redis (what the tier answers after an invalidation, a tombstone
+    /// or a value of older versions, is a miss and not counted; a value
+    /// past its soft timeout, served stale, is). The tier is shared by every handle on the same backend
     /// ([`Cache::with_prefix`](crate::Cache::with_prefix)), and so is this
     /// figure: each such hit is counted in `hits` of the handle it served,
     /// so with several handles `local_hits` can exceed one handle's `hits`.
