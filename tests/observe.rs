@@ -200,3 +200,30 @@ async fn function_stats_count_each_function_by_outcome() {
         assert_eq!(cache.function_stats()[0].misses, 2);
     }
 }
+
+/// Redis down, the default fail-open: every call computes without the
+/// cache, and its function's figures say so (first failing, then skipped
+/// once the circuit opens), not that it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_made_without_the_cache_are_counted_uncached() {
+    let mut server = RedisServer::start();
+    let cache = server.cache().await;
+    assert_eq!(price(&cache, 1).await, 100);
+    server.stop();
+    for _ in 0..8 {
+        assert_eq!(price(&cache, 2).await, 200);
+    }
+    let stats = cache.function_stats()[0];
+    assert_eq!(stats.name, "observe::price");
+    assert_eq!((stats.hits, stats.misses, stats.uncached), (0, 1, 8));
+    let cache_stats = cache.stats();
+    assert_eq!(
+        cache_stats.errors + cache_stats.skipped,
+        8,
+        "each call failed or was skipped once: {cache_stats:?}"
+    );
+    assert!(
+        cache_stats.skipped > 0,
+        "the circuit opened: {cache_stats:?}"
+    );
+}

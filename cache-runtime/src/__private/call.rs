@@ -76,7 +76,7 @@ fn hit<T, O>(
     value: T,
 ) -> O {
     let observer = key.cache.engine.observer();
-    observer.served(plan.site, span, full, Served::Hit, false, near);
+    observer.served(plan.site, span, full, Served::Hit, near);
     (pick.wrap)(value)
 }
 
@@ -208,9 +208,8 @@ fn call_span(plan: Plan) -> Span {
 /// any, is logged.
 #[inline]
 fn outcome<O>(cache: &Cache, plan: Plan, span: &Span, full: &str, loaded: Loaded<O>) -> O {
-    let skipped = loaded.error.as_ref().is_some_and(Error::is_skip);
     let observer = cache.engine.observer();
-    observer.served(plan.site, span, full, loaded.served, skipped, loaded.near);
+    observer.served(plan.site, span, full, loaded.served, loaded.near);
     if let Some(error) = &loaded.error {
         report(full, error);
     }

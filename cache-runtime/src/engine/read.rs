@@ -98,6 +98,11 @@ pub(crate) enum Lookup<T> {
     /// A miss, with what the write of the computed value must hold to;
     /// `None` when the backend failed and nothing should be written.
     Miss(Option<Guard>),
+    /// The backend failed (or, `skipped`, skipped the read) and the cache
+    /// fails open: a miss with nothing to write, computed without the cache.
+    Failed {
+        skipped: bool,
+    },
 }
 
 impl Engine {
@@ -280,8 +285,9 @@ impl Engine {
         let read = match self.read::<T>(full, &vkeys, early, sight.seen, false).await {
             Ok(read) => read,
             Err(error) => {
+                let skipped = error.is_skip();
                 self.backend_failed(error)?;
-                return Ok(Lookup::Miss(None));
+                return Ok(Lookup::Failed { skipped });
             }
         };
         let stale = match (read.value, read.stale_for_ms) {
@@ -292,8 +298,9 @@ impl Engine {
         let stamps = match Box::pin(self.settle_versions(&vkeys, read.versions)).await {
             Ok(stamps) => stamps,
             Err(error) => {
+                let skipped = error.is_skip();
                 self.backend_failed(error)?;
-                return Ok(Lookup::Miss(None));
+                return Ok(Lookup::Failed { skipped });
             }
         };
         let guard = Some(Guard {

@@ -25,8 +25,9 @@ pub(crate) enum Served {
     Joined,
     /// Computed by this call, in this many microseconds.
     Computed { micros: u64 },
-    /// Computed without the cache, which failed (or skipped the call).
-    Uncached,
+    /// Computed without the cache, which failed (or, `skipped`, skipped
+    /// the call: its circuit open, the request's budget spent).
+    Uncached { skipped: bool },
 }
 
 impl Served {
@@ -42,7 +43,8 @@ impl Served {
     pub(crate) fn outcome(self, error: Option<&Error>) -> &'static str {
         match (self, error) {
             (_, Some(error)) if error.is_skip() => "bypass",
-            (_, Some(_)) | (Self::Uncached, None) => "error",
+            (Self::Uncached { skipped: true }, None) => "bypass",
+            (_, Some(_)) | (Self::Uncached { .. }, None) => "error",
             (Self::Hit, None) => "hit",
             (Self::Stale, None) => "stale",
             (Self::Joined, None) => "joined",
@@ -87,9 +89,9 @@ impl Observer {
         self.tallies.snapshot()
     }
 
-    /// Counts a call of the function `site` served as `served` (`skipped`:
-    /// the cache skipped it), and records it in `span` (`near`: an
-    /// in-process store answered) — the one hook every cached call ends in.
+    /// Counts a call of the function `site` served as `served`, and records
+    /// it in `span` (`near`: an in-process store answered) — the one hook
+    /// every cached call ends in.
     #[inline]
     pub(crate) fn served(
         &self,
@@ -97,14 +99,13 @@ impl Observer {
         span: &tracing::Span,
         full: &str,
         served: Served,
-        skipped: bool,
         near: bool,
     ) {
         if let Some(site) = site {
-            self.tally(site).count(served, skipped);
+            self.tally(site).count(served);
         }
         if !span.is_disabled() {
-            self.trace(span, full, served, skipped, near);
+            self.trace(span, full, served, near);
         }
     }
 
@@ -179,11 +180,8 @@ impl Observer {
     /// in its span: the outcome, the tier (`near`: an in-process store
     /// answered) and a digest of the key, or the key where the cache was
     /// built with [`trace_keys`](crate::CacheBuilder::trace_keys).
-    fn trace(&self, span: &tracing::Span, full: &str, served: Served, skipped: bool, near: bool) {
-        let outcome = match served {
-            Served::Uncached if skipped => "bypass",
-            served => served.outcome(None),
-        };
+    fn trace(&self, span: &tracing::Span, full: &str, served: Served, near: bool) {
+        let outcome = served.outcome(None);
         let tier = match (self.shared, near) {
             (false, _) => "memory",
             (true, true) => "local",

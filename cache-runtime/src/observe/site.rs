@@ -104,10 +104,9 @@ impl Tally {
         }
     }
 
-    /// Counts one call served as `served`; `skipped` when the cache was
-    /// skipped (an open circuit, a spent budget) rather than failing.
+    /// Counts one call served as `served`.
     #[inline]
-    pub(crate) fn count(&self, served: Served, skipped: bool) {
+    pub(crate) fn count(&self, served: Served) {
         match served {
             Served::Hit => {
                 self.hits.add(1);
@@ -127,7 +126,7 @@ impl Tally {
                 self.meters.count(Request::Miss);
                 self.meters.computed(micros);
             }
-            Served::Uncached => {
+            Served::Uncached { skipped } => {
                 self.uncached.fetch_add(1, Relaxed);
                 self.meters.count(if skipped {
                     Request::Skipped

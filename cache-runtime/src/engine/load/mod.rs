@@ -203,8 +203,10 @@ impl Engine {
                 } else {
                     None
                 },
+                served: Served::Uncached {
+                    skipped: error.is_skip(),
+                },
                 error: Some(error),
-                served: Served::Uncached,
                 near: false,
             }
         };
@@ -225,6 +227,9 @@ impl Engine {
         // The last good value (stale or refreshed early), for stale-while-revalidate and failover.
         let mut kept: Option<T> = None;
         let mut stale_for_ms = 0;
+        // Whether the cache failed this call (fail-open; `skipped`: it
+        // skipped it): what it computes is then computed without the cache.
+        let mut cache_failed: Option<bool> = None;
         loop {
             let read = match first.take() {
                 Some(read) => read,
@@ -249,6 +254,10 @@ impl Engine {
                     guard
                 }
                 Ok(Lookup::Miss(guard)) => guard,
+                Ok(Lookup::Failed { skipped }) => {
+                    cache_failed = Some(skipped);
+                    None
+                }
                 Err(error) => {
                     counters.miss();
                     return uncached(compute, error).await;
@@ -314,8 +323,12 @@ impl Engine {
                     }
                     counters.miss();
                     let started = std::time::Instant::now();
-                    let served = Served::computed_since(started);
-                    return match within(compute, hard).await {
+                    let computed = within(compute, hard).await;
+                    let served = match cache_failed {
+                        Some(skipped) => Served::Uncached { skipped },
+                        None => Served::computed_since(started),
+                    };
+                    return match computed {
                         Ok(outcome) => Loaded::served(outcome, served),
                         Err(after) => abandoned(after, pick.from_error, served),
                     };
@@ -347,6 +360,11 @@ impl Engine {
                 Ok(Lookup::Miss(again) | Lookup::Stale { guard: again, .. }) => {
                     leader.restate(state_of(again.as_ref()));
                     again
+                }
+                Ok(Lookup::Failed { skipped }) => {
+                    cache_failed = Some(skipped);
+                    leader.restate(state_of(None));
+                    None
                 }
                 Err(guard) => guard,
             };
@@ -447,9 +465,13 @@ impl Engine {
                 }
                 None => leader.land(None),
             }
+            let served = match cache_failed {
+                Some(skipped) => Served::Uncached { skipped },
+                None => Served::computed_since(started),
+            };
             return Loaded {
                 error,
-                ..Loaded::served(outcome, Served::computed_since(started))
+                ..Loaded::served(outcome, served)
             };
         }
     }
