@@ -84,6 +84,13 @@ async fn cluster() -> Arc<Db> {
     )
 }
 
+/// Redis behind a local tier, its tracking up.
+async fn tiered() -> Arc<Db> {
+    let (server, cache) = redis_cache(Cache::builder().local_tier(16 << 20)).await;
+    support::store::tracking_up(&cache).await;
+    db(cache, Some(server))
+}
+
 async fn sentinel() -> Arc<Db> {
     let topology = support::sentinel::current();
     db(
@@ -92,7 +99,7 @@ async fn sentinel() -> Arc<Db> {
     )
 }
 
-support::on_every_store!(memory, redis, cluster, sentinel: sentinel;
+support::on_every_store!(memory, redis, cluster, tiered, sentinel: sentinel;
     a_group_change_drops_the_access_of_every_member_only,
     a_computation_under_way_when_its_tag_goes_is_not_stored,
 );
@@ -104,6 +111,14 @@ async fn a_group_change_drops_the_access_of_every_member_only(db: Arc<Db>) {
         }
     }
     assert_eq!(db.runs.load(SeqCst), 6, "computed once each, then hits");
+    if db.cache.health().tracking.is_some() {
+        // A local tier holds the copies the invalidation must reach.
+        let before = db.cache.stats().local_hits;
+        for user in 1..=6 {
+            access(&db, user).await;
+        }
+        assert_eq!(db.cache.stats().local_hits - before, 6);
+    }
     db.permissions
         .lock()
         .unwrap()

@@ -542,6 +542,32 @@ async fn local_hits_count_hits_not_what_an_invalidation_left() {
     }
 }
 
+/// A tag bump makes the tier forget what it changed (the tag's version,
+/// the entries that carry the tag from their value), not every copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_bump_leaves_the_other_local_copies() {
+    let server = RedisServer::start();
+    let cache = tiered(&server).await;
+    cache.set("other", &1_u64, MINUTE).await.unwrap();
+    warm(&cache, "other", &Scope::new()).await;
+    for tag in ["unused", "size:1"] {
+        cache.invalidate_tag(tag).await.unwrap();
+        let () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query_async(&mut server.connect(0).await)
+            .await
+            .unwrap();
+        let before = cache.stats().local_hits;
+        assert_eq!(cache.get::<u64>("other").await.unwrap(), Some(1));
+        assert_eq!(
+            cache.stats().local_hits - before,
+            1,
+            "after a bump of {tag}"
+        );
+        assert_eq!(data_commands(&server).await, 0, "after a bump of {tag}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_says_whether_tracking_is_up_and_since_when() {
     let mut server = RedisServer::start();

@@ -411,10 +411,10 @@ impl Invalidations {
             })
         };
         if let Some(tier) = tier {
-            forget(tier, &target, &action);
+            forget(tier, &target, &action, result.as_ref().ok());
         }
         match result {
-            Ok(applied) => {
+            Ok(Ran { applied, .. }) => {
                 self.pending.remember(space, &target, &action);
                 // A newer invalidation of the same target supersedes an older one still waiting.
                 if self.pending.any() {
@@ -493,13 +493,25 @@ impl Invalidations {
     }
 }
 
-/// Makes the local tier forget what an invalidation of `target` changed.
-fn forget(tier: &Local, target: &str, action: &Action) {
-    match action {
-        // The members it tombstoned are known only to Redis.
-        Action::Members { .. } => tier.flush(),
-        Action::Tombstone(_) | Action::Bump => tier.forget(&[target.to_owned()]),
+/// Makes the local tier forget what an invalidation of `target` changed
+/// (`ran`: what it did, when Redis took it).
+fn forget(tier: &Local, target: &str, action: &Action, ran: Option<&Ran>) {
+    match (action, ran) {
+        // The members it tombstoned, and only those.
+        (Action::Members { .. }, Some(ran)) => tier.forget(&ran.tombstoned),
+        // Not taken, or not known how far it went: everything.
+        (Action::Members { .. }, None) => tier.flush(),
+        (Action::Tombstone(_) | Action::Bump, _) => tier.forget(&[target.to_owned()]),
     }
+}
+
+/// What an invalidation Redis took did.
+struct Ran {
+    /// What it reports (`Fate::Applied`): a bump's answer, how many
+    /// members it tombstoned, 0 for a tombstone.
+    applied: u64,
+    /// The keys it tombstoned beside its target (the members of a set).
+    tombstoned: Vec<String>,
 }
 
 /// Sends one invalidation to Redis, with `tombstone` where it writes one.
@@ -508,17 +520,27 @@ async fn run(
     target: &str,
     action: &Action,
     tombstone: &[u8],
-) -> Result<u64, Error> {
-    match action {
-        Action::Tombstone(expiry) => redis
-            .tombstone(target, tombstone, *expiry)
-            .await
-            .map(|()| 0),
-        Action::Bump => redis.bump(target, codec::fresh_version()).await,
-        Action::Members { keep, expiry } => {
-            redis.tombstone_sets(target, keep, tombstone, *expiry).await
+) -> Result<Ran, Error> {
+    let (applied, tombstoned) = match action {
+        Action::Tombstone(expiry) => {
+            redis.tombstone(target, tombstone, *expiry).await?;
+            (0, Vec::new())
         }
-    }
+        Action::Bump => (
+            redis.bump(target, codec::fresh_version()).await?,
+            Vec::new(),
+        ),
+        Action::Members { keep, expiry } => {
+            let tombstoned = redis
+                .tombstone_sets(target, keep, tombstone, *expiry)
+                .await?;
+            (tombstoned.len() as u64, tombstoned)
+        }
+    };
+    Ok(Ran {
+        applied,
+        tombstoned,
+    })
 }
 
 /// Retries what is pending, oldest first, with a growing pause between
@@ -562,12 +584,12 @@ fn spawn_retries(pending: Weak<Pending>, redis: Arc<RedisBackend>, tier: Option<
                     let results = futures_util::future::join_all(sent).await;
                     let tier = tier.as_ref().and_then(Weak::upgrade);
                     for (due, result) in batch.iter().zip(results) {
-                        if result.is_err() {
+                        let Ok(ran) = result else {
                             failed = true;
                             continue;
-                        }
+                        };
                         if let Some(tier) = &tier {
-                            forget(tier, &due.target, &due.action);
+                            forget(tier, &due.target, &due.action, Some(&ran));
                         }
                         queue.remember(&due.space, &due.target, &due.action);
                         queue.landed(None, Some((&due.target, due.seq)), true);

@@ -204,7 +204,7 @@ impl RedisBackend {
         keep: &str,
         tombstone: &[u8],
         ttl: Expiry,
-    ) -> Result<u64, Error> {
+    ) -> Result<Vec<String>, Error> {
         let members = |set: &str| {
             let (node, set) = (self.node_of(set), set.to_owned());
             self.run_on("invalidate", node, move |mut c| async move {
@@ -218,7 +218,7 @@ impl RedisBackend {
         let (taken, kept) = tokio::try_join!(members(take), members(keep))?;
         if taken.is_empty() && kept.is_empty() {
             // No entry carries the tag from its value: nothing more to send.
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let keys = crate::backend::member_keys(&[taken.as_slice(), kept.as_slice()].concat());
         let groups = self.groups(&keys, String::as_str);
@@ -242,7 +242,7 @@ impl RedisBackend {
             })
             .await?;
         }
-        Ok(keys.len() as u64)
+        Ok(keys)
     }
 
     /// One page of `SCAN … MATCH pattern` on one server, or on the
