@@ -54,7 +54,7 @@ pub use cachette_runtime::{
 /// | `skip(db, client)` | parameters left out of the derived key (pools, clients, contexts) |
 /// | `cache = expr` | a [`Cache`] (or `&Cache`) to use instead of the global [`cache()`]; may use the parameters, as in `cache = &self.cache` |
 /// | `cache_none = true` | for an `Option` return: cache `None` too (by default only `Some` is cached) |
-/// | `unless = \|result\| ...` | a predicate on the result: when it holds, the result is returned but not cached |
+/// | `unless = \|result\| ...` | a predicate on the function's whole return value, by reference (`&Result<T, E>`, `&Option<T>` or `&T`): when it holds, the result is returned but not cached |
 /// | `lock = true` / `lock = Duration` | compute a cold key once across the fleet, under a Redis lease (default 30 s); the others wait for its value, never longer than the lease |
 /// | `stale = 30` | stale-while-revalidate: for this long past the timeout, callers get the stale value at once while one refresh runs: in a background task when the function owns its arguments (no `&`, receiver, lifetime, `impl`/`dyn` or generics; its future must then be `Send + 'static`), otherwise in the one caller that found the value stale |
 /// | `failover = 600` | keep values this long past the timeout, and serve the last good one when the recomputation returns `Err` (or `None`) |

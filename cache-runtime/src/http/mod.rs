@@ -7,7 +7,8 @@
 //! requests (see [`Vary`](#vary) for the first burst on a URL whose
 //! responses vary). By default it never shares what belongs to one user:
 //!
-//! - only `GET` and `HEAD` (answered from `GET`'s entry) are cached, and
+//! - only `GET` and `HEAD` are cached (a `HEAD` is answered from `GET`'s
+//!   entry; without one it goes to the handler and stores nothing), and
 //!   only `200` responses unless [`statuses`](CacheLayer::statuses) says otherwise;
 //! - a response with `Set-Cookie`, `Cache-Control: private`, `no-store` or
 //!   `no-cache`, or `Vary: *` is never stored;
