@@ -27,8 +27,8 @@
 //! runs that table alone.
 //!
 //! For 1 task: latency percentiles over sequential calls; for 64 tasks:
-//! throughput. Each measurement runs `ROUNDS` times, rows interleaved, and
-//! the median round is kept. Prints a Markdown table with each row's ratio to
+//! throughput. Each measurement runs `ROUNDS` times, rows interleaved
+//! (forward, then backward), and the median round is kept. Prints a Markdown table with each row's ratio to
 //! the raw `GET`, and writes it with an SVG chart to `target/load-bench/`
 //! (or `$LOAD_BENCH_OUT`).
 //!

@@ -99,9 +99,38 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// The median figures of `rows` on the value of `size`, over `ROUNDS` interleaved rounds.
 pub(super) async fn measure(clients: &'static Clients, rows: &[Row], size: usize) -> Vec<Figures> {
+    medians(&rounds(clients, rows, size).await)
+}
+
+/// The median figures of each row's rounds.
+pub(super) fn medians(rounds: &[Vec<Figures>]) -> Vec<Figures> {
+    rounds
+        .iter()
+        .map(|r| Figures {
+            p50_us: median(r.iter().map(|f| f.p50_us).collect()),
+            p99_us: median(r.iter().map(|f| f.p99_us).collect()),
+            ops_per_s: median(r.iter().map(|f| f.ops_per_s).collect()),
+            cpu_us: median(r.iter().map(|f| f.cpu_us).collect()),
+        })
+        .collect()
+}
+
+/// The figures of each of `rows` in each of `ROUNDS` rounds: the rows run
+/// forward in one round and backward in the next, so that no row always
+/// runs right after another.
+pub(super) async fn rounds(
+    clients: &'static Clients,
+    rows: &[Row],
+    size: usize,
+) -> Vec<Vec<Figures>> {
     let mut rounds: Vec<Vec<Figures>> = vec![Vec::new(); rows.len()];
-    for _ in 0..ROUNDS {
-        for (i, &row) in rows.iter().enumerate() {
+    for round in 0..ROUNDS {
+        let mut order: Vec<usize> = (0..rows.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let row = rows[i];
             let (p50_us, p99_us) = latency(clients, row, size).await;
             let (ops_per_s, cpu_us) = throughput(clients, row, size).await;
             rounds[i].push(Figures {
@@ -113,12 +142,19 @@ pub(super) async fn measure(clients: &'static Clients, rows: &[Row], size: usize
         }
     }
     rounds
-        .into_iter()
-        .map(|r| Figures {
-            p50_us: median(r.iter().map(|f| f.p50_us).collect()),
-            p99_us: median(r.iter().map(|f| f.p99_us).collect()),
-            ops_per_s: median(r.iter().map(|f| f.ops_per_s).collect()),
-            cpu_us: median(r.iter().map(|f| f.cpu_us).collect()),
-        })
-        .collect()
+}
+
+/// The ratios of `of` to `to` within each round (seconds apart, so that a
+/// drift of the machine between rounds does not enter them), as their
+/// median and spread: `1.02 (0.98–1.05)`.
+pub(super) fn paired(of: &[Figures], to: &[Figures], figure: fn(&Figures) -> f64) -> String {
+    let ratios: Vec<f64> = of
+        .iter()
+        .zip(to)
+        .map(|(a, b)| figure(a) / figure(b))
+        .collect();
+    let (low, high) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+    format!("{:.2} ({low:.2}–{high:.2})", median(ratios))
 }

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use cachette::cached;
 
-use super::measure::measure;
+use super::measure::{self, paired, rounds};
 use super::peer::value;
 use super::{Clients, Row, TASKS};
 
@@ -51,20 +51,21 @@ pub(super) async fn build(url: &str, seeds: &[String], plain: impl Fn() -> cache
 }
 
 /// The tracked rows (`LOAD_BENCH_ONLY=tracked`): their table, and the
-/// tagged rows' ratios to the plain hit.
+/// tagged rows' ratios to the plain hit, taken within each round.
 pub(super) async fn report(clients: &'static Clients) {
-    let figures = measure(clients, &Row::TRACKED, 256).await;
+    let rounds = rounds(clients, &Row::TRACKED, 256).await;
+    let figures = measure::medians(&rounds);
     println!(
         "{}",
-        super::report::ratio_table(&Row::TRACKED, &[(256, figures.clone())])
+        super::report::ratio_table(&Row::TRACKED, &[(256, figures)])
     );
-    let plain = figures[1];
-    for (row, f) in Row::TRACKED.iter().zip(&figures).skip(2) {
+    let plain = &rounds[1];
+    for (row, of) in Row::TRACKED.iter().zip(&rounds).skip(2) {
         println!(
-            "{} ÷ plain hit: client CPU {:.2}, {TASKS}-task throughput {:.2}",
+            "{} ÷ plain hit, per round (median, spread): client CPU {}, {TASKS}-task throughput {}",
             row.name(),
-            f.cpu_us / plain.cpu_us,
-            f.ops_per_s / plain.ops_per_s
+            paired(of, plain, |f| f.cpu_us),
+            paired(of, plain, |f| f.ops_per_s)
         );
     }
 }
