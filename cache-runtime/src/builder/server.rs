@@ -13,8 +13,8 @@ impl CacheBuilder {
     /// namespace and tags. Redis tells this process of every key another
     /// process (or this one) changes, through `CLIENT TRACKING` on a
     /// dedicated connection (one per master on a cluster), and the local
-    /// copy goes at once; while tracking is down the local tier is empty and
-    /// bypassed. An entry heavier than a sixteenth of `max_bytes` is not
+    /// copy goes at once; once tracking is lost, the local tier is emptied
+    /// and bypassed until it is back. An entry heavier than a sixteenth of `max_bytes` is not
     /// kept locally. With the memory backend it has nothing to add and is
     /// ignored.
     ///
