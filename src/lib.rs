@@ -69,7 +69,9 @@ pub use cachette_runtime::{
 /// # Keys
 ///
 /// Without `key`, the key is the function's module path and name (for
-/// methods, the `Self` type and name) followed by a 128-bit digest of the
+/// methods, the `Self` type and name; for a function in an `impl` that
+/// names neither `self` nor `Self`, the `impl`'s type with its arguments,
+/// `shop::Repo<shop::User>::by_id`) followed by a 128-bit digest of the
 /// arguments that are not skipped, each encoded with serde: the same call
 /// gives the same key in every process and on every machine, and two
 /// functions never share keys. The instances of a generic function are

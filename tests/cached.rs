@@ -99,6 +99,7 @@ support::on_every_store!(memory, redis, cluster, sentinel: sentinel;
     invalidate_tag_drops_tagged_entries_only,
     methods_and_generics_are_cached,
     the_instances_of_a_generic_function_do_not_share_entries,
+    associated_functions_of_two_impls_do_not_share_entries,
 );
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -358,6 +359,67 @@ async fn type_behind(db: &Db, value: impl Serialize + Send + Sync) -> String {
 async fn repeated<const N: usize>(db: &Db, c: char) -> String {
     db.query(0);
     std::iter::repeat_n(c, N).collect()
+}
+
+/// Two types with functions of the same name in one module, and a generic
+/// one: associated functions that name neither `self` nor `Self`.
+struct Users;
+struct Orders;
+struct Typed<T>(std::marker::PhantomData<T>);
+struct Width<const N: usize>;
+
+impl Users {
+    #[cached(skip(db), cache = &db.cache)]
+    async fn count(db: &Db, id: u32) -> String {
+        db.query(0);
+        format!("users {id}")
+    }
+}
+
+impl Orders {
+    #[cached(skip(db), cache = &db.cache)]
+    async fn count(db: &Db, id: u32) -> String {
+        db.query(0);
+        format!("orders {id}")
+    }
+}
+
+impl<T: Default + Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static>
+    Typed<T>
+{
+    #[cached(skip(db), cache = &db.cache)]
+    async fn fresh(db: &Db, id: u32) -> T {
+        db.query(id.into());
+        T::default()
+    }
+}
+
+impl<const N: usize> Width<N> {
+    #[cached(skip(db), cache = &db.cache)]
+    async fn width(db: &Db, id: u32) -> usize {
+        db.query(id.into());
+        N
+    }
+}
+
+async fn associated_functions_of_two_impls_do_not_share_entries(db: Arc<Db>) {
+    for _ in 0..2 {
+        assert_eq!(Users::count(&db, 1).await, "users 1");
+        assert_eq!(Orders::count(&db, 1).await, "orders 1");
+        assert_eq!(Typed::<u8>::fresh(&db, 1).await, 0);
+        assert_eq!(Typed::<String>::fresh(&db, 1).await, "");
+        assert_eq!(Width::<3>::width(&db, 1).await, 3);
+        assert_eq!(Width::<4>::width(&db, 1).await, 4);
+    }
+    assert_eq!(db.queries(), 6, "each computed once, then hits");
+    invalidate!(Users::count(&db, 1)).await.unwrap();
+    invalidate!(Typed::<String>::fresh(&db, 1)).await.unwrap();
+    assert_eq!(Orders::count(&db, 1).await, "orders 1");
+    assert_eq!(Typed::<u8>::fresh(&db, 1).await, 0);
+    assert_eq!(db.queries(), 6, "the others kept");
+    assert_eq!(Users::count(&db, 1).await, "users 1");
+    assert_eq!(Typed::<String>::fresh(&db, 1).await, "");
+    assert_eq!(db.queries(), 8, "the invalidated ones computed again");
 }
 
 async fn the_instances_of_a_generic_function_do_not_share_entries(db: Arc<Db>) {

@@ -329,10 +329,16 @@ impl Expansion<'_> {
     fn derived_key(&self, out: &Ident) -> TokenStream {
         let private = self.private();
         let builder = format_ident!("__cachette_key_builder", span = Span::mixed_site());
+        let name = self.func.sig.ident.to_string();
+        let name = name.trim_start_matches("r#");
         let start = if self.in_impl() {
             quote!(#private::KeyBuilder::method::<Self>(#private::module_path!()))
         } else {
-            quote!(#private::KeyBuilder::new(#private::module_path!()))
+            // What rustc names the probe after the owner, in the function
+            // (its body a closure) and in the key's companion.
+            let in_function = format!("::{name}::{{{{closure}}}}::{{{{closure}}}}");
+            let in_companion = format!("::__cachette_key_{name}::{{{{closure}}}}");
+            quote!(#private::KeyBuilder::within(&|| (), [#in_function, #in_companion]))
         };
         // The instances of a generic function never share keys: its type
         // and const arguments, and the types behind `impl Trait`, are hashed too.
@@ -366,8 +372,6 @@ impl Expansion<'_> {
                     quote_spanned!(p.ty.span()=> #builder.arg(#name);)
                 }
             });
-        let name = self.func.sig.ident.to_string();
-        let name = name.trim_start_matches("r#");
         quote!({
             let mut #builder = #start;
             #(#generics)*

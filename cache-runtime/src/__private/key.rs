@@ -223,6 +223,27 @@ impl KeyBuilder {
         }
     }
 
+    /// For a function that does not name `self` or `Self`: `probe` is a
+    /// closure made in its body, whose type's name is the function's own
+    /// path with every generic argument of the `impl` it may sit in
+    /// (`shop::Repo<shop::User>::by_id::{{closure}}`). The key names what
+    /// holds the function: its module, or the type of its `impl` with that
+    /// type's arguments, so that two `impl`s, or two instances of one
+    /// generic `impl`, never share keys.
+    /// `ends` are what the probe's name most likely ends with after the
+    /// owner, in the function and in its key's companion
+    /// (`::total::{{closure}}::{{closure}}`, `::__cachette_key_total::{{closure}}`):
+    /// found at once, they spare a scan of the name.
+    #[must_use]
+    pub fn within<F>(probe: &F, ends: [&str; 2]) -> Self {
+        let name = std::any::type_name_of_val(probe);
+        let owner = ends
+            .iter()
+            .find_map(|end| name.strip_suffix(end))
+            .unwrap_or_else(|| owner(name));
+        Self::new(owner)
+    }
+
     /// For methods: `path` is the module, and the key names `S` and the method.
     #[must_use]
     pub fn method<S: ?Sized>(path: &'static str) -> Self {
@@ -283,6 +304,42 @@ impl KeyBuilder {
         }
         key.push_str(std::str::from_utf8(&hex).unwrap_or_default());
     }
+}
+
+/// What holds the item a closure's type `name` was made in: the name
+/// without its closures (`{{closure}}` segments, or any other segment in
+/// braces) and without the item's own segment (its generic arguments
+/// included, which the key hashes apart).
+fn owner(name: &'static str) -> &'static str {
+    let mut rest = name;
+    loop {
+        match last_segment(rest) {
+            Some((before, last)) if last.starts_with('{') => rest = before,
+            Some((before, _)) => return before,
+            None => return rest,
+        }
+    }
+}
+
+/// `name` split at its last `::` outside angle brackets.
+fn last_segment(name: &str) -> Option<(&str, &str)> {
+    let bytes = name.as_bytes();
+    let mut depth = 0_usize;
+    let mut at = bytes.len();
+    while at > 1 {
+        at -= 1;
+        match bytes[at] {
+            // The arrow of a function type (`fn() -> T`) closes nothing.
+            b'>' if at > 0 && bytes[at - 1] == b'-' => {}
+            b'>' => depth += 1,
+            b'<' => depth = depth.saturating_sub(1),
+            b':' if depth == 0 && bytes[at - 1] == b':' => {
+                return Some((&name[..at - 1], &name[at + 1..]));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// An argument that can be part of a derived cache key.
@@ -402,7 +459,7 @@ pub fn push_debug<T: std::fmt::Debug + ?Sized>(out: &mut impl Out, value: &T) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Part, PartDisplay as _, PartFast as _};
+    use super::{Part, PartDisplay as _, PartFast as _, owner};
 
     macro_rules! renders_as_format {
         ($($value:expr),* $(,)?) => {$({
@@ -415,6 +472,59 @@ mod tests {
             (&Part(&by_ref)).push_to(&mut out);
             assert_eq!(out, format!("{}", value), "&&{}", stringify!($value));
         })*};
+    }
+
+    #[test]
+    fn the_owner_of_a_function_is_its_module_or_its_impl() {
+        // What rustc names the closures of a function and of its companion.
+        struct Repo<T>(std::marker::PhantomData<T>);
+        impl<T> Repo<T> {
+            fn by_id() -> &'static str {
+                owner(std::any::type_name_of_val(&|| ()))
+            }
+            fn __cachette_key_by_id() -> &'static str {
+                owner(std::any::type_name_of_val(&|| ()))
+            }
+        }
+        for (name, holder) in [
+            ("shop::orders::total::{{closure}}", "shop::orders"),
+            (
+                "shop::orders::total::{{closure}}::{{closure}}",
+                "shop::orders",
+            ),
+            ("shop::orders::total<u32>::{{closure}}", "shop::orders"),
+            (
+                "shop::Repo<u32>::by_id::{{closure}}::{{closure}}",
+                "shop::Repo<u32>",
+            ),
+            (
+                "shop::Repo<alloc::string::String>::__cachette_key_by_id::{{closure}}",
+                "shop::Repo<alloc::string::String>",
+            ),
+            ("shop::Grid<3>::size::{{closure}}", "shop::Grid<3>"),
+            (
+                "<shop::Db as shop::Load>::load::{{closure}}",
+                "<shop::Db as shop::Load>",
+            ),
+            (
+                "shop::Repo<fn() -> u8>::get::{closure#0}",
+                "shop::Repo<fn() -> u8>",
+            ),
+            (
+                "shop::Box<shop::Pair<u8, u16>>::get::{{closure}}",
+                "shop::Box<shop::Pair<u8, u16>>",
+            ),
+        ] {
+            assert_eq!(owner(name), holder, "{name}");
+        }
+        assert_eq!(Repo::<u8>::by_id(), Repo::<u8>::__cachette_key_by_id());
+        assert_ne!(Repo::<u8>::by_id(), Repo::<u16>::by_id());
+        assert!(
+            Repo::<u8>::by_id().ends_with("Repo<u8>"),
+            "{}",
+            Repo::<u8>::by_id()
+        );
+        assert_eq!(owner(std::any::type_name_of_val(&|| ())), module_path!());
     }
 
     #[test]
