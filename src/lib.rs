@@ -68,17 +68,22 @@ pub use cachette_runtime::{
 ///
 /// # Keys
 ///
-/// Without `key`, the key is the function's module path and name (for
-/// methods, the `Self` type and name; for a function in an `impl` that
-/// names neither `self` nor `Self`, the `impl`'s type with its arguments,
-/// `shop::Repo<shop::User>::by_id`) followed by a 128-bit digest of the
+/// Without `key`, the key is what holds the function and its name — its
+/// module path, or, in an `impl`, the type with its arguments
+/// (`shop::Repo<shop::User>::by_id`; in a trait's `impl`,
+/// `<shop::Db as shop::Load>::get`) — followed by a 128-bit digest of the
 /// arguments that are not skipped, each encoded with serde: the same call
-/// gives the same key in every process and on every machine, and two
-/// functions never share keys. The instances of a generic function are
-/// functions of their own: its type arguments (their
+/// gives the same key in every process and on every machine built by the
+/// same compiler, and two functions never share keys. The instances of a
+/// generic function are functions of their own: its type arguments (their
 /// [`type_name`](std::any::type_name)s), its const arguments and the types
 /// behind `impl Trait` arguments are hashed too, so `load::<User>(7)` and
-/// `load::<Order>(7)` keep two entries. Every key argument must implement
+/// `load::<Order>(7)` keep two entries. These names are the compiler's: a
+/// fleet built by two compiler versions may key such functions apart; and
+/// what they cannot tell apart shares keys — two functions of one name
+/// declared in two blocks of one function body, two local types of one
+/// name, two closures as type arguments — so give those a `key`. Every key
+/// argument must implement
 /// `serde::Serialize`; `HashMap` and `HashSet` arguments serialize in an
 /// order that differs between processes, so prefer `BTreeMap`/`BTreeSet` or
 /// a `key` template for them. `self` is never part of a derived key; name it

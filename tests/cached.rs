@@ -100,6 +100,7 @@ support::on_every_store!(memory, redis, cluster, sentinel: sentinel;
     methods_and_generics_are_cached,
     the_instances_of_a_generic_function_do_not_share_entries,
     associated_functions_of_two_impls_do_not_share_entries,
+    methods_of_two_traits_and_of_the_type_do_not_share_entries,
 );
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -400,6 +401,49 @@ impl<const N: usize> Width<N> {
         db.query(id.into());
         N
     }
+}
+
+trait UserNames {
+    async fn name(&self, db: &Db, id: u32) -> String;
+}
+
+trait OrderNames {
+    async fn name(&self, db: &Db, id: u32) -> String;
+}
+
+struct Names;
+
+impl Names {
+    #[cached(skip(db), cache = &db.cache)]
+    async fn name(&self, db: &Db, id: u32) -> String {
+        db.query(0);
+        format!("names {id}")
+    }
+}
+
+impl UserNames for Names {
+    #[cached(trait_impl, skip(db), cache = &db.cache)]
+    async fn name(&self, db: &Db, id: u32) -> String {
+        db.query(0);
+        format!("user {id}")
+    }
+}
+
+impl OrderNames for Names {
+    #[cached(trait_impl, skip(db), cache = &db.cache)]
+    async fn name(&self, db: &Db, id: u32) -> String {
+        db.query(0);
+        format!("order {id}")
+    }
+}
+
+async fn methods_of_two_traits_and_of_the_type_do_not_share_entries(db: Arc<Db>) {
+    for _ in 0..2 {
+        assert_eq!(Names.name(&db, 1).await, "names 1");
+        assert_eq!(UserNames::name(&Names, &db, 1).await, "user 1");
+        assert_eq!(OrderNames::name(&Names, &db, 1).await, "order 1");
+    }
+    assert_eq!(db.queries(), 3, "each computed once, then hits");
 }
 
 async fn associated_functions_of_two_impls_do_not_share_entries(db: Arc<Db>) {

@@ -331,15 +331,12 @@ impl Expansion<'_> {
         let builder = format_ident!("__cachette_key_builder", span = Span::mixed_site());
         let name = self.func.sig.ident.to_string();
         let name = name.trim_start_matches("r#");
-        let start = if self.in_impl() {
-            quote!(#private::KeyBuilder::method::<Self>(#private::module_path!()))
-        } else {
-            // What rustc names the probe after the owner, in the function
-            // (its body a closure) and in the key's companion.
-            let in_function = format!("::{name}::{{{{closure}}}}::{{{{closure}}}}");
-            let in_companion = format!("::__cachette_key_{name}::{{{{closure}}}}");
-            quote!(#private::KeyBuilder::within(&|| (), [#in_function, #in_companion]))
-        };
+        // What holds the function, from the name rustc gives a closure made
+        // in it; first looked for: what follows that owner in the function
+        // (its body a closure) and in the key's companion.
+        let in_function = format!("::{name}::{{{{closure}}}}::{{{{closure}}}}");
+        let in_companion = format!("::__cachette_key_{name}::{{{{closure}}}}");
+        let start = quote!(#private::KeyBuilder::within(&|| (), [#in_function, #in_companion]));
         // The instances of a generic function never share keys: its type
         // and const arguments, and the types behind `impl Trait`, are hashed too.
         let generics = self
@@ -389,18 +386,6 @@ impl Expansion<'_> {
             TokenTree::Group(group) => self.mentions_params(group.stream()),
             _ => false,
         })
-    }
-
-    /// Whether the function is certainly in an `impl` (it names `self` or `Self`).
-    fn in_impl(&self) -> bool {
-        fn mentions_self(tokens: TokenStream) -> bool {
-            tokens.into_iter().any(|tt| match tt {
-                TokenTree::Ident(ident) => ident == "Self",
-                TokenTree::Group(group) => mentions_self(group.stream()),
-                _ => false,
-            })
-        }
-        self.sig.receiver || mentions_self(self.func.sig.to_token_stream())
     }
 
     /// Rebinds every parameter to a reference under its own name, as the key block expects.

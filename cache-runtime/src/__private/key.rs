@@ -167,8 +167,8 @@ pub fn scope(namespace: Option<&'static str>, tags: Vec<Cow<'static, str>>) -> S
 /// self-delimiting, so the sequence of encodings identifies the arguments).
 /// The encodings stream into the digest: nothing is allocated but the key.
 pub struct KeyBuilder {
-    path: &'static str,
-    self_type: Option<&'static str>,
+    /// What holds the function: its module, or the type of its `impl`.
+    owner: &'static str,
     encoded: Encoded,
 }
 
@@ -214,23 +214,22 @@ impl Encoded {
 }
 
 impl KeyBuilder {
+    /// For the function held by `owner` (a module path, or a type).
     #[must_use]
-    pub fn new(path: &'static str) -> Self {
+    pub fn new(owner: &'static str) -> Self {
         Self {
-            path,
-            self_type: None,
+            owner,
             encoded: Encoded::Inline(ArrayVec::new()),
         }
     }
 
-    /// For a function that does not name `self` or `Self`: `probe` is a
-    /// closure made in its body, whose type's name is the function's own
-    /// path with every generic argument of the `impl` it may sit in
-    /// (`shop::Repo<shop::User>::by_id::{{closure}}`). The key names what
-    /// holds the function: its module, or the type of its `impl` with that
-    /// type's arguments, so that two `impl`s, or two instances of one
-    /// generic `impl`, never share keys.
-    /// `ends` are what the probe's name most likely ends with after the
+    /// `probe` is a closure made in the function's body, whose type's name
+    /// is the function's own path with every generic argument of the `impl`
+    /// it may sit in (`shop::Repo<shop::User>::by_id::{{closure}}`, or
+    /// `<shop::Db as shop::Load>::get::{{closure}}` in a trait's). The key
+    /// names what holds the function: its module, or the type of its `impl`
+    /// with that type's arguments (and the trait), so that two `impl`s, or
+    /// two instances of one generic `impl`, never share keys. `ends` are what the probe's name most likely ends with after the
     /// owner, in the function and in its key's companion
     /// (`::total::{{closure}}::{{closure}}`, `::__cachette_key_total::{{closure}}`):
     /// found at once, they spare a scan of the name.
@@ -242,15 +241,6 @@ impl KeyBuilder {
             .find_map(|end| name.strip_suffix(end))
             .unwrap_or_else(|| owner(name));
         Self::new(owner)
-    }
-
-    /// For methods: `path` is the module, and the key names `S` and the method.
-    #[must_use]
-    pub fn method<S: ?Sized>(path: &'static str) -> Self {
-        Self {
-            self_type: Some(std::any::type_name::<S>()),
-            ..Self::new(path)
-        }
     }
 
     /// Adds one argument to the key.
@@ -288,12 +278,11 @@ impl KeyBuilder {
         self.arg(value);
     }
 
-    /// Writes `{path}::{fn}:{digest}`, or `{Self type}::{fn}:{digest}` for methods.
+    /// Writes `{owner}::{fn}:{digest}`.
     pub fn finish(self, function: &str, key: &mut impl Out) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let digest = self.encoded.digest();
-        let owner = self.self_type.unwrap_or(self.path);
-        key.push_str(owner);
+        key.push_str(self.owner);
         key.push_str("::");
         key.push_str(function);
         key.push_str(":");
