@@ -104,7 +104,9 @@ pub use cachette_runtime::{
 /// again. One returning `Option<T>` caches `Some` values, and `None` too with
 /// `cache_none = true`. Any other return type is cached whatever its value.
 /// The cached type must implement `Serialize`, `DeserializeOwned` and
-/// `Clone`; a compile error at the return type says so otherwise.
+/// `Clone`, and be `Send + Sync + 'static` (it is shared between the
+/// callers of one computation; in a generic function, say so in its
+/// bounds); a compile error at the return type says so otherwise.
 ///
 /// A cached function cannot return the cache's own errors: when the cache
 /// fails (Redis down, a value that refuses to encode), the failure is
