@@ -56,33 +56,37 @@ pub(crate) fn signature(item: &ItemFn) -> Signature {
 /// its type (`impl`, `dyn`). Such a function refreshes stale values in the
 /// background.
 fn owns_arguments(item: &ItemFn, sig: &Signature) -> bool {
-    fn borrows(tokens: proc_macro2::TokenStream) -> bool {
-        tokens.into_iter().any(|token| match token {
-            proc_macro2::TokenTree::Punct(p) => p.as_char() == '&' || p.as_char() == '\'',
-            proc_macro2::TokenTree::Ident(i) => i == "impl" || i == "dyn",
-            proc_macro2::TokenTree::Group(g) => borrows(g.stream()),
-            proc_macro2::TokenTree::Literal(_) => false,
-        })
-    }
+    let borrows = |token: &proc_macro2::TokenTree| match token {
+        proc_macro2::TokenTree::Punct(p) => p.as_char() == '&' || p.as_char() == '\'',
+        proc_macro2::TokenTree::Ident(i) => i == "impl" || i == "dyn",
+        _ => false,
+    };
     !sig.receiver
         && item.sig.generics.params.is_empty()
-        && !sig
-            .params
-            .iter()
-            .any(|p| borrows(quote::ToTokens::to_token_stream(&p.ty)))
+        && !sig.params.iter().any(|p| any_token(&p.ty, &borrows))
 }
 
 /// Whether `ty` names an `impl Trait`: a type the caller picks, which a
 /// derived key hashes beside the argument.
 pub(crate) fn hides_type(ty: &Type) -> bool {
-    fn has_impl(tokens: proc_macro2::TokenStream) -> bool {
-        tokens.into_iter().any(|token| match token {
-            proc_macro2::TokenTree::Ident(i) => i == "impl",
-            proc_macro2::TokenTree::Group(g) => has_impl(g.stream()),
-            _ => false,
+    any_token(
+        ty,
+        &|token| matches!(token, proc_macro2::TokenTree::Ident(i) if i == "impl"),
+    )
+}
+
+/// Whether any token of `ty`, inside groups too, is one `is` picks.
+fn any_token(ty: &Type, is: &dyn Fn(&proc_macro2::TokenTree) -> bool) -> bool {
+    fn walk(
+        tokens: proc_macro2::TokenStream,
+        is: &dyn Fn(&proc_macro2::TokenTree) -> bool,
+    ) -> bool {
+        tokens.into_iter().any(|token| match &token {
+            proc_macro2::TokenTree::Group(g) => walk(g.stream(), is),
+            _ => is(&token),
         })
     }
-    has_impl(quote::ToTokens::to_token_stream(ty))
+    walk(quote::ToTokens::to_token_stream(ty), is)
 }
 
 /// What the function returns, as far as caching is concerned.

@@ -11,6 +11,7 @@
 
 pub(crate) mod breaker;
 pub(crate) mod info;
+mod invalidations;
 mod journal;
 pub(crate) mod local;
 mod many;

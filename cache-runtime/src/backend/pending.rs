@@ -1,6 +1,7 @@
 //! Invalidations Redis did not take: kept in this process, one per key
 //! (coalesced), bounded, and retried in the order they were issued until
-//! Redis takes them; meanwhile this process reads as if they had landed.
+//! Redis takes them (by `invalidations.rs`, which sends them); meanwhile
+//! this process reads as if they had landed.
 //!
 //! - A pending tombstone makes a read of its key see a tombstone: a miss,
 //!   and the computed value is not stored (its guarded write expects a
@@ -23,12 +24,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
 
 use super::journal::Journal;
-use super::local::Local;
-use super::server::RedisBackend;
 use super::{Expiry, Found};
 use crate::Error;
 use crate::codec;
@@ -39,9 +37,6 @@ use crate::scope::VersionKeys;
 /// entry is stamped with it before the bump (versions start at a random
 /// 32-bit number and grow by one per bump).
 pub(crate) const MASKED: u64 = u64::MAX;
-
-/// How many kept invalidations a retry sends at once.
-const RETRY_BATCH: usize = 256;
 
 /// The invalidations kept by default before the key spaces are cleared instead.
 pub(crate) const DEFAULT_BOUND: usize = 200_000;
@@ -103,12 +98,12 @@ struct State {
 }
 
 /// An invalidation to retry.
-struct Due {
-    target: String,
-    seq: u64,
-    action: Action,
-    space: String,
-    tombstone: Vec<u8>,
+pub(super) struct Due {
+    pub(super) target: String,
+    pub(super) seq: u64,
+    pub(super) action: Action,
+    pub(super) space: String,
+    pub(super) tombstone: Vec<u8>,
 }
 
 /// The invalidations waiting for Redis, and their figures.
@@ -168,6 +163,16 @@ impl Pending {
         self.any().then(|| self.landings.load(SeqCst))
     }
 
+    /// The sequence number of the invalidation of `target` waiting, if one is.
+    pub(super) fn waiting(&self, target: &str) -> Option<u64> {
+        self.state().entries.get(target).map(|e| e.seq)
+    }
+
+    /// No task retries (none could be started).
+    pub(super) fn not_retrying(&self) {
+        self.state().retrying = false;
+    }
+
     /// How many invalidations wait (a cleared key space counts as one).
     pub(crate) fn len(&self) -> usize {
         self.count.load(SeqCst)
@@ -183,7 +188,13 @@ impl Pending {
     /// Keeps `action` on `target` (of the key space scanned by `space`) for
     /// a retry, in place of any older one on the same target; whether a
     /// retrying task must be started.
-    fn keep(&self, space: &str, target: String, action: Action, tombstone: Vec<u8>) -> bool {
+    pub(super) fn keep(
+        &self,
+        space: &str,
+        target: String,
+        action: Action,
+        tombstone: Vec<u8>,
+    ) -> bool {
         let mut state = self.state();
         self.queued.fetch_add(1, Relaxed);
         if state.overflow.contains(space) {
@@ -276,7 +287,7 @@ impl Pending {
     }
 
     /// The targets to retry, oldest first, or the key spaces to clear.
-    fn due(&self) -> (Vec<String>, Vec<Due>) {
+    pub(super) fn due(&self) -> (Vec<String>, Vec<Due>) {
         let state = self.state();
         let mut entries: Vec<Due> = state
             .entries
@@ -295,7 +306,7 @@ impl Pending {
 
     /// Takes away what landed (`late`: by a retry): a cleared key space, or
     /// `target` unless it was issued again since (`seq`).
-    fn landed(&self, space: Option<&str>, target: Option<(&str, u64)>, late: bool) {
+    pub(super) fn landed(&self, space: Option<&str>, target: Option<(&str, u64)>, late: bool) {
         let mut state = self.state();
         if let Some(space) = space {
             state.overflow.remove(space);
@@ -317,7 +328,7 @@ impl Pending {
     }
 
     /// Whether some invalidation that landed lately is remembered.
-    fn remembers(&self) -> bool {
+    pub(super) fn remembers(&self) -> bool {
         self.journal
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -325,7 +336,7 @@ impl Pending {
     }
 
     /// Remembers an invalidation that landed, to send again after a restart.
-    fn remember(&self, space: &str, target: &str, action: &Action) {
+    pub(super) fn remember(&self, space: &str, target: &str, action: &Action) {
         self.journal
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -335,7 +346,7 @@ impl Pending {
     /// The server restarted: what landed lately is kept again (read as
     /// pending from now on), or, when some of it was forgotten, the key
     /// spaces are to be cleared; whether a retrying task must be started.
-    fn restarted(&self) -> bool {
+    pub(super) fn restarted(&self) -> bool {
         let recent = self
             .journal
             .lock()
@@ -359,13 +370,13 @@ impl Pending {
     }
 
     /// Counts `n` retries.
-    fn retry(&self, n: u64) {
+    pub(super) fn retry(&self, n: u64) {
         self.retried.fetch_add(n, Relaxed);
         meters::pending("cachette_invalidations_retried_total", n, self.len());
     }
 
     /// Ends the retrying task when nothing is left; whether it ended.
-    fn done(&self) -> bool {
+    pub(super) fn done(&self) -> bool {
         let mut state = self.state();
         if state.entries.is_empty() && state.overflow.is_empty() {
             state.retrying = false;
@@ -373,240 +384,4 @@ impl Pending {
         }
         false
     }
-}
-
-/// The invalidations of one Redis (and its local tier): they are tried
-/// once, and what fails is kept and retried in a task of its own.
-pub(crate) struct Invalidations {
-    pub(crate) pending: Arc<Pending>,
-    /// Whether a task checks the server every second (`watch`).
-    watching: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Invalidations {
-    pub(crate) fn new(bound: usize) -> Self {
-        Self {
-            pending: Arc::new(Pending::new(bound)),
-            watching: Arc::default(),
-        }
-    }
-
-    /// Applies `action` to `target` now, or keeps it for a retry; kept
-    /// without a try unless `try_now` (an invalidation of the same call
-    /// before it was not taken: Redis is not waited on twice).
-    pub(crate) async fn apply(
-        &self,
-        redis: &Arc<RedisBackend>,
-        tier: Option<&Arc<Local>>,
-        space: &str,
-        (target, action): (String, Action),
-        try_now: bool,
-    ) -> Fate {
-        let tombstone = codec::tombstone();
-        let result = if try_now {
-            run(redis, &target, &action, &tombstone).await
-        } else {
-            Err(Error::Unavailable {
-                reason: "kept behind an invalidation Redis did not take".to_owned(),
-            })
-        };
-        if let Some(tier) = tier {
-            forget(tier, &target, &action, result.as_ref().ok());
-        }
-        match result {
-            Ok(Ran { applied, .. }) => {
-                self.pending.remember(space, &target, &action);
-                // A newer invalidation of the same target supersedes an older one still waiting.
-                if self.pending.any() {
-                    let seq = self.pending.state().entries.get(&target).map(|e| e.seq);
-                    if let Some(seq) = seq {
-                        self.pending.landed(None, Some((&target, seq)), false);
-                    }
-                }
-                Fate::Applied(applied)
-            }
-            Err(error) => {
-                if self.pending.keep(space, target, action, tombstone) {
-                    spawn_retries(
-                        Arc::downgrade(&self.pending),
-                        Arc::clone(redis),
-                        tier.map(Arc::downgrade),
-                    );
-                }
-                Fate::Queued(error)
-            }
-        }
-    }
-}
-
-impl Invalidations {
-    /// While an invalidation that landed lately is remembered (or one
-    /// waits), pings `redis` (the one reads go to) every second, so that a
-    /// restart is noticed (on the new connection the ping makes) and what
-    /// was invalidated is sent again, even by a process that makes no call
-    /// meanwhile.
-    pub(crate) fn watch(&self, redis: &Arc<RedisBackend>) {
-        if self.watching.swap(true, SeqCst) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.watching.store(false, SeqCst);
-            return;
-        };
-        let redis = Arc::downgrade(redis);
-        let pending = Arc::downgrade(&self.pending);
-        let watching = Arc::clone(&self.watching);
-        runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let (Some(redis), Some(pending)) = (redis.upgrade(), pending.upgrade()) else {
-                    return;
-                };
-                if !pending.remembers() && !pending.any() {
-                    break;
-                }
-                let _ = redis.ping().await;
-            }
-            watching.store(false, SeqCst);
-        });
-    }
-
-    /// What runs when `redis` (the one reads go to) turns out to have
-    /// restarted: the invalidations that landed lately are kept again and
-    /// sent again through `sender`.
-    pub(crate) fn on_restart(
-        &self,
-        sender: &Arc<RedisBackend>,
-        tier: Option<&Arc<Local>>,
-    ) -> crate::backend::server::Hook {
-        let pending = Arc::downgrade(&self.pending);
-        let sender = Arc::downgrade(sender);
-        let tier = tier.map(Arc::downgrade);
-        Box::new(move || {
-            let (Some(queue), Some(sender)) = (pending.upgrade(), sender.upgrade()) else {
-                return;
-            };
-            if queue.restarted() {
-                spawn_retries(Arc::downgrade(&queue), sender, tier.clone());
-            }
-        })
-    }
-}
-
-/// Makes the local tier forget what an invalidation of `target` changed
-/// (`ran`: what it did, when Redis took it).
-fn forget(tier: &Local, target: &str, action: &Action, ran: Option<&Ran>) {
-    match (action, ran) {
-        // The members it tombstoned, and only those.
-        (Action::Members { .. }, Some(ran)) => tier.forget(&ran.tombstoned),
-        // Not taken, or not known how far it went: everything.
-        (Action::Members { .. }, None) => tier.flush(),
-        (Action::Tombstone(_) | Action::Bump, _) => tier.forget(&[target.to_owned()]),
-    }
-}
-
-/// What an invalidation Redis took did.
-struct Ran {
-    /// What it reports (`Fate::Applied`): a bump's answer, how many
-    /// members it tombstoned, 0 for a tombstone.
-    applied: u64,
-    /// The keys it tombstoned beside its target (the members of a set).
-    tombstoned: Vec<String>,
-}
-
-/// Sends one invalidation to Redis, with `tombstone` where it writes one.
-async fn run(
-    redis: &RedisBackend,
-    target: &str,
-    action: &Action,
-    tombstone: &[u8],
-) -> Result<Ran, Error> {
-    let (applied, tombstoned) = match action {
-        Action::Tombstone(expiry) => {
-            redis.tombstone(target, tombstone, *expiry).await?;
-            (0, Vec::new())
-        }
-        Action::Bump => (
-            redis.bump(target, codec::fresh_version()).await?,
-            Vec::new(),
-        ),
-        Action::Members { keep, expiry } => {
-            let tombstoned = redis
-                .tombstone_sets(target, keep, tombstone, *expiry)
-                .await?;
-            (tombstoned.len() as u64, tombstoned)
-        }
-    };
-    Ok(Ran {
-        applied,
-        tombstoned,
-    })
-}
-
-/// Retries what is pending, oldest first, with a growing pause between
-/// rounds (50 ms to 1 s), until nothing is left or the cache is gone.
-fn spawn_retries(pending: Weak<Pending>, redis: Arc<RedisBackend>, tier: Option<Weak<Local>>) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        // No runtime to retry on: the next invalidation tries again.
-        if let Some(pending) = pending.upgrade() {
-            pending.state().retrying = false;
-        }
-        return;
-    };
-    runtime.spawn(async move {
-        let mut pause = Duration::from_millis(50);
-        loop {
-            tokio::time::sleep(pause).await;
-            let Some(queue) = pending.upgrade() else {
-                return;
-            };
-            let (spaces, entries) = queue.due();
-            let mut failed = false;
-            for space in spaces {
-                queue.retry(1);
-                if redis.clear(&space).await.is_ok() {
-                    if let Some(tier) = tier.as_ref().and_then(Weak::upgrade) {
-                        tier.flush();
-                    }
-                    queue.landed(Some(&space), None, true);
-                } else {
-                    failed = true;
-                    break;
-                }
-            }
-            if !failed {
-                // One per target: those of different targets may go out together.
-                for batch in entries.chunks(RETRY_BATCH) {
-                    queue.retry(batch.len() as u64);
-                    let sent = batch
-                        .iter()
-                        .map(|due| run(&redis, &due.target, &due.action, &due.tombstone));
-                    let results = futures_util::future::join_all(sent).await;
-                    let tier = tier.as_ref().and_then(Weak::upgrade);
-                    for (due, result) in batch.iter().zip(results) {
-                        let Ok(ran) = result else {
-                            failed = true;
-                            continue;
-                        };
-                        if let Some(tier) = &tier {
-                            forget(tier, &due.target, &due.action, Some(&ran));
-                        }
-                        queue.remember(&due.space, &due.target, &due.action);
-                        queue.landed(None, Some((&due.target, due.seq)), true);
-                    }
-                    if failed {
-                        break;
-                    }
-                }
-            }
-            if queue.done() {
-                return;
-            }
-            pause = if failed {
-                (pause * 2).min(Duration::from_secs(1))
-            } else {
-                Duration::from_millis(50)
-            };
-        }
-    });
 }

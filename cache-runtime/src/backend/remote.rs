@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::breaker::Health;
+use super::invalidations::Invalidations;
 use super::local::{Failed, Local, Reading};
 use super::memory::Slot;
-use super::pending::{Action, Fate, Invalidations, Pending};
+use super::pending::{Action, Fate, Pending};
 use super::server::RedisBackend;
 use super::{Answer, Found, GuardedWrite};
 use crate::Error;

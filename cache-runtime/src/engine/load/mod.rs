@@ -324,10 +324,7 @@ impl Engine {
                     counters.miss();
                     let started = std::time::Instant::now();
                     let computed = within(compute, hard).await;
-                    let served = match cache_failed {
-                        Some(skipped) => Served::Uncached { skipped },
-                        None => Served::computed_since(started),
-                    };
+                    let served = computed_by(cache_failed, started);
                     return match computed {
                         Ok(outcome) => Loaded::served(outcome, served),
                         Err(after) => abandoned(after, pick.from_error, served),
@@ -465,15 +462,21 @@ impl Engine {
                 }
                 None => leader.land(None),
             }
-            let served = match cache_failed {
-                Some(skipped) => Served::Uncached { skipped },
-                None => Served::computed_since(started),
-            };
+            let served = computed_by(cache_failed, started);
             return Loaded {
                 error,
                 ..Loaded::served(outcome, served)
             };
         }
+    }
+}
+
+/// How a call that computed since `started` was served: uncached when the
+/// cache failed it (`cache_failed`: whether it skipped it).
+fn computed_by(cache_failed: Option<bool>, started: std::time::Instant) -> Served {
+    match cache_failed {
+        Some(skipped) => Served::Uncached { skipped },
+        None => Served::computed_since(started),
     }
 }
 
