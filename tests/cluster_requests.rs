@@ -25,6 +25,7 @@ async fn what_a_cache_sends_to_one_cluster() {
     replicated_invalidations_wait_on_the_master_of_their_key(&cluster).await;
     a_tracked_tagged_hit_is_one_get(&cluster).await;
     a_tagged_hit_follows_a_slot_that_moved(&cluster).await;
+    a_hit_is_served_after_its_connections_were_killed(&cluster).await;
 }
 
 /// A namespace and two tags spread over the cluster: a hit reads the entry
@@ -215,6 +216,59 @@ async fn a_tagged_hit_follows_a_slot_that_moved(cluster: &RedisCluster) {
     })
     .await;
     assert_eq!(cache.stats().errors, 0);
+}
+
+/// Every client connection of the masters is killed between two hits (the
+/// cache's own connection to each master, and the cluster connection's):
+/// the next hits are served, right, as hits and with no error, and the
+/// hits after them go back to one request per master.
+async fn a_hit_is_served_after_its_connections_were_killed(cluster: &RedisCluster) {
+    let (cache, scope) = tagged_entry(cluster, "killed", |builder| builder).await;
+    // A plain entry, on a cache of its own (its key is no tagged hit's).
+    let (plain_cache, _) = tagged_entry(cluster, "plain-after-kill", |builder| builder).await;
+    let plain = || async { "plain".to_owned() };
+    let masters = cluster.master_ports();
+    let one_request_per_master = || {
+        let commands = data_commands(cluster);
+        masters.iter().all(|&port| {
+            let sent = (
+                calls(&commands, port, "mget"),
+                calls(&commands, port, "get"),
+            );
+            sent == per_hit(port, "killed")
+        })
+    };
+    for round in 0..3 {
+        eventually("one request per master", async || {
+            reset(cluster);
+            hit(&cache, &scope).await;
+            one_request_per_master()
+        })
+        .await;
+        let value = plain_cache.get_or_set("plain", plain, HOUR).await;
+        assert_eq!(value.unwrap(), "plain");
+        for &port in &masters {
+            let killed = cli(port, &["CLIENT", "KILL", "TYPE", "normal"]);
+            assert_ne!(
+                killed.trim(),
+                "0",
+                "round {round}: the cache's clients of {port}"
+            );
+        }
+        let (before, plain_before) = (cache.stats(), plain_cache.stats());
+        hit(&cache, &scope).await;
+        let never = || async { unreachable!("a hit") as String };
+        let value = plain_cache.get_or_set("plain", never, HOUR).await;
+        assert_eq!(value.unwrap(), "plain");
+        let (after, plain_after) = (cache.stats(), plain_cache.stats());
+        assert_eq!(after.hits - before.hits, 1, "round {round}");
+        assert_eq!(plain_after.hits - plain_before.hits, 1, "round {round}");
+        assert_eq!(
+            after.errors, before.errors,
+            "round {round}: a killed connection is no error"
+        );
+        assert_eq!(plain_after.errors, plain_before.errors, "round {round}");
+    }
 }
 
 /// A cache on `cluster` with keys under `prefix` (and the settings

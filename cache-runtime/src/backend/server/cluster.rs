@@ -1,19 +1,23 @@
 //! Connection keeping on a Redis Cluster: one `ClusterConnection` from
 //! redis-rs (multiplexed, held and cloned per command; it follows `MOVED`
 //! and `ASK` and refreshes the topology itself), the slot of a key, the
-//! master serving each slot (whose circuit breaker a command goes through),
-//! and the masters, for the commands that must visit each (`SCAN`).
+//! master serving each slot (whose circuit breaker a command goes through,
+//! and whose direct connection a read takes, `nodes.rs`), and the masters,
+//! for the commands that must visit each (`SCAN`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::cluster::ClusterClient;
 use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use deadpool_redis::redis::{self, FromRedisValue};
+use deadpool_redis::redis::{self, FromRedisValue, RedisError};
 
+use super::Settings;
+use super::nodes::Nodes;
 use super::reconnect::Reconnect;
 use crate::backend::breaker::Breakers;
 use crate::{BackendError, Error};
@@ -42,14 +46,19 @@ struct Topology {
     /// The node (its breaker) serving each slot; 0 while unknown.
     slots: Box<[AtomicU16]>,
     breakers: Arc<Breakers>,
+    /// The masters' direct connections, told each master's address.
+    nodes: Arc<Nodes>,
     /// Whether a look at the topology is under way.
     looking: AtomicBool,
 }
 
 impl ClusterLink {
+    /// The link through `client`, whose masters' direct connections are
+    /// made from `url` (the first seed's) with each master's address.
     pub(super) fn new(
         client: ClusterClient,
-        checkout_timeout: Duration,
+        url: String,
+        settings: &Settings,
         redacted: String,
         breakers: Arc<Breakers>,
     ) -> Self {
@@ -57,13 +66,31 @@ impl ClusterLink {
             client,
             conn: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
-            checkout_timeout,
+            checkout_timeout: super::CHECKOUT_WAIT + settings.connect_timeout,
             reconnect: Reconnect::new(redacted),
             topology: Arc::new(Topology {
                 slots: (0..SLOTS).map(|_| AtomicU16::new(0)).collect(),
                 breakers,
+                nodes: Arc::new(Nodes::new(MAX_NODES, url, settings)),
                 looking: AtomicBool::new(false),
             }),
+        }
+    }
+
+    /// The direct connection to `node`, when it is made (see `nodes.rs`).
+    pub(super) fn direct(&self, node: usize) -> Option<MultiplexedConnection> {
+        self.topology.nodes.conn(node)
+    }
+
+    /// A read sent straight to `node` could not be served there: `error`
+    /// says whether its connection broke (it is dropped) or its slots moved
+    /// (they are looked up again).
+    pub(super) fn direct_failed(&self, node: usize, error: &RedisError, broken: bool) {
+        if broken {
+            self.topology.nodes.drop_conn(node);
+        }
+        if error.redirect_node().is_some() || broken {
+            self.look_again();
         }
     }
 
@@ -176,7 +203,13 @@ impl Topology {
             match cluster_nodes(conn).await {
                 Ok(nodes) => {
                     for (address, ranges) in parse_slots(&nodes) {
-                        let node = u16::try_from(self.breakers.node(&address)).unwrap_or(0);
+                        let at = self.breakers.node(&address);
+                        if let Some((host, port)) = address.rsplit_once(':')
+                            && let Ok(port) = port.parse()
+                        {
+                            self.nodes.learn(at, host, port);
+                        }
+                        let node = u16::try_from(at).unwrap_or(0);
                         for (first, last) in ranges {
                             for slot in &self.slots[usize::from(first)..=usize::from(last)] {
                                 slot.store(node, Relaxed);

@@ -59,7 +59,7 @@ impl RedisBackend {
                 ));
                 redis::FromRedisValue::from_redis_value(c.route_command(wait_cmd, route).await?)?
             }
-            c @ Conn::Single(_) => wait_cmd.query_async(c).await?,
+            c @ (Conn::Single(_) | Conn::Node(_)) => wait_cmd.query_async(c).await?,
         };
         if reached < replicas {
             return Err(RedisError::from((

@@ -2,7 +2,9 @@
 //! (`lanes.rs`) or through a cluster connection (`cluster.rs`). Every
 //! command runs through [`RedisBackend::run`] (or `run_on` a node): the
 //! circuit breaker of the node that serves its key, a connection, the
-//! command deadline, and what a failure means.
+//! command deadline, and what a failure means. A read runs through
+//! [`RedisBackend::read_on`]: the same, sent on a cluster straight to the
+//! master (`nodes.rs`), through the cluster connection when it cannot be.
 
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use deadpool_redis::redis::cluster_async::ClusterConnection;
@@ -25,12 +27,14 @@ pub(super) enum Link {
 pub(super) enum Conn {
     Single(MultiplexedConnection),
     Cluster(ClusterConnection),
+    /// Straight to one master of a cluster: what it is sent must be served there.
+    Node(MultiplexedConnection),
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Self::Single(conn) => conn.req_packed_command(cmd),
+            Self::Single(conn) | Self::Node(conn) => conn.req_packed_command(cmd),
             Self::Cluster(conn) => conn.req_packed_command(cmd),
         }
     }
@@ -42,14 +46,16 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Single(conn) | Self::Node(conn) => {
+                conn.req_packed_commands(pipeline, offset, count)
+            }
             Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Self::Single(conn) => conn.get_db(),
+            Self::Single(conn) | Self::Node(conn) => conn.get_db(),
             Self::Cluster(conn) => conn.get_db(),
         }
     }
@@ -112,12 +118,65 @@ impl RedisBackend {
         self.run_on(op, self.node_of(key), request).await
     }
 
+    /// A read, as [`run_on`](Self::run_on) runs it; on a cluster, sent
+    /// straight to `node`'s master when its direct connection is made, and
+    /// again through the cluster connection when that one broke or the
+    /// master no longer serves the keys (`MOVED`, `ASK`): within the one
+    /// deadline, counted once by the breaker.
+    pub(super) async fn read_on<T, F, Fut>(
+        &self,
+        op: &'static str,
+        node: usize,
+        request: F,
+    ) -> Result<T, Error>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let Link::Cluster(cluster) = &self.link else {
+            return self.run_on(op, node, request).await;
+        };
+        let Some(direct) = cluster.direct(node) else {
+            return self.run_on(op, node, request).await;
+        };
+        let request = &request;
+        let read = |conn| async move {
+            match request(conn).await {
+                Err(error) if error.redirect_node().is_some() || is_broken(&error) => {
+                    cluster.direct_failed(node, &error, is_broken(&error));
+                    match cluster.checkout(op).await {
+                        Ok(fallback) => request(Conn::Cluster(fallback)).await,
+                        Err(_) => Err(error),
+                    }
+                }
+                read => read,
+            }
+        };
+        self.run_via(op, node, Some(direct), read).await
+    }
+
     /// [`run`](Self::run) through the circuit of `node` (0: the one server,
     /// or on a cluster, commands that no key routes).
     pub(super) async fn run_on<T, F, Fut>(
         &self,
         op: &'static str,
         node: usize,
+        request: F,
+    ) -> Result<T, Error>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        self.run_via(op, node, None, request).await
+    }
+
+    /// [`run_on`](Self::run_on) on `direct`, a master's own connection,
+    /// when given.
+    async fn run_via<T, F, Fut>(
+        &self,
+        op: &'static str,
+        node: usize,
+        direct: Option<MultiplexedConnection>,
         request: F,
     ) -> Result<T, Error>
     where
@@ -135,9 +194,9 @@ impl RedisBackend {
             .map_err(|retry_in| Error::CircuitOpen { op, retry_in })?;
         if let Some(call) = call {
             // Rare (inside a budget): boxed, to keep every command's future small.
-            return Box::pin(self.run_within(op, pass, call, request)).await;
+            return Box::pin(self.run_within(op, pass, call, direct, request)).await;
         }
-        self.run_admitted(op, pass, request).await
+        self.run_admitted(op, pass, direct, request).await
     }
 
     /// [`run`](Self::run) under what is left of the request's budget.
@@ -146,6 +205,7 @@ impl RedisBackend {
         op: &'static str,
         pass: Pass<'_>,
         call: crate::budget::Call,
+        direct: Option<MultiplexedConnection>,
         request: F,
     ) -> Result<T, Error>
     where
@@ -153,7 +213,7 @@ impl RedisBackend {
         Fut: Future<Output = RedisResult<T>>,
     {
         let left = call.left();
-        match tokio::time::timeout(left, self.run_admitted(op, pass, request)).await {
+        match tokio::time::timeout(left, self.run_admitted(op, pass, direct, request)).await {
             Ok(result) => result,
             Err(_) => Err(Error::Timeout { op, after: left }),
         }
@@ -164,6 +224,7 @@ impl RedisBackend {
         &self,
         op: &'static str,
         pass: Pass<'_>,
+        direct: Option<MultiplexedConnection>,
         request: F,
     ) -> Result<T, Error>
     where
@@ -184,18 +245,23 @@ impl RedisBackend {
                 self.settle(op, pass, result, || lane.discard(generation))
             }
             Link::Cluster(cluster) => {
-                let conn = match cluster.checkout(op).await {
-                    Ok(conn) => conn,
-                    Err(error) => {
-                        self.failed(pass);
-                        return Err(error);
-                    }
+                let conn = match direct {
+                    // The master's connection enforces the command deadline
+                    // (its response timeout).
+                    Some(direct) => Conn::Node(direct),
+                    None => match cluster.checkout(op).await {
+                        Ok(conn) => Conn::Cluster(conn),
+                        Err(error) => {
+                            self.failed(pass);
+                            return Err(error);
+                        }
+                    },
                 };
                 // The cluster connection enforces the command deadline: its
                 // overall response timeout bounds each command with its
                 // redirections, reconnects and retries (redis-rs'
                 // `overall_response_timeout`, the response timeout unless set).
-                let result = request(Conn::Cluster(conn)).await;
+                let result = request(conn).await;
                 self.settle(op, pass, result, || {})
             }
         }

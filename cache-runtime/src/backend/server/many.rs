@@ -3,10 +3,11 @@
 //! of `GET`s to each node whose keys span slots), the masters' URLs, sets of keys, and walking the key space with `SCAN` (on every
 //! master of a cluster), page by page.
 
+use deadpool_redis::redis::aio::ConnectionLike;
 use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use deadpool_redis::redis::{self, FromRedisValue};
-use futures_util::future::try_join_all;
+use futures_util::future::{join_all, try_join_all};
 
 use super::link::Conn;
 use super::{
@@ -52,26 +53,23 @@ impl RedisBackend {
                 })
                 .await;
         }
-        // Every key on one master: one request.
-        let mut slots = keys.clone().map(|key| cluster::slot(key.as_bytes()));
-        let first = slots.next().unwrap_or(0);
+        // Each key's slot, once; every key on one master: one request.
+        let slots: Vec<u16> = keys
+            .clone()
+            .map(|key| cluster::slot(key.as_bytes()))
+            .collect();
+        let first = slots.first().copied().unwrap_or(0);
         let node = self.node_serving(first);
-        let (mut one_slot, mut one_node) = (true, true);
-        for slot in slots.filter(|&slot| slot != first) {
-            one_slot = false;
-            if self.node_serving(slot) != node {
-                one_node = false;
-                break;
-            }
-        }
+        let one_node = slots.iter().all(|&slot| self.node_serving(slot) == node);
         if one_node {
+            let one_slot = slots.iter().all(|&slot| slot == first);
             let part = Part { first, one_slot };
             return self
-                .run_on(op, node, |c| read_node(self, c, keys, part))
+                .read_on(op, node, |c| read_node(self, c, keys.clone(), part))
                 .await;
         }
         // Keys on several masters: boxed, to keep every read's future small.
-        Box::pin(self.mget_by_node(op, keys.collect())).await
+        Box::pin(self.mget_by_node(op, keys, &slots)).await
     }
 
     /// The entries at `keys` and the versions at `vkeys`: one `MGET` of
@@ -120,33 +118,49 @@ impl RedisBackend {
         Ok(stored.into_iter().flatten().filter(|&s| s).count())
     }
 
-    async fn mget_by_node(&self, op: &'static str, keys: Vec<&str>) -> Result<Values, Error> {
-        // Each node's part, with the positions of its keys.
-        let mut groups: Vec<(usize, Part, Vec<usize>)> = Vec::new();
-        for (at, key) in keys.iter().enumerate() {
-            let slot = cluster::slot(key.as_bytes());
-            let node = self.node_serving(slot);
-            match groups.iter_mut().find(|(n, ..)| *n == node) {
-                Some((_, part, group)) => {
-                    part.one_slot &= part.first == slot;
-                    group.push(at);
-                }
-                None => groups.push((node, Part::of(slot), vec![at])),
+    async fn mget_by_node<'k, I>(
+        &self,
+        op: &'static str,
+        keys: I,
+        slots: &[u16],
+    ) -> Result<Values, Error>
+    where
+        I: Iterator<Item = &'k str> + Clone,
+    {
+        // The node of each key, taken once (the topology may move meanwhile),
+        // and each node's part.
+        let nodes: Vec<usize> = slots.iter().map(|&slot| self.node_serving(slot)).collect();
+        let mut parts: Vec<(usize, Part)> = Vec::new();
+        for (&node, &slot) in nodes.iter().zip(slots) {
+            match parts.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, part)) => part.one_slot &= part.first == slot,
+                None => parts.push((node, Part::of(slot))),
             }
         }
-        let keys = &keys;
-        let parts = try_join_all(groups.iter().map(|(node, part, group)| {
-            let group = group.iter().map(|&at| keys[at]);
-            self.run_on(op, *node, move |c| read_node(self, c, group, *part))
+        let nodes = &nodes;
+        let of = move |node: usize| {
+            keys.clone()
+                .zip(nodes)
+                .filter_map(move |(key, &n)| (n == node).then_some(key))
+        };
+        // Every part runs to its end, so that each node's breaker learns how
+        // it went (a part dropped unfinished would tell it nothing).
+        let values = join_all(parts.iter().map(|&(node, part)| {
+            let group = of(node);
+            self.read_on(op, node, move |c| read_node(self, c, group.clone(), part))
         }))
-        .await?;
-        let mut values = vec![None; keys.len()];
-        for ((.., group), part) in groups.iter().zip(parts) {
-            for (&at, value) in group.iter().zip(part) {
-                values[at] = value;
-            }
-        }
-        Ok(values)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+        // Each node's values, back in the keys' order.
+        let mut values: Vec<_> = values.into_iter().map(Vec::into_iter).collect();
+        Ok(nodes
+            .iter()
+            .map(|node| {
+                let at = parts.iter().position(|(n, _)| n == node).unwrap_or(0);
+                values[at].next().flatten()
+            })
+            .collect())
     }
 
     /// The URLs of the masters, for dedicated connections: the server's own,
@@ -159,7 +173,7 @@ impl RedisBackend {
             .run_on("tracking", 0, |c| async move {
                 match c {
                     Conn::Cluster(mut c) => cluster::masters(&mut c).await,
-                    Conn::Single(_) => Ok(Vec::new()),
+                    Conn::Single(_) | Conn::Node(_) => Ok(Vec::new()),
                 }
             })
             .await?;
@@ -280,7 +294,7 @@ impl RedisBackend {
                 .run_on(op, 0, |c| async move {
                     match c {
                         Conn::Cluster(mut c) => cluster::masters(&mut c).await,
-                        Conn::Single(_) => Ok(Vec::new()),
+                        Conn::Single(_) | Conn::Node(_) => Ok(Vec::new()),
                     }
                 })
                 .await?;
@@ -401,12 +415,15 @@ impl Part {
 }
 
 /// Reads `keys`, all served by one node: one `MGET` on one server or where
-/// they share a slot; else one pipeline of `GET`s, sent whole to the node
-/// serving the first key's slot (`route_pipeline`: redis-rs would split an
-/// `MGET` into one routed command per slot). A key that moved meanwhile
-/// (`MOVED`, `ASK`, after redis-rs' own retries) sends the keys again as
-/// one `MGET` that redis-rs splits by slot and redirects, and has the
-/// topology looked at again.
+/// they share a slot; else one pipeline of `GET`s sent whole to the node:
+/// on its direct connection, or through the cluster connection routed by
+/// the first key's slot (`route_pipeline`: redis-rs would split an `MGET`
+/// into one routed command per slot). A key that moved meanwhile (`MOVED`,
+/// `ASK`, after redis-rs' own retries) sends the keys again as one `MGET`
+/// that redis-rs splits by slot and redirects, and has the topology looked
+/// at again; on a direct connection, the error goes back to
+/// [`read_on`](RedisBackend::read_on), which reads through the cluster
+/// connection instead.
 async fn read_node<'k, I>(
     backend: &RedisBackend,
     conn: Conn,
@@ -421,8 +438,30 @@ where
         Conn::Cluster(conn) if !part.one_slot => {
             Box::pin(read_pipelined(backend, conn, keys, part.first)).await
         }
+        Conn::Node(mut conn) if !part.one_slot => {
+            let pipe = gets(keys);
+            let replies = Box::pin(conn.req_packed_commands(&pipe, 0, pipe.len())).await?;
+            values(replies)
+        }
         mut conn => command("MGET", keys).query_async(&mut conn).await,
     }
+}
+
+/// A pipeline of one `GET` per key.
+fn gets<'k>(keys: impl Iterator<Item = &'k str>) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.add_command(command("GET", [key]));
+    }
+    pipe
+}
+
+/// The values of a pipeline of `GET`s, or its first error.
+fn values(replies: Vec<redis::Value>) -> redis::RedisResult<Values> {
+    replies
+        .into_iter()
+        .map(|value| Ok(Option::<Vec<u8>>::from_redis_value(value.extract_error()?)?))
+        .collect()
 }
 
 /// [`read_node`]'s pipeline of `GET`s, routed by the slot `first`.
@@ -435,17 +474,11 @@ async fn read_pipelined<'k, I>(
 where
     I: Iterator<Item = &'k str> + Clone,
 {
-    let mut pipe = redis::pipe();
-    for key in keys.clone() {
-        pipe.add_command(command("GET", [key]));
-    }
+    let pipe = gets(keys.clone());
     let count = pipe.len();
     let route = SingleNodeRoutingInfo::SpecificNode(Route::new(first, SlotAddr::Master));
     match conn.route_pipeline(pipe, 0, count, route).await {
-        Ok(values) => values
-            .into_iter()
-            .map(|value| Ok(Option::<Vec<u8>>::from_redis_value(value.extract_error()?)?))
-            .collect(),
+        Ok(replies) => values(replies),
         Err(error) if error.redirect_node().is_some() => {
             backend.slots_moved();
             command("MGET", keys).query_async(&mut conn).await

@@ -16,6 +16,7 @@ mod lanes;
 mod link;
 mod many;
 mod master;
+mod nodes;
 mod pool;
 mod probe;
 mod reconnect;
@@ -170,7 +171,8 @@ impl RedisBackend {
         ));
         let link = ClusterLink::new(
             client,
-            CHECKOUT_WAIT + settings.connect_timeout,
+            seeds[0].clone(),
+            settings,
             redacted.clone(),
             Arc::clone(&breakers),
         );
@@ -217,7 +219,7 @@ impl RedisBackend {
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.run("get", key, |mut c| async move {
+        self.read_on("get", self.node_of(key), |mut c| async move {
             command("GET", [key]).query_async(&mut c).await
         })
         .await

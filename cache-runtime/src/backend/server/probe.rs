@@ -30,7 +30,7 @@ impl RedisBackend {
                             c.route_command(info, route).await?,
                         )?)
                     }
-                    Conn::Single(mut c) => info.query_async(&mut c).await,
+                    Conn::Single(mut c) | Conn::Node(mut c) => info.query_async(&mut c).await,
                 }
             })
             .await;
