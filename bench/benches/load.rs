@@ -551,11 +551,7 @@ async fn run() -> Option<Results> {
         return None;
     }
     if std::env::var("LOAD_BENCH_ONLY").is_ok_and(|only| only == "cluster") {
-        let mut results = Vec::new();
-        for size in SIZES {
-            results.push((size, measure(clients, &Row::CLUSTER, size).await));
-        }
-        println!("{}", report::ratio_table(&Row::CLUSTER, &results));
+        tracked::cluster_report(clients).await;
         return None;
     }
     if std::env::var("LOAD_BENCH_ONLY").is_ok_and(|only| only == "tracked") {

@@ -1,5 +1,6 @@
 //! The rows of tagged hits with tracked versions (`track_versions`), on the
-//! one server and on the cluster, and `LOAD_BENCH_ONLY=tracked`'s report.
+//! one server and on the cluster, and the reports of `LOAD_BENCH_ONLY=tracked`
+//! and `LOAD_BENCH_ONLY=cluster`.
 
 use std::sync::OnceLock;
 
@@ -67,5 +68,37 @@ pub(super) async fn report(clients: &'static Clients) {
             paired(of, plain, |f| f.cpu_us),
             paired(of, plain, |f| f.ops_per_s)
         );
+    }
+}
+
+/// The cluster's rows (`LOAD_BENCH_ONLY=cluster`) at each size: their table,
+/// each cachette row's ratios to the raw cluster `GET`, and the tracked
+/// tagged hit's to the plain one, taken within each round.
+pub(super) async fn cluster_report(clients: &'static Clients) {
+    let mut results = Vec::new();
+    let mut ratios = Vec::new();
+    for size in super::SIZES {
+        let rounds = rounds(clients, &Row::CLUSTER, size).await;
+        results.push((size, measure::medians(&rounds)));
+        let (get, plain) = (&rounds[0], &rounds[1]);
+        for (row, of) in Row::CLUSTER.iter().zip(&rounds).skip(1) {
+            ratios.push(format!(
+                "{size} B, {} ÷ raw cluster GET, per round (median, spread): client CPU {}, {TASKS}-task throughput {}",
+                row.name(),
+                paired(of, get, |f| f.cpu_us),
+                paired(of, get, |f| f.ops_per_s)
+            ));
+        }
+        let tracked = &rounds[3];
+        ratios.push(format!(
+            "{size} B, {} ÷ plain cluster hit, per round: client CPU {}, {TASKS}-task throughput {}",
+            Row::CLUSTER[3].name(),
+            paired(tracked, plain, |f| f.cpu_us),
+            paired(tracked, plain, |f| f.ops_per_s)
+        ));
+    }
+    println!("{}", super::report::ratio_table(&Row::CLUSTER, &results));
+    for line in ratios {
+        println!("{line}");
     }
 }

@@ -92,6 +92,12 @@ impl Nodes {
     }
 
     async fn connect(self: Arc<Self>, node: usize, (host, port): (String, u16)) {
+        // An IPv6 address goes in brackets in a URL.
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host
+        };
         let url = with_address(&self.url, &host, port);
         let made = match self.client(&url) {
             Ok(client) => {
@@ -117,6 +123,7 @@ impl Nodes {
         }
     }
 
+    #[cfg_attr(not(feature = "tls"), allow(clippy::unused_self))]
     fn client(&self, url: &str) -> Result<redis::Client, RedisError> {
         #[cfg(feature = "tls")]
         if let Some(root) = &self.tls_root {
