@@ -297,20 +297,30 @@ pub(super) fn at(host: &str, port: u16) -> RoutingInfo {
 /// The slot of `key`: CRC16 (XMODEM) of the key, or of its hash tag (the
 /// part between the first `{` and the next `}`, when not empty), mod 16384.
 pub(super) fn slot(key: &[u8]) -> u16 {
-    let hashed = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            let close = rest.iter().position(|&b| b == b'}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(key);
-    // A byte at a time: a tagged hit computes the slot of four keys.
-    let crc = hashed.iter().fold(0_u16, |crc, &byte| {
-        (crc << 8) ^ CRC16[usize::from((crc >> 8) as u8 ^ byte)]
-    });
+    // One pass over a key without a `{` (most keys): its CRC is computed
+    // while looking for one.
+    let mut crc = 0_u16;
+    for (at, &byte) in key.iter().enumerate() {
+        if byte == b'{' {
+            let rest = &key[at + 1..];
+            if let Some(close) = rest.iter().position(|&b| b == b'}')
+                && close > 0
+            {
+                return crc16(&rest[..close]) % SLOTS;
+            }
+            // No tag: the whole key counts.
+            return crc16(key) % SLOTS;
+        }
+        crc = (crc << 8) ^ CRC16[usize::from((crc >> 8) as u8 ^ byte)];
+    }
     crc % SLOTS
+}
+
+/// CRC16 (XMODEM) of `bytes`, a byte at a time.
+fn crc16(bytes: &[u8]) -> u16 {
+    bytes.iter().fold(0_u16, |crc, &byte| {
+        (crc << 8) ^ CRC16[usize::from((crc >> 8) as u8 ^ byte)]
+    })
 }
 
 /// CRC16 (XMODEM, polynomial 0x1021) of each byte, for [`slot`].
@@ -362,6 +372,11 @@ mod tests {
         assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
         assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"));
         assert_ne!(slot(b"foo{}{bar}"), slot(b"bar"));
+        // `CLUSTER KEYSLOT` of keys with an empty tag, an unclosed one, a
+        // tag after other text.
+        assert_eq!(slot(b"foo{}{bar}"), 8_363);
+        assert_eq!(slot(b"foo{bar"), 15_278);
+        assert_eq!(slot(b"a{user1000}b"), slot(b"user1000"));
     }
 
     #[test]
