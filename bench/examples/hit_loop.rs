@@ -25,11 +25,15 @@
 //! `cluster-get` (a raw redis-rs `ClusterConnection` `GET` of the bytes
 //! cachette stored), `cluster-get-deadline` (the same through a client with
 //! a response timeout, as cachette's cluster client has: 250 ms, its
-//! default command deadline), `cluster` (`#[cached]`) and `cluster-tagged`
-//! (with a namespace and two tags).
+//! default command deadline), `cluster` (`#[cached]`), `cluster-tagged`
+//! (with a namespace and two tags) and `cluster-floor` (the floor of
+//! `cluster-tagged`: its four keys read by raw redis-rs connections to the
+//! masters holding them, one request per master, sent at once).
 //!
 //! It also prints the heap allocations per hit, counted by the allocator.
 
+#[path = "hit_loop/cluster_floor.rs"]
+mod cluster_floor;
 #[path = "../peer.rs"]
 mod peer;
 
@@ -206,10 +210,10 @@ fn main() {
         derived(7).await;
         by_hand(7).await;
         let (mut raw, mut stored, mut scoped) = (None, String::new(), Vec::new());
-        let mut raw_cluster = None;
+        let (mut raw_cluster, mut floor) = (None, Vec::new());
         if kind.starts_with("cluster") {
-            let (conn, key) = on_the_cluster(&kind, size).await;
-            (raw_cluster, stored) = (Some(conn), key);
+            let (conn, parts, key) = on_the_cluster(&kind, size).await;
+            (raw_cluster, floor, stored) = (Some(conn), parts, key);
         }
         if kind.starts_with("redis") {
             let url = std::env::var("REDIS_URL").expect("the Redis kinds read REDIS_URL");
@@ -265,6 +269,7 @@ fn main() {
             expiring: &expiring,
             raw: raw.as_ref(),
             raw_cluster: raw_cluster.as_ref(),
+            floor: &floor,
             stored: &stored,
             scoped: &scoped,
             size,
@@ -300,12 +305,16 @@ async fn build_tracked(size: usize) {
 }
 
 /// Builds the cache on the cluster at `REDIS_CLUSTER`, stores its values,
-/// and connects the raw client of `kind`: its connection, and the key
-/// cachette stored the plain value at.
+/// and connects the raw clients of `kind`: its connection, the floor's
+/// connections to the masters, and the key cachette stored the plain value at.
 async fn on_the_cluster(
     kind: &str,
     size: usize,
-) -> (redis::cluster_async::ClusterConnection, String) {
+) -> (
+    redis::cluster_async::ClusterConnection,
+    Vec<cluster_floor::Part>,
+    String,
+) {
     let seeds = std::env::var("REDIS_CLUSTER").expect("the cluster kinds read REDIS_CLUSTER");
     let seeds: Vec<String> = seeds.split(',').map(str::to_owned).collect();
     let cache = Cache::builder()
@@ -319,15 +328,25 @@ async fn on_the_cluster(
     on_cluster(size).await;
     on_cluster_tagged(size).await;
     let client = if kind == "cluster-get-deadline" {
-        redis::cluster::ClusterClientBuilder::new(seeds)
+        redis::cluster::ClusterClientBuilder::new(seeds.clone())
             .response_timeout(Duration::from_millis(250))
             .build()
             .unwrap()
     } else {
-        redis::cluster::ClusterClient::new(seeds).unwrap()
+        redis::cluster::ClusterClient::new(seeds.clone()).unwrap()
     };
     let conn = client.get_async_connection().await.unwrap();
-    (conn, cluster().key_for(&format!("text:{size}")))
+    let key = cluster().key_for(&format!("text:{size}"));
+    // The entry and the version keys of its namespace and two tags.
+    let keys: Vec<String> = [
+        key.clone(),
+        "hit-loop-cluster#ns:catalog".to_owned(),
+        format!("hit-loop-cluster#tag:size:{size}"),
+        "hit-loop-cluster#tag:bench".to_owned(),
+    ]
+    .into();
+    let floor = cluster_floor::parts(&seeds[0], &keys).await;
+    (conn, floor, key)
 }
 
 /// What the kinds' loops read.
@@ -337,6 +356,7 @@ struct Fixtures<'a> {
     expiring: &'a moka::future::Cache<String, OrderStats>,
     raw: Option<&'a redis::aio::MultiplexedConnection>,
     raw_cluster: Option<&'a redis::cluster_async::ClusterConnection>,
+    floor: &'a [cluster_floor::Part],
     stored: &'a str,
     scoped: &'a [String],
     size: usize,
@@ -400,6 +420,13 @@ fn hits<'a>(kind: &str, n: usize, fx: &'a Fixtures<'a>) -> Pin<Box<dyn Future<Ou
             let mut conn = fx.raw_cluster.expect("connected").clone();
             let bytes: Vec<u8> = conn.get(black_box(fx.stored)).await.unwrap();
             black_box(bytes);
+        }),
+        "cluster-floor" => repeat(n, || async {
+            assert_eq!(
+                black_box(cluster_floor::read(fx.floor).await),
+                4,
+                "four values"
+            );
         }),
         "cluster" => repeat(n, move || async move {
             black_box(on_cluster(black_box(size)).await);

@@ -14,6 +14,19 @@ pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }
+    if digits.len() < 20 {
+        // Fewer than 20 digits cannot overflow: no check per digit (a
+        // version has 16, and a tagged hit reads three).
+        let mut n = 0_u64;
+        for &digit in digits {
+            let value = digit.wrapping_sub(b'0');
+            if value > 9 {
+                return None;
+            }
+            n = n * 10 + u64::from(value);
+        }
+        return Some(n);
+    }
     digits.iter().try_fold(0_u64, |n, &digit| {
         if !digit.is_ascii_digit() {
             return None;
@@ -68,5 +81,22 @@ mod tests {
         assert_eq!(parse_decimal(b"18446744073709551616"), None);
         assert_eq!(parse_decimal(b"4503599627370495"), Some((1 << 52) - 1));
         assert_eq!(parse_decimal(b"-1"), None);
+        for text in [
+            "",
+            "0",
+            "9999999999999999999",
+            "99999999999999999999",
+            "12/4",
+            "1:2",
+            "007",
+        ] {
+            assert_eq!(
+                parse_decimal(text.as_bytes()),
+                text.parse::<u64>()
+                    .ok()
+                    .filter(|_| text.bytes().all(|b| b.is_ascii_digit())),
+                "{text}"
+            );
+        }
     }
 }

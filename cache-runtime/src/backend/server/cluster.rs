@@ -297,34 +297,41 @@ pub(super) fn at(host: &str, port: u16) -> RoutingInfo {
 /// The slot of `key`: CRC16 (XMODEM) of the key, or of its hash tag (the
 /// part between the first `{` and the next `}`, when not empty), mod 16384.
 pub(super) fn slot(key: &[u8]) -> u16 {
-    // One pass over a key without a `{` (most keys): its CRC is computed
-    // while looking for one.
-    let mut crc = 0_u16;
-    for (at, &byte) in key.iter().enumerate() {
-        if byte == b'{' {
-            let rest = &key[at + 1..];
-            if let Some(close) = rest.iter().position(|&b| b == b'}')
-                && close > 0
-            {
-                return crc16(&rest[..close]) % SLOTS;
-            }
-            // No tag: the whole key counts.
-            return crc16(key) % SLOTS;
-        }
-        crc = (crc << 8) ^ CRC16[usize::from((crc >> 8) as u8 ^ byte)];
-    }
-    crc % SLOTS
+    // Most keys have no brace: one fast scan (`memchr`) says so.
+    let hashed = if key.contains(&b'{') {
+        hash_tag(key).unwrap_or(key)
+    } else {
+        key
+    };
+    crc16(hashed) % SLOTS
 }
 
-/// CRC16 (XMODEM) of `bytes`, a byte at a time.
+/// The part between the first `{` of `key` and the next `}`, when not empty.
+fn hash_tag(key: &[u8]) -> Option<&[u8]> {
+    let open = key.iter().position(|&b| b == b'{')?;
+    let rest = &key[open + 1..];
+    let close = rest.iter().position(|&b| b == b'}')?;
+    (close > 0).then(|| &rest[..close])
+}
+
+/// CRC16 (XMODEM) of `bytes`, two bytes at a time (a tagged hit computes
+/// the slot of four keys): after a byte `a` and a byte `b`, the CRC is
+/// `PAIRS[hi ^ a] ^ BYTES[lo ^ b]`, the CRC being linear in its input.
 fn crc16(bytes: &[u8]) -> u16 {
-    bytes.iter().fold(0_u16, |crc, &byte| {
-        (crc << 8) ^ CRC16[usize::from((crc >> 8) as u8 ^ byte)]
-    })
+    let mut pairs = bytes.chunks_exact(2);
+    let mut crc = 0_u16;
+    for pair in &mut pairs {
+        let [hi, lo] = crc.to_be_bytes();
+        crc = PAIRS[usize::from(hi ^ pair[0])] ^ BYTES[usize::from(lo ^ pair[1])];
+    }
+    for &byte in pairs.remainder() {
+        crc = (crc << 8) ^ BYTES[usize::from((crc >> 8) as u8 ^ byte)];
+    }
+    crc
 }
 
-/// CRC16 (XMODEM, polynomial 0x1021) of each byte, for [`slot`].
-static CRC16: [u16; 256] = {
+/// CRC16 (XMODEM, polynomial 0x1021) of each byte.
+static BYTES: [u16; 256] = {
     let mut table = [0_u16; 256];
     let mut byte: u16 = 0;
     while byte < 256 {
@@ -341,6 +348,22 @@ static CRC16: [u16; 256] = {
         #[allow(clippy::cast_lossless)] // `usize::from` is not `const`
         {
             table[byte as usize] = crc;
+        }
+        byte += 1;
+    }
+    table
+};
+
+/// The CRC of a byte followed by a zero byte: the part of a pair's CRC that
+/// its first byte makes.
+static PAIRS: [u16; 256] = {
+    let mut table = [0_u16; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let once = BYTES[byte];
+        #[allow(clippy::cast_lossless)] // `usize::from` is not `const`
+        {
+            table[byte] = ((once & 0xff) << 8) ^ BYTES[(once >> 8) as usize];
         }
         byte += 1;
     }
@@ -377,6 +400,29 @@ mod tests {
         assert_eq!(slot(b"foo{}{bar}"), 8_363);
         assert_eq!(slot(b"foo{bar"), 15_278);
         assert_eq!(slot(b"a{user1000}b"), slot(b"user1000"));
+        assert_eq!(slot(b""), 0);
+    }
+
+    #[test]
+    fn pairs_make_the_crc_bytes_make() {
+        let bytewise = |bytes: &[u8]| {
+            bytes.iter().fold(0_u16, |crc, &byte| {
+                (crc << 8) ^ BYTES[usize::from((crc >> 8) as u8 ^ byte)]
+            })
+        };
+        assert_eq!(crc16(b"123456789"), 0x31C3, "CRC-16/XMODEM's check value");
+        let mut state = 0x2545_f491_u32;
+        for len in 0..80 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    state.to_le_bytes()[0]
+                })
+                .collect();
+            assert_eq!(crc16(&bytes), bytewise(&bytes), "{bytes:?}");
+        }
     }
 
     #[test]
