@@ -176,23 +176,8 @@ async fn a_tracked_tagged_hit_is_one_get(cluster: &RedisCluster) {
 async fn a_tagged_hit_follows_a_slot_that_moved(cluster: &RedisCluster) {
     let (cache, scope) = tagged_entry(cluster, "moved", |builder| builder).await;
     let masters = cluster.master_ports();
-    let one_request_per_master = || {
-        let commands = data_commands(cluster);
-        masters.iter().all(|&port| {
-            let sent = (
-                calls(&commands, port, "mget"),
-                calls(&commands, port, "get"),
-            );
-            sent == per_hit(port, "moved")
-        })
-    };
     // Once the cache knows the topology, one request per master.
-    eventually("one request per master", async || {
-        reset(cluster);
-        hit(&cache, &scope).await;
-        one_request_per_master()
-    })
-    .await;
+    one_request_per_master_again(cluster, &cache, &scope, "moved").await;
     let (from, key) = masters
         .iter()
         .find_map(|&port| {
@@ -209,12 +194,7 @@ async fn a_tagged_hit_follows_a_slot_that_moved(cluster: &RedisCluster) {
     let after = cache.stats();
     assert_eq!(after.hits - before.hits, 1);
     assert_eq!(after.errors, before.errors, "a moved key is no error");
-    eventually("one request per master again", async || {
-        reset(cluster);
-        hit(&cache, &scope).await;
-        one_request_per_master()
-    })
-    .await;
+    one_request_per_master_again(cluster, &cache, &scope, "moved").await;
     assert_eq!(cache.stats().errors, 0);
 }
 
@@ -228,23 +208,8 @@ async fn a_hit_is_served_after_its_connections_were_killed(cluster: &RedisCluste
     let (plain_cache, _) = tagged_entry(cluster, "plain-after-kill", |builder| builder).await;
     let plain = || async { "plain".to_owned() };
     let masters = cluster.master_ports();
-    let one_request_per_master = || {
-        let commands = data_commands(cluster);
-        masters.iter().all(|&port| {
-            let sent = (
-                calls(&commands, port, "mget"),
-                calls(&commands, port, "get"),
-            );
-            sent == per_hit(port, "killed")
-        })
-    };
     for round in 0..3 {
-        eventually("one request per master", async || {
-            reset(cluster);
-            hit(&cache, &scope).await;
-            one_request_per_master()
-        })
-        .await;
+        one_request_per_master_again(cluster, &cache, &scope, "killed").await;
         let value = plain_cache.get_or_set("plain", plain, HOUR).await;
         assert_eq!(value.unwrap(), "plain");
         for &port in &masters {
@@ -269,6 +234,30 @@ async fn a_hit_is_served_after_its_connections_were_killed(cluster: &RedisCluste
         );
         assert_eq!(plain_after.errors, plain_before.errors, "round {round}");
     }
+}
+
+/// Waits until a hit of the entry [`tagged_entry`] stored under `prefix`
+/// sends one request per master holding its keys (`per_hit`).
+async fn one_request_per_master_again(
+    cluster: &RedisCluster,
+    cache: &Cache,
+    scope: &Scope,
+    prefix: &str,
+) {
+    let masters = cluster.master_ports();
+    eventually("one request per master", async || {
+        reset(cluster);
+        hit(cache, scope).await;
+        let commands = data_commands(cluster);
+        masters.iter().all(|&port| {
+            let sent = (
+                calls(&commands, port, "mget"),
+                calls(&commands, port, "get"),
+            );
+            sent == per_hit(port, prefix)
+        })
+    })
+    .await;
 }
 
 /// A cache on `cluster` with keys under `prefix` (and the settings
