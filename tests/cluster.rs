@@ -307,6 +307,13 @@ async fn a_killed_master_costs_only_its_slots(cluster: &mut RedisCluster, full_c
     for task in tasks {
         task.await.unwrap();
     }
+    // The killed master serves no slot now: no circuit of the cache stays
+    // open for it (no call would ever probe it again).
+    eventually("the cache is up again once its slots moved", async || {
+        let _ = readers.cache.get::<String>("node:0").await;
+        readers.cache.health().is_up()
+    })
+    .await;
     let stats = readers.cache.stats();
     let (reads, hits) = (
         readers.healthy_reads.load(SeqCst),

@@ -26,6 +26,7 @@ async fn what_a_cache_sends_to_one_cluster() {
     a_tracked_tagged_hit_is_one_get(&cluster).await;
     a_tagged_hit_follows_a_slot_that_moved(&cluster).await;
     a_hit_is_served_after_its_connections_were_killed(&cluster).await;
+    a_read_on_a_hung_master_is_sent_once(&cluster).await;
 }
 
 /// A namespace and two tags spread over the cluster: a hit reads the entry
@@ -234,6 +235,65 @@ async fn a_hit_is_served_after_its_connections_were_killed(cluster: &RedisCluste
         );
         assert_eq!(plain_after.errors, plain_before.errors, "round {round}");
     }
+}
+
+/// The master of a hit's entry hangs (`CLIENT PAUSE`) past the command
+/// deadline: the read fails open, once, and is not sent again through
+/// another connection (which would cost the call a second deadline): the
+/// cache's connections to that master are the same ones afterwards, and
+/// the next read hits.
+async fn a_read_on_a_hung_master_is_sent_once(cluster: &RedisCluster) {
+    let cache = Cache::builder()
+        .redis_cluster(cluster.seeds())
+        .key_prefix("hung")
+        .build()
+        .await
+        .unwrap();
+    let value = || async { "value".to_owned() };
+    cache.get_or_set("entry", value, HOUR).await.unwrap();
+    let master = *cluster
+        .master_ports()
+        .iter()
+        .find(|&&port| !keys_on(port, "hung").is_empty())
+        .expect("a master holds the entry");
+    // Hits, while the cache makes its own connection to the master (in
+    // the background, at its first read).
+    let hit = async || cache.get::<String>("entry").await.unwrap().as_deref() == Some("value");
+    for _ in 0..10 {
+        assert!(hit().await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let held = clients(master);
+    reset(cluster);
+    cli(master, &["CLIENT", "PAUSE", "1500"]);
+    let before = cache.stats();
+    assert_eq!(cache.get::<String>("entry").await.unwrap(), None, "a miss");
+    let after = cache.stats();
+    assert_eq!(after.errors - before.errors, 1, "{after:?}");
+    eventually("the master answers again", async || {
+        cli(master, &["PING"]).trim() == "PONG"
+    })
+    .await;
+    assert!(hit().await);
+    let now = clients(master);
+    assert!(
+        held.is_subset(&now),
+        "the cache's connections to the master are kept: {held:?} then {now:?}"
+    );
+}
+
+/// The ids of the master's client connections, but the one asking.
+fn clients(port: u16) -> BTreeSet<String> {
+    cli(port, &["CLIENT", "LIST"])
+        .lines()
+        .filter(|line| !line.contains("cmd=client|list"))
+        .filter_map(|line| {
+            line.strip_prefix("id=")?
+                .split(' ')
+                .next()
+                .map(str::to_owned)
+        })
+        .collect()
 }
 
 /// Waits until a hit of the entry [`tagged_entry`] stored under `prefix`

@@ -284,6 +284,28 @@ impl Breakers {
         }
     }
 
+    /// How many nodes have been named (node 0 included).
+    pub(crate) fn named(&self) -> usize {
+        self.names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// `node` serves nothing any more (a cluster master whose slots went to
+    /// a promoted replica): no call goes to it, so no probe would ever close
+    /// its circuit, and its failures no longer say anything of the cache.
+    /// Its circuit closes, its count starts again.
+    pub(crate) fn retire(&self, node: usize) {
+        let breaker = self.breaker(node);
+        breaker.failures.store(0, SeqCst);
+        if breaker.open_until_ms.swap(0, SeqCst) != 0 {
+            let open = self.open.fetch_sub(1, SeqCst).saturating_sub(1);
+            tracing::info!(node = %self.name(node), "cache backend node serves no slot any more; its circuit closed");
+            crate::observe::meters::circuit(false, open);
+        }
+    }
+
     /// A call admitted as usual succeeded: the failures in a row start
     /// again from 0, but an open circuit stays open (the call may have been
     /// admitted before it opened): only a probe closes it.

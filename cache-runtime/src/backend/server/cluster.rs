@@ -202,6 +202,7 @@ impl Topology {
         for _ in 0..3 {
             match cluster_nodes(conn).await {
                 Ok(nodes) => {
+                    let mut serving = vec![false; self.breakers.named().max(MAX_NODES)];
                     for (address, ranges) in parse_slots(&nodes) {
                         let at = self.breakers.node(&address);
                         if let Some((host, port)) = address.rsplit_once(':')
@@ -209,11 +210,24 @@ impl Topology {
                         {
                             self.nodes.learn(at, host, port);
                         }
+                        if !ranges.is_empty()
+                            && let Some(serves) = serving.get_mut(at)
+                        {
+                            *serves = true;
+                        }
                         let node = u16::try_from(at).unwrap_or(0);
                         for (first, last) in ranges {
                             for slot in &self.slots[usize::from(first)..=usize::from(last)] {
                                 slot.store(node, Relaxed);
                             }
+                        }
+                    }
+                    // A master whose slots all went elsewhere (to its
+                    // promoted replica) is called no more: its circuit,
+                    // open or not, no longer speaks of the cache.
+                    for node in 1..self.breakers.named() {
+                        if !serving.get(node).copied().unwrap_or(true) {
+                            self.breakers.retire(node);
                         }
                     }
                     return;

@@ -120,9 +120,9 @@ impl RedisBackend {
 
     /// A read, as [`run_on`](Self::run_on) runs it; on a cluster, sent
     /// straight to `node`'s master when its direct connection is made, and
-    /// again through the cluster connection when that one broke or the
-    /// master no longer serves the keys (`MOVED`, `ASK`): within the one
-    /// deadline, counted once by the breaker.
+    /// again through the cluster connection when that one broke at once or
+    /// the master no longer serves the keys (`MOVED`, `ASK`), counted once
+    /// by the breaker. A read that timed out is not sent again.
     pub(super) async fn read_on<T, F, Fut>(
         &self,
         op: &'static str,
@@ -142,7 +142,12 @@ impl RedisBackend {
         let request = &request;
         let read = |conn| async move {
             match request(conn).await {
-                Err(error) if error.redirect_node().is_some() || is_broken(&error) => {
+                // A timeout spent the deadline: the read ends there (a hung
+                // master costs a call one deadline, not two).
+                Err(error)
+                    if !error.is_timeout()
+                        && (error.redirect_node().is_some() || is_broken(&error)) =>
+                {
                     cluster.direct_failed(node, &error, is_broken(&error));
                     match cluster.checkout(op).await {
                         Ok(fallback) => request(Conn::Cluster(fallback)).await,
