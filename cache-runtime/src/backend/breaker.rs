@@ -275,11 +275,17 @@ impl Breakers {
 
     /// A probe of `node` succeeded: its circuit closes.
     fn close(&self, node: usize) {
+        self.shut(node, "cache backend answers again; circuit closed");
+    }
+
+    /// Closes `node`'s circuit (saying `why` if it was open) and starts its
+    /// count of failures again.
+    fn shut(&self, node: usize, why: &'static str) {
         let breaker = self.breaker(node);
         breaker.failures.store(0, SeqCst);
         if breaker.open_until_ms.swap(0, SeqCst) != 0 {
             let open = self.open.fetch_sub(1, SeqCst).saturating_sub(1);
-            tracing::info!(node = %self.name(node), "cache backend answers again; circuit closed");
+            tracing::info!(node = %self.name(node), "{why}");
             crate::observe::meters::circuit(false, open);
         }
     }
@@ -297,13 +303,10 @@ impl Breakers {
     /// its circuit, and its failures no longer say anything of the cache.
     /// Its circuit closes, its count starts again.
     pub(crate) fn retire(&self, node: usize) {
-        let breaker = self.breaker(node);
-        breaker.failures.store(0, SeqCst);
-        if breaker.open_until_ms.swap(0, SeqCst) != 0 {
-            let open = self.open.fetch_sub(1, SeqCst).saturating_sub(1);
-            tracing::info!(node = %self.name(node), "cache backend node serves no slot any more; its circuit closed");
-            crate::observe::meters::circuit(false, open);
-        }
+        self.shut(
+            node,
+            "cache backend node serves no slot any more; circuit closed",
+        );
     }
 
     /// A call admitted as usual succeeded: the failures in a row start
