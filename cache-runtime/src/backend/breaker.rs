@@ -290,14 +290,6 @@ impl Breakers {
         }
     }
 
-    /// How many nodes have been named (node 0 included).
-    pub(crate) fn named(&self) -> usize {
-        self.names
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
     /// `node` serves nothing any more (a cluster master whose slots went to
     /// a promoted replica): no call goes to it, so no probe would ever close
     /// its circuit, and its failures no longer say anything of the cache.

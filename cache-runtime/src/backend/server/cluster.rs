@@ -14,7 +14,7 @@ use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::cluster::ClusterClient;
 use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use deadpool_redis::redis::{self, FromRedisValue, RedisError};
+use deadpool_redis::redis::{self, FromRedisValue};
 
 use super::Settings;
 use super::nodes::Nodes;
@@ -82,16 +82,14 @@ impl ClusterLink {
         self.topology.nodes.conn(node)
     }
 
-    /// A read sent straight to `node` could not be served there: `error`
-    /// says whether its connection broke (it is dropped) or its slots moved
-    /// (they are looked up again).
-    pub(super) fn direct_failed(&self, node: usize, error: &RedisError, broken: bool) {
+    /// A read sent straight to `node` could not be served there: its
+    /// connection `broken` (dropped: the next read connects anew), or its
+    /// slot moved. Either way the slots are looked up again.
+    pub(super) fn direct_failed(&self, node: usize, broken: bool) {
         if broken {
             self.topology.nodes.drop_conn(node);
         }
-        if error.redirect_node().is_some() || broken {
-            self.look_again();
-        }
+        self.look_again();
     }
 
     /// The node serving `key`'s slot (0 while unknown): no allocation, one
@@ -202,7 +200,7 @@ impl Topology {
         for _ in 0..3 {
             match cluster_nodes(conn).await {
                 Ok(nodes) => {
-                    let mut serving = vec![false; self.breakers.named().max(MAX_NODES)];
+                    let mut serving = [false; MAX_NODES];
                     for (address, ranges) in parse_slots(&nodes) {
                         let at = self.breakers.node(&address);
                         if let Some((host, port)) = address.rsplit_once(':')
@@ -224,9 +222,10 @@ impl Topology {
                     }
                     // A master whose slots all went elsewhere (to its
                     // promoted replica) is called no more: its circuit,
-                    // open or not, no longer speaks of the cache.
-                    for node in 1..self.breakers.named() {
-                        if !serving.get(node).copied().unwrap_or(true) {
+                    // open or not, no longer speaks of the cache (node 0,
+                    // what no master is known for, stays as it is).
+                    for (node, serves) in serving.iter().enumerate().skip(1) {
+                        if !serves {
                             self.breakers.retire(node);
                         }
                     }

@@ -148,7 +148,7 @@ impl RedisBackend {
                     if !error.is_timeout()
                         && (error.redirect_node().is_some() || is_broken(&error)) =>
                 {
-                    cluster.direct_failed(node, &error, is_broken(&error));
+                    cluster.direct_failed(node, is_broken(&error));
                     match cluster.checkout(op).await {
                         Ok(fallback) => request(Conn::Cluster(fallback)).await,
                         Err(_) => Err(error),

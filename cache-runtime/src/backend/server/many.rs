@@ -127,39 +127,43 @@ impl RedisBackend {
     where
         I: Iterator<Item = &'k str> + Clone,
     {
-        // The node of each key, taken once (the topology may move meanwhile),
-        // and each node's part.
-        let nodes: Vec<usize> = slots.iter().map(|&slot| self.node_serving(slot)).collect();
+        // Each node's part, and the part of each key: taken once (the
+        // topology may move meanwhile).
         let mut parts: Vec<(usize, Part)> = Vec::new();
-        for (&node, &slot) in nodes.iter().zip(slots) {
-            match parts.iter_mut().find(|(n, _)| *n == node) {
-                Some((_, part)) => part.one_slot &= part.first == slot,
-                None => parts.push((node, Part::of(slot))),
+        let mut part_of = Vec::with_capacity(slots.len());
+        for &slot in slots {
+            let node = self.node_serving(slot);
+            match parts.iter().position(|(n, _)| *n == node) {
+                Some(at) => {
+                    parts[at].1.one_slot &= parts[at].1.first == slot;
+                    part_of.push(at);
+                }
+                None => {
+                    part_of.push(parts.len());
+                    parts.push((node, Part::of(slot)));
+                }
             }
         }
-        let nodes = &nodes;
-        let of = move |node: usize| {
+        let part_of = &part_of;
+        let keys_of = move |part: usize| {
             keys.clone()
-                .zip(nodes)
-                .filter_map(move |(key, &n)| (n == node).then_some(key))
+                .zip(part_of)
+                .filter_map(move |(key, &p)| (p == part).then_some(key))
         };
         // Every part runs to its end, so that each node's breaker learns how
         // it went (a part dropped unfinished would tell it nothing).
-        let values = join_all(parts.iter().map(|&(node, part)| {
-            let group = of(node);
+        let values = join_all(parts.iter().enumerate().map(|(at, &(node, part))| {
+            let group = keys_of(at);
             self.read_on(op, node, move |c| read_node(self, c, group.clone(), part))
         }))
         .await
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
-        // Each node's values, back in the keys' order.
+        // Each part's values, back in the keys' order.
         let mut values: Vec<_> = values.into_iter().map(Vec::into_iter).collect();
-        Ok(nodes
+        Ok(part_of
             .iter()
-            .map(|node| {
-                let at = parts.iter().position(|(n, _)| n == node).unwrap_or(0);
-                values[at].next().flatten()
-            })
+            .map(|&at| values[at].next().flatten())
             .collect())
     }
 
