@@ -422,6 +422,8 @@ async fn a_local_copy_goes_with_its_timeout() {
     b.set_many([("one", 1_u64), ("two", 2)], life)
         .await
         .unwrap();
+    // Tracking comes up in the background: until it does, reads go to Redis.
+    warm(&b, "single", &Scope::new()).await;
     for _ in 0..3 {
         assert_eq!(b.get::<u64>("single").await.unwrap(), Some(1));
         assert_eq!(b.get_many::<u64>(["one", "two"]).await.unwrap().len(), 2);
