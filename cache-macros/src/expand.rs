@@ -72,7 +72,6 @@ struct Expansion<'a> {
 
 impl Expansion<'_> {
     fn generate(&self) -> TokenStream {
-        let private = self.private();
         let func = self.func;
         let attrs = &func.attrs;
         let vis = &func.vis;
@@ -93,8 +92,7 @@ impl Expansion<'_> {
                 unpack.push(quote!(let #pat = #name;));
             }
         }
-        let key_block = self.key_block();
-        let refs = self.refs();
+        let key = self.key_statements(&key_var(), &self.refs());
         let fake_return = self.fake_return();
         let body = &func.block.stmts;
         let companion = (!self.attr.trait_impl).then(|| self.companion());
@@ -113,10 +111,7 @@ impl Expansion<'_> {
             #companion
             #(#attrs)*
             #vis #sig {
-                let #key_var: #private::CallKey<'_> = {
-                    #refs
-                    #key_block
-                };
+                #key
                 #call
             }
         }
@@ -286,9 +281,11 @@ impl Expansion<'_> {
         }
     }
 
-    /// The expression computing the call's `CallKey`, with every parameter
-    /// bound to a reference under its own name.
-    fn key_block(&self) -> TokenStream {
+    /// Statements declaring `var`, the call's `CallKey`, and writing its key
+    /// where the key stays (built elsewhere and moved in, its inline text
+    /// was copied whole on every call). `refs` binds every parameter to a
+    /// reference under its own name, where they are not bound so already.
+    fn key_statements(&self, var: &Ident, refs: &TokenStream) -> TokenStream {
         let private = self.private();
         let cache = match &self.attr.cache {
             // It may borrow from an argument the body then takes: the call
@@ -301,8 +298,7 @@ impl Expansion<'_> {
             None => quote!(#private::cache()),
         };
         let krate = self.attr.krate();
-        let cache_var = Ident::new("__cachette_cache", Span::mixed_site());
-        let out = Ident::new("__cachette_rendered", Span::mixed_site());
+        let out = quote!(#var.key);
         let key = match self.key {
             Some(template) => template.render_into(&krate, &out),
             None => self.derived_key(&out),
@@ -312,21 +308,24 @@ impl Expansion<'_> {
             None => quote!(#private::Option::None),
         };
         let tags = self.tags.iter().map(|t| t.render(&krate));
-        quote! {{
-            let #cache_var: #private::CacheRef<'_> = #cache;
-            let mut #out = #private::KeyBuf::blank();
-            #out.begin(&#cache_var);
-            #key
-            #private::CallKey {
-                cache: #cache_var,
-                key: #out,
-                scope: #private::scope(#namespace, #private::vec![#(#tags),*]),
+        quote! {
+            let mut #var: #private::CallKey<'_> = {
+                #refs
+                #private::CallKey::blank(
+                    #cache,
+                    #private::scope(#namespace, #private::vec![#(#tags),*]),
+                )
+            };
+            {
+                #refs
+                #var.begin();
+                #key
             }
-        }}
+        }
     }
 
     /// Writes the function's path and a digest of its key arguments to `out`.
-    fn derived_key(&self, out: &Ident) -> TokenStream {
+    fn derived_key(&self, out: &TokenStream) -> TokenStream {
         let private = self.private();
         let builder = format_ident!("__cachette_key_builder", span = Span::mixed_site());
         let name = self.func.sig.ident.to_string();
@@ -412,8 +411,8 @@ impl Expansion<'_> {
             let (name, ty) = (&p.name, &p.ty);
             quote!(#name: #ty)
         });
-        let refs = self.refs();
-        let key_block = self.key_block();
+        let var = key_var();
+        let key = self.key_statements(&var, &self.refs());
         // The companion exists exactly when the function does.
         let cfgs = func.attrs.iter().filter(|a| a.path().is_ident("cfg"));
         quote! {
@@ -421,8 +420,8 @@ impl Expansion<'_> {
             #[doc(hidden)]
             #[allow(clippy::all, clippy::pedantic, non_snake_case, unused_variables)]
             #vis fn #name #generics (#receiver #(#params),*) -> #private::CallKey<'static> #where_clause {
-                #refs
-                #key_block.into_owned()
+                #key
+                #var.into_owned()
             }
         }
     }

@@ -90,7 +90,7 @@ impl Template {
         }
         let out = Ident::new("__cachette_tag", Span::mixed_site());
         let capacity = self.capacity();
-        let steps = self.render_into(krate, &out);
+        let steps = self.render_into(krate, &quote!(#out));
         quote! {{
             let mut #out = #private::String::with_capacity(#capacity);
             #steps
@@ -108,7 +108,7 @@ impl Template {
     /// key), reading the arguments by name. Integers and strings are written
     /// directly; other values through `Display` (or `Debug` for `{name:?}`),
     /// as `format!` would.
-    pub(crate) fn render_into(&self, krate: &syn::Path, out: &Ident) -> TokenStream {
+    pub(crate) fn render_into(&self, krate: &syn::Path, out: &TokenStream) -> TokenStream {
         let private = quote!(#krate::__private);
         let mut steps = Vec::new();
         for (literal, placeholder) in self

@@ -162,6 +162,7 @@ enum Text {
 }
 
 impl Default for StoredKey {
+    #[inline]
     fn default() -> Self {
         Self(Text::Inline(ArrayString::new()))
     }

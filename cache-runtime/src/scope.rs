@@ -59,6 +59,7 @@ impl Scope {
         &self.tags
     }
 
+    #[inline]
     pub(crate) fn from_parts(
         namespace: Option<&'static str>,
         tags: Vec<Cow<'static, str>>,

@@ -240,8 +240,8 @@ impl Expansion<'_> {
         let vis = &func.vis;
         let sig = &func.sig;
         let refs = self.refs();
-        let key_block = self.key_block();
         let key_var = key_var();
+        let key = self.key_statements(&key_var, &TokenStream::new());
         let fake_return = self.fake_return();
         let body = &func.block.stmts;
         let id = &batch.id;
@@ -296,7 +296,7 @@ impl Expansion<'_> {
                     #refs
                     let mut #keys = #private::Vec::new();
                     for #id in #name.iter() {
-                        let #key_var: #private::CallKey<'_> = #key_block;
+                        #key
                         #keys.push((#private::Clone::clone(#id), #key_var));
                     }
                     #keys

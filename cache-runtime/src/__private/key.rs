@@ -10,7 +10,6 @@ use std::fmt;
 use arrayvec::ArrayVec;
 use serde::Serialize;
 
-use crate::Cache;
 use crate::global::CacheRef;
 use crate::key::StoredKey;
 use crate::scope::Scope;
@@ -23,7 +22,31 @@ pub struct CallKey<'a> {
     pub scope: Scope,
 }
 
-impl CallKey<'_> {
+impl<'a> CallKey<'a> {
+    /// The key of a call to `cache` in `scope`, not yet written (made blank
+    /// where it stays: made whole and moved, it was copied on every call).
+    #[must_use]
+    #[inline]
+    pub fn blank(cache: CacheRef<'a>, scope: Scope) -> Self {
+        Self {
+            cache,
+            key: KeyBuf {
+                text: StoredKey::default(),
+                key_at: 0,
+            },
+            scope,
+        }
+    }
+
+    /// Begins the key: the cache's prefix and `:`.
+    #[inline]
+    pub fn begin(&mut self) {
+        self.key
+            .text
+            .push_str(self.cache.engine.keys().entry_head());
+        self.key.key_at = self.key.text.len();
+    }
+
     /// The same key, with its own handle on the cache.
     #[must_use]
     pub fn into_owned(self) -> CallKey<'static> {
@@ -36,6 +59,9 @@ impl CallKey<'_> {
 
     /// The key as it is stored: prefix, `:` and the key, or its shortened
     /// form when that is over the cache's bound.
+    // On an in-process hit's path: inlined, it costs the hit no call (hit_loop).
+    #[allow(clippy::inline_always)]
+    #[inline(always)]
     pub(crate) fn stored(&self) -> Cow<'_, str> {
         let keys = self.cache.engine.keys();
         let stored = self.key.as_str();
@@ -56,25 +82,6 @@ pub struct KeyBuf {
 }
 
 impl KeyBuf {
-    /// A key not yet begun: [`begin`](Self::begin) writes its cache's
-    /// prefix. (Two steps, so that the key is built where it stays: made
-    /// and written in one function, it was copied whole on every call.)
-    #[must_use]
-    #[inline]
-    pub fn blank() -> Self {
-        Self {
-            text: StoredKey::default(),
-            key_at: 0,
-        }
-    }
-
-    /// Begins the key of a call to `cache`: its prefix and `:`.
-    #[inline]
-    pub fn begin(&mut self, cache: &Cache) {
-        self.text.push_str(cache.engine.keys().entry_head());
-        self.key_at = self.text.len();
-    }
-
     #[inline]
     pub fn push_str(&mut self, text: &str) {
         self.text.push_str(text);
@@ -158,6 +165,7 @@ impl Out for KeyBuf {
 
 /// The scope of a call: its namespace and its rendered tags.
 #[must_use]
+#[inline]
 pub fn scope(namespace: Option<&'static str>, tags: Vec<Cow<'static, str>>) -> Scope {
     Scope::from_parts(namespace, tags)
 }
@@ -547,15 +555,16 @@ mod tests {
     #[test]
     fn keys_past_the_inline_room_keep_every_byte() {
         let cache = crate::Cache::memory();
-        let mut key = super::KeyBuf::blank();
-        key.begin(&cache);
+        let mut call =
+            super::CallKey::blank(crate::global::CacheRef::Owned(cache), crate::Scope::new());
+        call.begin();
         let mut given = String::new();
         for piece in ["user:", "é✓", &"x".repeat(50), ":", &"y".repeat(100)] {
-            key.push_str(piece);
+            call.key.push_str(piece);
             given.push_str(piece);
-            assert_eq!(key.as_given(), given);
+            assert_eq!(call.key.as_given(), given);
         }
-        assert_eq!(key.as_str(), format!("cachette:{given}"));
+        assert_eq!(call.key.as_str(), format!("cachette:{given}"));
     }
 
     #[test]

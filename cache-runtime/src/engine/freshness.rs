@@ -99,6 +99,9 @@ pub(crate) enum Verdict {
 /// Lowenstein): when `now - compute time × beta × ln(draw)` reaches the end
 /// of its freshness, so hot entries refresh one at a time before they
 /// expire. `draw` (uniform in `[0, 1)`) is taken only then.
+// On an in-process hit's path: inlined, it costs the hit no call (hit_loop).
+#[allow(clippy::inline_always)]
+#[inline(always)]
 pub(crate) fn verdict(
     freshness: Freshness,
     early: Option<f64>,

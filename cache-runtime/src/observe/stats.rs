@@ -102,12 +102,20 @@ impl Striped {
 }
 
 /// This thread's stripe, given out in turn as threads first count.
+#[inline]
 fn stripe() -> usize {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     thread_local! {
-        static STRIPE: usize = usize::try_from(NEXT.fetch_add(1, Relaxed)).unwrap_or(0) % STRIPES;
+        // Set on the thread's first count (`STRIPES`: not yet): a constant
+        // start needs no lazy initialisation on every read.
+        static STRIPE: std::cell::Cell<usize> = const { std::cell::Cell::new(STRIPES) };
     }
-    STRIPE.with(|stripe| *stripe)
+    STRIPE.with(|stripe| {
+        if stripe.get() == STRIPES {
+            stripe.set(usize::try_from(NEXT.fetch_add(1, Relaxed)).unwrap_or(0) % STRIPES);
+        }
+        stripe.get()
+    })
 }
 
 #[derive(Debug)]
