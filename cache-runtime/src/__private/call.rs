@@ -65,7 +65,9 @@ pub fn look<T: CachedValue, O>(
 }
 
 /// A hit of a cached call, counted and traced; `near`: from an in-process store.
-#[inline]
+// On an in-process hit's path: inlined, it costs the hit no call (hit_loop).
+#[allow(clippy::inline_always)]
+#[inline(always)]
 fn hit<T, O>(
     key: &CallKey<'_>,
     plan: Plan,

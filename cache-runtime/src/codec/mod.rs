@@ -144,6 +144,7 @@ impl Shape {
     }
 
     /// Whether `bytes`, of this shape, hold a value stamped exactly `current`.
+    #[inline]
     pub(crate) fn stamped(self, bytes: &[u8], current: &[Option<u64>]) -> bool {
         match self {
             Self::Value { stamps: 0, .. } => current.is_empty(),
