@@ -10,7 +10,8 @@
 //!    the floor of the tagged hit: a raw `MGET` of the value and the three
 //!    version keys that hit reads;
 //! 5. on a 3-master Redis Cluster: a raw redis-rs `ClusterConnection` `GET`, and
-//!    cachette plain and tagged (each compared with the cluster `GET`);
+//!    cachette plain, tagged and the tagged hit's floor (its four keys on raw
+//!    connections, a request per master), each compared with the cluster `GET`;
 //! 6. cachette with a local tier in front of the one server, plain and tagged;
 //!    and tagged with versions tracked in process (`track_versions`), on the
 //!    one server and on the cluster;
@@ -55,13 +56,14 @@
     clippy::cast_sign_loss
 )] // statistics over counts and durations
 
-#[path = "../peer.rs"]
-mod peer;
-
 #[path = "load/batch.rs"]
 mod batch;
+#[path = "../examples/hit_loop/cluster_floor.rs"]
+mod cluster_floor;
 #[path = "load/measure.rs"]
 mod measure;
+#[path = "../peer.rs"]
+mod peer;
 #[path = "load/report.rs"]
 mod report;
 #[path = "load/tracked.rs"]
@@ -214,6 +216,7 @@ enum Row {
     LocalTagged,
     TrackedTagged,
     ClusterTrackedTagged,
+    ClusterFloor,
     Moka,
     // The envelope rows, on `json(size)`.
     RawJson,
@@ -234,12 +237,14 @@ impl Row {
     /// The sizes of the envelope rows' values.
     const ENVELOPE_SIZES: [usize; 2] = [256, 65_536];
 
-    /// The cluster's rows, floor first (`LOAD_BENCH_ONLY=cluster`).
-    const CLUSTER: [Row; 4] = [
+    /// The cluster's rows, floor first (`LOAD_BENCH_ONLY=cluster`); last,
+    /// the floor of the tagged hit.
+    const CLUSTER: [Row; 5] = [
         Row::RawClusterGet,
         Row::Cluster,
         Row::ClusterTagged,
         Row::ClusterTrackedTagged,
+        Row::ClusterFloor,
     ];
 
     /// Tagged hits with tracked versions beside their floor and the plain
@@ -281,6 +286,7 @@ impl Row {
             Row::LocalTagged => "local tier: cachette #[cached] ns + 2 tags",
             Row::TrackedTagged => "tracked versions: cachette #[cached] ns + 2 tags",
             Row::ClusterTrackedTagged => "cluster, tracked versions: cachette ns + 2 tags",
+            Row::ClusterFloor => "cluster: a tagged hit's 4 keys, raw, a request per master",
             Row::Moka => "moka get (sync, in process)",
             Row::RawJson => "redis-rs GET of the uncompressed JSON",
             Row::Json => "cachette #[cached], uncompressed",
@@ -345,6 +351,8 @@ impl Clients {
             Row::LocalTagged => local_tagged_item(size).await.len(),
             Row::TrackedTagged => tracked::tagged_item(size).await.len(),
             Row::ClusterTrackedTagged => tracked::cluster_tagged_item(size).await.len(),
+            // Four values (`cluster_report` checks the entry exists), as if `size` bytes.
+            Row::ClusterFloor => size * cluster_floor::read(tracked::floor(size)).await / 4,
             Row::Moka => self
                 .moka
                 .get_with_by_ref(moka_key(size), || value(size))

@@ -1,14 +1,27 @@
 //! The rows of tagged hits with tracked versions (`track_versions`), on the
-//! one server and on the cluster, and the reports of `LOAD_BENCH_ONLY=tracked`
-//! and `LOAD_BENCH_ONLY=cluster`.
+//! one server and on the cluster, the floor of a strict tagged hit on the
+//! cluster, and the reports of `LOAD_BENCH_ONLY=tracked` and
+//! `LOAD_BENCH_ONLY=cluster`.
 
 use std::sync::OnceLock;
 
 use cachette::cached;
+use redis::AsyncCommands;
 
+use super::cluster_floor::{self, Part};
 use super::measure::{self, paired, rounds};
 use super::peer::value;
-use super::{Clients, Row, TASKS};
+use super::{Clients, Row, SIZES, TASKS};
+
+/// The floor's requests to the masters, by size: what a strict tagged hit
+/// on the cluster (`cluster_tagged_item`) reads, on raw connections.
+static FLOORS: OnceLock<Vec<(usize, String, Vec<Part>)>> = OnceLock::new();
+
+/// The floor's requests for the value of `size`.
+pub(super) fn floor(size: usize) -> &'static [Part] {
+    let floors = FLOORS.get().expect("built first");
+    &floors.iter().find(|(s, ..)| *s == size).expect("a size").2
+}
 
 /// The caches with tracked versions: on the one server, on the cluster.
 static TRACKED_CACHES: OnceLock<[cachette::Cache; 2]> = OnceLock::new();
@@ -49,6 +62,25 @@ pub(super) async fn build(url: &str, seeds: &[String], plain: impl Fn() -> cache
         .await
         .unwrap();
     assert!(TRACKED_CACHES.set([tracked, cluster_tracked]).is_ok());
+    let mut floors = Vec::new();
+    for size in SIZES {
+        // The entry's key, derived as `#[cached]` derives it (a function of
+        // the bench's root module), and its three version keys.
+        let mut derived = cachette::internals::KeyBuilder::new("load");
+        derived.arg(&size);
+        let mut key = String::new();
+        derived.finish("cluster_tagged_item", &mut key);
+        let head = |kind: &str, name: &str| format!("cachette#{kind}:{name}");
+        let keys = [
+            super::cluster_cache().key_for(&key),
+            head("ns", "catalog"),
+            head("tag", &format!("size:{size}")),
+            head("tag", "bench"),
+        ];
+        let parts = cluster_floor::parts(&seeds[0], &keys).await;
+        floors.push((size, keys[0].clone(), parts));
+    }
+    assert!(FLOORS.set(floors).is_ok());
 }
 
 /// The tracked rows (`LOAD_BENCH_ONLY=tracked`): their table, and the
@@ -75,6 +107,10 @@ pub(super) async fn report(clients: &'static Clients) {
 /// each cachette row's ratios to the raw cluster `GET`, and the tracked
 /// tagged hit's to the plain one, taken within each round.
 pub(super) async fn cluster_report(clients: &'static Clients) {
+    for (size, entry, _) in FLOORS.get().expect("built first") {
+        let stored: bool = clients.cluster.clone().exists(entry).await.unwrap();
+        assert!(stored, "the floor reads the tagged entry of {size} B");
+    }
     let mut results = Vec::new();
     let mut ratios = Vec::new();
     for size in super::SIZES {
@@ -89,6 +125,13 @@ pub(super) async fn cluster_report(clients: &'static Clients) {
                 paired(of, get, |f| f.ops_per_s)
             ));
         }
+        let floor = &rounds[4];
+        ratios.push(format!(
+            "{size} B, {} ÷ its floor, per round: client CPU {}, {TASKS}-task throughput {}",
+            Row::CLUSTER[2].name(),
+            paired(&rounds[2], floor, |f| f.cpu_us),
+            paired(&rounds[2], floor, |f| f.ops_per_s)
+        ));
         let tracked = &rounds[3];
         ratios.push(format!(
             "{size} B, {} ÷ plain cluster hit, per round: client CPU {}, {TASKS}-task throughput {}",

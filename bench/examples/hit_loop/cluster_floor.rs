@@ -86,11 +86,11 @@ fn master_of(nodes: &str, slot: u16) -> String {
 
 /// One hit's reads: every part's request sent at once, all awaited.
 pub(crate) async fn read(parts: &[Part]) -> usize {
-    let mut pending: Vec<Pin<Box<dyn Future<Output = usize> + '_>>> = parts
+    let mut pending: Vec<Pin<Box<dyn Future<Output = usize> + Send + '_>>> = parts
         .iter()
         .map(|part| {
             let mut conn = part.conn.clone();
-            let read: Pin<Box<dyn Future<Output = usize>>> = Box::pin(async move {
+            let read: Pin<Box<dyn Future<Output = usize> + Send>> = Box::pin(async move {
                 let pipe = &part.request;
                 let replies = conn.req_packed_commands(pipe, 0, pipe.len()).await;
                 // An `MGET`'s reply holds its values.
