@@ -95,7 +95,12 @@ pub use cachette_runtime::{
 /// back with [`Cache::get_in`] and the same scope (its namespace and every
 /// rendered tag): [`Cache::get`] reads the key without a scope and misses it,
 /// as it would a value stamped with other versions (the entry stays, and
-/// [`Cache::contains`] still sees it).
+/// [`Cache::contains`] still sees it). An entry is stamped with its
+/// namespace's and tags' versions, not their names: two calls that render
+/// the same key share one entry whatever their tags, so a template must
+/// name every argument the value depends on, those its tags name included
+/// (`key = "item:{shop}:{id}"` with `tags = ["shop:{shop}"]`, not
+/// `key = "item:{id}"`).
 ///
 /// # What is cached
 ///
@@ -143,7 +148,9 @@ pub use cachette_runtime::{
 /// return is left out of the map and not cached. Other arguments are cloned
 /// into the body (references are copied); tags may name them, not the id.
 /// `batch` takes `timeout`, `namespace`, `tags`, `skip`, `cache`, `jitter`
-/// and `crate`; the other options are a compile error.
+/// and `crate`; the other options are a compile error, and so is `batch` on
+/// a method: make it a free function taking what the method would read (its
+/// repository as an argument, with `cache = &repo.cache`).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
