@@ -17,6 +17,35 @@ const CHILD_URL: &str = "CACHETTE_TEST_LOCAL_WRITER_URL";
 const CHILD_TEST: &str = "a_writer_in_another_process_is_never_served_stale";
 const ROUNDS: u64 = 2_400;
 
+/// The writer: the test `name` of this binary run in a child process, with
+/// `var` set to `server`'s URL; the child and the lines it prints.
+fn spawn_writer(
+    name: &str,
+    var: &str,
+    server: &RedisServer,
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(var, server.url(0))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// The round a writer's line says is done (`round N`; the first round
+/// shares its line with the test harness' own words).
+fn round_done(line: &str) -> Option<u64> {
+    line.rsplit_once("round ")
+        .and_then(|(_, n)| n.trim().parse().ok())
+}
+
 /// Two OS processes: a child writes the row 2 400 times (each fourth write
 /// after a namespace bump, a tag bump, or the key's invalidation) and prints each
 /// round once its write returned; this process, with a local tier, must
@@ -24,8 +53,6 @@ const ROUNDS: u64 = 2_400;
 /// printed round, still served a second after it, counts as stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_in_another_process_is_never_served_stale() {
-    use tokio::io::AsyncBufReadExt;
-
     let scope = Scope::new().namespace("rows").tag("row:1");
     if let Ok(url) = std::env::var(CHILD_URL) {
         let a = Cache::builder().redis_url(url).build().await.unwrap();
@@ -46,20 +73,10 @@ async fn a_writer_in_another_process_is_never_served_stale() {
     let writer = plain(&server).await;
     writer.set_in("row", &0_u64, MINUTE, &scope).await.unwrap();
     warm(&b, "row", &scope).await;
-    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
-        .env(CHILD_URL, server.url(0))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_writer(CHILD_TEST, CHILD_URL, &server);
     let (mut rounds, mut stale, mut slowest) = (0, 0, Duration::ZERO);
     while let Some(line) = lines.next_line().await.unwrap() {
-        // The first round shares its line with the test harness' own words.
-        let Some(done) = line
-            .rsplit_once("round ")
-            .and_then(|(_, n)| n.trim().parse::<u64>().ok())
-        else {
+        let Some(done) = round_done(&line) else {
             continue;
         };
         rounds += 1;
@@ -144,8 +161,6 @@ const PREFIX_ROUNDS: u64 = 300;
 /// that round or a later one within a second.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_in_another_process_reaches_a_handle_under_another_prefix() {
-    use tokio::io::AsyncBufReadExt;
-
     if let Ok(url) = std::env::var(PREFIX_CHILD_URL) {
         let a = Cache::builder().redis_url(url).build().await.unwrap();
         let a = a.with_prefix("v2").unwrap();
@@ -167,24 +182,10 @@ async fn a_writer_in_another_process_reaches_a_handle_under_another_prefix() {
         .unwrap();
     warm(&near, "k", &Scope::new()).await;
     let local_before = near.stats().local_hits;
-    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            PREFIX_CHILD_TEST,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(PREFIX_CHILD_URL, server.url(0))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_writer(PREFIX_CHILD_TEST, PREFIX_CHILD_URL, &server);
     let (mut rounds, mut stale) = (0, 0);
     while let Some(line) = lines.next_line().await.unwrap() {
-        let Some(done) = line
-            .rsplit_once("round ")
-            .and_then(|(_, n)| n.trim().parse::<u64>().ok())
-        else {
+        let Some(done) = round_done(&line) else {
             continue;
         };
         rounds += 1;
