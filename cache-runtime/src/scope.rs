@@ -184,15 +184,6 @@ impl VersionKeys {
         self.few[0] == 0 && self.more.is_none()
     }
 
-    /// Drops these keys; an unscoped entry's (no text, nothing spilled),
-    /// which own no memory, without a call (an in-process hit's path).
-    #[inline]
-    pub(crate) fn release(self) {
-        if self.text.is_empty() && self.more.is_none() {
-            std::mem::forget(self);
-        }
-    }
-
     /// The keys, in order.
     #[inline]
     pub(crate) fn iter(&self) -> Keys<'_> {

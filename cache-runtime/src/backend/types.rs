@@ -105,18 +105,6 @@ impl Found {
             Self::Bytes(_) => None,
         }
     }
-
-    /// Drops the entry; a memory slot's (one reference count) without a
-    /// call (an in-process hit's path).
-    // On an in-process hit's path: inlined, it costs the hit no call (hit_loop).
-    #[allow(clippy::inline_always)]
-    #[inline(always)]
-    pub(crate) fn release(self) {
-        match self {
-            Self::Slot(slot) => drop(slot),
-            Self::Bytes(bytes) => drop(bytes),
-        }
-    }
 }
 
 /// What a store answered for one read: the entry, if any, and the

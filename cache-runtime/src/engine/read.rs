@@ -210,8 +210,6 @@ impl Engine {
                         judge_typed::<T>(&found, &versions, early, self.takes_digits(false));
                     if let Some(Judged::Hit(value)) = judged {
                         self.counters().hit();
-                        found.release();
-                        vkeys.release();
                         return Ok(value);
                     }
                     Seen::Answered(Box::new(((Some(found), versions), judged)))
