@@ -387,15 +387,16 @@ fn calls(commands: &[(u16, String, u64)], port: u16, name: &str) -> u64 {
 }
 
 /// What one tagged hit sends the master at `port`, as (`MGET`s, `GET`s):
-/// one `MGET` where the keys under `prefix` it holds share a slot, else a
-/// `GET` per key; nothing without them.
+/// of the keys under `prefix` it holds, a `GET` of its one key, one `MGET`
+/// of keys that share a slot, else a `GET` per key; nothing without them.
 fn per_hit(port: u16, prefix: &str) -> (u64, u64) {
     let keys = keys_on(port, prefix);
     let slots: BTreeSet<String> = keys.iter().map(|key| slot_of(port, key)).collect();
-    match slots.len() {
-        0 => (0, 0),
-        1 => (1, 0),
-        _ => (0, keys.len() as u64),
+    match (keys.len(), slots.len()) {
+        (0, _) => (0, 0),
+        (1, _) => (0, 1),
+        (_, 1) => (1, 0),
+        (count, _) => (0, count as u64),
     }
 }
 

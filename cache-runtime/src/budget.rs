@@ -163,6 +163,11 @@ pub(crate) fn call() -> Option<Call> {
         .ok()
 }
 
+/// Whether the current task runs in a budget (nothing started).
+pub(crate) fn running() -> bool {
+    BUDGET.try_with(|_| ()).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,22 +142,49 @@ impl RedisBackend {
         let request = &request;
         let read = |conn| async move {
             match request(conn).await {
-                // A timeout spent the deadline: the read ends there (a hung
-                // master costs a call one deadline, not two).
-                Err(error)
-                    if !error.is_timeout()
-                        && (error.redirect_node().is_some() || is_broken(&error)) =>
-                {
-                    cluster.direct_failed(node, is_broken(&error));
-                    match cluster.checkout(op).await {
-                        Ok(fallback) => request(Conn::Cluster(fallback)).await,
-                        Err(_) => Err(error),
-                    }
-                }
+                Err(error) => self.read_again(op, node, error, request).await,
                 read => read,
             }
         };
         self.run_via(op, node, Some(direct), read).await
+    }
+
+    /// A read sent straight to `node`'s master failed with `error`: sent
+    /// again through the cluster connection when the direct one broke at
+    /// once or the master no longer serves the keys (`MOVED`, `ASK`);
+    /// otherwise the error stands. A timeout spent the deadline: the read
+    /// ends there (a hung master costs a call one deadline, not two).
+    pub(super) async fn read_again<T, F, Fut>(
+        &self,
+        op: &'static str,
+        node: usize,
+        error: RedisError,
+        request: &F,
+    ) -> RedisResult<T>
+    where
+        F: Fn(Conn) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let Link::Cluster(cluster) = &self.link else {
+            return Err(error);
+        };
+        if error.is_timeout() || (error.redirect_node().is_none() && !is_broken(&error)) {
+            return Err(error);
+        }
+        cluster.direct_failed(node, is_broken(&error));
+        match cluster.checkout(op).await {
+            Ok(fallback) => request(Conn::Cluster(fallback)).await,
+            Err(_) => Err(error),
+        }
+    }
+
+    /// The direct connection to a cluster's master `node`, when it is made
+    /// (see [`read_on`](Self::read_on)).
+    pub(super) fn direct(&self, node: usize) -> Option<MultiplexedConnection> {
+        match &self.link {
+            Link::Cluster(cluster) => cluster.direct(node),
+            Link::Single(_) => None,
+        }
     }
 
     /// [`run`](Self::run) through the circuit of `node` (0: the one server,
@@ -273,7 +300,7 @@ impl RedisBackend {
     }
 
     /// What a request's result means for the breaker and the connection.
-    fn settle<T>(
+    pub(super) fn settle<T>(
         &self,
         op: &'static str,
         pass: Pass<'_>,

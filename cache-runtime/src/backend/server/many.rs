@@ -1,25 +1,21 @@
 //! The commands that span many keys or every master: keys grouped by the
-//! node that serves them, `MGET` split by node on a cluster (one pipeline
-//! of `GET`s to each node whose keys span slots), the masters' URLs, sets of keys, and walking the key space with `SCAN` (on every
+//! node that serves them, a batch's reads (`MGET`, split by master in
+//! `mget.rs`) and guarded writes (one pipeline per master), the masters'
+//! URLs, sets of keys, and walking the key space with `SCAN` (on every
 //! master of a cluster), page by page.
 
-use deadpool_redis::redis::aio::ConnectionLike;
-use deadpool_redis::redis::cluster_async::ClusterConnection;
 use deadpool_redis::redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
 use deadpool_redis::redis::{self, FromRedisValue};
-use futures_util::future::{join_all, try_join_all};
+use futures_util::future::try_join_all;
 
 use super::link::Conn;
+use super::mget::{Part, Values};
 use super::{
-    RedisBackend, SCAN_BATCH, cluster, command, expected_args, parse_version, set_cmd, ttl_arg,
-    with_address,
+    RedisBackend, SCAN_BATCH, cluster, expected_args, parse_version, set_cmd, ttl_arg, with_address,
 };
 use crate::Error;
 use crate::backend::{Expiry, GuardedWrite};
 use crate::scope::VersionKeys;
-
-/// What `MGET` answers.
-type Values = Vec<Option<Vec<u8>>>;
 
 impl RedisBackend {
     /// `items` in the groups one command (a script, a pipeline) may take,
@@ -36,40 +32,6 @@ impl RedisBackend {
         let groups = cluster::by_slot(items, &key);
         let node = |group: &[&T]| group.first().map_or(0, |item| self.node_of(key(item)));
         groups.into_iter().map(|g| (node(&g), g)).collect()
-    }
-
-    /// `MGET` of `keys`: one command on one server; on a cluster, one
-    /// request per node serving them (sent at once, see [`read_node`]),
-    /// each through that node's circuit, so that a failing master costs
-    /// only the reads of its keys.
-    pub(super) async fn mget<'k, I>(&self, op: &'static str, keys: I) -> Result<Values, Error>
-    where
-        I: Iterator<Item = &'k str> + Clone,
-    {
-        if !self.is_cluster() {
-            return self
-                .run_on(op, 0, |mut c| async move {
-                    command("MGET", keys).query_async(&mut c).await
-                })
-                .await;
-        }
-        // Each key's slot, once; every key on one master: one request.
-        let slots: Vec<u16> = keys
-            .clone()
-            .map(|key| cluster::slot(key.as_bytes()))
-            .collect();
-        let first = slots.first().copied().unwrap_or(0);
-        let node = self.node_serving(first);
-        let one_node = slots.iter().all(|&slot| self.node_serving(slot) == node);
-        if one_node {
-            let one_slot = slots.iter().all(|&slot| slot == first);
-            let part = Part { first, one_slot };
-            return self
-                .read_on(op, node, |c| read_node(self, c, keys.clone(), part))
-                .await;
-        }
-        // Keys on several masters: boxed, to keep every read's future small.
-        Box::pin(self.mget_by_node(op, keys, &slots)).await
     }
 
     /// The entries at `keys` and the versions at `vkeys`: one `MGET` of
@@ -95,7 +57,7 @@ impl RedisBackend {
     /// node (on a cluster, sent whole to each master, see [`write_node`]);
     /// how many were stored.
     pub(crate) async fn write_guarded_many(&self, writes: &[GuardedWrite]) -> Result<usize, Error> {
-        let mut groups: Vec<(usize, Part, Vec<&GuardedWrite>)> = Vec::new();
+        let mut groups: Vec<(Part, Vec<&GuardedWrite>)> = Vec::new();
         for write in writes {
             let slot = if self.is_cluster() {
                 cluster::slot(write.key.as_bytes())
@@ -103,68 +65,19 @@ impl RedisBackend {
                 0
             };
             let node = self.node_serving(slot);
-            match groups.iter_mut().find(|(n, ..)| *n == node) {
-                Some((_, part, group)) => {
-                    part.one_slot &= part.first == slot;
+            match groups.iter_mut().find(|(part, _)| part.node == node) {
+                Some((part, group)) => {
+                    part.take(slot);
                     group.push(write);
                 }
-                None => groups.push((node, Part::of(slot), vec![write])),
+                None => groups.push((Part::of(node, slot), vec![write])),
             }
         }
-        let stored = try_join_all(groups.into_iter().map(|(node, part, group)| {
-            self.run_on("set", node, move |c| write_node(self, c, group, part))
+        let stored = try_join_all(groups.into_iter().map(|(part, group)| {
+            self.run_on("set", part.node, move |c| write_node(self, c, group, part))
         }))
         .await?;
         Ok(stored.into_iter().flatten().filter(|&s| s).count())
-    }
-
-    async fn mget_by_node<'k, I>(
-        &self,
-        op: &'static str,
-        keys: I,
-        slots: &[u16],
-    ) -> Result<Values, Error>
-    where
-        I: Iterator<Item = &'k str> + Clone,
-    {
-        // Each node's part, and the part of each key: taken once (the
-        // topology may move meanwhile).
-        let mut parts: Vec<(usize, Part)> = Vec::new();
-        let mut part_of = Vec::with_capacity(slots.len());
-        for &slot in slots {
-            let node = self.node_serving(slot);
-            match parts.iter().position(|(n, _)| *n == node) {
-                Some(at) => {
-                    parts[at].1.one_slot &= parts[at].1.first == slot;
-                    part_of.push(at);
-                }
-                None => {
-                    part_of.push(parts.len());
-                    parts.push((node, Part::of(slot)));
-                }
-            }
-        }
-        let part_of = &part_of;
-        let keys_of = move |part: usize| {
-            keys.clone()
-                .zip(part_of)
-                .filter_map(move |(key, &p)| (p == part).then_some(key))
-        };
-        // Every part runs to its end, so that each node's breaker learns how
-        // it went (a part dropped unfinished would tell it nothing).
-        let values = join_all(parts.iter().enumerate().map(|(at, &(node, part))| {
-            let group = keys_of(at);
-            self.read_on(op, node, move |c| read_node(self, c, group.clone(), part))
-        }))
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-        // Each part's values, back in the keys' order.
-        let mut values: Vec<_> = values.into_iter().map(Vec::into_iter).collect();
-        Ok(part_of
-            .iter()
-            .map(|&at| values[at].next().flatten())
-            .collect())
     }
 
     /// The URLs of the masters, for dedicated connections: the server's own,
@@ -401,97 +314,7 @@ impl RedisBackend {
     }
 }
 
-/// The keys one node's request reads: the slot of the first, and whether
-/// every key is in it.
-#[derive(Clone, Copy)]
-struct Part {
-    first: u16,
-    one_slot: bool,
-}
-
-impl Part {
-    fn of(slot: u16) -> Self {
-        Self {
-            first: slot,
-            one_slot: true,
-        }
-    }
-}
-
-/// Reads `keys`, all served by one node: one `MGET` on one server or where
-/// they share a slot; else one pipeline of `GET`s sent whole to the node:
-/// on its direct connection, or through the cluster connection routed by
-/// the first key's slot (`route_pipeline`: redis-rs would split an `MGET`
-/// into one routed command per slot). A key that moved meanwhile (`MOVED`,
-/// `ASK`, after redis-rs' own retries) sends the keys again as one `MGET`
-/// that redis-rs splits by slot and redirects, and has the topology looked
-/// at again; on a direct connection, the error goes back to
-/// [`read_on`](RedisBackend::read_on), which reads through the cluster
-/// connection instead.
-async fn read_node<'k, I>(
-    backend: &RedisBackend,
-    conn: Conn,
-    keys: I,
-    part: Part,
-) -> redis::RedisResult<Values>
-where
-    I: Iterator<Item = &'k str> + Clone,
-{
-    match conn {
-        // Boxed, to keep every read's future small.
-        Conn::Cluster(conn) if !part.one_slot => {
-            Box::pin(read_pipelined(backend, conn, keys, part.first)).await
-        }
-        Conn::Node(mut conn) if !part.one_slot => {
-            let pipe = gets(keys);
-            let replies = Box::pin(conn.req_packed_commands(&pipe, 0, pipe.len())).await?;
-            values(replies)
-        }
-        mut conn => command("MGET", keys).query_async(&mut conn).await,
-    }
-}
-
-/// A pipeline of one `GET` per key.
-fn gets<'k>(keys: impl Iterator<Item = &'k str>) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
-    for key in keys {
-        pipe.add_command(command("GET", [key]));
-    }
-    pipe
-}
-
-/// The values of a pipeline of `GET`s, or its first error.
-fn values(replies: Vec<redis::Value>) -> redis::RedisResult<Values> {
-    replies
-        .into_iter()
-        .map(|value| Ok(Option::<Vec<u8>>::from_redis_value(value.extract_error()?)?))
-        .collect()
-}
-
-/// [`read_node`]'s pipeline of `GET`s, routed by the slot `first`.
-async fn read_pipelined<'k, I>(
-    backend: &RedisBackend,
-    mut conn: ClusterConnection,
-    keys: I,
-    first: u16,
-) -> redis::RedisResult<Values>
-where
-    I: Iterator<Item = &'k str> + Clone,
-{
-    let pipe = gets(keys.clone());
-    let count = pipe.len();
-    let route = SingleNodeRoutingInfo::SpecificNode(Route::new(first, SlotAddr::Master));
-    match conn.route_pipeline(pipe, 0, count, route).await {
-        Ok(replies) => values(replies),
-        Err(error) if error.redirect_node().is_some() => {
-            backend.slots_moved();
-            command("MGET", keys).query_async(&mut conn).await
-        }
-        Err(error) => Err(error),
-    }
-}
-
-/// Guarded writes of one node, as [`read_node`] reads: one pipeline, on
+/// Guarded writes of one node, as `mget.rs` reads: one pipeline, on
 /// a cluster sent whole to the node (the script loaded there first if it
 /// had not been); after a `MOVED` or `ASK`, the writes again slot by slot,
 /// routed by redis-rs (a write already applied finds its own value and is

@@ -16,6 +16,7 @@ mod lanes;
 mod link;
 mod many;
 mod master;
+mod mget;
 mod nodes;
 mod pool;
 mod probe;
