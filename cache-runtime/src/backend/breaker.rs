@@ -369,6 +369,11 @@ impl Pass<'_> {
     }
 
     /// Whether this pass probes an open circuit.
+    pub(crate) fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    /// Whether this pass probes an open circuit.
     fn settle(self) -> bool {
         let probe = self.probe;
         if probe {

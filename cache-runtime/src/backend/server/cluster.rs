@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use deadpool_redis::redis::aio::MultiplexedConnection;
@@ -32,13 +32,20 @@ pub(super) const MAX_NODES: usize = 256;
 /// The held connection to a cluster.
 pub(super) struct ClusterLink {
     client: ClusterClient,
-    conn: Mutex<Option<ClusterConnection>>,
+    held: Arc<Mutex<Held>>,
     /// Serialises connecting.
     connecting: tokio::sync::Mutex<()>,
     /// The most a call waits to connect.
     checkout_timeout: Duration,
     reconnect: Reconnect,
     topology: Arc<Topology>,
+}
+
+/// The held cluster connection, and how many have been made.
+#[derive(Default)]
+struct Held {
+    conn: Option<ClusterConnection>,
+    generation: u64,
 }
 
 /// Which master serves each slot, as far as the runtime has looked.
@@ -64,7 +71,7 @@ impl ClusterLink {
     ) -> Self {
         Self {
             client,
-            conn: Mutex::new(None),
+            held: Arc::default(),
             connecting: tokio::sync::Mutex::new(()),
             checkout_timeout: super::CHECKOUT_WAIT + settings.connect_timeout,
             reconnect: Reconnect::new(redacted),
@@ -118,26 +125,43 @@ impl ClusterLink {
 
     /// Looks at the topology again in a task of its own (unless a look is
     /// under way): after a node's circuit opened or closed, its slots may
-    /// have moved to a promoted replica.
+    /// have moved to a promoted replica. When no node answers the look,
+    /// the held connection is dropped (unless replaced meanwhile): after a
+    /// master died under load, redis-rs' connection can stay stuck on it,
+    /// its slot map never refreshed, and the next call connects anew from
+    /// the seeds, looking at the topology again.
     pub(super) fn look_again(&self) {
-        let (Some(mut conn), Ok(runtime)) = (self.current(), tokio::runtime::Handle::try_current())
-        else {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (generation, Some(mut conn)) = ({
+            let held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+            (held.generation, held.conn.clone())
+        }) else {
             return;
         };
         if self.topology.looking.swap(true, Relaxed) {
             return;
         }
         let (topology, deadline) = (Arc::clone(&self.topology), self.checkout_timeout);
+        let held = Arc::clone(&self.held);
         runtime.spawn(async move {
-            let _ = tokio::time::timeout(deadline, topology.look(&mut conn)).await;
+            let looked = tokio::time::timeout(deadline, topology.look(&mut conn)).await;
+            if !looked.unwrap_or(false) {
+                let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
+                if held.generation == generation && held.conn.take().is_some() {
+                    tracing::debug!("no node answered a look at the cluster's topology: the cluster connection is made anew");
+                }
+            }
             topology.looking.store(false, Relaxed);
         });
     }
 
     fn current(&self) -> Option<ClusterConnection> {
-        self.conn
+        self.held
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
+            .conn
             .clone()
     }
 
@@ -166,10 +190,11 @@ impl ClusterLink {
         match self.client.get_async_connection().await {
             Ok(conn) => {
                 self.reconnect.succeeded();
-                *self
-                    .conn
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(conn.clone());
+                {
+                    let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+                    held.conn = Some(conn.clone());
+                    held.generation += 1;
+                }
                 self.look_again();
                 Ok(conn)
             }
@@ -185,9 +210,10 @@ impl ClusterLink {
 
     /// Drops the held connection; the next call connects anew.
     pub(super) fn discard(&self) {
-        self.conn
+        self.held
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
+            .conn
             .take();
     }
 }
@@ -195,8 +221,8 @@ impl ClusterLink {
 impl Topology {
     /// Maps each slot to the breaker of the master serving it, from
     /// `CLUSTER NODES` (asked of up to three nodes, in case one is down); a
-    /// failed look keeps the map as it was.
-    async fn look(&self, conn: &mut ClusterConnection) {
+    /// failed look keeps the map as it was. Whether a node answered.
+    async fn look(&self, conn: &mut ClusterConnection) -> bool {
         for _ in 0..3 {
             match cluster_nodes(conn).await {
                 Ok(nodes) => {
@@ -229,11 +255,12 @@ impl Topology {
                             self.breakers.retire(node);
                         }
                     }
-                    return;
+                    return true;
                 }
                 Err(error) => tracing::debug!(%error, "cannot look at the cluster's topology"),
             }
         }
+        false
     }
 }
 

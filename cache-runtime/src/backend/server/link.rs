@@ -340,17 +340,20 @@ impl RedisBackend {
     /// Counts a failure of the pass's node; when it opens the circuit of
     /// one server, held connections are dropped so that the probe starts on
     /// a new one. On a cluster, redis-rs replaces the connection to a node
-    /// on its own; the slots are looked up again (they may move to a
-    /// promoted replica), and the whole connection is dropped only when the
-    /// circuit of node 0 (no master known) opens.
+    /// on its own; the slots are looked up again when a master's circuit
+    /// opens and each time a probe finds it still failing (its slots may
+    /// have moved to a promoted replica meanwhile: until they are looked up,
+    /// its keys' calls would go on probing the dead master), and the whole
+    /// connection is dropped only when the circuit of node 0 (no master
+    /// known) opens.
     fn failed(&self, pass: Pass<'_>) {
-        let node = pass.node();
-        if pass.failed() {
-            match &self.link {
-                Link::Single(lanes) => lanes.discard_all(),
-                Link::Cluster(cluster) if node == 0 => cluster.discard(),
-                Link::Cluster(cluster) => cluster.look_again(),
-            }
+        let (node, probe) = (pass.node(), pass.is_probe());
+        let opened = pass.failed();
+        match &self.link {
+            Link::Single(lanes) if opened => lanes.discard_all(),
+            Link::Cluster(cluster) if node == 0 && opened => cluster.discard(),
+            Link::Cluster(cluster) if opened || probe => cluster.look_again(),
+            Link::Single(_) | Link::Cluster(_) => {}
         }
     }
 
