@@ -3,9 +3,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use cachette_runtime::{
-    BackendError, Cache, CacheBuilder, Cacheable, Circuit, DEFAULT_MAX_KEY_LENGTH, DEFAULT_TIMEOUT,
-    Error, FunctionStats, Health, Invalidated, Lock, MAX_SCOPE, Namespace, Result, Scope,
-    ServerInfo, ServerKind, Stats, Timeout, Tracking, Version, cache, redis, with_budget,
+    BackendError, Batch, Cache, CacheBuilder, Cacheable, Circuit, DEFAULT_MAX_KEY_LENGTH,
+    DEFAULT_TIMEOUT, Error, FunctionStats, Health, Invalidated, Lock, MAX_SCOPE, Namespace, Result,
+    Scope, ServerInfo, ServerKind, Stats, Timeout, Tracking, Version, cache, redis, with_budget,
 };
 
 /// Caches the results of an `async fn`.
