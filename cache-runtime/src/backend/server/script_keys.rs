@@ -26,6 +26,7 @@ const COMMANDS: &[(&str, Keys)] = &[
     ("PEXPIRE", Keys::First),
     ("PERSIST", Keys::First),
     ("PTTL", Keys::First),
+    ("TYPE", Keys::First),
     ("EXISTS", Keys::All),
     ("DEL", Keys::All),
 ];
