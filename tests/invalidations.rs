@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::Duration;
 
 use cachette::{Cache, CacheBuilder, Invalidated, Scope};
+use support::store::redis_cache;
 use support::{RedisCluster, RedisServer, cli, eventually, row};
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -538,5 +539,61 @@ async fn get_many_does_not_serve_a_key_whose_invalidation_waits() {
         drop(primary);
         assert!(cache.flush_invalidations(Duration::from_secs(20)).await);
         assert_eq!(cache.get::<u64>("a").await.unwrap(), None);
+    }
+}
+
+/// A version key that holds what no bump can add to (text, a number past
+/// 2^53, another type) is replaced by the invalidation, which lands at once
+/// instead of staying queued while the old entry is served; the scope hits
+/// again afterwards.
+#[tokio::test]
+async fn a_version_key_no_bump_can_add_to_is_replaced_by_the_invalidation() {
+    let (server, cache) = redis_cache(Cache::builder().key_prefix("p")).await;
+    let mut conn = server.connect(0).await;
+    let scope = Scope::new().tag("t");
+    for (round, planted) in [
+        &["SET", "p#tag:t", "not a number"][..],
+        &["SET", "p#tag:t", "9223372036854775807"],
+        &["SET", "p#tag:t", "18014398509481984"],
+        &["RPUSH", "p#tag:t", "a list"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let value = |v: usize| move || async move { format!("{round}: {v}") };
+        let key = format!("k{round}");
+        cache
+            .get_or_set_in(&key, value(1), MINUTE, &scope)
+            .await
+            .unwrap();
+        let () = redis::cmd("DEL")
+            .arg("p#tag:t")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let _: () = redis::cmd(planted[0])
+            .arg(&planted[1..])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let invalidated = cache.invalidate_tag("t").await.unwrap();
+        assert!(invalidated.is_applied(), "{planted:?}: {invalidated:?}");
+        let version: String = redis::cmd("GET")
+            .arg("p#tag:t")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            version.parse::<u64>().is_ok_and(|v| v < 1 << 53),
+            "{version}"
+        );
+        let got = cache.get_or_set_in(&key, value(2), MINUTE, &scope).await;
+        assert_eq!(got.unwrap(), format!("{round}: 2"), "{planted:?}");
+        let again = cache.get_or_set_in(&key, value(3), MINUTE, &scope).await;
+        assert_eq!(
+            again.unwrap(),
+            format!("{round}: 2"),
+            "{planted:?}: a hit again"
+        );
     }
 }
